@@ -1,0 +1,1 @@
+"""The `uniembed` command line: one small module per verb (cli/<verb>.py with `register(subparsers)`)."""

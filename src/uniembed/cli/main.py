@@ -1,0 +1,51 @@
+"""Entry point of the `uniembed` console script.
+
+Each verb lives in `uniembed/cli/<verb>.py` and exposes `register(subparsers)`, which adds its parser
+and sets `func` (called with the parsed arguments; returns an exit code).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import ConfigError, InputError
+
+VERBS = ("encode", "info", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uniembed", description="Universal multimodal embeddings: train, evaluate, serve.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb in VERBS:
+        try:
+            module = importlib.import_module(f"{__package__}.{verb}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{verb}":
+                continue  # verb not shipped in this build
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, ConfigError, FileNotFoundError) as exc:
+        print(f"uniembed {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"uniembed {args.verb}: interrupted; finished work is kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Errors users see. Every bad input becomes an `InputError` naming the item and the fix."""
+from __future__ import annotations
+
+from os import PathLike
+
+
+class InputError(ValueError):
+    """A bad input: missing or corrupt file, empty item, unsupported type, or over a safety limit.
+
+    The message always says which item (its position in the batch, or file and row) and what to do.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        position: int | None = None,
+        path: str | PathLike | None = None,
+        row: int | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.position = position
+        self.path = None if path is None else str(path)
+        self.row = row
+        self.fix = fix
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = []
+        if self.position is not None:
+            where.append(f"item {self.position}")
+        if self.path is not None:
+            where.append(f"file '{self.path}'")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        head = ", ".join(where)
+        text = f"{head}: {self.problem}" if head else self.problem
+        if self.fix:
+            text += f" (fix: {self.fix})"
+        return text
+
+    def at(self, position: int | None = None, *, row: int | None = None, path: str | None = None) -> "InputError":
+        """Return a copy that also names the batch position, row or file (the first one set wins)."""
+        return InputError(
+            self.problem,
+            position=self.position if self.position is not None else position,
+            path=self.path if self.path is not None else path,
+            row=self.row if self.row is not None else row,
+            fix=self.fix,
+        )
+
+
+class ConfigError(ValueError):
+    """An invalid option in an embedding config, recipe or command line."""

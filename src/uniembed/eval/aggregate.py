@@ -1,0 +1,31 @@
+"""Group means of task scores: by meta-task, in/out of distribution, modality group, and overall.
+
+Group keys read "meta-task/<name>", "distribution/ID" | "distribution/OOD" and "modality/<group>";
+a grouping appears only when the tasks carry that information. Overall is the plain mean of task scores.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+from .runner import TaskResult
+
+
+def group_means(results: Sequence[TaskResult]) -> dict[str, float]:
+    groups: dict[str, list[float]] = defaultdict(list)
+    for result in results:
+        if result.meta_task:
+            groups[f"meta-task/{result.meta_task}"].append(result.score)
+        if result.in_distribution is not None:
+            groups["distribution/" + ("ID" if result.in_distribution else "OOD")].append(result.score)
+        if result.modality_group:
+            groups[f"modality/{result.modality_group}"].append(result.score)
+    return {name: mean(values) for name, values in groups.items()}
+
+
+def overall_mean(results: Sequence[TaskResult]) -> float:
+    return mean([result.score for result in results])
+
+
+def mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else float("nan")

@@ -1,0 +1,147 @@
+"""Encode many items fast: each distinct item once, batches formed by length, media decoded ahead.
+
+The evaluation runner gathers every query and candidate of every task of a run and calls
+`encode_distinct` once, so an item shared by queries, candidate lists and data sets costs one forward
+pass. Items are keyed by `Item.content_key()` (content and instruction). Missing items are sorted by a
+cheap length estimate so each batch holds items of similar size (little padding), and while one batch
+is encoded the next batches' images are decoded by a thread pool.
+
+Encoder protocol: `encode(items, batch_size=...) -> float32 N x D` (L2-normalised) and `model_id: str`.
+Optional hook: `predecode(item) -> Item` returning an equivalent item with its media decoded in memory
+(e.g. video frames sampled as the model samples them); it runs in the background threads. Without it,
+only image files are pre-loaded (into PIL images); videos are left to the encoder.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+from ..inputs import Item
+from .cache import EmbeddingCache
+
+IMAGE_LOAD = 256   # rough text-character equivalent of one image's visual tokens
+VIDEO_LOAD = 8 * IMAGE_LOAD
+
+
+class Encoder(Protocol):
+    model_id: str
+
+    def encode(self, items: list[Item], batch_size: int = 32) -> np.ndarray: ...
+
+
+@dataclass
+class EncodeStats:
+    """What one `encode_distinct` call did: items asked for, distinct, served from cache, encoded."""
+
+    requested: int = 0
+    distinct: int = 0
+    from_cache: int = 0
+    encoded: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: "EncodeStats") -> None:
+        for name in ("requested", "distinct", "from_cache", "encoded", "batches", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class EmbeddingTable:
+    """Embeddings of distinct items, looked up by content key."""
+
+    def __init__(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        self.row_of = {key: row for row, key in enumerate(keys)}
+        self.vectors = vectors
+
+    def lookup(self, keys: Sequence[str]) -> np.ndarray:
+        return self.vectors[[self.row_of[key] for key in keys]]
+
+
+def length_estimate(item: Item) -> int:
+    """A cheap size proxy used to group items of similar length: text length plus visual load."""
+    text = len(item.text or "") + len(item.instruction or "")
+    return text + IMAGE_LOAD * len(item.image_sources) + (VIDEO_LOAD if item.video is not None else 0)
+
+
+def preload_images(item: Item) -> Item:
+    """The default background decode: image files become PIL images; other fields are kept."""
+    if not item.image_sources:
+        return item
+    try:
+        images = item.load_images()
+    except InputError as exc:
+        raise InputError(f"{exc} (while decoding {item.describe()})", fix=exc.fix) from exc
+    return Item(text=item.text, image=images[0], images=images[1:] or None, video=item.video, instruction=item.instruction)
+
+
+def length_batches(items: Sequence[Item], batch_size: int) -> list[list[int]]:
+    """Indices of `items` cut into batches of similar length (longest first, so memory errors come early)."""
+    order = sorted(range(len(items)), key=lambda i: (-length_estimate(items[i]), i))
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 32, cache: EmbeddingCache | None = None,
+                    decode_workers: int = 2, prefetch_batches: int = 2, by_length: bool = True,
+                    progress: bool = True, desc: str = "encoding") -> tuple[EmbeddingTable, EncodeStats]:
+    """Embeddings of the distinct items among `items`, reading and filling `cache` when given."""
+    start = time.perf_counter()
+    stats = EncodeStats(requested=len(items))
+    distinct: dict[str, Item] = {}
+    for item in items:
+        distinct.setdefault(item.content_key(), item)
+    keys = list(distinct)
+    stats.distinct = len(keys)
+    vectors: dict[str, np.ndarray] = cache.get(keys) if cache is not None else {}
+    stats.from_cache = len(vectors)
+    missing = [key for key in keys if key not in vectors]
+    if missing:
+        missing_items = [distinct[key] for key in missing]
+        batches = length_batches(missing_items, batch_size) if by_length else \
+            [list(range(s, min(s + batch_size, len(missing)))) for s in range(0, len(missing), batch_size)]
+        predecode: Callable[[Item], Item] = getattr(encoder, "predecode", None) or preload_images
+        bar = tqdm(total=len(missing), desc=desc, unit="item", disable=not progress, leave=False)
+        for batch, decoded in _prefetched(batches, missing_items, predecode, decode_workers, prefetch_batches):
+            embeddings = np.asarray(encoder.encode(decoded, batch_size=len(decoded)), dtype=np.float32)
+            if embeddings.shape[0] != len(batch):
+                raise InputError(f"encoder returned {embeddings.shape[0]} embeddings for {len(batch)} items")
+            batch_keys = [missing[i] for i in batch]
+            vectors.update(zip(batch_keys, embeddings))
+            if cache is not None:
+                cache.put(batch_keys, embeddings)
+            stats.encoded += len(batch)
+            stats.batches += 1
+            bar.update(len(batch))
+        bar.close()
+    table = EmbeddingTable(keys, np.stack([vectors[key] for key in keys]) if keys else np.zeros((0, 0), np.float32))
+    stats.seconds = time.perf_counter() - start
+    return table, stats
+
+
+def _prefetched(batches: list[list[int]], items: list[Item], predecode: Callable[[Item], Item], workers: int,
+                lookahead: int):
+    """Yield (batch indices, decoded items) while the next `lookahead` batches decode in background threads."""
+    if workers <= 0:
+        for batch in batches:
+            yield batch, [predecode(items[i]) for i in batch]
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uniembed-decode") as pool:
+        queue: deque[tuple[list[int], list[Future]]] = deque()
+        pending = iter(batches)
+
+        def submit_next() -> None:
+            batch = next(pending, None)
+            if batch is not None:
+                queue.append((batch, [pool.submit(predecode, items[i]) for i in batch]))
+
+        for _ in range(max(lookahead, 1)):
+            submit_next()
+        while queue:
+            batch, futures = queue.popleft()
+            submit_next()
+            yield batch, [future.result() for future in futures]

@@ -1,0 +1,119 @@
+"""Run evaluation tasks: encode every distinct item once, score each task locally or over its pool.
+
+Local tasks (`EvalTask.candidate_lists` set) rank each query against its own list; global tasks rank
+against the whole de-duplicated pool with FAISS exact inner product (`uniembed.index.exact_topk`, the
+code mining and `uniembed search` use). Every score goes through `eval.metrics`.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..data.examples import EvalTask
+from ..index.faiss_index import exact_topk
+from .cache import EmbeddingCache
+from .encoding import EmbeddingTable, EncodeStats, Encoder, encode_distinct
+from .metrics import first_relevant_ranks, rank_summary, ranking_metrics, topk_metrics
+
+log = logging.getLogger(__name__)
+DEFAULT_KS = (1, 5, 10)
+RANK_METRICS = ("median_rank", "mean_rank")
+
+
+@dataclass
+class TaskResult:
+    """One task's scores (percent, ranks as ranks) and a few ranked examples for the HTML report."""
+
+    name: str
+    metric: str
+    score: float
+    metrics: dict[str, float]
+    meta_task: str = ""
+    modality_group: str = ""
+    in_distribution: bool | None = None
+    chance: float | None = None
+    num_queries: int = 0
+    examples: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    tasks: list[TaskResult]
+    stats: EncodeStats
+
+
+def metric_ks(task: EvalTask) -> tuple[int, ...]:
+    """The cut-offs a task needs: 1, 5, 10 plus every k named by its metrics."""
+    named = [int(m) for name in (task.metric, *task.extra_metrics) for m in re.findall(r"@(\d+)", name)]
+    return tuple(sorted(set(DEFAULT_KS) | set(named)))
+
+
+def task_items(task: EvalTask) -> list:
+    return list(task.queries) + list(task.candidates)
+
+
+def run_tasks(encoder: Encoder, tasks: Sequence[EvalTask], batch_size: int = 32, cache: EmbeddingCache | None = None,
+              examples_per_task: int = 3, decode_workers: int = 2, progress: bool = True,
+              use_gpu: bool | None = None) -> RunResult:
+    """Encode all tasks' distinct items in one pass, then score every task."""
+    items = [item for task in tasks for item in task_items(task)]
+    table, stats = encode_distinct(encoder, items, batch_size=batch_size, cache=cache, decode_workers=decode_workers,
+                                   progress=progress, desc="encoding all tasks")
+    log.info("encoded %d distinct of %d items (%d from cache) in %.1fs", stats.distinct, stats.requested,
+             stats.from_cache, stats.seconds)
+    results = [score_task(task, table, examples_per_task, use_gpu) for task in tasks]
+    return RunResult(results, stats)
+
+
+def score_task(task: EvalTask, table: EmbeddingTable, examples_per_task: int = 3,
+               use_gpu: bool | None = None) -> TaskResult:
+    queries = table.lookup([q.content_key() for q in task.queries])
+    pool = table.lookup([c.content_key() for c in task.candidates])
+    ks = metric_ks(task)
+    wants_ranks = any(name in RANK_METRICS for name in task.extra_metrics)
+    if task.is_local:
+        scores, positions = local_scores(queries, pool, task.candidate_lists)
+        metrics = ranking_metrics(scores, task.qrels, ks)
+        ranked = np.argsort(-scores[:examples_per_task], axis=1, kind="stable")[:, :5]
+        tops = [[positions[q][j] for j in row if j < len(task.candidate_lists[q])] for q, row in enumerate(ranked)]
+        golds = [[task.candidate_lists[q][j] for j in task.qrels[q]] for q in range(min(examples_per_task, len(task.queries)))]
+        ranks = first_relevant_ranks(scores, task.qrels) if wants_ranks else None
+    else:
+        _, top = exact_topk(queries, pool, max(ks), use_gpu=use_gpu)
+        metrics = topk_metrics(top, task.qrels, ks)
+        tops = [[int(c) for c in row[:5] if c >= 0] for row in top[:examples_per_task]]
+        golds = [sorted(task.qrels[q]) for q in range(min(examples_per_task, len(task.queries)))]
+        ranks = _global_ranks(queries, pool, task.qrels) if wants_ranks else None
+    percent = {name: 100.0 * value for name, value in metrics.items()}
+    if ranks is not None:
+        percent.update(rank_summary(ranks))
+    if task.metric not in percent:
+        raise KeyError(f"task {task.name}: metric {task.metric!r} is not one of {sorted(percent)}")
+    examples = [{"query": q, "top": tops[q], "gold": golds[q]} for q in range(len(tops))]
+    return TaskResult(task.name, task.metric, percent[task.metric], percent, task.meta_task, task.modality_group,
+                      task.in_distribution, None if task.chance is None else _as_percent(task.chance),
+                      len(task.queries), examples)
+
+
+def local_scores(queries: np.ndarray, pool: np.ndarray, lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, list]:
+    """Q x Lmax similarities of each query with its own list (padding = -inf, never ranked above a candidate)."""
+    width = max((len(candidates) for candidates in lists), default=0)
+    scores = np.full((len(lists), width), -np.inf, dtype=np.float64)
+    for q, candidates in enumerate(lists):
+        if len(candidates):
+            scores[q, :len(candidates)] = pool[list(candidates)] @ queries[q]
+    return scores, [list(c) for c in lists]
+
+
+def _global_ranks(queries: np.ndarray, pool: np.ndarray, qrels, chunk: int = 1024) -> np.ndarray:
+    return np.concatenate([first_relevant_ranks(queries[s:s + chunk] @ pool.T, qrels[s:s + chunk])
+                           for s in range(0, len(queries), chunk)]) if len(queries) else np.zeros(0)
+
+
+def _as_percent(chance: float) -> float:
+    """Chance levels may be given as fractions (0.1) or percents (10.0)."""
+    return 100.0 * chance if chance <= 1.0 else chance

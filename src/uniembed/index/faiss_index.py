@@ -1,0 +1,254 @@
+"""FAISS indexes over L2-normalised embeddings (inner product = cosine), exact or approximate, sharded.
+
+One code path serves global-pool evaluation, hard-negative mining and `uniembed search`:
+`exact_topk` for in-memory pools (FAISS flat inner product, on GPU when FAISS sees one), and
+`ShardedIndex` for pools built on disk with any factory string ("Flat", "IVF4096,PQ64", "HNSW32"),
+searched shard by shard with the per-shard top k merged, so a pool never has to fit in memory at once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+INDEX_META = "index.json"
+MIN_POINTS_PER_CENTROID = 39  # FAISS's own guideline for k-means training
+
+
+def _faiss():
+    import faiss  # imported lazily: the CLI and `import uniembed` stay fast
+
+    return faiss
+
+
+def gpu_available() -> bool:
+    faiss = _faiss()
+    return hasattr(faiss, "StandardGpuResources") and getattr(faiss, "get_num_gpus", lambda: 0)() > 0
+
+
+def required_training_points(factory: str) -> int:
+    """How many vectors `factory` needs to train: >= nlist for IVF, >= 2**nbits for PQ; 0 when untrained."""
+    needed = 0
+    ivf = re.search(r"IVF(\d+)", factory)
+    if ivf:
+        needed = max(needed, int(ivf.group(1)))
+    pq = re.search(r"PQ(\d+)(?:x(\d+))?", factory)
+    if pq:
+        needed = max(needed, 2 ** int(pq.group(2) or 8))
+    return needed
+
+
+def create_index(factory: str, dimension: int):
+    """An empty FAISS inner-product index from a factory string, with a clear error when it is invalid."""
+    faiss = _faiss()
+    try:
+        return faiss.index_factory(int(dimension), factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise ConfigError(f"FAISS cannot build index '{factory}' for dimension {dimension}: "
+                          f"{str(exc).strip().splitlines()[-1]} (e.g. PQ<m> needs m to divide the dimension)") from exc
+
+
+def train_index(index, factory: str, sample: np.ndarray) -> None:
+    """Train `index` on `sample` when it needs training; refuse too few points with a clear error."""
+    if index.is_trained:
+        return
+    needed = required_training_points(factory)
+    if len(sample) < needed:
+        raise InputError(f"index '{factory}' needs at least {needed} training vectors, got {len(sample)}",
+                         fix="use --factory Flat or HNSW32 for small pools, or a smaller IVF list count (IVF<n> with n <= pool/39)")
+    ivf = re.search(r"IVF(\d+)", factory)
+    if ivf and len(sample) < MIN_POINTS_PER_CENTROID * int(ivf.group(1)):
+        log.warning("training %s on %d vectors (< %d per list); recall may suffer", factory, len(sample), MIN_POINTS_PER_CENTROID)
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+
+
+def _search(index, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    faiss = _faiss()
+    if nprobe is not None:
+        try:
+            faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
+        except RuntimeError:
+            pass  # the index has no inverted lists
+    scores, indices = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return scores, indices
+
+
+def exact_topk(queries: np.ndarray, pool: np.ndarray, k: int, use_gpu: bool | None = None,
+               chunk_size: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top k of every query over `pool` (FAISS flat; GPU when available).
+
+    Pools larger than `chunk_size` rows are searched chunk by chunk and merged. Rows are sorted by
+    descending score with ties in pool order. Returns (scores, indices), Q x min(k, N); -1 pads nothing.
+    """
+    faiss = _faiss()
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    pool = np.asarray(pool, dtype=np.float32)
+    if queries.ndim != 2 or pool.ndim != 2 or queries.shape[1] != pool.shape[1]:
+        raise InputError(f"queries {queries.shape} and pool {pool.shape} must be 2-D with the same dimension")
+    k = min(int(k), len(pool))
+    use_gpu = gpu_available() if use_gpu is None else use_gpu
+    parts = []
+    for start in range(0, len(pool), chunk_size):
+        index = faiss.IndexFlatIP(pool.shape[1])
+        if use_gpu:
+            index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+        index.add(np.ascontiguousarray(pool[start:start + chunk_size]))
+        scores, indices = index.search(queries, min(k, index.ntotal))
+        parts.append((scores, np.where(indices >= 0, indices + start, -1)))
+    return merge_topk(parts, k)
+
+
+def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-shard (scores, global indices) into one top k: descending score, ties by index."""
+    scores = np.concatenate([p[0] for p in parts], axis=1)
+    indices = np.concatenate([p[1] for p in parts], axis=1)
+    scores = np.where(indices < 0, -np.inf, scores)
+    tie_key = np.where(indices < 0, np.iinfo(np.int64).max, indices)
+    order = np.lexsort((tie_key, -scores), axis=1)[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(indices, order, axis=1)
+
+
+@dataclass
+class _Shard:
+    index_file: str
+    ids_file: str
+    count: int
+
+
+class ShardedIndex:
+    """An index stored as shards on disk: `index.json`, `index-00000.faiss`, `ids-00000.json`, ...
+
+    Each shard is a full FAISS index over a slice of the pool; search loads one shard at a time (or
+    keeps them all when `keep_loaded`), searches it, and merges the top k.
+    """
+
+    def __init__(self, directory: str | os.PathLike, keep_loaded: bool = True) -> None:
+        self.directory = Path(directory)
+        meta_path = self.directory / INDEX_META
+        if not meta_path.exists():
+            raise InputError("no index.json: not an index directory", path=self.directory,
+                             fix="build one with `uniembed index build --embeddings DIR --out DIR`")
+        self.meta = json.loads(meta_path.read_text())
+        self.shards = [_Shard(**s) for s in self.meta["shards"]]
+        self.keep_loaded = keep_loaded
+        self._loaded: dict[int, object] = {}
+        self._ids: dict[int, list[str]] = {}
+
+    @property
+    def dimension(self) -> int:
+        return int(self.meta["dimension"])
+
+    @property
+    def factory(self) -> str:
+        return str(self.meta["factory"])
+
+    @property
+    def model_id(self) -> str | None:
+        return self.meta.get("model_id")
+
+    def __len__(self) -> int:
+        return sum(s.count for s in self.shards)
+
+    def shard_ids(self, number: int) -> list[str]:
+        if number not in self._ids:
+            self._ids[number] = json.loads((self.directory / self.shards[number].ids_file).read_text())
+        return self._ids[number]
+
+    def _shard_index(self, number: int):
+        if number in self._loaded:
+            return self._loaded[number]
+        index = _faiss().read_index(str(self.directory / self.shards[number].index_file))
+        if self.keep_loaded:
+            self._loaded[number] = index
+        return index
+
+    def search(self, queries: np.ndarray, k: int = 10, nprobe: int | None = 32) -> tuple[np.ndarray, list[list[str]]]:
+        """Top-k (scores Q x k, ids) of each query over all shards."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if queries.shape[1] != self.dimension:
+            raise InputError(f"query dimension {queries.shape[1]} differs from the index dimension {self.dimension}",
+                             fix="encode queries with the model that encoded the pool")
+        parts, offset, offsets = [], 0, []
+        for number, shard in enumerate(self.shards):
+            scores, indices = _search(self._shard_index(number), queries, min(k, shard.count), nprobe)
+            parts.append((scores, np.where(indices >= 0, indices + offset, -1)))
+            offsets.append(offset)
+            offset += shard.count
+        scores, indices = merge_topk(parts, k)
+        return scores, [[self._global_id(int(i), offsets) for i in row if i >= 0] for row in indices]
+
+    def _global_id(self, index: int, offsets: list[int]) -> str:
+        number = int(np.searchsorted(offsets, index, side="right") - 1)
+        return self.shard_ids(number)[index - offsets[number]]
+
+
+def build_sharded_index(blocks: Iterable[tuple[list[str], np.ndarray]], out: str | os.PathLike, factory: str = "Flat",
+                        shard_size: int = 1_000_000, train_size: int = 200_000, model_id: str | None = None,
+                        training_sample: np.ndarray | None = None) -> ShardedIndex:
+    """Build a sharded index from (ids, embeddings) blocks, e.g. `store.iter_shards(DIR)`.
+
+    Trained factories (IVF, PQ) are trained once, on `training_sample` or on the first `train_size`
+    vectors, and every shard starts from that trained index.
+    """
+    faiss = _faiss()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    blocks = iter(blocks)
+    pending_ids: list[str] = []
+    pending: list[np.ndarray] = []
+    template = None
+    dimension = None
+    shards: list[_Shard] = []
+
+    def write_shard(ids: list[str], vectors: np.ndarray) -> None:
+        index = faiss.clone_index(template)
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        number = len(shards)
+        shard = _Shard(f"index-{number:05d}.faiss", f"ids-{number:05d}.json", len(ids))
+        faiss.write_index(index, str(out / shard.index_file))
+        (out / shard.ids_file).write_text(json.dumps(ids))
+        shards.append(shard)
+
+    def pending_rows() -> int:
+        return sum(len(p) for p in pending)
+
+    for ids, vectors in blocks:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if dimension is None:
+            dimension = vectors.shape[1]
+        pending_ids.extend(ids)
+        pending.append(vectors)
+        if template is None and (pending_rows() >= train_size or training_sample is not None):
+            template = _trained_template(factory, dimension, training_sample if training_sample is not None
+                                         else np.concatenate(pending)[:train_size])
+        while template is not None and pending_rows() >= shard_size:
+            block = np.concatenate(pending)
+            write_shard(pending_ids[:shard_size], block[:shard_size])
+            pending_ids, pending = pending_ids[shard_size:], [block[shard_size:]]
+    if dimension is None:
+        raise InputError("no embeddings to index", fix="check the --embeddings directory")
+    if template is None:
+        template = _trained_template(factory, dimension, np.concatenate(pending)[:train_size])
+    if pending_rows():
+        block = np.concatenate(pending)
+        for start in range(0, len(block), shard_size):
+            write_shard(pending_ids[start:start + shard_size], block[start:start + shard_size])
+    meta = {"factory": factory, "dimension": dimension, "metric": "inner_product", "model_id": model_id,
+            "count": sum(s.count for s in shards), "shards": [s.__dict__ for s in shards]}
+    (out / INDEX_META).write_text(json.dumps(meta, indent=2))
+    return ShardedIndex(out)
+
+
+def _trained_template(factory: str, dimension: int, sample: np.ndarray):
+    index = create_index(factory, dimension)
+    train_index(index, factory, sample)
+    return index

@@ -1,0 +1,236 @@
+"""What a backbone must provide, the registry, and the backbone-independent batching logic.
+
+Adding a VLM family (LLaVA-OneVision, Phi-3.5-V, ...) is one new file in this folder that subclasses
+`Backbone`, fills in the few hooks marked below, and decorates itself with `@register_backbone`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from PIL import Image
+
+from ...errors import ConfigError
+from ...inputs import Item
+from ..config import EmbeddingConfig
+from ..templates import ChatFormat, Segment, build_segments
+
+_REGISTRY: dict[str, type["Backbone"]] = {}
+
+
+def register_backbone(cls: type["Backbone"]) -> type["Backbone"]:
+    for model_type in cls.model_types:
+        _REGISTRY[model_type] = cls
+    return cls
+
+
+def backbone_for(model_type: str) -> type["Backbone"]:
+    from . import available  # noqa: F401  (imports every backbone module so they register)
+
+    if model_type not in _REGISTRY:
+        raise ConfigError(f"no uniembed backbone for model_type '{model_type}'; supported: {sorted(_REGISTRY)}")
+    return _REGISTRY[model_type]
+
+
+def registered_model_types() -> list[str]:
+    from . import available  # noqa: F401
+
+    return sorted(_REGISTRY)
+
+
+@dataclass
+class DecodedItem:
+    """An item with its media decoded (images, and video frames after the frame policy)."""
+
+    item: Item
+    images: list[Image.Image] = field(default_factory=list)
+    videos: list[list[Image.Image]] = field(default_factory=list)
+
+
+@dataclass
+class VisualInput:
+    """Preprocessed pixels of one image or video and the number of tokens it occupies."""
+
+    kind: str  # "image" | "video"
+    pixel_values: torch.Tensor  # (patches, patch_dim)
+    grid_thw: tuple[int, int, int]
+    num_tokens: int
+
+
+class Backbone:
+    """A VLM family. Subclasses set the class attributes and implement the hooks."""
+
+    model_types: ClassVar[tuple[str, ...]] = ()
+    chat: ClassVar[ChatFormat]
+    default_eos_token: ClassVar[str] = ""
+
+    def __init__(self, model: Any, tokenizer: Any, image_processor: Any, name_or_path: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.name_or_path = name_or_path
+
+    # ---- hooks each backbone implements -------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, dtype: torch.dtype | None, attn_implementation: str | None) -> "Backbone":
+        raise NotImplementedError
+
+    def save(self, directory: str | Path) -> None:
+        raise NotImplementedError
+
+    def preprocess_image(self, image: Image.Image, config: EmbeddingConfig) -> VisualInput:
+        raise NotImplementedError
+
+    def preprocess_video(self, frames: list[Image.Image], config: EmbeddingConfig) -> VisualInput:
+        raise NotImplementedError
+
+    def media_placeholder(self, visual: VisualInput) -> list[int]:
+        """Token ids that stand for one image/video in the sequence."""
+        raise NotImplementedError
+
+    def position_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, visuals: list[list[VisualInput]],
+                     config: EmbeddingConfig) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hidden_states(self, batch: dict[str, torch.Tensor], config: EmbeddingConfig) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def embedding_dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return ("text", "image", "video")
+
+    # ---- shared batching logic -----------------------------------------------------------------
+    def tokenize_item(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
+        """Token ids of one item, a per-token instruction flag, and its visual inputs in sequence order."""
+        visuals_by_kind: dict[str, list[VisualInput]] = {
+            "image": [self.preprocess_image(image, config) for image in decoded.images],
+            "video": [self.preprocess_video(frames, config) for frames in decoded.videos],
+        }
+        segments = build_segments(decoded.item, config, self.chat, (len(decoded.images), len(decoded.videos)))
+        ids, is_instruction, visuals = self._ids_from_segments(segments, visuals_by_kind, config)
+        if len(ids) > config.max_length:
+            ids, is_instruction, visuals = self._truncate(decoded, config, len(ids) - config.max_length, visuals_by_kind)
+        return ids, is_instruction, visuals
+
+    def _ids_from_segments(self, segments: list[Segment], visuals_by_kind: dict[str, list[VisualInput]],
+                           config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
+        ids: list[int] = []
+        flags: list[bool] = []
+        visuals: list[VisualInput] = []
+        text_run: list[tuple[str, bool]] = []
+
+        def flush() -> None:
+            if text_run:
+                new_ids, new_flags = self._encode_text_run(text_run, config)
+                ids.extend(new_ids)
+                flags.extend(new_flags)
+                text_run.clear()
+
+        for segment in segments:
+            if segment.kind in ("image", "video"):
+                flush()
+                visual = visuals_by_kind[segment.kind][segment.index]
+                placeholder = self.media_placeholder(visual)
+                ids.extend(placeholder)
+                flags.extend([False] * len(placeholder))
+                visuals.append(visual)
+            else:
+                text_run.append((segment.text, segment.kind == "instruction"))
+        flush()
+        return ids, flags, visuals
+
+    def _encode_text_run(self, pieces: list[tuple[str, bool]], config: EmbeddingConfig) -> tuple[list[int], list[bool]]:
+        """Tokenise consecutive text pieces as ONE string (as a processor would), flagging instruction tokens."""
+        text = ""
+        spans = []
+        for piece, is_instruction in pieces:
+            if is_instruction and config.marks_instruction:
+                piece = self._marked_instruction(piece, config)
+            if is_instruction:
+                spans.append((len(text), len(text) + len(piece)))
+            text += piece
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        flags = [any(start < end_span and end > start_span for start_span, end_span in spans)
+                 for start, end in encoded["offset_mapping"]]
+        return list(encoded["input_ids"]), flags
+
+    def _marked_instruction(self, instruction: str, config: EmbeddingConfig) -> str:
+        vocab = self.tokenizer.get_vocab()
+        if config.instruction_start_token in vocab and config.instruction_end_token in vocab:
+            return f"{config.instruction_start_token}{instruction}{config.instruction_end_token}"
+        return instruction
+
+    def _truncate(self, decoded: DecodedItem, config: EmbeddingConfig, excess: int,
+                  visuals_by_kind: dict[str, list[VisualInput]]) -> tuple[list[int], list[bool], list[VisualInput]]:
+        """Shorten the item's text (never its visual tokens) until the sequence fits `max_length`."""
+        text_ids = self.tokenizer(decoded.item.text or "", add_special_tokens=False)["input_ids"]
+        keep = len(text_ids) - excess
+        if keep < 1:
+            raise ConfigError(f"item needs {excess} tokens more than max_length={config.max_length} even without text; "
+                              "raise max_length or lower max_pixels / video_frames")
+        item = decoded.item
+        shorter = Item(self.tokenizer.decode(text_ids[:keep]), item.image, item.images, item.video, item.instruction)
+        segments = build_segments(shorter, config, self.chat, (len(decoded.images), len(decoded.videos)))
+        ids, flags, visuals = self._ids_from_segments(segments, visuals_by_kind, config)
+        return ids[: config.max_length], flags[: config.max_length], visuals
+
+    def collate(self, decoded_items: list[DecodedItem], config: EmbeddingConfig) -> dict[str, Any]:
+        """Tokenise, pad and stack a batch; returns model inputs plus masks used by pooling."""
+        rows = [self.tokenize_item(decoded, config) for decoded in decoded_items]
+        length = max(len(ids) for ids, _, _ in rows)
+        pad_id = self.pad_token_id
+        input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        instruction_mask = torch.zeros((len(rows), length), dtype=torch.bool)
+        for row, (ids, flags, _) in enumerate(rows):
+            span = slice(length - len(ids), length) if config.padding_side == "left" else slice(0, len(ids))
+            input_ids[row, span] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, span] = 1
+            instruction_mask[row, span] = torch.tensor(flags, dtype=torch.bool)
+        visuals = [row[2] for row in rows]
+        batch: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "instruction_mask": instruction_mask,
+            "position_ids": self.position_ids(input_ids, attention_mask, visuals, config),
+        }
+        for kind in ("image", "video"):
+            flat = [v for row in visuals for v in row if v.kind == kind]
+            if flat:
+                batch[f"{kind}_pixel_values"] = torch.cat([v.pixel_values for v in flat], dim=0)
+                batch[f"{kind}_grid_thw"] = torch.tensor([v.grid_thw for v in flat], dtype=torch.long)
+        batch["num_visual_tokens"] = sum(v.num_tokens for row in visuals for v in row)
+        return batch
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        return int(pad if pad is not None else 0)
+
+
+def attention_bias(attention_mask: torch.Tensor, attention: str, dtype: torch.dtype) -> torch.Tensor:
+    """Additive B x 1 x L x L mask: padding keys blocked; future keys blocked too when causal.
+
+    Built explicitly (never left to the attention kernel's `is_causal` shortcut) so `bidirectional`
+    stays bidirectional in batches without padding, and padded queries never produce NaN.
+    """
+    keys = attention_mask.bool()[:, None, None, :]
+    length = attention_mask.shape[1]
+    if attention == "causal":
+        causal = torch.ones(length, length, dtype=torch.bool, device=attention_mask.device).tril()
+        allowed = keys & causal[None, None]
+    else:
+        allowed = keys.expand(-1, 1, length, -1)
+    # a fully padded query row may attend to itself, keeping softmax finite
+    eye = torch.eye(length, dtype=torch.bool, device=attention_mask.device)[None, None]
+    allowed = allowed | (eye & ~attention_mask.bool()[:, None, :, None])
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
+    return bias.masked_fill(~allowed, torch.finfo(dtype).min)

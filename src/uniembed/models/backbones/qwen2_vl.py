@@ -1,0 +1,215 @@
+"""Qwen2-VL and Qwen2.5-VL: visual tokens, M-RoPE / 1-D positions, and the forward pass.
+
+Images go through the checkpoint's own image processor (PIL backend, so no torchvision is needed);
+video frames are resized, normalised and cut into temporal patches in the same flat patch layout the
+model's vision tower expects. Position ids and the attention mask are computed here rather than inside
+transformers, which keeps pooling batch-invariant and bidirectional attention truly bidirectional.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ...errors import ConfigError
+from ..config import EmbeddingConfig
+from ..templates import ChatFormat
+from .base import Backbone, VisualInput, attention_bias, register_backbone
+
+QWEN_CHAT = ChatFormat(
+    system_start="<|im_start|>system\n",
+    user_start="<|im_start|>user\n",
+    turn_end="<|im_end|>\n",
+    assistant_start="<|im_start|>assistant\n",
+)
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """Dimensions divisible by `factor`, close to the original aspect, with area in [min_pixels, max_pixels]."""
+    if max(height, width) / max(1, min(height, width)) > 200:
+        raise ConfigError(f"aspect ratio of {width}x{height} is over 200; crop or pad the image")
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+@register_backbone
+class Qwen2VLBackbone(Backbone):
+    model_types = ("qwen2_vl", "qwen2_5_vl")
+    chat = QWEN_CHAT
+    default_eos_token = "<|endoftext|>"
+
+    @classmethod
+    def model_class(cls, model_type: str) -> Any:
+        if model_type == "qwen2_5_vl":
+            from transformers import Qwen2_5_VLForConditionalGeneration
+
+            return Qwen2_5_VLForConditionalGeneration
+        from transformers import Qwen2VLForConditionalGeneration
+
+        return Qwen2VLForConditionalGeneration
+
+    @classmethod
+    def load(cls, path: str | Path, dtype: torch.dtype | None, attn_implementation: str | None) -> "Qwen2VLBackbone":
+        from transformers import AutoConfig, AutoTokenizer
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+        config = AutoConfig.from_pretrained(path)
+        kwargs: dict[str, Any] = {"attn_implementation": attn_implementation or "sdpa"}
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        model = cls.model_class(config.model_type).from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
+        return cls(model, tokenizer, image_processor, str(path))
+
+    def save(self, directory: str | Path) -> None:
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        self.image_processor.save_pretrained(directory)
+
+    # ---- geometry --------------------------------------------------------------------------------
+    @property
+    def vision_config(self) -> Any:
+        return self.model.config.vision_config
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.vision_config.patch_size)
+
+    @property
+    def merge_size(self) -> int:
+        return int(self.vision_config.spatial_merge_size)
+
+    @property
+    def temporal_patch_size(self) -> int:
+        return int(self.vision_config.temporal_patch_size)
+
+    @property
+    def embedding_dim(self) -> int:
+        text_config = getattr(self.model.config, "text_config", self.model.config)
+        return int(text_config.hidden_size)
+
+    def _normalised_array(self, image: Image.Image, height: int, width: int) -> np.ndarray:
+        resized = image.resize((width, height), resample=Image.BICUBIC)
+        array = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / 255.0
+        mean = np.asarray(self.image_processor.image_mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.image_processor.image_std, dtype=np.float32)[:, None, None]
+        return (array - mean) / std
+
+    def _patchify(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """(T, C, H, W) -> (grid_t * grid_h * grid_w, C * tp * p * p), the vision tower's flat layout."""
+        tp, p, m = self.temporal_patch_size, self.patch_size, self.merge_size
+        if frames.shape[0] % tp:
+            repeat = np.repeat(frames[-1:], tp - frames.shape[0] % tp, axis=0)
+            frames = np.concatenate([frames, repeat], axis=0)
+        t, c, h, w = frames.shape
+        grid_t, grid_h, grid_w = t // tp, h // p, w // p
+        patches = frames.reshape(grid_t, tp, c, grid_h // m, m, p, grid_w // m, m, p)
+        patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+        flat = patches.reshape(grid_t * grid_h * grid_w, c * tp * p * p)
+        return torch.from_numpy(np.ascontiguousarray(flat)), (grid_t, grid_h, grid_w)
+
+    def _visual(self, kind: str, frames: list[Image.Image], min_pixels: int, max_pixels: int) -> VisualInput:
+        factor = self.patch_size * self.merge_size
+        height, width = smart_resize(frames[0].height, frames[0].width, factor, min_pixels, max_pixels)
+        stacked = np.stack([self._normalised_array(frame, height, width) for frame in frames])
+        pixels, grid = self._patchify(stacked)
+        tokens = grid[0] * grid[1] * grid[2] // (self.merge_size ** 2)
+        return VisualInput(kind, pixels, grid, tokens)
+
+    def preprocess_image(self, image: Image.Image, config: EmbeddingConfig) -> VisualInput:
+        return self._visual("image", [image], config.min_pixels, config.max_pixels)
+
+    def preprocess_video(self, frames: list[Image.Image], config: EmbeddingConfig) -> VisualInput:
+        return self._visual("video", frames, config.min_pixels, max(config.min_pixels, config.video_max_pixels))
+
+    def media_placeholder(self, visual: VisualInput) -> list[int]:
+        config = self.model.config
+        token = config.image_token_id if visual.kind == "image" else config.video_token_id
+        return [config.vision_start_token_id] + [token] * visual.num_tokens + [config.vision_end_token_id]
+
+    # ---- positions -------------------------------------------------------------------------------
+    def _video_time_scale(self) -> float:
+        """Qwen2.5-VL spaces temporal positions by seconds (2 fps sampling assumed); Qwen2-VL by frame pair."""
+        if self.model.config.model_type == "qwen2_5_vl":
+            tokens_per_second = getattr(self.vision_config, "tokens_per_second", 2)
+            return float(tokens_per_second) * self.temporal_patch_size / 2.0
+        return 1.0
+
+    def _mrope_row(self, ids: list[int], visuals: list[VisualInput]) -> torch.Tensor:
+        config = self.model.config
+        media_tokens = {config.image_token_id, config.video_token_id}
+        positions = torch.zeros(3, len(ids), dtype=torch.long)
+        cursor, start, visual_iter = 0, 0, iter(visuals)
+        while cursor < len(ids):
+            if ids[cursor] in media_tokens:
+                visual = next(visual_iter)
+                t, h, w = visual.grid_thw
+                h, w = h // self.merge_size, w // self.merge_size
+                scale = self._video_time_scale() if visual.kind == "video" else 1.0
+                t_index = (torch.arange(t).float() * scale).long().view(-1, 1).expand(-1, h * w).flatten()
+                h_index = torch.arange(h).view(1, -1, 1).expand(t, -1, w).flatten()
+                w_index = torch.arange(w).view(1, 1, -1).expand(t, h, -1).flatten()
+                block = torch.stack([t_index, h_index, w_index]) + start
+                positions[:, cursor: cursor + block.shape[1]] = block
+                cursor += block.shape[1]
+                start = int(block.max()) + 1
+            else:
+                positions[:, cursor] = start
+                cursor += 1
+                start += 1
+        return positions
+
+    def position_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, visuals: list[list[VisualInput]],
+                     config: EmbeddingConfig) -> torch.Tensor:
+        """3 x B x L position ids, counted from each row's first real token (so padding never shifts them)."""
+        if config.positions == "1d":
+            flat = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            return flat.unsqueeze(0).expand(3, -1, -1).contiguous()
+        positions = torch.ones(3, *input_ids.shape, dtype=torch.long)
+        for row in range(input_ids.shape[0]):
+            real = attention_mask[row].bool()
+            ids = input_ids[row][real].tolist()
+            positions[:, row, real] = self._mrope_row(ids, visuals[row])
+        return positions
+
+    # ---- forward ---------------------------------------------------------------------------------
+    def hidden_states(self, batch: dict[str, torch.Tensor], config: EmbeddingConfig) -> torch.Tensor:
+        inner = self.model.model
+        implementation = getattr(self.model.config, "_attn_implementation", "sdpa") or "sdpa"
+        dtype = self.model.dtype
+        if implementation.startswith("flash"):
+            if config.attention == "bidirectional":
+                raise ConfigError("bidirectional attention needs attn_implementation='sdpa' or 'eager', not flash")
+            mask: Any = batch["attention_mask"]
+        else:
+            bias = attention_bias(batch["attention_mask"], config.attention, dtype)
+            mask = {"full_attention": bias, "sliding_attention": bias}
+        kwargs: dict[str, Any] = {}
+        if "image_pixel_values" in batch:
+            kwargs["pixel_values"] = batch["image_pixel_values"].to(dtype)
+            kwargs["image_grid_thw"] = batch["image_grid_thw"]
+        if "video_pixel_values" in batch:
+            kwargs["pixel_values_videos"] = batch["video_pixel_values"].to(dtype)
+            kwargs["video_grid_thw"] = batch["video_grid_thw"]
+        outputs = inner(
+            input_ids=batch["input_ids"],
+            attention_mask=mask,
+            position_ids=batch["position_ids"],
+            use_cache=False,
+            **kwargs,
+        )
+        return outputs.last_hidden_state

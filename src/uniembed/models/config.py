@@ -1,0 +1,159 @@
+"""`EmbeddingConfig`: every option of methods.md §1 as a named, validated, JSON round-tripping field.
+
+Saved as `uniembed.json` beside the checkpoint, so a saved model fully describes how to embed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+CONFIG_NAME = "uniembed.json"
+
+POOLINGS = ("last", "eos", "mean", "mean_no_instruction")
+ATTENTIONS = ("causal", "bidirectional")
+POSITIONS = ("mrope", "1d")
+PADDING_SIDES = ("left", "right")
+INSTRUCTION_PLACEMENTS = ("prefix", "system", "none")
+
+
+@dataclass
+class EmbeddingConfig:
+    """How a VLM turns an item into one vector.
+
+    pooling: `last` = last real token (VLM2Vec, UniME); `eos` = append `eos_token` then take it (UNITE,
+        RzenEmbed); `mean` over real tokens; `mean_no_instruction` = mean excluding the instruction span,
+        marked by `instruction_start_token` / `instruction_end_token` (U-MARVEL).
+    attention: `causal`, or `bidirectional` (always bidirectional, also in batches with no padding).
+    positions: `mrope` (Qwen2-VL multimodal RoPE, correct) or `1d` (plain positions on all three streams,
+        what UNITE/RzenEmbed/U-MARVEL ran; needed to reproduce their checkpoints).
+    padding_side: `left` or `right`; pooling is batch-invariant either way.
+    normalize: L2-normalise embeddings (cosine similarity).
+    chat_template / system_prompt: wrap the input in the backbone's chat turns with a system turn.
+    images_first: place images (and video) before the text.
+    instruction_placement: `prefix` (instruction before the text in the user turn), `system` (as the system
+        prompt), or `none` (ignored).
+    summary_suffix: append "Summarize above {modality} in one word:" (UNITE, UniME, U-MARVEL stage 1).
+    min_pixels / max_pixels: visual-token bounds for images (pixels; one visual token = 28x28 pixels).
+    video_frames / video_fps / video_max_pixels / video_max_source_frames / video_as_images: frame policy;
+        `video_as_images` feeds sampled frames as separate images (RzenEmbed) instead of video tokens (UNITE).
+    prompts: named instructions (e.g. {"query": "...", "document": ""}) selected by `prompt_name`.
+    max_length: token limit after which text is truncated (visual tokens are never cut).
+    """
+
+    pooling: str = "last"
+    attention: str = "causal"
+    positions: str = "mrope"
+    padding_side: str = "left"
+    normalize: bool = True
+    chat_template: bool = True
+    system_prompt: str = "You are a helpful assistant."
+    images_first: bool = True
+    instruction_placement: str = "prefix"
+    instruction_separator: str = "\n"
+    summary_suffix: bool = False
+    eos_token: str | None = None
+    instruction_start_token: str = "<instruction_start>"
+    instruction_end_token: str = "<instruction_end>"
+    min_pixels: int = 4 * 28 * 28
+    max_pixels: int = 1280 * 28 * 28
+    video_frames: int = 8
+    video_fps: float | None = None
+    video_max_pixels: int = 180 * 28 * 28
+    video_max_source_frames: int | None = 64
+    video_as_images: bool = False
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    max_length: int = 2048
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        choices = {
+            "pooling": POOLINGS,
+            "attention": ATTENTIONS,
+            "positions": POSITIONS,
+            "padding_side": PADDING_SIDES,
+            "instruction_placement": INSTRUCTION_PLACEMENTS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
+        if self.min_pixels <= 0 or self.max_pixels < self.min_pixels:
+            raise ConfigError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
+        if self.video_frames < 1:
+            raise ConfigError("video_frames must be at least 1")
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ConfigError(f"default_prompt_name {self.default_prompt_name!r} not in prompts {sorted(self.prompts)}")
+        if self.max_length < 16:
+            raise ConfigError("max_length must be at least 16")
+
+    @property
+    def marks_instruction(self) -> bool:
+        return self.pooling == "mean_no_instruction"
+
+    def replace(self, **overrides: Any) -> "EmbeddingConfig":
+        """A copy with `overrides` applied; unknown names are an error, not silently dropped."""
+        unknown = set(overrides) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown embedding option(s) {sorted(unknown)}; known: {sorted(f.name for f in fields(self))}")
+        data = asdict(self)
+        data.update(overrides)
+        return EmbeddingConfig(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EmbeddingConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown embedding option(s) {sorted(unknown)} in config; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass
+class SavedModelInfo:
+    """Everything `uniembed.json` holds: the embedding config plus how to find the weights."""
+
+    embedding: EmbeddingConfig
+    backbone: str
+    base_model: str | None = None  # for LoRA adapters: the base checkpoint directory
+    adapter: bool = False
+    uniembed_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> None:
+        payload = {
+            "uniembed_version": self.uniembed_version,
+            "backbone": self.backbone,
+            "base_model": self.base_model,
+            "adapter": self.adapter,
+            "embedding": self.embedding.to_dict(),
+            "extra": self.extra,
+        }
+        path = Path(directory) / CONFIG_NAME
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "SavedModelInfo | None":
+        path = Path(directory) / CONFIG_NAME
+        if not path.exists():
+            return None
+        try:
+            payload = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON ({exc}); delete it to load with defaults") from exc
+        return cls(
+            embedding=EmbeddingConfig.from_dict(payload.get("embedding", {})),
+            backbone=payload.get("backbone", ""),
+            base_model=payload.get("base_model"),
+            adapter=bool(payload.get("adapter", False)),
+            uniembed_version=payload.get("uniembed_version", ""),
+            extra=payload.get("extra", {}),
+        )

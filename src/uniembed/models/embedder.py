@@ -1,0 +1,365 @@
+"""`Embedder`: a VLM plus an embedding config, with the encode API users know from sentence-transformers."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..errors import ConfigError, InputError
+from ..inputs import IMAGE, TEXT, VIDEO, Item, as_items
+from ..media import DEFAULT_LIMITS, MediaLimits
+from .backbones import Backbone, DecodedItem, backbone_for
+from .config import CONFIG_NAME, EmbeddingConfig, SavedModelInfo
+from .pooling import pool
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+class EmbeddingModule(nn.Module):
+    """The differentiable part: collated batch -> pooled (optionally normalised) embeddings.
+
+    A plain `nn.Module` so training can wrap it in DDP/FSDP and run GradCache over it.
+    """
+
+    def __init__(self, backbone: Backbone, config: EmbeddingConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.vlm = backbone.model  # registered so .parameters(), .to() and DDP see the weights
+        self.config = config
+
+    def forward(self, batch: dict[str, Any], normalize: bool | None = None) -> torch.Tensor:
+        device = next(self.vlm.parameters()).device
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        hidden = self.backbone.hidden_states(moved, self.config)
+        pooled = pool(hidden, moved["attention_mask"], self.config.pooling, moved.get("instruction_mask"))
+        pooled = pooled.float()
+        if self.config.normalize if normalize is None else normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled
+
+
+class Embedder:
+    """Embeds items (text, images, video and combinations) into one vector space.
+
+    >>> model = Embedder.tiny()
+    >>> vectors = model.encode(["a red circle", {"text": "a red circle", "image": "scene.png"}])
+    """
+
+    def __init__(self, backbone: Backbone, config: EmbeddingConfig | None = None, *,
+                 limits: MediaLimits = DEFAULT_LIMITS, source: str = "") -> None:
+        self.backbone = backbone
+        self.config = config or EmbeddingConfig()
+        self.limits = limits
+        self.source = source
+        self.module = EmbeddingModule(backbone, self.config)
+        self._fingerprint: str | None = None
+
+    # ---- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,
+                        dtype: str | torch.dtype | None = None, attn_implementation: str | None = None,
+                        limits: MediaLimits = DEFAULT_LIMITS, **overrides: Any) -> "Embedder":
+        """Load a local directory: a HF checkpoint (optionally a LoRA adapter) plus `uniembed.json`.
+
+        A plain checkpoint without `uniembed.json` loads with defaults; `overrides` set embedding options.
+        """
+        directory = Path(path)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"model directory '{directory}' not found (uniembed loads local checkpoints only; "
+                                    "download the model first, e.g. with `huggingface-cli download`)")
+        info = SavedModelInfo.load(directory)
+        adapter = (directory / "adapter_config.json").exists()
+        weights_dir = directory
+        if adapter:
+            weights_dir = Path(_adapter_base(directory, info))
+        config_file = weights_dir / "config.json"
+        if not config_file.exists():
+            raise FileNotFoundError(f"'{config_file}' missing: not a Hugging Face checkpoint directory")
+        model_type = json.loads(config_file.read_text()).get("model_type", "")
+        backbone_cls = backbone_for(model_type)
+        backbone = backbone_cls.load(weights_dir, resolve_dtype(dtype), attn_implementation)
+        if adapter:
+            from peft import PeftModel
+
+            backbone.model = PeftModel.from_pretrained(backbone.model, str(directory))
+        config = info.embedding if info else cls.default_config(backbone_cls)
+        if overrides:
+            config = config.replace(**overrides)
+        embedder = cls(backbone, config, limits=limits, source=str(directory))
+        embedder.backbone.model.eval()
+        if device is not None:
+            embedder.to(device)
+        return embedder
+
+    @staticmethod
+    def default_config(backbone_cls: type[Backbone]) -> EmbeddingConfig:
+        """Defaults for a plain checkpoint: last-token pooling, causal, M-RoPE, left padding, chat template."""
+        return EmbeddingConfig(eos_token=backbone_cls.default_eos_token or None)
+
+    @classmethod
+    def tiny(cls, seed: int = 0, size: str = "tiny", **overrides: Any) -> "Embedder":
+        """A tiny random Qwen2-VL with an offline tokenizer: same code path as a 7B, for tests and the demo."""
+        from .backbones.qwen2_vl import Qwen2VLBackbone
+        from .tiny import build_image_processor, build_tiny_model, build_tokenizer
+
+        tokenizer = build_tokenizer()
+        model = build_tiny_model(tokenizer, size=size, seed=seed)
+        backbone = Qwen2VLBackbone(model, tokenizer, build_image_processor(), f"tiny-{size}")
+        defaults = dict(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28, video_max_pixels=4 * 28 * 28,
+                        video_frames=4, eos_token="<|endoftext|>", max_length=512)
+        defaults.update(overrides)
+        return cls(backbone, EmbeddingConfig(**defaults), source=f"tiny:{size}:seed={seed}")
+
+    def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True) -> None:
+        """Write weights, tokenizer, image processor and `uniembed.json`: everything loading needs.
+
+        LoRA adapters are merged into a normal checkpoint by default (loads anywhere, soups cleanly);
+        `merge_lora=False` writes the adapter alone, referencing the base checkpoint directory.
+        """
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        model = self.backbone.model
+        is_peft = hasattr(model, "peft_config")
+        base_model = None
+        if is_peft and not merge_lora:
+            base_model = _existing_base_path(self.backbone)
+            model.save_pretrained(directory)
+            self.backbone.tokenizer.save_pretrained(directory)
+            self.backbone.image_processor.save_pretrained(directory)
+        else:
+            merged = _merged_copy(model) if is_peft else model
+            original = self.backbone.model
+            self.backbone.model = merged
+            try:
+                self.backbone.save(directory)
+            finally:
+                self.backbone.model = original
+        SavedModelInfo(
+            embedding=self.config,
+            backbone=type(self.backbone).__name__,
+            base_model=base_model,
+            adapter=bool(base_model),
+            uniembed_version=__version__,
+        ).save(directory)
+
+    # ---- properties ------------------------------------------------------------------------------
+    @property
+    def dimension(self) -> int:
+        return self.backbone.embedding_dim
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.backbone.modalities
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def model_id(self) -> str:
+        """Identifies weights + embedding config; keys the on-disk embedding cache."""
+        if self._fingerprint is None:
+            self._fingerprint = self.fingerprint()
+        return self._fingerprint
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        with torch.no_grad():
+            for name, parameter in self.module.named_parameters():
+                flat = parameter.detach().reshape(-1)
+                sample = flat[:: max(1, flat.numel() // 256)][:256].float().cpu().numpy()
+                digest.update(name.encode() + str(tuple(parameter.shape)).encode() + sample.tobytes())
+        return digest.hexdigest()[:20]
+
+    def invalidate_fingerprint(self) -> None:
+        """Call after changing weights (training) so caches keyed on the model are not reused."""
+        self._fingerprint = None
+
+    def to(self, device: str | torch.device) -> "Embedder":
+        self.module.to(device)
+        return self
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.module.parameters() if p.requires_grad or not trainable_only)
+
+    def info(self) -> dict[str, Any]:
+        hf_config = getattr(self.backbone.model, "config", None)
+        return {
+            "source": self.source,
+            "backbone": type(self.backbone).__name__,
+            "model_type": getattr(hf_config, "model_type", None),
+            "parameters": self.num_parameters(),
+            "dimension": self.dimension,
+            "modalities": list(self.modalities),
+            "dtype": str(next(self.module.parameters()).dtype).replace("torch.", ""),
+            "embedding_config": self.config.to_dict(),
+        }
+
+    # ---- decoding and batching -------------------------------------------------------------------
+    def decode(self, item: Item, position: int | None = None) -> DecodedItem:
+        """Decode the item's media under the frame policy; errors name the item's position."""
+        try:
+            images = item.load_images(self.limits)
+            videos = []
+            if item.video is not None:
+                frames = item.load_video(num_frames=self.config.video_frames, fps=self.config.video_fps,
+                                         limits=self.limits, max_source_frames=self.config.video_max_source_frames)
+                if self.config.video_as_images:
+                    images = images + frames
+                else:
+                    videos = [frames]
+        except InputError as exc:
+            raise exc.at(position) from None
+        return DecodedItem(item, images, videos)
+
+    def estimate_length(self, item: Item) -> int:
+        """A cheap token-count estimate (no decoding) used to group similar lengths into batches."""
+        visual_tokens = self.config.max_pixels // (28 * 28)
+        video_tokens = self.config.video_frames * self.config.video_max_pixels // (28 * 28) // 2
+        text = len(item.text or "") + len(item.instruction or "")
+        return text // 3 + len(item.image_sources) * visual_tokens + (video_tokens if item.video is not None else 0)
+
+    def collate(self, decoded: list[DecodedItem]) -> dict[str, Any]:
+        return self.backbone.collate(decoded, self.config)
+
+    def count_tokens(self, items: Sequence[Any]) -> dict[str, int]:
+        """Text and visual tokens the items occupy (for serving usage reports)."""
+        batch = self.collate([self.decode(item, i) for i, item in enumerate(as_items(items))])
+        total = int(batch["attention_mask"].sum())
+        return {"text_tokens": total - int(batch["num_visual_tokens"]), "visual_tokens": int(batch["num_visual_tokens"])}
+
+    def _resolve_items(self, inputs: Any, instruction: str | None, prompt_name: str | None) -> list[Item]:
+        items = as_items(inputs)
+        if prompt_name is not None and instruction is not None:
+            raise ConfigError("pass either instruction or prompt_name, not both")
+        name = prompt_name if prompt_name is not None else self.config.default_prompt_name
+        if name is not None:
+            if name not in self.config.prompts:
+                raise ConfigError(f"unknown prompt_name {name!r}; this model has {sorted(self.config.prompts)}")
+            instruction = self.config.prompts[name] or None
+        if instruction is not None:
+            items = [item if item.instruction else item.with_instruction(instruction) for item in items]
+        return items
+
+    def iter_batches(self, items: list[Item], batch_size: int, workers: int = 2) -> Iterator[tuple[list[int], list[DecodedItem]]]:
+        """Batches of similar length, media decoded in background threads one batch ahead."""
+        order = sorted(range(len(items)), key=lambda i: -self.estimate_length(items[i]))
+        groups = [order[start: start + batch_size] for start in range(0, len(order), batch_size)]
+        if not groups:
+            return
+
+        def decode_group(group: list[int]) -> list[DecodedItem]:
+            return [self.decode(items[i], i) for i in group]
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool_:
+            pending = [pool_.submit(decode_group, g) for g in groups[: workers + 1]]
+            for index, group in enumerate(groups):
+                decoded = pending[index].result()
+                nxt = index + workers + 1
+                if nxt < len(groups):
+                    pending.append(pool_.submit(decode_group, groups[nxt]))
+                yield group, decoded
+
+    # ---- the encode API --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, items: Any, batch_size: int = 32, instruction: str | None = None, prompt_name: str | None = None,
+               normalize: bool | None = None, show_progress_bar: bool | None = None, convert_to: str = "numpy",
+               device: str | torch.device | None = None) -> np.ndarray | torch.Tensor:
+        """Embed items; returns a float32 N x D array (or tensor with `convert_to="tensor"`) in input order.
+
+        An item's embedding does not depend on the rest of its batch, the batch size or the order.
+        `instruction` is applied to items that have none; `prompt_name` picks one of the model's named prompts.
+        """
+        if convert_to not in ("numpy", "tensor"):
+            raise ConfigError(f"convert_to must be 'numpy' or 'tensor', got {convert_to!r}")
+        if batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        resolved = self._resolve_items(items, instruction, prompt_name)
+        if device is not None:
+            self.to(device)
+        was_training = self.module.training
+        self.module.eval()
+        output = torch.empty((len(resolved), self.dimension), dtype=torch.float32)
+        progress = tqdm(total=len(resolved), desc="encode", unit="item",
+                        disable=not (show_progress_bar if show_progress_bar is not None else len(resolved) > 4 * batch_size))
+        try:
+            for group, decoded in self.iter_batches(resolved, batch_size):
+                vectors = self.module(self.collate(decoded), normalize=normalize)
+                output[torch.tensor(group)] = vectors.float().cpu()
+                progress.update(len(group))
+        finally:
+            progress.close()
+            self.module.train(was_training)
+        return output.numpy() if convert_to == "numpy" else output
+
+    def encode_query(self, items: Any, **kwargs: Any) -> np.ndarray | torch.Tensor:
+        """`encode` with the model's "query" prompt when it has one."""
+        return self.encode(items, prompt_name="query" if "query" in self.config.prompts else None, **kwargs)
+
+    def encode_document(self, items: Any, **kwargs: Any) -> np.ndarray | torch.Tensor:
+        """`encode` with the model's "document" prompt when it has one."""
+        return self.encode(items, prompt_name="document" if "document" in self.config.prompts else None, **kwargs)
+
+    def embed(self, items: Sequence[Item]) -> torch.Tensor:
+        """Differentiable embeddings of a batch, in order (training path: no sorting, no no-grad)."""
+        decoded = [self.decode(item, i) for i, item in enumerate(items)]
+        return self.module(self.collate(decoded))
+
+    @staticmethod
+    def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Cosine similarity matrix between two sets of embeddings."""
+        if isinstance(a, np.ndarray):
+            a_n = a / np.clip(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12, None)
+            b_n = np.asarray(b) / np.clip(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12, None)
+            return a_n @ b_n.T
+        return torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(torch.as_tensor(b), dim=-1).T
+
+    def __repr__(self) -> str:
+        return f"Embedder(source={self.source!r}, dimension={self.dimension}, pooling={self.config.pooling!r})"
+
+
+def _adapter_base(directory: Path, info: SavedModelInfo | None) -> str:
+    if info and info.base_model:
+        return info.base_model
+    adapter_config = json.loads((directory / "adapter_config.json").read_text())
+    base = adapter_config.get("base_model_name_or_path")
+    if not base or not Path(base).is_dir():
+        raise FileNotFoundError(f"LoRA adapter in '{directory}' refers to base model '{base}', which is not a local "
+                                "directory; set base_model in uniembed.json to the base checkpoint's path")
+    return base
+
+
+def _existing_base_path(backbone: Backbone) -> str:
+    base = backbone.name_or_path
+    if not Path(base).is_dir():
+        raise ConfigError(f"cannot save an adapter-only checkpoint: base model '{base}' is not on disk; "
+                          "save with merge_lora=True")
+    return str(Path(base).resolve())
+
+
+def _merged_copy(peft_model: Any) -> Any:
+    """The base model with LoRA weights folded in, leaving the training model untouched."""
+    import copy
+
+    return copy.deepcopy(peft_model).merge_and_unload()
