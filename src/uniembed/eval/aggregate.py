@@ -20,7 +20,9 @@ def group_means(results: Sequence[TaskResult]) -> dict[str, float]:
             groups["distribution/" + ("ID" if result.in_distribution else "OOD")].append(result.score)
         if result.modality_group:
             groups[f"modality/{result.modality_group}"].append(result.score)
-    return {name: mean(values) for name, values in groups.items()}
+    order = {"meta-task": 0, "distribution": 1, "modality": 2}
+    names = sorted(groups, key=lambda name: (order[name.split("/")[0]], name))
+    return {name: mean(groups[name]) for name in names}
 
 
 def overall_mean(results: Sequence[TaskResult]) -> float:

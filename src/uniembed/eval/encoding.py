@@ -7,9 +7,15 @@ cheap length estimate so each batch holds items of similar size (little padding)
 is encoded the next batches' images are decoded by a thread pool.
 
 Encoder protocol: `encode(items, batch_size=...) -> float32 N x D` (L2-normalised) and `model_id: str`.
-Optional hook: `predecode(item) -> Item` returning an equivalent item with its media decoded in memory
-(e.g. video frames sampled as the model samples them); it runs in the background threads. Without it,
-only image files are pre-loaded (into PIL images); videos are left to the encoder.
+Optional hooks, duck-typed:
+- `estimate_length(item) -> int`: the model's own size estimate (else `length_estimate`).
+- `predecode(item) -> Item`: an equivalent item with its media decoded in memory (e.g. video frames
+  sampled as the model samples them); run in the background threads.
+- `decodes_in_background = True`: the encoder already decodes media in its own workers (as `Embedder`
+  does), so nothing is pre-decoded here.
+Without either of the last two, image files are pre-loaded into PIL images; videos are left to the encoder.
+Items are handed to `encode` in chunks of `chunk_batches` batches (already sorted by length), and each
+chunk is written to the cache as soon as it is done.
 """
 from __future__ import annotations
 
@@ -44,11 +50,11 @@ class EncodeStats:
     distinct: int = 0
     from_cache: int = 0
     encoded: int = 0
-    batches: int = 0
+    encode_calls: int = 0
     seconds: float = 0.0
 
     def add(self, other: "EncodeStats") -> None:
-        for name in ("requested", "distinct", "from_cache", "encoded", "batches", "seconds"):
+        for name in ("requested", "distinct", "from_cache", "encoded", "encode_calls", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -80,14 +86,23 @@ def preload_images(item: Item) -> Item:
     return Item(text=item.text, image=images[0], images=images[1:] or None, video=item.video, instruction=item.instruction)
 
 
-def length_batches(items: Sequence[Item], batch_size: int) -> list[list[int]]:
+def length_batches(items: Sequence[Item], batch_size: int,
+                   estimate: Callable[[Item], int] = length_estimate) -> list[list[int]]:
     """Indices of `items` cut into batches of similar length (longest first, so memory errors come early)."""
-    order = sorted(range(len(items)), key=lambda i: (-length_estimate(items[i]), i))
+    order = sorted(range(len(items)), key=lambda i: (-estimate(items[i]), i))
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
+def background_decoder(encoder: Encoder) -> Callable[[Item], Item] | None:
+    """What to run in the decode threads for this encoder (None: the encoder decodes by itself)."""
+    hook = getattr(encoder, "predecode", None)
+    if hook is not None:
+        return hook
+    return None if getattr(encoder, "decodes_in_background", False) else preload_images
+
+
 def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 32, cache: EmbeddingCache | None = None,
-                    decode_workers: int = 2, prefetch_batches: int = 2, by_length: bool = True,
+                    decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True,
                     progress: bool = True, desc: str = "encoding") -> tuple[EmbeddingTable, EncodeStats]:
     """Embeddings of the distinct items among `items`, reading and filling `cache` when given."""
     start = time.perf_counter()
@@ -102,12 +117,13 @@ def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 3
     missing = [key for key in keys if key not in vectors]
     if missing:
         missing_items = [distinct[key] for key in missing]
-        batches = length_batches(missing_items, batch_size) if by_length else \
-            [list(range(s, min(s + batch_size, len(missing)))) for s in range(0, len(missing), batch_size)]
-        predecode: Callable[[Item], Item] = getattr(encoder, "predecode", None) or preload_images
+        chunk = batch_size * max(1, chunk_batches)
+        estimate = getattr(encoder, "estimate_length", None) or length_estimate
+        chunks = length_batches(missing_items, chunk, estimate) if by_length else \
+            [list(range(s, min(s + chunk, len(missing)))) for s in range(0, len(missing), chunk)]
         bar = tqdm(total=len(missing), desc=desc, unit="item", disable=not progress, leave=False)
-        for batch, decoded in _prefetched(batches, missing_items, predecode, decode_workers, prefetch_batches):
-            embeddings = np.asarray(encoder.encode(decoded, batch_size=len(decoded)), dtype=np.float32)
+        for batch, decoded in _prefetched(chunks, missing_items, background_decoder(encoder), decode_workers, 1):
+            embeddings = np.asarray(encoder.encode(decoded, batch_size=batch_size), dtype=np.float32)
             if embeddings.shape[0] != len(batch):
                 raise InputError(f"encoder returned {embeddings.shape[0]} embeddings for {len(batch)} items")
             batch_keys = [missing[i] for i in batch]
@@ -115,7 +131,7 @@ def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 3
             if cache is not None:
                 cache.put(batch_keys, embeddings)
             stats.encoded += len(batch)
-            stats.batches += 1
+            stats.encode_calls += 1
             bar.update(len(batch))
         bar.close()
     table = EmbeddingTable(keys, np.stack([vectors[key] for key in keys]) if keys else np.zeros((0, 0), np.float32))
@@ -123,9 +139,13 @@ def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 3
     return table, stats
 
 
-def _prefetched(batches: list[list[int]], items: list[Item], predecode: Callable[[Item], Item], workers: int,
+def _prefetched(batches: list[list[int]], items: list[Item], predecode: Callable[[Item], Item] | None, workers: int,
                 lookahead: int):
     """Yield (batch indices, decoded items) while the next `lookahead` batches decode in background threads."""
+    if predecode is None:
+        for batch in batches:
+            yield batch, [items[i] for i in batch]
+        return
     if workers <= 0:
         for batch in batches:
             yield batch, [predecode(items[i]) for i in batch]

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 PUBLISHED: dict[str, list[tuple[str, dict[str, float]]]] = {
     "mmeb-v1": [
-        ("VLM2Vec Qwen2-VL-7B", {"overall": 65.8, "meta-task/classification": 62.6, "meta-task/VQA": 57.8,
+        ("VLM2Vec Qwen2-VL-7B", {"overall": 65.8, "meta-task/classification": 62.6, "meta-task/vqa": 57.8,
                                  "meta-task/retrieval": 69.9, "meta-task/grounding": 81.7}),
-        ("UniME LLaVA-OneVision-7B", {"overall": 70.7, "meta-task/classification": 66.8, "meta-task/VQA": 66.6,
+        ("UniME LLaVA-OneVision-7B", {"overall": 70.7, "meta-task/classification": 66.8, "meta-task/vqa": 66.6,
                                       "meta-task/retrieval": 70.5, "meta-task/grounding": 90.9}),
-        ("UNITE 7B", {"overall": 70.3, "meta-task/classification": 68.3, "meta-task/VQA": 65.1,
+        ("UNITE 7B", {"overall": 70.3, "meta-task/classification": 68.3, "meta-task/vqa": 65.1,
                       "meta-task/retrieval": 71.6, "meta-task/grounding": 84.8}),
-        ("RzenEmbed 2B", {"overall": 72.3, "meta-task/classification": 68.5, "meta-task/VQA": 66.3,
+        ("RzenEmbed 2B", {"overall": 72.3, "meta-task/classification": 68.5, "meta-task/vqa": 66.3,
                           "meta-task/retrieval": 74.5, "meta-task/grounding": 90.3}),
-        ("RzenEmbed 7B", {"overall": 75.9, "meta-task/classification": 70.6, "meta-task/VQA": 71.7,
+        ("RzenEmbed 7B", {"overall": 75.9, "meta-task/classification": 70.6, "meta-task/vqa": 71.7,
                           "meta-task/retrieval": 78.5, "meta-task/grounding": 92.1}),
     ],
     "mmeb-v2": [

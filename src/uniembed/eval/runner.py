@@ -115,5 +115,5 @@ def _global_ranks(queries: np.ndarray, pool: np.ndarray, qrels, chunk: int = 102
 
 
 def _as_percent(chance: float) -> float:
-    """Chance levels may be given as fractions (0.1) or percents (10.0)."""
-    return 100.0 * chance if chance <= 1.0 else chance
+    """`EvalTask.chance` is a fraction (as the readers compute it); reports use percent."""
+    return 100.0 * chance

@@ -93,7 +93,11 @@ class GradCache:
     returns a scalar; any loss of `uniembed.losses`, including `local_contrastive_loss`, fits.
     `chunk_size=None` runs the plain unchunked step (same interface, no second forward).
     Models wrapped in DistributedDataParallel are found among `encoders`; if an encoder is a function that
-    calls a DDP model, list that model in `sync_modules`.
+    calls a DDP model, list that model in `sync_modules`. `scale_loss` (e.g. `GradScaler.scale` for float16)
+    is applied to the loss before its backward; the cached gradients carry the scale into the encoders.
+    A DDP model built with `broadcast_buffers=True` (the default) broadcasts its buffers in every forward, so
+    then every rank must run the same number of chunks (equal local batch sizes); otherwise build it with
+    `broadcast_buffers=False`.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class GradCache:
         *,
         split_fn: SplitFn = split_batch,
         sync_modules: Sequence[nn.Module] = (),
+        scale_loss: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.encoders = list(encoders) if isinstance(encoders, Sequence) else [encoders]
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
@@ -112,6 +117,7 @@ class GradCache:
         self.chunk_size = chunk_size
         self.split_fn = split_fn
         self.sync_modules = list(sync_modules)
+        self.scale_loss = scale_loss or (lambda loss: loss)
 
     def step(self, *inputs: Any, **loss_kwargs: Any) -> Tensor:
         """Forward and backward for one batch (one input per encoder); returns the detached loss.
@@ -123,14 +129,14 @@ class GradCache:
             raise InputError(f"GradCache has {len(self.encoders)} encoders but step() got {len(inputs)} inputs")
         if self.chunk_size is None:
             loss = self.loss_fn(*(encode(batch) for encode, batch in zip(self.encoders, inputs)), **loss_kwargs)
-            loss.backward()
+            self.scale_loss(loss).backward()
             return loss.detach()
 
         chunks = [self.split_fn(batch, self.chunk_size) for batch in inputs]
         states, embeddings = self._embed_without_graph(chunks)
         leaves = [torch.cat(parts).detach().requires_grad_() for parts in embeddings]
         loss = self.loss_fn(*leaves, **loss_kwargs)
-        loss.backward()
+        self.scale_loss(loss).backward()
         after_loss = RandomState()
         self._replay_with_graph(chunks, states, embeddings, leaves)
         after_loss.restore()

@@ -339,6 +339,18 @@ class Embedder:
         return f"Embedder(source={self.source!r}, dimension={self.dimension}, pooling={self.config.pooling!r})"
 
 
+def load_embedder(spec: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+                  **overrides: Any) -> Embedder:
+    """An Embedder from a checkpoint directory or a `tiny[:size[:seed]]` spec (random tiny Qwen2-VL)."""
+    if spec.startswith("tiny"):
+        parts = spec.split(":")
+        size = parts[1] if len(parts) > 1 and parts[1] else "tiny"
+        seed = int(parts[2]) if len(parts) > 2 else 0
+        embedder = Embedder.tiny(seed=seed, size=size, **overrides)
+        return embedder.to(device) if device is not None else embedder
+    return Embedder.from_pretrained(spec, device=device, dtype=dtype, **overrides)
+
+
 def _adapter_base(directory: Path, info: SavedModelInfo | None) -> str:
     if info and info.base_model:
         return info.base_model

@@ -170,15 +170,17 @@ class Backbone:
                   visuals_by_kind: dict[str, list[VisualInput]]) -> tuple[list[int], list[bool], list[VisualInput]]:
         """Shorten the item's text (never its visual tokens) until the sequence fits `max_length`."""
         text_ids = self.tokenizer(decoded.item.text or "", add_special_tokens=False)["input_ids"]
-        keep = len(text_ids) - excess
-        if keep < 1:
-            raise ConfigError(f"item needs {excess} tokens more than max_length={config.max_length} even without text; "
-                              "raise max_length or lower max_pixels / video_frames")
         item = decoded.item
-        shorter = Item(self.tokenizer.decode(text_ids[:keep]), item.image, item.images, item.video, item.instruction)
-        segments = build_segments(shorter, config, self.chat, (len(decoded.images), len(decoded.videos)))
-        ids, flags, visuals = self._ids_from_segments(segments, visuals_by_kind, config)
-        return ids[: config.max_length], flags[: config.max_length], visuals
+        keep = len(text_ids) - excess
+        while keep >= 1:
+            shorter = Item(self.tokenizer.decode(text_ids[:keep]), item.image, item.images, item.video, item.instruction)
+            segments = build_segments(shorter, config, self.chat, (len(decoded.images), len(decoded.videos)))
+            ids, flags, visuals = self._ids_from_segments(segments, visuals_by_kind, config)
+            if len(ids) <= config.max_length:
+                return ids, flags, visuals
+            keep -= len(ids) - config.max_length  # re-tokenising at the cut can shift a token or two
+        raise ConfigError(f"an item does not fit max_length={config.max_length} even without its text; "
+                          "raise max_length or lower max_pixels / video_frames")
 
     def collate(self, decoded_items: list[DecodedItem], config: EmbeddingConfig) -> dict[str, Any]:
         """Tokenise, pad and stack a batch; returns model inputs plus masks used by pooling."""
@@ -207,6 +209,12 @@ class Backbone:
                 batch[f"{kind}_grid_thw"] = torch.tensor([v.grid_thw for v in flat], dtype=torch.long)
         batch["num_visual_tokens"] = sum(v.num_tokens for row in visuals for v in row)
         return batch
+
+    @property
+    def hf_model(self) -> Any:
+        """The underlying transformers model, through PEFT wrappers (LoRA layers stay injected)."""
+        model = self.model
+        return model.get_base_model() if hasattr(model, "get_base_model") else model
 
     @property
     def pad_token_id(self) -> int:

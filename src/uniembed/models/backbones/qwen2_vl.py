@@ -188,9 +188,9 @@ class Qwen2VLBackbone(Backbone):
 
     # ---- forward ---------------------------------------------------------------------------------
     def hidden_states(self, batch: dict[str, torch.Tensor], config: EmbeddingConfig) -> torch.Tensor:
-        inner = self.model.model
-        implementation = getattr(self.model.config, "_attn_implementation", "sdpa") or "sdpa"
-        dtype = self.model.dtype
+        inner = self.hf_model.model
+        implementation = getattr(self.hf_model.config, "_attn_implementation", "sdpa") or "sdpa"
+        dtype = self.hf_model.dtype
         if implementation.startswith("flash"):
             if config.attention == "bidirectional":
                 raise ConfigError("bidirectional attention needs attn_implementation='sdpa' or 'eager', not flash")

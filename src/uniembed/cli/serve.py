@@ -1,0 +1,90 @@
+"""`uniembed serve --model DIR [--index DIR] [--host 127.0.0.1] [--port 8080]`: the embeddings server."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from .common import add_model_argument, load_model
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve an OpenAI-compatible, batched, mixed-modality embeddings API",
+        description="FastAPI/uvicorn server: POST /v1/embeddings, /v1/search, /v1/rerank; GET /v1/models, /health, "
+                    "/metrics. Binds to 127.0.0.1 unless --host says otherwise.")
+    add_model_argument(parser)
+    parser.add_argument("--index", help="index directory (uniembed index build) served by POST /v1/search")
+    parser.add_argument("--metadata", help="JSONL of {id, ...} returned with search hits (default: INDEX/metadata.jsonl)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--served-model-name", help="model name clients pass (default: the model directory's name)")
+    parser.add_argument("--api-key", default=os.environ.get("UNIEMBED_API_KEY"),
+                        help="require 'Authorization: Bearer KEY' on /v1/* (default: $UNIEMBED_API_KEY)")
+    parser.add_argument("--allow-local-files", metavar="DIR", help="accept media paths, only inside DIR")
+    parser.add_argument("--allow-remote-media", action="store_true", help="fetch http(s) media URLs (size/time limits)")
+    parser.add_argument("--no-batching", action="store_true", help="never merge concurrent requests into one batch")
+    parser.add_argument("--max-batch-tokens", type=int, default=16384,
+                        help="padded tokens (rows x longest text+visual length) per model batch")
+    parser.add_argument("--max-batch-items", type=int, default=64, help="rows per model batch")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    parser.add_argument("--max-items-per-request", type=int, default=256)
+    parser.add_argument("--max-body-mb", type=float, default=64.0, help="request body limit (413 above)")
+    parser.add_argument("--max-concurrency", type=int, default=64, help="requests in flight (429 above)")
+    parser.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request (504 after)")
+    parser.add_argument("--max-media-mb", type=float, default=32.0, help="largest image/video file accepted")
+    parser.add_argument("--remote-timeout", type=float, default=10.0, help="seconds to fetch one remote medium")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--log-level", default="info")
+    parser.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace):
+    from ..serving import ServerConfig
+
+    return ServerConfig(
+        served_model_name=args.served_model_name or served_name(args.model),
+        api_key=args.api_key or None,
+        batching=not args.no_batching,
+        max_batch_tokens=args.max_batch_tokens,
+        max_batch_items=args.max_batch_items,
+        max_wait_ms=args.max_wait_ms,
+        max_items_per_request=args.max_items_per_request,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_concurrency=args.max_concurrency,
+        request_timeout_s=args.request_timeout,
+        allow_local_files=args.allow_local_files,
+        allow_remote_media=args.allow_remote_media,
+        max_media_bytes=int(args.max_media_mb * 1024 * 1024),
+        remote_timeout_s=args.remote_timeout,
+    )
+
+
+def served_name(spec: str) -> str:
+    return spec if spec.startswith("tiny") else (Path(spec).resolve().name or "uniembed")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..serving import SearchService, create_app
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    config = build_config(args)
+    model = load_model(args.model, args.device, args.dtype)
+    search = None
+    if args.index:
+        search = SearchService.load(args.index, args.metadata, dimension=model.dimension, model_id=model.model_id)
+    app = create_app(model, config, search=search)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
+        log.warning("listening on %s without --api-key: anyone who can reach this port can use the model", args.host)
+    print(f"serving {config.served_model_name} (dimension {model.dimension}) on http://{args.host}:{args.port}"
+          + (f" with an index of {len(search)} vectors" if search else ""), flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=30)
+    return 0

@@ -1,0 +1,52 @@
+"""`evaluate`: load a suite's tasks, encode and score them, aggregate, and write the reports."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..data.examples import EvalTask
+from .cache import EmbeddingCache
+from .encoding import Encoder, EncodeStats
+from .reference import published_for
+from .report import results_payload, write_reports
+from .runner import TaskResult, run_tasks
+from .suites import SuiteOptions, get_suite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    payload: dict
+    results: list[TaskResult]
+    tasks: list[EvalTask]
+    stats: EncodeStats
+    paths: dict[str, Path] | None = None
+
+
+def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
+             datasets: Sequence[str] | None = None, pool: str = "local", batch_size: int = 32,
+             cache_dir: str | os.PathLike | None = None, seed: int = 0, examples_per_task: int = 3,
+             decode_workers: int = 2, progress: bool = True, tasks: Sequence[EvalTask] | None = None) -> Evaluation:
+    """Evaluate `encoder` on `suite` (tasks read from `data`, or given) and write reports to `out` when set."""
+    definition = get_suite(suite)
+    options = SuiteOptions(datasets=list(datasets) if datasets else None, pool=pool, seed=seed)
+    tasks = list(tasks) if tasks is not None else definition.load_tasks(data, options)
+    cache = EmbeddingCache(cache_dir, encoder.model_id) if cache_dir is not None else None
+    try:
+        run = run_tasks(encoder, tasks, batch_size=batch_size, cache=cache, examples_per_task=examples_per_task,
+                        decode_workers=decode_workers, progress=progress)
+    finally:
+        if cache is not None:
+            cache.close()
+    groups = definition.summarize(run.tasks)
+    overall = definition.overall(run.tasks)
+    run_options = {"pool": pool, "batch_size": batch_size, "seed": seed}
+    payload = results_payload(suite, encoder.model_id, run.tasks, groups, overall, run.stats, run_options)
+    evaluation = Evaluation(payload, run.tasks, tasks, run.stats)
+    if out is not None:
+        evaluation.paths = write_reports(out, payload, run.tasks, tasks, published_for(suite, pool))
+    return evaluation

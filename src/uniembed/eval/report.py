@@ -1,0 +1,242 @@
+"""Write what an evaluation found: results.json, report.md (beside published figures) and report.html.
+
+report.html is self-contained: bar charts are matplotlib PNGs and thumbnails are JPEGs, all embedded as
+base64, so the file can be mailed or opened offline.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from ..data.examples import EvalTask
+from ..inputs import Item
+from .encoding import EncodeStats
+from .runner import TaskResult
+
+THUMBNAIL = 112
+
+
+def results_payload(suite: str, model: str, results: Sequence[TaskResult], groups: dict[str, float], overall: float,
+                    stats: EncodeStats | None = None, options: dict | None = None) -> dict:
+    """The results.json structure: suite, model, scores, metrics, groups, overall, chance (when known)."""
+    payload = {
+        "suite": suite,
+        "model": model,
+        "scores": {r.name: _round(r.score) for r in results},
+        "metrics": {r.name: {k: _round(v) for k, v in r.metrics.items()} for r in results},
+        "groups": {k: _round(v) for k, v in groups.items()},
+        "overall": _round(overall),
+    }
+    chance = {r.name: _round(r.chance) for r in results if r.chance is not None}
+    if chance:
+        payload["chance"] = chance
+    payload["main_metric"] = {r.name: r.metric for r in results}
+    payload["num_queries"] = {r.name: r.num_queries for r in results}
+    if options:
+        payload["options"] = options
+    if stats is not None:
+        payload["encoding"] = asdict(stats)
+    return payload
+
+
+def write_results_json(path: str | os.PathLike, payload: dict) -> None:
+    Path(path).write_text(json.dumps(payload, indent=2, allow_nan=False, default=_nan_safe) + "\n")
+
+
+def markdown_report(payload: dict, published: Sequence[tuple[str, dict[str, float]]] = ()) -> str:
+    """Per-task table (score, main metric, chance) and a summary table with published rows beside ours."""
+    lines = [f"# {payload['suite']} — {payload['model']}", "",
+             f"Overall: **{_fmt(payload['overall'])}** (plain mean of {len(payload['scores'])} task scores, percent)", ""]
+    published_tasks = sorted({c for _, values in published for c in values if c in payload["scores"]})
+    summary_columns = ["overall", *payload["groups"], *published_tasks]
+    lines += ["## Summary", "", "| model | " + " | ".join(summary_columns) + " |",
+              "|---|" + "---|" * len(summary_columns)]
+    ours = {"overall": payload["overall"], **payload["groups"], **payload["scores"]}
+    lines.append(f"| **{payload['model']} (this run)** | " + " | ".join(_fmt(ours.get(c)) for c in summary_columns) + " |")
+    for model, values in published:
+        lines.append(f"| {model} (published) | " + " | ".join(_fmt(values.get(c)) for c in summary_columns) + " |")
+    lines += ["", "## Tasks", "", "| task | main metric | score | chance |", "|---|---|---|---|"]
+    chance = payload.get("chance", {})
+    for name, score in payload["scores"].items():
+        lines.append(f"| {name} | {payload['main_metric'][name]} | {_fmt(score)} | {_fmt(chance.get(name))} |")
+    encoding = payload.get("encoding")
+    if encoding:
+        lines += ["", f"Encoded {encoding['encoded']} distinct items ({encoding['from_cache']} more from cache, "
+                      f"{encoding['requested']} requested) in {encoding['seconds']:.1f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def html_report(payload: dict, results: Sequence[TaskResult], tasks: Sequence[EvalTask],
+                published: Sequence[tuple[str, dict[str, float]]] = ()) -> str:
+    """A self-contained HTML page: summary, an overview chart, and per task a metric chart and examples."""
+    by_name = {task.name: task for task in tasks}
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(payload['suite'])} — {_e(payload['model'])}</title>",
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>{_e(payload['suite'])} <small>{_e(payload['model'])}</small></h1>",
+             f"<p class='overall'>Overall: <b>{_fmt(payload['overall'])}</b></p>",
+             _groups_table(payload, published),
+             f"<h2>All tasks</h2><img class='chart' alt='task scores' src='{_overview_chart(results)}'>"]
+    for result in results:
+        task = by_name.get(result.name)
+        parts.append(f"<section class='task'><h2 id='{_e(result.name)}'>{_e(result.name)} "
+                     f"<small>{_e(result.metric)} = {_fmt(result.score)}"
+                     + (f", chance {_fmt(result.chance)}" if result.chance is not None else "") + "</small></h2>")
+        parts.append(f"<img class='chart small' alt='metrics of {_e(result.name)}' src='{_metric_chart(result)}'>")
+        if task is not None:
+            parts.append(_examples_html(result, task))
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_reports(out: str | os.PathLike, payload: dict, results: Sequence[TaskResult], tasks: Sequence[EvalTask],
+                  published: Sequence[tuple[str, dict[str, float]]] = ()) -> dict[str, Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "md": out / "report.md", "html": out / "report.html"}
+    write_results_json(paths["json"], payload)
+    paths["md"].write_text(markdown_report(payload, published), encoding="utf-8")
+    paths["html"].write_text(html_report(payload, results, tasks, published), encoding="utf-8")
+    return paths
+
+
+# ---- charts --------------------------------------------------------------------------------------
+
+def _figure_uri(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _overview_chart(results: Sequence[TaskResult]) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(results) + 1))
+    names = [r.name for r in results][::-1]
+    scores = [r.score for r in results][::-1]
+    ax.barh(names, scores, color="#4c72b0", label="score")
+    chance = [(i, r.chance) for i, r in enumerate(list(results)[::-1]) if r.chance is not None]
+    if chance:
+        ax.scatter([c for _, c in chance], [i for i, _ in chance], marker="|", s=200, color="#c44e52", label="chance", zorder=3)
+        ax.legend(loc="lower right")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("main metric (%)")
+    return _figure_uri(fig)
+
+
+def _metric_chart(result: TaskResult) -> str:
+    plt = _pyplot()
+    names = [n for n in result.metrics if "@" in n]
+    fig, ax = plt.subplots(figsize=(6, 1.8))
+    ax.bar(range(len(names)), [result.metrics[n] for n in names], color="#55a868")
+    ax.set_xticks(range(len(names)), names, rotation=70, fontsize=7)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("%")
+    return _figure_uri(fig)
+
+
+# ---- examples ------------------------------------------------------------------------------------
+
+def _examples_html(result: TaskResult, task: EvalTask) -> str:
+    rows = ["<table class='examples'><tr><th>query</th><th>top 5 (gold marked)</th><th>gold</th></tr>"]
+    for example in result.examples:
+        gold = set(example["gold"])
+        top = "".join(_item_card(task.candidates[c], "hit" if c in gold else "") for c in example["top"])
+        golds = "".join(_item_card(task.candidates[c], "gold") for c in example["gold"][:3])
+        rows.append(f"<tr><td>{_item_card(task.queries[example['query']], 'query')}</td>"
+                    f"<td class='top'>{top}</td><td>{golds}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _item_card(item: Item, kind: str) -> str:
+    pieces = [f"<div class='card {kind}'>"]
+    for uri in _thumbnails(item):
+        pieces.append(f"<img src='{uri}' alt='thumbnail'>")
+    if item.instruction:
+        pieces.append(f"<div class='inst'>{_e(item.instruction[:120])}</div>")
+    if item.text:
+        pieces.append(f"<div class='text'>{_e(item.text[:240])}</div>")
+    pieces.append("</div>")
+    return "".join(pieces)
+
+
+def _thumbnails(item: Item) -> list[str]:
+    try:
+        images = item.load_images()[:2]
+        if item.video is not None:
+            images += item.load_video(num_frames=3) or []
+    except Exception as exc:  # a report must not fail on one unreadable file
+        return [_placeholder(str(exc))]
+    uris = []
+    for image in images:
+        image = image.convert("RGB")
+        image.thumbnail((THUMBNAIL, THUMBNAIL))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=80)
+        uris.append("data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode())
+    return uris
+
+
+def _placeholder(message: str) -> str:
+    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{THUMBNAIL}' height='40'><rect width='100%' height='100%' "
+           f"fill='#eee'/><text x='4' y='24' font-size='9'>{html.escape(message[:40])}</text></svg>")
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def _groups_table(payload: dict, published: Sequence[tuple[str, dict[str, float]]]) -> str:
+    columns = ["overall", *payload["groups"]]
+    ours = {"overall": payload["overall"], **payload["groups"]}
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    rows = [f"<tr><td><b>this run</b></td>" + "".join(f"<td>{_fmt(ours.get(c))}</td>" for c in columns) + "</tr>"]
+    for model, values in published:
+        rows.append(f"<tr><td>{_e(model)} (published)</td>" + "".join(f"<td>{_fmt(values.get(c))}</td>" for c in columns) + "</tr>")
+    return f"<table class='groups'><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.1f}"
+
+
+def _round(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), 4)
+
+
+def _nan_safe(value):
+    return None
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+_CSS = """
+body{font-family:sans-serif;margin:2em;max-width:1200px}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:13px}
+.chart{max-width:100%}.chart.small{max-width:480px}
+.card{display:inline-block;width:130px;margin:2px;padding:3px;border:2px solid #ddd;font-size:11px;overflow:hidden}
+.card img{max-width:112px;max-height:112px;display:block}.card.hit{border-color:#2a2}.card.gold{border-color:#e90}
+.card.query{border-color:#36c}.inst{color:#888;font-style:italic}
+"""

@@ -1,0 +1,223 @@
+"""Dynamic batching: concurrent requests are merged into model batches under a token budget.
+
+Requests enqueue their items; one asyncio task forms batches in arrival order and runs each in the
+single model thread. A batch closes when the next item would break the budget (rows x longest
+estimated length > `max_batch_tokens`, or more than `max_batch_items` rows) or `max_wait_s` after
+its first item arrived. A request larger than a batch spans several batches. When a batch fails,
+its requests are retried one by one so a bad request fails alone and everyone else is served.
+With `merge_requests=False` a batch never mixes requests (the "no batching" baseline).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..inputs import Item
+from .runner import BatchOutput
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    items: list[Item]
+    future: asyncio.Future
+    dimension: int
+    vectors: np.ndarray = field(init=False)
+    text_tokens: np.ndarray = field(init=False)
+    visual_tokens: np.ndarray = field(init=False)
+    remaining: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.vectors = np.zeros((len(self.items), self.dimension), dtype=np.float32)
+        self.text_tokens = np.zeros(len(self.items), dtype=np.int64)
+        self.visual_tokens = np.zeros(len(self.items), dtype=np.int64)
+        self.remaining = len(self.items)
+
+    @property
+    def abandoned(self) -> bool:
+        return self.future.done()
+
+
+@dataclass
+class _Entry:
+    job: _Job
+    index: int
+    cost: int
+
+
+BatchObserver = Callable[[int, int, float], None]  # (items, padded tokens, seconds)
+
+
+class DynamicBatcher:
+    """Merges items of concurrent `submit` calls into model batches run by `encode_batch` in one thread."""
+
+    def __init__(self, encode_batch: Callable[[Sequence[Item]], BatchOutput], cost: Callable[[Item], int],
+                 dimension: int, max_batch_tokens: int = 16384, max_batch_items: int = 64, max_wait_s: float = 0.005,
+                 merge_requests: bool = True, observer: BatchObserver | None = None) -> None:
+        self.encode_batch = encode_batch
+        self.cost = cost
+        self.dimension = dimension
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_items = max_batch_items
+        self.max_wait_s = max_wait_s if merge_requests else 0.0
+        self.merge_requests = merge_requests
+        self.observer = observer
+        self._queue: collections.deque[_Entry] = collections.deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model")
+
+    @property
+    def queued_items(self) -> int:
+        return len(self._queue)
+
+    def _ensure_started(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop = loop
+            self._wakeup = asyncio.Event()
+            self._queue.clear()
+            self._task = loop.create_task(self._run(), name="uniembed-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._task = None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, items: Sequence[Item]) -> BatchOutput:
+        """Embed `items` (in order) as part of whatever batches form; cancellation drops queued items."""
+        self._ensure_started()
+        job = _Job(list(items), asyncio.get_running_loop().create_future(), self.dimension)
+        if not job.items:
+            return BatchOutput(job.vectors, job.text_tokens, job.visual_tokens)
+        for index, item in enumerate(job.items):
+            self._queue.append(_Entry(job, index, max(1, int(self.cost(item)))))
+        assert self._wakeup is not None
+        self._wakeup.set()
+        try:
+            return await job.future
+        finally:
+            if not job.future.done():
+                job.future.cancel()
+
+    # ---- the batching loop -----------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            self._drop_abandoned()
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = await self._form_batch()
+            if not batch:
+                continue
+            try:
+                await self._execute(batch)
+            except Exception as exc:  # a server fault: fail this batch's requests, keep serving
+                log.exception("batch of %d items failed", len(batch))
+                for entry in batch:
+                    self._fail(entry.job, exc, [])
+
+    def _drop_abandoned(self) -> None:
+        while self._queue and self._queue[0].job.abandoned:
+            self._queue.popleft()
+
+    def _fits(self, batch: list[_Entry], entry: _Entry) -> bool:
+        if not batch:
+            return True
+        if len(batch) >= self.max_batch_items:
+            return False
+        if not self.merge_requests and entry.job is not batch[0].job:
+            return False
+        longest = max(entry.cost, max(e.cost for e in batch))
+        return longest * (len(batch) + 1) <= self.max_batch_tokens
+
+    async def _form_batch(self) -> list[_Entry]:
+        assert self._wakeup is not None
+        batch: list[_Entry] = []
+        deadline = time.monotonic() + self.max_wait_s
+        while True:
+            self._drop_abandoned()
+            while self._queue and self._fits(batch, self._queue[0]):
+                batch.append(self._queue.popleft())
+                self._drop_abandoned()
+            full = bool(self._queue) or len(batch) >= self.max_batch_items
+            remaining = deadline - time.monotonic()
+            if full or remaining <= 0 or not batch:
+                return batch
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _execute(self, batch: list[_Entry]) -> None:
+        loop = asyncio.get_running_loop()
+        items = [entry.job.items[entry.index] for entry in batch]
+        started = time.perf_counter()
+        try:
+            output = await loop.run_in_executor(self._executor, self.encode_batch, items)
+        except Exception as exc:  # one bad request must not fail the others: retry per request
+            await self._retry_separately(batch, exc)
+            return
+        if self.observer is not None:
+            self.observer(len(batch), max(e.cost for e in batch) * len(batch), time.perf_counter() - started)
+        self._deliver(batch, output)
+
+    async def _retry_separately(self, batch: list[_Entry], error: Exception) -> None:
+        jobs: dict[int, list[_Entry]] = {}
+        for entry in batch:
+            jobs.setdefault(id(entry.job), []).append(entry)
+        if len(jobs) == 1:
+            self._fail(batch[0].job, error, batch)
+            return
+        loop = asyncio.get_running_loop()
+        for entries in jobs.values():
+            items = [entry.job.items[entry.index] for entry in entries]
+            try:
+                output = await loop.run_in_executor(self._executor, self.encode_batch, items)
+            except Exception as exc:
+                self._fail(entries[0].job, exc, entries)
+                continue
+            self._deliver(entries, output)
+
+    @staticmethod
+    def _fail(job: _Job, error: Exception, entries: list[_Entry]) -> None:
+        position = getattr(error, "position", None)
+        if isinstance(error, InputError) and position is not None and position < len(entries):
+            # the model saw a batch position; the client needs the position within its own request
+            error = type(error)(error.problem, position=entries[position].index, path=error.path, row=error.row,
+                                fix=error.fix)
+        if not job.future.done():
+            job.future.set_exception(error)
+
+    @staticmethod
+    def _deliver(batch: list[_Entry], output: BatchOutput) -> None:
+        for row, entry in enumerate(batch):
+            job = entry.job
+            if job.abandoned:
+                continue
+            job.vectors[entry.index] = output.vectors[row]
+            job.text_tokens[entry.index] = output.text_tokens[row]
+            job.visual_tokens[entry.index] = output.visual_tokens[row]
+            job.remaining -= 1
+            if job.remaining == 0:
+                job.future.set_result(BatchOutput(job.vectors, job.text_tokens, job.visual_tokens))

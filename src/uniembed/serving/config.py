@@ -1,0 +1,52 @@
+"""`ServerConfig`: every limit and policy of the embeddings server in one validated place."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+@dataclass
+class ServerConfig:
+    """Options of `uniembed serve` (the CLI flags map one to one onto these fields).
+
+    Batching: `max_batch_tokens` bounds a model batch by its padded size (items x longest estimated
+    length, text plus visual tokens), `max_batch_items` by its row count; a batch is sent to the model
+    when full or `max_wait_ms` after its first item arrived. `batching=False` never merges requests.
+    Limits: `max_items_per_request` (400 above), `max_body_bytes` (413), `max_concurrency` requests in
+    flight (429 beyond), `request_timeout_s` (504). Media: data URIs / base64 always; local files only
+    under `allow_local_files`; remote URLs only with `allow_remote_media`, within `max_media_bytes`
+    and `remote_timeout_s`.
+    """
+
+    served_model_name: str = "uniembed"
+    api_key: str | None = None
+    batching: bool = True
+    max_batch_tokens: int = 16384
+    max_batch_items: int = 64
+    max_wait_ms: float = 5.0
+    max_items_per_request: int = 256
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_concurrency: int = 64
+    request_timeout_s: float = 60.0
+    allow_local_files: str | Path | None = None
+    allow_remote_media: bool = False
+    max_media_bytes: int = 32 * 1024 * 1024
+    remote_timeout_s: float = 10.0
+    default_top_k: int = 10
+    max_top_k: int = 1000
+
+    def __post_init__(self) -> None:
+        positive = ("max_batch_tokens", "max_batch_items", "max_items_per_request", "max_body_bytes",
+                    "max_concurrency", "max_media_bytes", "max_top_k")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0 or self.request_timeout_s <= 0 or self.remote_timeout_s <= 0:
+            raise ConfigError("max_wait_ms must be >= 0 and the timeouts > 0")
+        if self.allow_local_files is not None:
+            root = Path(self.allow_local_files)
+            if not root.is_dir():
+                raise ConfigError(f"--allow-local-files '{root}' is not a directory")
+            self.allow_local_files = root.resolve()

@@ -1,0 +1,81 @@
+"""`ModelRunner`: one model batch of already-decoded items -> embeddings and per-item token counts.
+
+Runs in the server's single model thread. It follows `Embedder.encode` step for step (decode, collate,
+forward), so a served embedding equals `Embedder.encode` of the same item, and it reads the usage
+(text and visual tokens per item) from the same collated batch instead of tokenising twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..inputs import Item
+
+TEMPLATE_OVERHEAD_TOKENS = 24  # chat-template tokens around every item, for batch budgeting
+
+
+@dataclass
+class BatchOutput:
+    vectors: np.ndarray  # N x D float32
+    text_tokens: np.ndarray  # N int
+    visual_tokens: np.ndarray  # N int
+
+
+class ModelRunner:
+    """Encodes one batch with an `Embedder`; counts calls so tests and metrics can see batching."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.calls = 0
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.dimension)
+
+    def cost(self, item: Item) -> int:
+        """Estimated sequence length (text + visual tokens) used to fill batches up to the token budget."""
+        return int(self.model.estimate_length(item)) + TEMPLATE_OVERHEAD_TOKENS
+
+    def resolve_instruction(self, items: Sequence[Item], input_type: str | None) -> list[Item]:
+        """Apply the model's named prompt for `input_type` (query/document) as `encode_query` would;
+        items with their own instruction keep it; without `input_type` the model's default prompt applies."""
+        config = self.model.config
+        prompts = getattr(config, "prompts", {}) or {}
+        name = input_type if input_type in prompts else getattr(config, "default_prompt_name", None)
+        instruction = (prompts.get(name) or None) if name is not None else None
+        if instruction is None:
+            return list(items)
+        return [item if item.instruction else item.with_instruction(instruction) for item in items]
+
+    def encode(self, items: Sequence[Item]) -> BatchOutput:
+        import torch
+
+        self.calls += 1
+        model = self.model
+        decoded = [model.decode(item, position) for position, item in enumerate(items)]
+        batch = model.collate(decoded)
+        was_training = model.module.training
+        model.module.eval()
+        try:
+            with torch.inference_mode():
+                vectors = model.module(batch).float().cpu().numpy()
+        finally:
+            model.module.train(was_training)
+        totals = batch["attention_mask"].sum(dim=1).cpu().numpy().astype(np.int64)
+        visual = self._visual_tokens(batch, items)
+        return BatchOutput(vectors.astype(np.float32, copy=False), totals - visual, visual)
+
+    def _visual_tokens(self, batch: dict[str, Any], items: Sequence[Item]) -> np.ndarray:
+        per_item = batch.get("visual_tokens_per_item")
+        if per_item is not None:
+            return np.asarray(per_item, dtype=np.int64)
+        visual = np.zeros(len(items), dtype=np.int64)
+        with_media = [i for i, item in enumerate(items) if item.image_sources or item.video is not None]
+        if len(with_media) == 1:  # the batch total belongs to the one item with media
+            visual[with_media[0]] = int(batch.get("num_visual_tokens", 0))
+        elif with_media:  # the backbone reports only the batch total: count media items one by one
+            for i in with_media:
+                visual[i] = int(self.model.count_tokens([items[i]])["visual_tokens"])
+        return visual

@@ -1,0 +1,114 @@
+"""Request and response bodies (pydantic), which also make the OpenAPI schema at `/openapi.json`.
+
+`input`, `query` and `documents` are accepted as raw JSON and parsed by `items.py`, which gives
+errors that name the item ("item 3: image 0: invalid base64 ..."); their OpenAPI schema is spelt out
+here so clients and schema-driven fuzzers see the real shape.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+_STRING_LIST = {"type": "array", "items": {"type": "string"}}
+_URL = {"anyOf": [{"type": "string"}, {"type": "object", "properties": {"url": {"type": "string"}},
+                                         "required": ["url"]}]}
+_VIDEO_URL = {"anyOf": [{"type": "string"}, _STRING_LIST, {
+    "type": "object", "properties": {"url": {"anyOf": [{"type": "string"}, _STRING_LIST]}}, "required": ["url"]}]}
+ITEM_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1, "description": "text"},
+        {"type": "object", "additionalProperties": False, "description": "one item; media as data URIs",
+         "properties": {"text": {"type": "string"}, "image": {"type": "string"}, "images": _STRING_LIST,
+                        "video": {"anyOf": [{"type": "string"}, _STRING_LIST]}, "instruction": {"type": "string"}}},
+        {"type": "array", "description": "OpenAI-style content parts of ONE item", "items": {"anyOf": [
+            {"type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+             "required": ["type", "text"]},
+            {"type": "object", "properties": {"type": {"const": "image_url"}, "image_url": _URL},
+             "required": ["type", "image_url"]},
+            {"type": "object", "properties": {"type": {"const": "video_url"}, "video_url": _VIDEO_URL},
+             "required": ["type", "video_url"]},
+        ]}},
+    ]
+}
+INPUT_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "array", "items": ITEM_SCHEMA, "minItems": 1}]}
+
+RawInput = Annotated[Any, WithJsonSchema(INPUT_SCHEMA)]
+RawItem = Annotated[Any, WithJsonSchema(ITEM_SCHEMA)]
+RawItems = Annotated[Any, WithJsonSchema({"type": "array", "items": ITEM_SCHEMA, "minItems": 1})]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbeddingRequest(_Strict):
+    input: RawInput = Field(description="a string, a list of strings, or a list of items (each gives one embedding)")
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1, description="truncate to this many dimensions and re-normalise")
+    input_type: Literal["query", "document"] | None = Field(
+        default=None, description="apply the model's named prompt for queries or documents")
+    user: str | None = None
+
+
+class SearchRequest(_Strict):
+    query: RawItem
+    top_k: int = Field(default=10, ge=1)
+    model: str | None = None
+    input_type: Literal["query", "document"] | None = Field(
+        default="query", description="named prompt for the query (default: the model's query prompt)")
+
+
+class RerankRequest(_Strict):
+    query: RawItem
+    documents: RawItems
+    top_n: int | None = Field(default=None, ge=1)
+    return_documents: bool = False
+    model: str | None = None
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+    text_tokens: int
+    visual_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: Usage
+
+
+class SearchHit(BaseModel):
+    rank: int
+    id: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[SearchHit]
+    model: str
+    usage: Usage
+
+
+class RerankResult(BaseModel):
+    index: int
+    relevance_score: float
+    document: Any | None = None
+
+
+class RerankResponse(BaseModel):
+    object: Literal["list"] = "list"
+    results: list[RerankResult]
+    model: str

@@ -1,0 +1,81 @@
+"""The index behind `POST /v1/search`: a `ShardedIndex` plus optional stored metadata per id.
+
+Metadata lives beside the index in `metadata.jsonl` (one `{"id": ..., ...}` object per line, e.g. the
+JSONL given to `uniembed encode`), or in a file named with `--metadata`. Ids without a row get `{}`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+METADATA_FILE = "metadata.jsonl"
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """id -> metadata object from a JSONL file; every row needs an "id"."""
+    table: dict[str, dict[str, Any]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"invalid JSON ({exc.msg})", path=path, row=number) from exc
+            if not isinstance(row, dict) or "id" not in row:
+                raise InputError('each metadata row must be an object with an "id"', path=path, row=number)
+            table[str(row.pop("id"))] = row
+    return table
+
+
+def write_metadata(index_dir: str | os.PathLike, rows: dict[str, dict[str, Any]]) -> Path:
+    """Store metadata beside an index (read back by the server)."""
+    path = Path(index_dir) / METADATA_FILE
+    with open(path, "w", encoding="utf-8") as handle:
+        for key, value in rows.items():
+            handle.write(json.dumps({"id": key, **value}) + "\n")
+    return path
+
+
+class SearchService:
+    """Searches a loaded index with query embeddings and attaches stored metadata."""
+
+    def __init__(self, index: Any, metadata: dict[str, dict[str, Any]] | None = None, nprobe: int | None = 32) -> None:
+        self.index = index
+        self.metadata = metadata or {}
+        self.nprobe = nprobe
+
+    @classmethod
+    def load(cls, index_dir: str | os.PathLike, metadata_path: str | os.PathLike | None = None,
+             dimension: int | None = None, model_id: str | None = None, nprobe: int | None = 32) -> "SearchService":
+        from ..index.faiss_index import ShardedIndex
+
+        index = ShardedIndex(index_dir)
+        if dimension is not None and index.dimension != dimension:
+            raise ConfigError(f"index '{index_dir}' holds {index.dimension}-d vectors but the model embeds in "
+                              f"{dimension} dimensions; serve the model that built the index")
+        if model_id and index.model_id and index.model_id != model_id:
+            log.warning("index built with model %s, serving model %s: scores may be meaningless",
+                        index.model_id, model_id)
+        path = Path(metadata_path) if metadata_path else Path(index_dir) / METADATA_FILE
+        metadata = read_metadata(path) if path.exists() else {}
+        if metadata_path and not path.exists():
+            raise FileNotFoundError(f"metadata file '{path}' not found")
+        return cls(index, metadata, nprobe)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def search(self, vector: np.ndarray, top_k: int) -> list[dict[str, Any]]:
+        scores, ids = self.index.search(np.atleast_2d(vector), k=min(top_k, max(1, len(self.index))),
+                                        nprobe=self.nprobe)
+        return [{"rank": rank + 1, "id": item_id, "score": float(score), "metadata": self.metadata.get(item_id, {})}
+                for rank, (item_id, score) in enumerate(zip(ids[0], scores[0]))]

@@ -1,0 +1,264 @@
+"""Recipes: a YAML file naming the model, what trains, and a list of stages; any key overridable.
+
+    name: unite
+    model: /models/Qwen2-VL-7B-Instruct        # or "tiny", "tiny:small"
+    embedding: {pooling: eos, positions: 1d}   # EmbeddingConfig overrides
+    trainable: {mode: lora, r: 8, alpha: 16}
+    seed: 0
+    save_every: 500
+    stages:
+      - name: retrieval_adaptation
+        data: data/unite_stage1_mixture.yaml   # a mixture file, or an inline {sources: [...]} mapping
+        loss: {kind: contrastive, symmetric: true}
+        temperature: {init: 0.03}
+        batch_size: 1024
+        grad_cache_chunk: 64
+        lr: 1.0e-4
+        epochs: 1
+
+`--set stages.1.lr=2e-5 --set model=tiny` overrides any key (values parsed as YAML).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ..errors import ConfigError
+
+LOSS_KINDS = ("contrastive", "relational", "listwise")
+TRAIN_MODES = ("lora", "dora", "full")
+SCHEDULES = ("constant", "linear", "cosine")
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainableSpec:
+    """What trains: LoRA / DoRA adapters on `target_modules` (language model by default), or everything."""
+
+    mode: str = "lora"
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+    freeze_vision: bool = True
+    text_only: bool = False  # train only the language model even in full mode (UniME stage 1)
+
+
+@dataclass
+class LossSpec:
+    """Loss options: every option of `contrastive_loss`, or a distillation loss."""
+
+    kind: str = "contrastive"
+    symmetric: bool = False
+    modality_mask: bool = False
+    false_negative_margin: float | None = None
+    hardness_alpha: float | None = None
+    top_k: int | None = None
+    num_negatives: int = 1  # hard negatives per example appended to the candidates (0 = in-batch only)
+    teacher: str = "minilm"  # relational distillation: "minilm" or a sentence-transformers directory
+    distill_temperature: float = 0.02
+
+
+@dataclass
+class TemperatureSpec:
+    init: float = 0.02
+    learnable: bool = False
+    per_task: bool = False
+    min: float = 0.005
+    max: float = 1.0
+
+
+@dataclass
+class StageSpec:
+    name: str
+    data: Any
+    loss: LossSpec = field(default_factory=LossSpec)
+    temperature: TemperatureSpec = field(default_factory=TemperatureSpec)
+    batch_size: int = 32
+    grad_cache_chunk: int | None = None
+    lr: float = 2e-5
+    schedule: str = "cosine"
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.01
+    max_grad_norm: float | None = 1.0
+    max_steps: int | None = None
+    epochs: int | None = None
+    from_previous: bool = True
+    trainable: TrainableSpec | None = None
+    skip_bad_rows: bool = False
+
+
+@dataclass
+class Recipe:
+    name: str
+    model: str
+    stages: list[StageSpec]
+    embedding: dict[str, Any] = field(default_factory=dict)
+    trainable: TrainableSpec = field(default_factory=TrainableSpec)
+    seed: int = 0
+    save_every: int = 0
+    gradient_checkpointing: bool = False
+    precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
+    log_every: int = 1
+    description: str = ""
+    published: dict[str, Any] = field(default_factory=dict)  # the paper's settings, for the record
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def stage_trainable(self, stage: StageSpec) -> TrainableSpec:
+        return stage.trainable or self.trainable
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Dataclass from a mapping, rejecting unknown keys with the list of known ones."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in {where}; known: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{key: _coerce(value, hints[key], f"{where}.{key}") for key, value in data.items()})
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """YAML reads `5e-5` as a string (no dot): turn such strings into the field's number type."""
+    if not isinstance(value, str):
+        if isinstance(value, int) and not isinstance(value, bool) and float in _hint_types(hint) and int not in _hint_types(hint):
+            return float(value)
+        return value
+    for number_type in (int, float):
+        if number_type in _hint_types(hint):
+            try:
+                return number_type(value)
+            except ValueError:
+                continue
+    if _hint_types(hint) & {int, float} and str not in _hint_types(hint) and Any not in _hint_types(hint):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    return value
+
+
+def _hint_types(hint: Any) -> set:
+    args = typing.get_args(hint)
+    return set(args) if args else {hint}
+
+
+def recipe_from_dict(data: Mapping[str, Any]) -> Recipe:
+    data = dict(data)
+    for key in ("name", "model", "stages"):
+        if key not in data:
+            raise ConfigError(f"recipe is missing '{key}'")
+    if not isinstance(data["stages"], list) or not data["stages"]:
+        raise ConfigError("recipe 'stages' must be a non-empty list")
+    stages = []
+    for index, raw in enumerate(data["stages"]):
+        raw = dict(raw)
+        where = f"stages[{index}]"
+        raw["loss"] = _build(LossSpec, raw.get("loss", {}), f"{where}.loss")
+        raw["temperature"] = _build(TemperatureSpec, raw.get("temperature", {}), f"{where}.temperature")
+        if raw.get("trainable") is not None:
+            raw["trainable"] = _build(TrainableSpec, raw["trainable"], f"{where}.trainable")
+        raw.setdefault("name", f"stage{index}")
+        stages.append(_build(StageSpec, raw, where))
+    data["stages"] = stages
+    data["trainable"] = _build(TrainableSpec, data.get("trainable", {}), "trainable")
+    recipe = _build(Recipe, data, "recipe")
+    validate(recipe)
+    return recipe
+
+
+def validate(recipe: Recipe) -> None:
+    names = [stage.name for stage in recipe.stages]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"stage names must be unique, got {names}")
+    for spec in [recipe.trainable] + [s.trainable for s in recipe.stages if s.trainable]:
+        if spec.mode not in TRAIN_MODES:
+            raise ConfigError(f"trainable.mode {spec.mode!r} is not one of {TRAIN_MODES}")
+    for stage in recipe.stages:
+        where = f"stage '{stage.name}'"
+        if stage.loss.kind not in LOSS_KINDS:
+            raise ConfigError(f"{where}: loss.kind {stage.loss.kind!r} is not one of {LOSS_KINDS}")
+        if stage.schedule not in SCHEDULES:
+            raise ConfigError(f"{where}: schedule {stage.schedule!r} is not one of {SCHEDULES}")
+        if not stage.max_steps and not stage.epochs:
+            raise ConfigError(f"{where}: set max_steps or epochs")
+        if stage.batch_size < 2:
+            raise ConfigError(f"{where}: batch_size must be at least 2 (in-batch negatives)")
+        if stage.grad_cache_chunk is not None and stage.grad_cache_chunk < 1:
+            raise ConfigError(f"{where}: grad_cache_chunk must be a positive integer or null")
+        if stage.lr <= 0:
+            raise ConfigError(f"{where}: lr must be positive")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value {value!r} is not valid YAML ({exc})") from exc
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.0.c=value` overrides to a raw recipe mapping (lists indexed by number, or `*` for all)."""
+    data = copy.deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        _set_path(data, path, value, text)
+    return data
+
+
+def _set_path(node: Any, path: list[str], value: Any, text: str) -> None:
+    head, rest = path[0], path[1:]
+    if isinstance(node, list):
+        targets = range(len(node)) if head == "*" else [_list_index(node, head, text)]
+        for index in targets:
+            if rest:
+                _set_path(node[index], rest, value, text)
+            else:
+                node[index] = value
+        return
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {text}: cannot descend into a {type(node).__name__}")
+    if not rest:
+        node[head] = value
+        return
+    if head not in node or node[head] is None:
+        node[head] = {}
+    _set_path(node[head], rest, value, text)
+
+
+def _list_index(node: list, head: str, text: str) -> int:
+    try:
+        index = int(head)
+    except ValueError as exc:
+        raise ConfigError(f"--set {text}: '{head}' must be a list index") from exc
+    if not -len(node) <= index < len(node):
+        raise ConfigError(f"--set {text}: index {index} out of range (list has {len(node)} entries)")
+    return index
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe file '{path}' not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"recipe '{path}' is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"recipe '{path}' must be a mapping")
+    return recipe_from_dict(apply_overrides(raw, overrides or []))
+
+
+def save_recipe(recipe: Recipe, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))

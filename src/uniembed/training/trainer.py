@@ -1,0 +1,336 @@
+"""The training engine: runs a recipe's stages with checkpoints, resume, logging and distribution.
+
+One process per device (`torchrun` / `accelerate launch` set the environment); every rank embeds its
+slice of each global batch, candidates are gathered with the local loss, and GradCache chunks the
+forward pass when the stage asks for it. A run killed at any moment resumes from the newest complete
+checkpoint and, on one CPU process with the same seed, ends with exactly the same weights.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..data.mixture import load_mixture
+from ..data.sampler import MixtureSampler, SampledBatch
+from ..errors import ConfigError
+from ..losses import GradCache, Temperature, all_reduce_gradients, local_contrastive_loss, relational_distillation_loss
+from ..models.embedder import Embedder, EmbeddingModule, load_embedder
+from . import checkpoint as ckpt
+from .logs import TrainingLog
+from .optim import build_optimizer, build_scheduler
+from .recipe import Recipe, StageSpec, save_recipe
+from .teacher import CachedTextTeacher
+from .trainable import apply_trainable, load_trainable_state, trainable_state
+
+logger = logging.getLogger("uniembed.train")
+KEEP_CHECKPOINTS = 2
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def init_distributed() -> DistContext:
+    """Join the process group that torchrun / accelerate describe in the environment (gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    return DistContext(rank=rank, world=world, local_rank=local_rank, device=device)
+
+
+def stage_dir(run_dir: Path, index: int, stage: StageSpec) -> Path:
+    return Path(run_dir) / f"stage{index}-{stage.name}"
+
+
+def stage_done(run_dir: Path, index: int, stage: StageSpec) -> bool:
+    return (stage_dir(run_dir, index, stage) / "uniembed.json").exists()
+
+
+class Trainer:
+    """Runs every stage of `recipe` into `run_dir`; `resume=True` continues from the newest checkpoint."""
+
+    def __init__(self, recipe: Recipe, run_dir: str | Path, resume: bool = False,
+                 on_step: Callable[[dict[str, Any]], None] | None = None, show_progress: bool = True) -> None:
+        self.recipe = recipe
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.on_step = on_step
+        self.show_progress = show_progress
+        self.ctx = init_distributed()
+        self.log = TrainingLog(self.run_dir, enabled=self.ctx.is_main)
+
+    def run(self) -> Path:
+        """Train every stage; returns the directory of the final model (loads with Embedder.from_pretrained)."""
+        existing = ckpt.list_checkpoints(self.run_dir) or any(self.run_dir.glob("stage*-*/uniembed.json"))
+        if existing and not self.resume:
+            raise ConfigError(f"run directory '{self.run_dir}' already holds a run; pass --resume to continue it "
+                              "or choose another --out")
+        if self.ctx.is_main:
+            ckpt.clean_partial(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_recipe(self.recipe, self.run_dir / "recipe.yaml")
+        self.ctx.barrier()
+        latest = ckpt.latest_checkpoint(self.run_dir) if self.resume else None
+        if latest is not None:
+            self.log.truncate_after(latest.stage, latest.step)
+        output = None
+        try:
+            for index, stage in enumerate(self.recipe.stages):
+                output = stage_dir(self.run_dir, index, stage)
+                if stage_done(self.run_dir, index, stage):
+                    logger.info("stage %d (%s) already complete: %s", index, stage.name, output)
+                    continue
+                resume_from = latest if latest is not None and latest.stage == index else None
+                StageRunner(self, index, stage, resume_from).run()
+        finally:
+            self.log.close()
+        if self.ctx.is_main and output is not None:
+            link = self.run_dir / "model"
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(output.name)
+        self.ctx.barrier()
+        return self.run_dir / "model"
+
+    def base_embedder(self, index: int) -> Embedder:
+        """Stage 0 (or a stage with from_previous: false) starts from the recipe's model; later stages
+        from the previous stage's merged output."""
+        stage = self.recipe.stages[index]
+        if index > 0 and stage.from_previous:
+            return Embedder.from_pretrained(stage_dir(self.run_dir, index - 1, self.recipe.stages[index - 1]))
+        return load_embedder(self.recipe.model, **self.recipe.embedding)
+
+
+class StageRunner:
+    """One stage: model set-up, data, optimizer, the step loop and its checkpoints."""
+
+    def __init__(self, trainer: Trainer, index: int, stage: StageSpec, resume_from: ckpt.CheckpointRef | None) -> None:
+        self.trainer, self.index, self.stage, self.resume_from = trainer, index, stage, resume_from
+        self.recipe, self.ctx = trainer.recipe, trainer.ctx
+        torch.manual_seed(self.recipe.seed + 1000 * index)
+        self.embedder = trainer.base_embedder(index)
+        self._set_up_model()
+        # a mixture file resolves its paths against its own folder; an inline mapping against the working directory
+        inline = not isinstance(stage.data, (str, os.PathLike))
+        self.mixture = load_mixture(stage.data, base_dir=Path.cwd() if inline else None, skip_bad_rows=stage.skip_bad_rows)
+        self.sampler = MixtureSampler(self.mixture, stage.batch_size, seed=self.recipe.seed + index,
+                                      epochs=None if stage.max_steps else stage.epochs,
+                                      rank=self.ctx.rank, world_size=self.ctx.world)
+        self.total_steps = stage.max_steps or self.sampler.estimated_steps() or 1
+        tasks = list(self.mixture.sources) if stage.temperature.per_task else None
+        self.temperature = Temperature(stage.temperature.init, learnable=stage.temperature.learnable, tasks=tasks,
+                                       min_tau=stage.temperature.min, max_tau=stage.temperature.max).to(self.ctx.device)
+        self.optimizer = build_optimizer(self.module, self.temperature.parameters(), stage.lr, stage.weight_decay)
+        self.scheduler = build_scheduler(self.optimizer, stage.schedule, self.total_steps, stage.warmup_ratio)
+        self.teacher = self._teacher() if stage.loss.kind == "relational" else None
+        self.step = 0
+        if resume_from is not None:
+            self._restore(resume_from.path)
+        self.grad_cache = GradCache([self._encode], self._loss, stage.grad_cache_chunk,
+                                    sync_modules=[self.wrapped] if self.ctx.world > 1 else ())
+
+    # ---- set-up --------------------------------------------------------------------------------
+    def _set_up_model(self) -> None:
+        spec = self.recipe.stage_trainable(self.stage)
+        backbone = self.embedder.backbone
+        backbone.model = apply_trainable(backbone.hf_model, spec)
+        if self.recipe.gradient_checkpointing:
+            backbone.hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(backbone.model, "enable_input_require_grads"):
+                backbone.model.enable_input_require_grads()
+        self.embedder.module = EmbeddingModule(backbone, self.embedder.config)
+        self.module = self.embedder.module.to(self.ctx.device).train()
+        self.wrapped: torch.nn.Module = self.module
+        if self.ctx.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            vision_trains = spec.mode == "full" and not (spec.freeze_vision or spec.text_only)
+            self.wrapped = DistributedDataParallel(
+                self.module, device_ids=[self.ctx.device] if self.ctx.device.type == "cuda" else None,
+                find_unused_parameters=vision_trains)
+        trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+        logger.info("stage %d (%s): %s trainable of %s parameters", self.index, self.stage.name,
+                    f"{trainable:,}", f"{self.embedder.num_parameters():,}")
+
+    def _teacher(self) -> CachedTextTeacher:
+        texts = []
+        for source in self.mixture.sources.values():
+            for example in source.examples:
+                if not example.query.text or not example.positives[0].text or example.query.modality != 1:
+                    raise ConfigError(f"relational distillation is text-only; source '{source.name}' has a "
+                                      f"non-text example ({example.query.describe()})")
+                texts += [example.query.text, example.positives[0].text]
+        return CachedTextTeacher(self.stage.loss.teacher, texts, self.trainer.run_dir / "cache")
+
+    # ---- the step ----------------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        precision = self.recipe.precision
+        if self.ctx.device.type == "cuda" and precision in ("auto", "bf16"):
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _encode(self, decoded: list) -> torch.Tensor:
+        with self._autocast():
+            return self.wrapped(self.embedder.collate(decoded))
+
+    def _loss(self, embeddings: torch.Tensor, *, batch: SampledBatch, num_queries: int,
+              candidate_modality: torch.Tensor, target_modality: torch.Tensor) -> torch.Tensor:
+        queries, candidates = embeddings[:num_queries], embeddings[num_queries:]
+        options = self.stage.loss
+        if options.kind == "relational":
+            texts_q = [example.query.text for example in batch.examples]
+            texts_c = [example.positives[0].text for example in batch.examples]
+            return relational_distillation_loss(queries, candidates, self.teacher.embed(texts_q).to(queries.device),
+                                                self.teacher.embed(texts_c).to(queries.device), options.distill_temperature)
+        tau = self.temperature([batch.source] * num_queries) if self.temperature.tasks else self.temperature()
+        return local_contrastive_loss(
+            queries, candidates, temperature=tau,
+            target_modality=target_modality if options.modality_mask else None,
+            candidate_modality=candidate_modality if options.modality_mask else None,
+            false_negative_margin=options.false_negative_margin, hardness_alpha=options.hardness_alpha,
+            top_k=options.top_k, symmetric=options.symmetric)
+
+    def _train_step(self, batch: SampledBatch) -> float:
+        options = self.stage.loss
+        queries = [example.query for example in batch.examples]
+        positives = [example.positives[0] for example in batch.examples]
+        negatives = [] if options.kind == "relational" else [
+            negative for example in batch.examples for negative in example.negatives[: options.num_negatives]]
+        items = queries + positives + negatives
+        decoded = [self.embedder.decode(item, position) for position, item in enumerate(items)]
+        device = self.ctx.device
+        loss = self.grad_cache.step(
+            decoded, batch=batch, num_queries=len(queries),
+            candidate_modality=torch.tensor([item.modality for item in positives + negatives], device=device),
+            target_modality=torch.tensor([example.target_modality for example in batch.examples], device=device))
+        value = float(loss.detach())
+        if self.ctx.world > 1:
+            all_reduce_gradients(list(self.temperature.parameters()))
+            reduced = torch.tensor([value], device=device)
+            dist.all_reduce(reduced)
+            value = float(reduced) / self.ctx.world
+        return value
+
+    def _optimizer_step(self, loss: float) -> float:
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        norm = torch.nn.utils.clip_grad_norm_(parameters, self.stage.max_grad_norm or float("inf"))
+        if not math.isfinite(loss) or not torch.isfinite(norm):
+            last = ckpt.latest_checkpoint(self.trainer.run_dir)
+            raise TrainingError(
+                f"non-finite {'loss' if not math.isfinite(loss) else 'gradient norm'} at stage {self.index} "
+                f"('{self.stage.name}') step {self.step}; stopped without applying it. Last good checkpoint: "
+                f"{last.path if last else 'none'}. Lower the learning rate, raise the temperature, or check the data, "
+                "then resume with --resume.")
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.temperature.clamp_()
+        return float(norm)
+
+    # ---- loop --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        progress = tqdm(total=self.total_steps, initial=self.step, desc=f"stage {self.index} {self.stage.name}",
+                        unit="step", disable=not (self.trainer.show_progress and self.ctx.is_main))
+        save_every = self.recipe.save_every
+        started, pairs = time.perf_counter(), 0
+        try:
+            while self.step < self.total_steps:
+                batch = self.sampler.next_batch()
+                if batch is None:
+                    break
+                loss = self._train_step(batch)
+                self.step += 1
+                grad_norm = self._optimizer_step(loss)
+                pairs += batch.global_size
+                entry = self._log_entry(batch, loss, grad_norm, pairs / (time.perf_counter() - started))
+                progress.set_postfix(loss=f"{loss:.4f}", lr=f"{entry['lr']:.2e}", tau=f"{entry['temperature']:.4f}")
+                progress.update(1)
+                if save_every and self.step % save_every == 0 and self.step < self.total_steps:
+                    self._save_checkpoint()
+        finally:
+            progress.close()
+        self._save_checkpoint()
+        self._save_output()
+
+    def _log_entry(self, batch: SampledBatch, loss: float, grad_norm: float, throughput: float) -> dict[str, Any]:
+        taus = self.temperature.values()
+        entry = {"stage": self.stage.name, "stage_index": self.index, "step": self.step, "loss": loss,
+                 "lr": self.scheduler.get_last_lr()[0], "temperature": float(sum(taus.values()) / len(taus)),
+                 "grad_norm": grad_norm, "pairs_per_s": throughput, "source": batch.source}
+        if self.step % max(1, self.recipe.log_every) == 0 or self.step == self.total_steps:
+            global_step = sum(s.max_steps or 0 for s in self.recipe.stages[: self.index]) + self.step
+            self.trainer.log.write(entry, global_step)
+            if self.trainer.on_step:
+                self.trainer.on_step(entry)
+        return entry
+
+    # ---- persistence -------------------------------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        if self.ctx.is_main:
+            final = self.trainer.run_dir / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.index, self.step)
+            with ckpt.atomic_directory(final) as tmp:
+                torch.save(trainable_state(self.module), tmp / "trainable.pt")
+                torch.save(self.temperature.state_dict(), tmp / "temperature.pt")
+                torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+                torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
+                torch.save(ckpt.capture_rng(), tmp / "rng.pt")
+                ckpt.write_json(tmp / "sampler.json", self.sampler.state_dict())
+                save_recipe(self.recipe, tmp / "recipe.yaml")
+                ckpt.write_json(tmp / "trainer_state.json", {"stage_index": self.index, "stage": self.stage.name,
+                                                              "step": self.step, "total_steps": self.total_steps})
+            ckpt.prune_checkpoints(self.trainer.run_dir, KEEP_CHECKPOINTS)
+        self.ctx.barrier()
+
+    def _restore(self, path: Path) -> None:
+        state = ckpt.read_json(path / "trainer_state.json")
+        load_trainable_state(self.module, torch.load(path / "trainable.pt", map_location=self.ctx.device))
+        self.temperature.load_state_dict(torch.load(path / "temperature.pt", map_location=self.ctx.device))
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.ctx.device))
+        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
+        self.sampler.load_state_dict(ckpt.read_json(path / "sampler.json"))
+        ckpt.restore_rng(torch.load(path / "rng.pt", weights_only=False))
+        self.step = int(state["step"])
+        logger.info("resumed stage %d (%s) at step %d from %s", self.index, self.stage.name, self.step, path)
+
+    def _save_output(self) -> None:
+        """The stage's model, merged: a normal checkpoint that `Embedder.from_pretrained` loads."""
+        if self.ctx.is_main:
+            out = stage_dir(self.trainer.run_dir, self.index, self.stage)
+            with ckpt.atomic_directory(out) as tmp:
+                self.embedder.save_pretrained(tmp)  # LoRA merged into a copy: a plain checkpoint
+                save_recipe(self.recipe, tmp / "recipe.yaml")
+                ckpt.write_json(tmp / "training_state.json", {"stage": self.stage.name, "steps": self.step,
+                                                              "temperature": self.temperature.values()})
+        self.ctx.barrier()

@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny random Qwen2-VL embedder (built offline) and small media files."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder():
+    import torch
+
+    torch.set_num_threads(1)
+    from uniembed import Embedder
+
+    return Embedder.tiny(seed=0)
+
+
+def draw_scene(colour: str, shape: str = "circle", size: tuple[int, int] = (72, 64)) -> Image.Image:
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    box = (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4)
+    (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
+    return image
+
+
+@pytest.fixture()
+def media_dir(tmp_path):
+    """A folder with two images, a frame folder, an MP4 video and a 2-page PDF."""
+    draw_scene("red").save(tmp_path / "red.png")
+    draw_scene("blue", "square", (64, 96)).save(tmp_path / "blue.jpg")
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    for i in range(12):
+        image = Image.new("RGB", (64, 64), "white")
+        ImageDraw.Draw(image).ellipse((i * 4, 20, i * 4 + 16, 36), fill="green")
+        image.save(frames / f"frame_{i:04d}.jpg")
+    write_mp4(tmp_path / "clip.mp4", [np.asarray(Image.open(f)) for f in sorted(frames.iterdir())])
+    pages = [draw_scene(c, size=(120, 160)) for c in ("red", "blue")]
+    pages[0].save(tmp_path / "doc.pdf", save_all=True, append_images=pages[1:])
+    return tmp_path
+
+
+def write_mp4(path, frames, fps: int = 4) -> None:
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

@@ -1,0 +1,53 @@
+"""Shared helpers of the serving tests: inline media, a gated runner, an async client on the ASGI app."""
+from __future__ import annotations
+
+import base64
+import io
+import threading
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from uniembed.serving.runner import ModelRunner
+
+
+def png_bytes(colour: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
+def image_from(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def vectors(response: httpx.Response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    return np.array([row["embedding"] for row in response.json()["data"]], dtype=np.float32)
+
+
+def async_client(app) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+class GatedRunner(ModelRunner):
+    """A real runner whose batches wait for `gate` (to hold requests in flight) and which records batch sizes."""
+
+    def __init__(self, model, gate: threading.Event | None = None) -> None:
+        super().__init__(model)
+        self.gate = gate
+        self.batch_sizes: list[int] = []
+        self.started = threading.Event()
+
+    def encode(self, items):
+        self.started.set()
+        if self.gate is not None:
+            self.gate.wait(timeout=30)
+        self.batch_sizes.append(len(items))
+        return super().encode(items)

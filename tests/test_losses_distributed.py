@@ -1,0 +1,68 @@
+"""Cross-device negatives with real processes: torchrun, 2 ranks, gloo, CPU, float64.
+
+The worker (tests/dist/losses_worker.py) checks on every rank that the DDP-averaged gradients of the local loss
+equal one process computing the whole batch, for each option of the contrastive loss and for GradCache.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from uniembed.losses import gather_no_grad, gather_with_grad, local_contrastive_loss, contrastive_loss
+
+WORKER = Path(__file__).parent / "dist" / "losses_worker.py"
+EXPECTED_OK = [
+    "plain_infonce",
+    "modality_mask",
+    "false_negative_filter",
+    "top_k",
+    "hardness_weights",
+    "appended_hard_negatives",
+    "symmetric",
+    "learnable_temperature",
+    "per_task_temperature",
+    "uneven_local_batches",
+    "everything",
+    "gradcache_ddp",
+]
+EXPECTED_MISMATCH = ["control:no_gradient", "control:local_slice_only"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.distributed
+def test_local_loss_and_gradcache_match_one_process_on_two_ranks(tmp_path):
+    """One torchrun launch checks every scenario (a single test, so pytest-xdist never launches it twice)."""
+    out = tmp_path / "results.json"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+        "--master_port", str(free_port()), str(WORKER), str(out),
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert run.returncode == 0, f"torchrun failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    results = json.loads(out.read_text())["results"]
+    assert sorted(results) == sorted(EXPECTED_OK + EXPECTED_MISMATCH)
+    wrong = {name: results[name] for name in EXPECTED_OK if results[name] != "ok"}
+    wrong.update({name: results[name] for name in EXPECTED_MISMATCH if not results[name].startswith("mismatch")})
+    assert not wrong, f"scenarios that failed on 2 ranks: {wrong}"
+
+
+def test_without_process_group_everything_is_single_process():
+    query, candidates = torch.randn(4, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64)
+    assert gather_with_grad(candidates) is candidates
+    assert gather_no_grad(torch.arange(3)).tolist() == [0, 1, 2]
+    torch.testing.assert_close(
+        local_contrastive_loss(query, candidates, temperature=0.1, top_k=2, symmetric=True),
+        contrastive_loss(query, candidates, temperature=0.1, top_k=2, symmetric=True),
+    )

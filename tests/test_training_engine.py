@@ -1,0 +1,149 @@
+"""The training engine: recipes, stages, checkpoints, exact resume after SIGKILL, non-finite losses."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from uniembed import ConfigError, Embedder
+from uniembed.training.recipe import load_recipe, recipe_from_dict
+from uniembed.training.trainer import Trainer, TrainingError
+
+from training_data import write_training_set
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def recipe_dict(data: Path, steps=(4, 4), save_every=2) -> dict:
+    return {
+        "name": "test",
+        "model": "tiny",
+        "trainable": {"mode": "lora", "r": 4, "alpha": 8, "dropout": 0.1},
+        "seed": 3,
+        "save_every": save_every,
+        "stages": [
+            {"name": "mixed", "data": str(data / "mixture.yaml"), "loss": {"kind": "contrastive", "symmetric": True},
+             "temperature": {"init": 0.05, "learnable": True}, "batch_size": 4, "lr": 2e-3, "max_steps": steps[0]},
+            {"name": "instruct", "data": str(data / "mixture.yaml"),
+             "loss": {"kind": "contrastive", "modality_mask": True, "num_negatives": 1, "false_negative_margin": 0.1,
+                      "hardness_alpha": 9.0, "top_k": 4},
+             "temperature": {"init": 0.03, "per_task": True}, "batch_size": 4, "grad_cache_chunk": 3, "lr": 2e-3,
+             "max_steps": steps[1]},
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    write_training_set(root)
+    return root
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(run_dir) / "model" / "model.safetensors"))
+
+
+def test_recipe_overrides_and_validation(tmp_path, data_dir):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict(data_dir)))
+    recipe = load_recipe(path, ["stages.1.lr=5e-5", "model=tiny:small", "stages.*.batch_size=8", "trainable.r=2"])
+    assert recipe.stages[1].lr == 5e-5 and recipe.model == "tiny:small" and recipe.trainable.r == 2
+    assert [s.batch_size for s in recipe.stages] == [8, 8]
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['lrr'\] in stages\[0\]"):
+        load_recipe(path, ["stages.0.lrr=1"])
+    with pytest.raises(ConfigError, match="index 5 out of range"):
+        load_recipe(path, ["stages.5.lr=1"])
+    bad = recipe_dict(data_dir)
+    bad["stages"][0]["loss"]["kind"] = "triplet"
+    with pytest.raises(ConfigError, match="loss.kind 'triplet'"):
+        recipe_from_dict(bad)
+    del bad["stages"][0]["max_steps"]
+    with pytest.raises(ConfigError, match="set max_steps or epochs"):
+        recipe_from_dict(recipe_dict(data_dir) | {"stages": [bad["stages"][0] | {"loss": {}}]})
+
+
+def test_two_stage_run_writes_loadable_models(tmp_path, data_dir):
+    run = tmp_path / "run"
+    final = Trainer(recipe_from_dict(recipe_dict(data_dir)), run, show_progress=False).run()
+    for stage in ("stage0-mixed", "stage1-instruct"):
+        model = Embedder.from_pretrained(run / stage)
+        assert model.encode(["a red circle"]).shape == (1, 64)
+        assert (run / stage / "recipe.yaml").exists()
+    trained = Embedder.from_pretrained(final).encode(["a red circle number 0", "a blue square"])
+    untrained = Embedder.tiny().encode(["a red circle number 0", "a blue square"])
+    assert np.abs(trained - untrained).max() > 1e-3  # training changed the model
+    entries = [yaml.safe_load(line) for line in (run / "logs" / "train.jsonl").read_text().splitlines()]
+    assert [(e["stage_index"], e["step"]) for e in entries] == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 1), (1, 2), (1, 3), (1, 4)]
+    assert all(np.isfinite(e["loss"]) and e["lr"] >= 0 and e["temperature"] > 0 for e in entries)
+    checkpoint = sorted((run / "checkpoints").iterdir())[-1]
+    assert yaml.safe_load((checkpoint / "recipe.yaml").read_text())["stages"][1]["grad_cache_chunk"] == 3
+    with pytest.raises(ConfigError, match="already holds a run"):
+        Trainer(recipe_from_dict(recipe_dict(data_dir)), run, show_progress=False).run()
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, data_dir, monkeypatch):
+    from uniembed.training import trainer as trainer_module
+
+    calls = {"n": 0}
+    real = trainer_module.local_contrastive_loss
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        value = real(*args, **kwargs)
+        return value * float("nan") if calls["n"] >= 3 else value
+
+    monkeypatch.setattr(trainer_module, "local_contrastive_loss", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"non-finite loss at stage 0 \('mixed'\) step 3.*stage0-step00000002"):
+        Trainer(recipe_from_dict(recipe_dict(data_dir, save_every=2)), run, show_progress=False).run()
+    assert (run / "checkpoints" / "stage0-step00000002" / "trainer_state.json").exists()
+
+
+def _train_command(recipe_path: Path, run: Path, resume: bool) -> list[str]:
+    command = [sys.executable, "-m", "uniembed.cli.main", "train", str(recipe_path), "--out", str(run), "--no-progress"]
+    return command + (["--resume"] if resume else [])
+
+
+def test_sigkill_and_resume_ends_with_identical_weights(tmp_path, data_dir):
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump(recipe_dict(data_dir, steps=(5, 4), save_every=1)))
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    reference = tmp_path / "reference"
+    subprocess.run(_train_command(recipe_path, reference, False), check=True, env=env, capture_output=True, timeout=600)
+
+    run = tmp_path / "killed"
+    kills = 0
+    rng = np.random.default_rng(0)
+    for attempt in range(8):
+        process = subprocess.Popen(_train_command(recipe_path, run, attempt > 0), env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # kill at a random moment once the run has made progress (mid-step, mid-checkpoint or mid-save)
+        deadline = time.time() + float(rng.uniform(4.0, 9.0))
+        while time.time() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+        elif process.returncode == 0:
+            break
+        else:
+            pytest.fail(f"training exited with {process.returncode}")
+    else:
+        finished = subprocess.run(_train_command(recipe_path, run, True), env=env, capture_output=True, timeout=600)
+        assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+    assert kills >= 1
+    expected, got = final_weights(reference), final_weights(run)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
