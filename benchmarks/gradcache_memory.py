@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def measure_one(batch: int, mode: str, chunk_size: int, steps: int, threads: int
         times.append(time.perf_counter() - start)
     return dict(batch=batch, mode=mode, chunk_size=chunk_size if mode == "gradcache" else None,
                 peak_step_memory_mb=round(peak, 1), baseline_rss_mb=round(before, 1),
-                step_seconds=round(min(times), 3), threads=torch.get_num_threads())
+                step_seconds=round(min(times), 3), threads=torch.get_num_threads(),
+                load_average=round(os.getloadavg()[0], 1))
 
 
 def run_sweep(batches: list[int], chunk_size: int, steps: int, threads: int) -> list[dict]:
@@ -105,6 +107,10 @@ def write_results(rows: list[dict], chunk_size: int, command: str) -> None:
         f"dropout {MODEL['dropout']}), {MODEL['sequence']} tokens per input, one query and one candidate per pair; "
         f"InfoNCE over in-batch negatives. GradCache chunk size {chunk_size}. Peak = growth of the process's max "
         "RSS during one training step (fresh process per row); time = fastest of the following steps.",
+        "",
+        f"Step times are indicative: the machine's 1-minute load average during the sweep was "
+        f"{min(r['load_average'] for r in rows):.1f}-{max(r['load_average'] for r in rows):.1f} on 2 cores "
+        "(other jobs were running); the memory columns do not depend on load.",
         "",
         "| global batch | peak MB, plain | peak MB, GradCache | s/step, plain | s/step, GradCache |",
         "|---:|---:|---:|---:|---:|",

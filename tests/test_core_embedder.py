@@ -175,3 +175,40 @@ def test_info_and_token_counts(tiny_embedder, media_dir):
     assert info["model_type"] == "qwen2_vl" and info["dimension"] == 64 and info["parameters"] > 100_000
     counts = tiny_embedder.count_tokens([{"text": "hello", "image": str(media_dir / "red.png")}])
     assert counts["visual_tokens"] > 0 and counts["text_tokens"] > 0
+
+
+def test_qwen2_5_vl_backbone(media_dir):
+    """Qwen2.5-VL goes through the same backbone file: batch-invariant, positions equal to transformers'."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from uniembed.models.backbones.qwen2_vl import Qwen2VLBackbone
+    from uniembed.models.tiny import SPECIAL_TOKENS, build_image_processor, build_tokenizer
+
+    tokenizer = build_tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, bos_token_id=ids["<|endoftext|>"],
+                         eos_token_id=ids["<|im_end|>"],
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           fullatt_block_indexes=[1], window_size=56),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    hf_model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model = Embedder(Qwen2VLBackbone(hf_model, tokenizer, build_image_processor(), "tiny-qwen2.5-vl"),
+                     Embedder.default_config(Qwen2VLBackbone).replace(max_pixels=16 * 784, video_max_pixels=4 * 784,
+                                                                      video_frames=4))
+    items = mixed_items(media_dir)
+    np.testing.assert_allclose(model.encode(items, batch_size=8), np.stack([model.encode([i])[0] for i in items]), atol=1e-4)
+    images = [Item(text="x", images=[str(media_dir / "red.png"), str(media_dir / "blue.jpg")]), Item(text="just text")]
+    batch = model.collate([model.decode(item) for item in images])
+    types = torch.zeros_like(batch["input_ids"])
+    types[batch["input_ids"] == config.image_token_id] = 1
+    expected, _ = hf_model.model.get_rope_index(batch["input_ids"], mm_token_type_ids=types,
+                                                image_grid_thw=batch["image_grid_thw"], attention_mask=batch["attention_mask"])
+    real = batch["attention_mask"].bool()
+    for row in range(2):
+        assert torch.equal(batch["position_ids"][:, row, real[row]], expected[:, row, real[row]])

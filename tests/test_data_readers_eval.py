@@ -1,6 +1,8 @@
 """Evaluation readers on tiny fixtures in each real layout: good rows and malformed ones."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from data_fixtures import frames, jsonl, parquet, png, png_bytes
@@ -202,3 +204,24 @@ def test_strip_and_split_helpers_are_what_the_readers_use():
     assert split_instruction("A photo of a dog: running") == (None, "A photo of a dog: running")
     assert split_instruction("<|image_1|>") == (None, None)
     assert Item(text=split_instruction("plain caption")[1]).text == "plain caption"
+
+
+def test_unknown_video_task_whose_rows_list_only_their_gold_ranks_globally(tmp_path):
+    root = _video_root(tmp_path)
+    table = parquet(root / "MyClips" / "test.parquet", {
+        "qry_text": ["red", "green"], "qry_video_path": ["", ""],
+        "tgt_text": [["<|video_1|>\nUnderstand the content of the provided video.\n"]] * 2,
+        "tgt_video_path": [["MSR-VTT/v1"], ["MSR-VTT/v2"]]})
+    task = read_mmeb_v2_video(table.parent, root)
+    assert not task.is_local and task.qrels == [{0: 1.0}, {1: 1.0}]
+    assert task.candidates[0].instruction == "Understand the content of the provided video."
+    assert task.candidates[0].text is None
+    assert read_mmeb_v2_video(table.parent, root, ranking="local").candidate_lists == [[0], [1]]
+
+
+def test_visdoc_chance_is_the_expected_ndcg_of_a_random_ranking(tmp_path):
+    task = read_visdoc(_visdoc(tmp_path, [2, 1, 1, 0]))
+    discount = 1 + 1 / math.log2(3) + 1 / math.log2(4)  # pool of 3 pages: ranks 1..3 inside the top 5
+    q1 = (3 / 3 * discount) / (2 + 1 / math.log2(3))  # relevances 2 and 1
+    q2 = (1 / 3 * discount) / 1
+    assert task.chance == pytest.approx((q1 + q2) / 2)

@@ -175,3 +175,30 @@ def test_mbeir_train_empty_positive_list_names_file_and_row(mbeir_root):
     pool = mbeir_root / "cand_pool" / "local" / "mbeir_cirr_task7_cand_pool.jsonl"
     with pytest.raises(InputError, match=r"mbeir_cirr_task7_train\.jsonl.*row 1.*empty pos_cand_list"):
         read_mbeir_train(queries, pool)
+
+
+def test_mmeb_train_video_columns_and_video_placeholder(tmp_path):
+    from data_fixtures import frames
+
+    frames(tmp_path / "frames" / "Motion" / "q0", 4)
+    frames(tmp_path / "frames" / "Motion" / "n0", 4, (9, 9, 9))
+    table = parquet(tmp_path / "Motion" / "original-00000-of-00001.parquet", {
+        "qry": ["<|video_1|>\nRepresent the given video for classification\n"], "qry_image_path": [""],
+        "qry_video_path": ["Motion/q0"], "pos_text": ["moves left"], "pos_image_path": [""], "pos_video_path": [""],
+        "neg_text": ["<|video_1|>\nUnderstand the content of the provided video.\n"], "neg_image_path": [""],
+        "neg_video_path": ["Motion/n0"]})
+    (example,) = read_mmeb_train(table, tmp_path / "images", video_root=tmp_path / "frames")
+    assert example.query.video == str(tmp_path / "frames" / "Motion" / "q0")
+    assert example.query.instruction == "Represent the given video for classification" and example.query.text is None
+    assert example.negatives[0].video == str(tmp_path / "frames" / "Motion" / "n0")
+    assert example.target_modality == TEXT
+
+
+def test_jsonl_triplet_shorthand_with_single_negative_and_instruction(tmp_path):
+    path = jsonl(tmp_path / "t.jsonl", [
+        {"query": "two cats", "positive": "a pair of cats", "negative": "three cats", "instruction": "Find a paraphrase"},
+        {"query": {"text": "x", "instruction": "A"}, "positive": "y", "instruction": "B"}])
+    with pytest.raises(InputError, match=r"t\.jsonl.*row 2.*instruction twice"):
+        read_jsonl_examples(path)
+    (example,) = read_jsonl_examples(path, skip_bad_rows=True)
+    assert example.query.instruction == "Find a paraphrase" and [n.text for n in example.negatives] == ["three cats"]

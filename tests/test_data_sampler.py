@@ -61,28 +61,18 @@ def test_same_seed_same_stream_other_seed_other_stream():
     assert first != _batches(MixtureSampler(sources, 5, seed=8), 30)
 
 
-@pytest.mark.parametrize("epochs", [None, 3])
-def test_resume_from_saved_state_gives_the_same_batches(epochs):
+def test_resume_in_epoch_mode_gives_the_same_remaining_batches():
     sources = {"a": _source("a", 37, distinct_targets=9), "b": _source("b", 23), "c": _source("c", 11)}
-    reference = MixtureSampler(sources, 6, seed=3, epochs=epochs, weights={"a": 1, "b": 2, "c": 1})
+    weights = {"a": 1, "b": 2, "c": 1}
+    reference = MixtureSampler(sources, 6, seed=3, epochs=3, weights=weights)
     stream = iter(reference)
     head = [next(stream) for _ in range(13)]
     state = json.loads(json.dumps(reference.state_dict()))  # as written in a checkpoint
     tail = [(b.source, b.indices) for b in stream]
-    resumed = MixtureSampler(sources, 6, seed=3, epochs=epochs, weights={"a": 1, "b": 2, "c": 1})
+    resumed = MixtureSampler(sources, 6, seed=3, epochs=3, weights=weights)
     resumed.load_state_dict(state)
-    assert head[-1].step == 12
-    if epochs is None:
-        tail = tail[:0]
-        expected = [(b.source, b.indices) for b in (reference.next_batch() for _ in range(40))]
-        resumed_batches = [(b.source, b.indices) for b in (resumed.next_batch() for _ in range(40))]
-        # the reference continued after `state`; re-run one from state and compare with a fresh continuation
-        again = MixtureSampler(sources, 6, seed=3, weights={"a": 1, "b": 2, "c": 1})
-        again.load_state_dict(state)
-        assert _batches(again, 40) == resumed_batches[:40]
-        assert expected != resumed_batches  # sanity: the reference had moved on
-    else:
-        assert _batches(resumed) == tail and len(tail) > 5
+    assert head[-1].step == 12 and len(tail) > 5
+    assert _batches(resumed) == tail
 
 
 def test_resume_equals_uninterrupted_run_in_infinite_mode():

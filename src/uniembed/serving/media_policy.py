@@ -48,7 +48,7 @@ class MediaPolicy:
             changes["remote_timeout_s"] = remote_timeout_s
         self.limits = dataclasses.replace(limits, **changes)
         self.local_root = None if local_root is None else Path(os.path.realpath(local_root))
-        self.video = video
+        self.video_policy = video
 
     # ---- sources to bytes ------------------------------------------------------------------------
     def _inline_bytes(self, text: str) -> bytes | None:
@@ -143,6 +143,6 @@ class MediaPolicy:
             path = Path(folder) / "upload.mp4"
             path.write_bytes(data)
             try:
-                return load_video(path, num_frames=self.video.num_frames, fps=self.video.fps, limits=self.limits)
+                return load_video(path, num_frames=self.video_policy.num_frames, fps=self.video_policy.fps, limits=self.limits)
             except InputError as exc:
                 raise InputError(exc.problem, fix=exc.fix) from None

@@ -1,0 +1,203 @@
+"""The synthetic benchmark: every task written in its layout, gold first, disjoint splits, same bytes per seed."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from uniembed.cli.main import main as cli_main
+from uniembed.data.synth import ALL_TASKS, chance_local_hit1, expected_random_ndcg, generate
+from uniembed.errors import InputError
+
+MMEB_COLUMNS = ["qry_text", "qry_img_path", "tgt_text", "tgt_img_path"]
+VIDEO_COLUMNS = ["qry_text", "qry_img_path", "qry_video_path", "tgt_text", "tgt_img_path", "tgt_video_path"]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "tiny"
+    generate(out, "tiny", seed=0, workers=2, progress=False)
+    return out
+
+
+def metadata(out: Path) -> dict:
+    return json.loads((out / "metadata.json").read_text())
+
+
+def tree_digest(out: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != "metadata.json"):
+        digest.update(str(path.relative_to(out)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    meta = metadata(out)
+    for volatile in ("generation_seconds", "workers"):
+        meta.pop(volatile)
+    digest.update(json.dumps(meta, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def rows(out: Path, task: dict) -> list[dict]:
+    return pq.read_table(out / task["path"]).to_pylist()
+
+
+def media_digest(out: Path, root: str, rel: str) -> str:
+    path = out / root / rel
+    if path.is_dir():
+        return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(path.iterdir()))).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_task_is_written_with_its_layout(bench):
+    meta = metadata(bench)
+    names = {t["name"] for t in meta["tasks"]}
+    assert names == {t.name for t in ALL_TASKS} | {"SynDocs"}
+    groups = {t["modality_group"] for t in meta["tasks"]}
+    assert groups == {"image", "video", "visdoc", "text"}
+    assert {t["meta_task"] for t in meta["tasks"] if t["modality_group"] == "image"} == {
+        "classification", "vqa", "retrieval", "grounding"}
+    for task in meta["tasks"]:
+        if task["layout"] == "beir":
+            continue
+        table = pq.read_table(bench / task["path"])
+        assert table.column_names == (VIDEO_COLUMNS if task["layout"] == "mmeb_v2_video" else MMEB_COLUMNS)
+        assert table.num_rows == task["num_queries"] == 16
+        for row in table.to_pylist():
+            assert row["tgt_text"] and len(row["tgt_text"]) == len(row["tgt_img_path"])
+            if task["ranking"] == "local":
+                assert 10 <= len(row["tgt_text"]) <= 20
+            refs = [row["qry_img_path"], *row["tgt_img_path"], row.get("qry_video_path", ""), *row.get("tgt_video_path", [])]
+            for rel in filter(None, refs):
+                target = bench / task["media_root"] / rel
+                assert target.exists(), f"{task['name']}: {rel} missing"
+                if target.is_dir():
+                    frames = sorted(target.iterdir())
+                    assert len(frames) >= 8 and frames[0].name == "frame_0000.jpg"
+
+
+def test_mmeb_text_carries_placeholders_and_instructions_like_real_mmeb(bench):
+    meta = {t["name"]: t for t in metadata(bench)["tasks"]}
+    count = rows(bench, meta["SynCount"])[0]
+    assert count["qry_text"] == "<|image_1|>\nRepresent the given image for classification\n"
+    assert all(p == "" for p in count["tgt_img_path"]) and "<|image_1|>" not in count["tgt_text"][0]
+    t2i = rows(bench, meta["SynT2I"])[0]
+    assert t2i["qry_img_path"] == "" and t2i["tgt_text"][0] == "<|image_1|>\nRepresent the given image.\n"
+    image = Image.open(bench / "mmeb/images" / t2i["tgt_img_path"][0])
+    assert image.size == (96, 96)
+    crop = Image.open(bench / "mmeb/images" / rows(bench, meta["SynGround"])[0]["tgt_img_path"][0])
+    assert crop.size == (40, 40)
+    motion = rows(bench, meta["SynMotion"])[0]
+    assert motion["qry_text"].startswith("<|video_1|>\n") and motion["qry_video_path"].startswith("SynMotion/")
+
+
+def test_candidates_in_a_list_are_all_different(bench):
+    """No candidate may be a copy of another (else the gold at index 0 would be ambiguous)."""
+    for task in metadata(bench)["tasks"]:
+        if task["ranking"] != "local":
+            continue
+        for row in rows(bench, task):
+            media = row.get("tgt_video_path") if any(row.get("tgt_video_path", [])) else row["tgt_img_path"]
+            keys = [(text, media_digest(bench, task["media_root"], m) if m else "")
+                    for text, m in zip(row["tgt_text"], media)]
+            assert len(set(keys)) == len(keys), task["name"]
+
+
+def test_global_video_pool_and_beir_documents(bench):
+    meta = {t["name"]: t for t in metadata(bench)["tasks"]}
+    t2v = rows(bench, meta["SynT2V"])
+    pool = {r["tgt_video_path"][0] for r in t2v}
+    assert all(len(r["tgt_video_path"]) == 1 for r in t2v) and len(pool) == meta["SynT2V"]["num_candidates"]
+    assert len({r["qry_text"] for r in t2v}) == len(t2v)
+    docs = bench / meta["SynDocs"]["path"]
+    queries = pq.read_table(docs / "queries/test-00000-of-00001.parquet").to_pylist()
+    corpus = pq.read_table(docs / "corpus/test-00000-of-00001.parquet").to_pylist()
+    qrels = pq.read_table(docs / "qrels/test-00000-of-00001.parquet").to_pylist()
+    assert set(queries[0]) == {"query-id", "query"} and set(qrels[0]) == {"query-id", "corpus-id", "score"}
+    assert Image.open(io.BytesIO(corpus[0]["image"]["bytes"])).size == (224, 288)
+    corpus_ids, query_ids = {c["corpus-id"] for c in corpus}, {q["query-id"] for q in queries}
+    assert {q["corpus-id"] for q in qrels} <= corpus_ids and {q["query-id"] for q in qrels} == query_ids
+    for qid in query_ids:
+        assert sorted(q["score"] for q in qrels if q["query-id"] == qid) == [1, 2]
+
+
+def test_training_rows_have_hard_negatives_and_do_not_overlap_test(bench):
+    meta = metadata(bench)
+    test = {t["name"]: t for t in meta["tasks"]}
+    for subset in meta["train"]:
+        if subset["layout"] == "jsonl_triplets":
+            lines = [json.loads(line) for line in (bench / subset["path"]).read_text().splitlines()]
+            assert all(set(x) == {"query", "positive", "negative", "instruction"} for x in lines)
+            test_queries = {r["qry_text"].split(": ", 1)[1].rstrip("\n") for r in rows(bench, test[subset["name"]])}
+            assert not test_queries & {x["query"] for x in lines}
+            continue
+        table = pq.read_table(bench / subset["path"])
+        assert {"qry", "qry_image_path", "pos_text", "pos_image_path", "neg_text", "neg_image_path"} <= set(table.column_names)
+        for row in table.to_pylist():
+            pos = (row["pos_text"], row["pos_image_path"], row.get("pos_video_path", ""))
+            neg = (row["neg_text"], row["neg_image_path"], row.get("neg_video_path", ""))
+            assert pos != neg and any(neg)
+        if subset["name"] in ("SynT2I", "SynT2V"):  # the caption names the whole scene: no test caption reused
+            assert not {r["qry"] for r in table.to_pylist()} & {r["qry_text"] for r in rows(bench, test[subset["name"]])}
+    assert "SynI2I" not in {s["name"] for s in meta["train"]}  # out-of-distribution task
+    # no training picture is byte-identical to a test picture
+    train_images = {hashlib.sha256(p.read_bytes()).digest() for p in (bench / "mmeb_train/images").rglob("*.png")}
+    test_images = {hashlib.sha256(p.read_bytes()).digest() for p in (bench / "mmeb/images").rglob("*.png")}
+    assert train_images and not train_images & test_images
+
+
+def test_chance_levels_match_the_candidate_lists(bench):
+    for task in metadata(bench)["tasks"]:
+        if task["layout"] == "beir":
+            expected = 100 * expected_random_ndcg([2, 1], task["num_candidates"], 5)
+        elif task["ranking"] == "global":
+            expected = 100 / task["num_candidates"]
+        else:
+            expected = 100 * np.mean([1 / len(r["tgt_text"]) for r in rows(bench, task)])
+        assert task["chance_percent"] == pytest.approx(expected, abs=1e-3), task["name"]
+
+
+def test_expected_random_ndcg_is_exact():
+    # one relevant among 10: (1/10) * sum_{r=1..5} 1/log2(r+1)
+    by_hand = 0.1 * (1 + 1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5) + 1 / math.log2(6))
+    assert expected_random_ndcg([1], 10, 5) == pytest.approx(by_hand)
+    # two items, gains 2 and 1: half the rankings are ideal, half put the gain-1 item first
+    ideal2 = 2 + 1 / math.log2(3)
+    assert expected_random_ndcg([2, 1], 2, 5) == pytest.approx(0.5 * 1 + 0.5 * (1 + 2 / math.log2(3)) / ideal2)
+    rng = np.random.default_rng(0)  # graded gains: compare with a simulation of random rankings
+    gains, pool, trials = np.zeros(20), 20, 40000
+    gains[:2] = [2, 1]
+    ideal = 2 + 1 / math.log2(3)
+    sims = [(gains[rng.permutation(pool)[:5]] / np.log2(np.arange(2, 7))).sum() / ideal for _ in range(trials)]
+    assert expected_random_ndcg([2, 1], pool, 5) == pytest.approx(float(np.mean(sims)), rel=0.02)
+    assert chance_local_hit1([10, 20]) == pytest.approx(7.5)
+
+
+def test_same_seed_same_bytes_whatever_the_worker_count(bench, tmp_path):
+    again = tmp_path / "again"
+    generate(again, "tiny", seed=0, workers=1, progress=False)
+    assert tree_digest(again) == tree_digest(bench)
+
+
+def test_different_seeds_give_different_examples():
+    task = next(t for t in ALL_TASKS if t.name == "SynT2I")
+    first = [task.build(random.Random("a")).query_text for _ in range(3)]
+    second = [task.build(random.Random("b")).query_text for _ in range(3)]
+    assert first != second
+
+
+def test_cli_writes_and_refuses_a_non_empty_folder(tmp_path, capsys):
+    out = tmp_path / "cli"
+    (out).mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert cli_main(["synth", "--out", str(out), "--size", "tiny", "--no-progress"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+    with pytest.raises(InputError, match="unknown size"):
+        generate(tmp_path / "x", "huge")
