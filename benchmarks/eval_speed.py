@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--model", default="tiny", help="model spec for uniembed.models.embedder.load_embedder")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of reference and uniembed (min kept)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
 
@@ -109,10 +110,14 @@ def main() -> None:
         tasks = get_suite("synthetic").load_tasks(data, SuiteOptions())
         model.encode(["warm up"], batch_size=1)
 
-        results = {}
-        results["uniembed_cold"] = run_uniembed(model, tasks, args.batch_size, work / "cache")
-        results["uniembed_warm"] = run_uniembed(model, tasks, args.batch_size, work / "cache")
-        results["reference"] = run_reference(model, tasks, args.batch_size)
+        results, runs = {}, {"reference": [], "uniembed_cold": []}
+        load_before = os.getloadavg()[0]
+        for repeat in range(args.repeats):  # alternate, so load from other processes hits both alike
+            runs["reference"].append(run_reference(model, tasks, args.batch_size))
+            runs["uniembed_cold"].append(run_uniembed(model, tasks, args.batch_size, work / f"cache{repeat}"))
+        for name, measured in runs.items():
+            results[name] = min(measured, key=lambda r: r[0])
+        results["uniembed_warm"] = run_uniembed(model, tasks, args.batch_size, work / "cache0")
         if not args.skip_naive:
             results["naive"] = run_naive(model, tasks, args.batch_size)
     finally:
@@ -126,6 +131,8 @@ def main() -> None:
         "model": args.model, "data": args.data or f"uniembed synth --size {args.size} --seed 0",
         "tasks": len(tasks), "queries": sum(len(t.queries) for t in tasks), "batch_size": args.batch_size,
         "seconds": {name: round(r[0], 2) for name, r in results.items()},
+        "all_runs_seconds": {name: [round(r[0], 2) for r in measured] for name, measured in runs.items()},
+        "load_average_at_start": round(load_before, 2),
         "items_encoded": {name: r[2]["encoded"] for name, r in results.items()},
         "speedup_vs_reference": round(results["reference"][0] / ours, 2),
         "speedup_warm_vs_reference": round(results["reference"][0] / results["uniembed_warm"][0], 2),
@@ -140,7 +147,9 @@ def main() -> None:
     (RESULTS / "eval_speed.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["# Evaluation speed (synthetic suite)", "",
              f"Date {report['date']}, machine: {report['machine']}, model `{args.model}`, {report['tasks']} tasks, "
-             f"{report['queries']} queries, batch size {args.batch_size}.", "", f"Command: `{report['command']}`", "",
+             f"{report['queries']} queries, batch size {args.batch_size}. Best of {args.repeats} alternating runs "
+             f"(load average {report['load_average_at_start']} at start: other jobs shared the machine).", "",
+             f"Command: `{report['command']}`", "",
              "| strategy | seconds | items encoded | reference / strategy |", "|---|---|---|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r[0]:.1f} | {r[2]['encoded']} | {results['reference'][0] / r[0]:.2f}x |")

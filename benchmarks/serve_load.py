@@ -1,7 +1,7 @@
 """Load test of `uniembed serve`: a real server process on 127.0.0.1, bounded concurrent clients.
 
-For each batching mode (dynamic batching on / off) a server is started with the tiny model on CPU, and
-for 1, 8 and 32 concurrent clients a fixed number of requests is sent (each client sends its next
+Two servers are started with the tiny model on CPU, dynamic batching on and off, and for 1, 8 and 32
+concurrent clients (measured back to back on both servers) a fixed number of requests is sent (each client sends its next
 request when the previous one returns). Reports throughput and p50/p99 latency per workload, plus the
 mean model batch size read from the server's /metrics.
 
@@ -77,35 +77,38 @@ async def run_load(url: str, workload: str, concurrency: int, requests: int) -> 
     make = WORKLOADS[workload]
     bodies = [make(i) for i in range(requests)]
     latencies: list[float] = []
+    server_ms: list[float] = []
     errors = 0
     cursor = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        # warm-up: opens every keep-alive connection first, so TCP connects do not count as latency
+        await asyncio.gather(*(client.post("/v1/embeddings", json=make(10_000 + i)) for i in range(concurrency)))
         async def worker() -> None:
             nonlocal errors
             for index in cursor:
                 started = time.perf_counter()
                 response = await client.post("/v1/embeddings", json=bodies[index])
                 latencies.append(time.perf_counter() - started)
+                server_ms.append(float(response.headers.get("x-process-time-ms", "nan")))
                 errors += response.status_code != 200
 
-        await asyncio.gather(*(worker() for _ in range(min(8, concurrency))))  # warm-up round
-        latencies.clear()
-        cursor = iter(range(requests))
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
     values = np.array(latencies) * 1000
     return {"workload": workload, "concurrency": concurrency, "requests": requests, "errors": errors,
             "seconds": round(wall, 3), "throughput_rps": round(requests / wall, 1),
-            "p50_ms": round(float(np.percentile(values, 50)), 2), "p99_ms": round(float(np.percentile(values, 99)), 2)}
+            "p50_ms": round(float(np.percentile(values, 50)), 2), "p99_ms": round(float(np.percentile(values, 99)), 2),
+            "server_p50_ms": round(float(np.percentile(server_ms, 50)), 2),
+            "server_p99_ms": round(float(np.percentile(server_ms, 99)), 2)}
 
 
 def batch_stats(url: str) -> dict:
     text = httpx.get(f"{url}/metrics").text
     total = float(re.search(r"^uniembed_batch_items_sum (\S+)$", text, re.M).group(1))
     count = float(re.search(r"^uniembed_batch_items_count (\S+)$", text, re.M).group(1))
-    return {"model_batches": int(count), "mean_batch_items": round(total / max(count, 1), 2)}
+    return {"batches": count, "items": total}
 
 
 def main() -> int:
@@ -117,21 +120,21 @@ def main() -> int:
     parser.add_argument("--out", default="benchmarks/results/serve_load_cpu", help="writes OUT.json and OUT.md")
     args = parser.parse_args()
     rows = []
-    for batching in (True, False):
-        process, url = start_server(batching, args.threads)
-        try:
-            for workload in args.workloads:
-                for concurrency in args.concurrency:
+    servers = {mode: start_server(mode == "on", args.threads) for mode in ("on", "off")}
+    try:  # both servers run side by side and are measured back to back, so machine load drifts equally
+        for workload in args.workloads:
+            for concurrency in args.concurrency:
+                for mode, (_, url) in servers.items():
                     before = batch_stats(url)
                     row = asyncio.run(run_load(url, workload, concurrency, args.requests))
                     after = batch_stats(url)
-                    batches = after["model_batches"] - before["model_batches"]
-                    items = after["mean_batch_items"] * after["model_batches"] - before["mean_batch_items"] * before["model_batches"]
-                    row.update(batching="on" if batching else "off", model_batches=batches,
-                               mean_batch_items=round(items / max(batches, 1), 2))
+                    batches = int(after["batches"] - before["batches"])
+                    items = after["items"] - before["items"]
+                    row.update(batching=mode, model_batches=batches, mean_batch_items=round(items / max(batches, 1), 2))
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-        finally:
+    finally:
+        for process, _ in servers.values():
             process.terminate()
             process.wait(timeout=30)
     write_results(rows, args)
@@ -144,17 +147,24 @@ def write_results(rows: list[dict], args: argparse.Namespace) -> None:
     command = "python benchmarks/serve_load.py " + " ".join(sys.argv[1:])
     meta = {"date": "2026-11-22", "machine": "2-core CPU, no GPU", "model": "tiny (random tiny Qwen2-VL)",
             "server_torch_threads": args.threads, "python": platform.python_version(), "command": command,
-            "note": "client and server share the same 2 cores; warm-up requests excluded"}
+            "note": "client and server share the same 2 cores (other jobs were running on the machine); "
+                    "warm-up requests (one per client, opening its connection) excluded"}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     lines = [f"# serve_load: `uniembed serve` under concurrent load ({meta['date']})", "",
              f"Machine: {meta['machine']}. Model: {meta['model']}, server with {args.threads} torch thread(s), "
              "client on the same machine (loopback). One item per request; each client sends its next request when "
              "the previous returns; warm-up excluded.", "", f"Command: `{command}`", "",
-             "| workload | batching | clients | requests | req/s | p50 ms | p99 ms | model batches | items/batch | errors |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "p50/p99 are seen by the client; server p50/p99 are the server's own time per request "
+             "(`x-process-time-ms` header), which excludes time the client or the loaded machine kept a "
+             "response waiting. Model batches and items/batch come from the server's /metrics and include the "
+             "warm-up requests (one per client).", "",
+             "| workload | batching | clients | requests | req/s | p50 ms | p99 ms | server p50 ms | server p99 ms "
+             "| model batches | items/batch | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['workload']} | {r['batching']} | {r['concurrency']} | {r['requests']} | {r['throughput_rps']} "
-                     f"| {r['p50_ms']} | {r['p99_ms']} | {r['model_batches']} | {r['mean_batch_items']} | {r['errors']} |")
+                     f"| {r['p50_ms']} | {r['p99_ms']} | {r['server_p50_ms']} | {r['server_p99_ms']} "
+                     f"| {r['model_batches']} | {r['mean_batch_items']} | {r['errors']} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -143,3 +143,18 @@ def test_reports_are_written_and_complete(images, tmp_path):
     assert len(thumbs) == 3 * 3 + 2 * 4
     assert not any(src.startswith(("file:", "http")) for src in parser.images)
     assert evaluation.stats.encoded == 7
+
+
+def test_report_puts_published_figures_beside_ours(images, tmp_path):
+    task = local_task(images, "ImageNet-1K")
+    task.meta_task = "classification"
+    evaluate(FakeEncoder(), "mmeb-v1", tmp_path, tmp_path / "out", tasks=[task], progress=False)
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| model |"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    row = next(line for line in markdown.splitlines() if line.startswith("| VLM2Vec Qwen2-VL-7B (published)"))
+    cells = dict(zip(columns, (c.strip() for c in row.strip("|").split("|"))))
+    assert cells["overall"] == "65.8" and cells["meta-task/classification"] == "62.6"
+    ours = next(line for line in markdown.splitlines() if "(this run)" in line)
+    assert dict(zip(columns, (c.strip() for c in ours.strip("|").split("|"))))["overall"] == "66.7"
+    assert "UNITE 7B (published)" in (tmp_path / "out" / "report.html").read_text()

@@ -49,7 +49,8 @@ def test_local_loss_and_gradcache_match_one_process_on_two_ranks(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
         "--master_port", str(free_port()), str(WORKER), str(out),
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=240, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert run.returncode == 0, f"torchrun failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
     results = json.loads(out.read_text())["results"]
     assert sorted(results) == sorted(EXPECTED_OK + EXPECTED_MISMATCH)

@@ -59,7 +59,9 @@ def loss_with(temperature):
 def chunked_reference(encoders, inputs, loss_fn, chunk_size, seed):
     """Embed chunk by chunk WITH the graph kept (so dropout draws the same masks as GradCache), one backward."""
     torch.manual_seed(seed)
-    embeddings = [torch.cat([encode(part) for part in split_batch(x, chunk_size)]) for encode, x in zip(encoders, inputs)]
+    embeddings = [
+        torch.cat([encode(part) for part in split_batch(x, chunk_size)]) for encode, x in zip(encoders, inputs)
+    ]
     loss = loss_fn(*embeddings)
     loss.backward()
     return loss.detach()

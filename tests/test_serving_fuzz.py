@@ -11,7 +11,8 @@ from serving_helpers import data_uri, png_bytes
 
 from uniembed.serving import ServerConfig, create_app
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(max_size=20),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                     max_leaves=12)
 MEDIA = st.sampled_from(["", "data:", "data:image/png;base64,", "data:image/png;base64,!!!", "data:;base64,AAAA",
@@ -45,6 +46,29 @@ def client(tiny_embedder):
                                                  max_media_bytes=1_000_000))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def local_client(tiny_embedder, tmp_path_factory):
+    root = tmp_path_factory.mktemp("allowed")
+    (root / "red.png").write_bytes(png_bytes())
+    (root / "frames").mkdir()
+    (root / "frames" / "0.png").write_bytes(png_bytes("blue"))
+    app = create_app(tiny_embedder, ServerConfig(allow_local_files=root, max_items_per_request=8))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+LOCAL_MEDIA = MEDIA | st.sampled_from(["red.png", "frames", "./red.png", "frames/0.png", "../x", "/", ".", "a" * 5000,
+                                        "nul\x00byte", "file://red.png", "red.png/", "//etc/passwd"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(media=st.lists(LOCAL_MEDIA, min_size=1, max_size=3), key=st.sampled_from(["image", "images", "video"]))
+def test_local_paths_never_5xx(local_client, media, key):
+    value = media if key == "images" or (key == "video" and len(media) > 1) else media[0]
+    _check(local_client.post("/v1/embeddings", json={"input": [{key: value}]}))
 
 
 def _check(response):

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from uniembed.cli.main import main as cli_main
-from uniembed.data.synth import ALL_TASKS, chance_local_hit1, expected_random_ndcg, generate
+from uniembed.data.synth import ALL_TASKS, SizeConfig, chance_local_hit1, expected_random_ndcg, generate
 from uniembed.errors import InputError
 
 MMEB_COLUMNS = ["qry_text", "qry_img_path", "tgt_text", "tgt_img_path"]
@@ -58,13 +58,13 @@ def media_digest(out: Path, root: str, rel: str) -> str:
 def test_every_task_is_written_with_its_layout(bench):
     meta = metadata(bench)
     names = {t["name"] for t in meta["tasks"]}
-    assert names == {t.name for t in ALL_TASKS} | {"SynDocs"}
+    assert names == {t.name for t in ALL_TASKS} | {"SynDocs", "SynMBEIR_T2I"}
     groups = {t["modality_group"] for t in meta["tasks"]}
     assert groups == {"image", "video", "visdoc", "text"}
     assert {t["meta_task"] for t in meta["tasks"] if t["modality_group"] == "image"} == {
         "classification", "vqa", "retrieval", "grounding"}
     for task in meta["tasks"]:
-        if task["layout"] == "beir":
+        if task["layout"] in ("beir", "mbeir"):
             continue
         table = pq.read_table(bench / task["path"])
         assert table.column_names == (VIDEO_COLUMNS if task["layout"] == "mmeb_v2_video" else MMEB_COLUMNS)
@@ -127,6 +127,19 @@ def test_global_video_pool_and_beir_documents(bench):
         assert sorted(q["score"] for q in qrels if q["query-id"] == qid) == [1, 2]
 
 
+def test_mbeir_slice_links_queries_pool_and_qrels(bench):
+    folder = bench / "mbeir/SynMBEIR_T2I"
+    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
+    pool = {p["did"]: p for p in map(json.loads, (folder / "pool.jsonl").read_text().splitlines())}
+    qrels = [line.split() for line in (folder / "qrels.txt").read_text().splitlines()]
+    assert len(queries) == len(qrels) == 16
+    for query, (qid, zero, did, relevance, task_id) in zip(queries, qrels):
+        assert (query["qid"], zero, relevance, task_id) == (qid, "0", "1", "0") and query["pos_cand_list"] == [did]
+        assert query["qid"].startswith("90:") and query["query_modality"] == "text"
+        assert all(d in pool for d in query["pos_cand_list"] + query["neg_cand_list"])
+        assert (bench / "mbeir" / pool[did]["img_path"]).exists()
+
+
 def test_training_rows_have_hard_negatives_and_do_not_overlap_test(bench):
     meta = metadata(bench)
     test = {t["name"]: t for t in meta["tasks"]}
@@ -156,6 +169,8 @@ def test_chance_levels_match_the_candidate_lists(bench):
     for task in metadata(bench)["tasks"]:
         if task["layout"] == "beir":
             expected = 100 * expected_random_ndcg([2, 1], task["num_candidates"], 5)
+        elif task["layout"] == "mbeir":  # hit@5 with one relevant: 5 / pool
+            expected = 500 / task["num_candidates"]
         elif task["ranking"] == "global":
             expected = 100 / task["num_candidates"]
         else:
@@ -174,15 +189,17 @@ def test_expected_random_ndcg_is_exact():
     gains, pool, trials = np.zeros(20), 20, 40000
     gains[:2] = [2, 1]
     ideal = 2 + 1 / math.log2(3)
-    sims = [(gains[rng.permutation(pool)[:5]] / np.log2(np.arange(2, 7))).sum() / ideal for _ in range(trials)]
-    assert expected_random_ndcg([2, 1], pool, 5) == pytest.approx(float(np.mean(sims)), rel=0.02)
+    top5 = np.argsort(rng.random((trials, pool)), axis=1)[:, :5]  # random rankings, their first five items
+    sims = (gains[top5] / np.log2(np.arange(2, 7))).sum(axis=1) / ideal
+    assert expected_random_ndcg([2, 1], pool, 5) == pytest.approx(float(sims.mean()), rel=0.02)
     assert chance_local_hit1([10, 20]) == pytest.approx(7.5)
 
 
-def test_same_seed_same_bytes_whatever_the_worker_count(bench, tmp_path):
-    again = tmp_path / "again"
-    generate(again, "tiny", seed=0, workers=1, progress=False)
-    assert tree_digest(again) == tree_digest(bench)
+def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path):
+    small = SizeConfig(test_queries=4, train_rows=4)
+    generate(tmp_path / "a", small, seed=1, workers=2, progress=False)
+    generate(tmp_path / "b", small, seed=1, workers=1, progress=False)
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
 
 
 def test_different_seeds_give_different_examples():

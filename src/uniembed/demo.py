@@ -36,6 +36,7 @@ def default_recipe_path() -> Path:
 
 def write_mixtures(data_dir: Path, out_dir: Path) -> dict[str, Path]:
     """Mixture files for the two demo stages, from the synthetic benchmark's training metadata."""
+    data_dir = Path(data_dir).resolve()  # mixture paths resolve against the mixture file: write them absolute
     metadata = json.loads((data_dir / "metadata.json").read_text())
     sources = []
     for entry in metadata["train"]:

@@ -22,11 +22,10 @@ from uniembed.losses import (
     Temperature,
     all_reduce_gradients,
     contrastive_loss,
-    gather_no_grad,
+    contrastive_loss_per_query,
     local_contrastive_loss,
     split_batch,
 )
-from uniembed.losses.contrastive import contrastive_loss_per_query
 
 FEATURES, DIM = 10, 6
 TASKS = ["nli", "vqa", "video"]
@@ -96,7 +95,8 @@ def run_scenario(name, options, model, query_sizes=(4, 4), negative_sizes=(0, 0)
     temperature = {"float": Temperature(0.05), "scalar": Temperature(0.05, learnable=True),
                    "per_task": Temperature(0.05, tasks=TASKS)}[temperature_kind].double()
     with torch.no_grad():  # start the learnable values at different points so each task's gradient differs
-        temperature.log_scale.add_(torch.linspace(0.0, 0.4, temperature.log_scale.numel()).view_as(temperature.log_scale))
+        shift = torch.linspace(0.0, 0.4, temperature.log_scale.numel())
+        temperature.log_scale.add_(shift.view_as(temperature.log_scale))
     reference_model = copy.deepcopy(model.module)
     reference_temperature = copy.deepcopy(temperature)
     kwargs = loss_options(options)
@@ -131,8 +131,9 @@ def run_scenario(name, options, model, query_sizes=(4, 4), negative_sizes=(0, 0)
     reference_loss.backward()
     want = [p.grad for p in reference_model.parameters()] + [p.grad for p in reference_temperature.parameters()]
     if options and not name.startswith("control:"):  # the option must act on this batch, or the check is empty
-        plain = contrastive_loss(reference_embeddings[:num_queries].detach(), reference_embeddings[num_queries:].detach(),
-                                 full["positive"], temperature=temperature_value(reference_temperature, full["tasks"]))
+        detached = reference_embeddings.detach()
+        plain = contrastive_loss(detached[:num_queries], detached[num_queries:], full["positive"],
+                                 temperature=temperature_value(reference_temperature, full["tasks"]))
         if abs(float((plain - reference_loss).detach())) < 1e-6:
             return "inactive: the options did not change the loss on this batch"
     return compare(got, want, mean_loss, reference_loss.detach())
@@ -207,7 +208,8 @@ def run_gradcache(chunk_size=2):
     want = [p.grad for p in reference_model.parameters()] + [p.grad for p in reference_temperature.parameters()]
     verdict = compare(got, want, loss, reference_loss.detach())
     if verdict == "ok" and syncs_gradcache != syncs_plain:
-        verdict = f"mismatch: {syncs_gradcache} gradient synchronisations in one GradCache step, {syncs_plain} in a plain step"
+        verdict = (f"mismatch: {syncs_gradcache} gradient synchronisations in one GradCache step, "
+                   f"{syncs_plain} in a plain step")
     return verdict
 
 

@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "/metrics. Binds to 127.0.0.1 unless --host says otherwise.")
     add_model_argument(parser)
     parser.add_argument("--index", help="index directory (uniembed index build) served by POST /v1/search")
-    parser.add_argument("--metadata", help="JSONL of {id, ...} returned with search hits (default: INDEX/metadata.jsonl)")
+    parser.add_argument("--metadata",
+                        help="JSONL of {id, ...} returned with search hits (default: INDEX/metadata.jsonl)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--served-model-name", help="model name clients pass (default: the model directory's name)")

@@ -203,13 +203,15 @@ def _placeholder(message: str) -> str:
 
 
 def _groups_table(payload: dict, published: Sequence[tuple[str, dict[str, float]]]) -> str:
-    columns = ["overall", *payload["groups"]]
+    """Rows: overall and each group; columns: this run, then each published model."""
+    rows_names = ["overall", *payload["groups"]]
     ours = {"overall": payload["overall"], **payload["groups"]}
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    rows = [f"<tr><td><b>this run</b></td>" + "".join(f"<td>{_fmt(ours.get(c))}</td>" for c in columns) + "</tr>"]
-    for model, values in published:
-        rows.append(f"<tr><td>{_e(model)} (published)</td>" + "".join(f"<td>{_fmt(values.get(c))}</td>" for c in columns) + "</tr>")
-    return f"<table class='groups'><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+    head = "<th>group</th><th>this run</th>" + "".join(f"<th>{_e(model)} (published)</th>" for model, _ in published)
+    rows = []
+    for name in rows_names:
+        cells = f"<td>{_fmt(ours.get(name))}</td>" + "".join(f"<td>{_fmt(values.get(name))}</td>" for _, values in published)
+        rows.append(f"<tr><td>{_e(name)}</td>{cells}</tr>")
+    return f"<table class='groups'><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def _fmt(value) -> str:

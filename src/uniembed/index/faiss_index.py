@@ -97,10 +97,11 @@ def exact_topk(queries: np.ndarray, pool: np.ndarray, k: int, use_gpu: bool | No
     k = min(int(k), len(pool))
     use_gpu = gpu_available() if use_gpu is None else use_gpu
     parts = []
+    resources = faiss.StandardGpuResources() if use_gpu else None  # must outlive the GPU index
     for start in range(0, len(pool), chunk_size):
         index = faiss.IndexFlatIP(pool.shape[1])
-        if use_gpu:
-            index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+        if resources is not None:
+            index = faiss.index_cpu_to_gpu(resources, 0, index)
         index.add(np.ascontiguousarray(pool[start:start + chunk_size]))
         scores, indices = index.search(queries, min(k, index.ntotal))
         parts.append((scores, np.where(indices >= 0, indices + start, -1)))

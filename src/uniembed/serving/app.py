@@ -58,8 +58,9 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
     runner = runner or ModelRunner(model)
     metrics = ServerMetrics()
     embedding_config = model.config
+    video = VideoPolicy(embedding_config.video_frames, embedding_config.video_fps)
     policy = MediaPolicy(model.limits, config.allow_local_files, config.allow_remote_media, config.max_media_bytes,
-                         config.remote_timeout_s, VideoPolicy(embedding_config.video_frames, embedding_config.video_fps))
+                         config.remote_timeout_s, video)
     batcher = DynamicBatcher(runner.encode, runner.cost, runner.dimension, max_batch_tokens=config.max_batch_tokens,
                              max_batch_items=config.max_batch_items, max_wait_s=config.max_wait_ms / 1000.0,
                              merge_requests=config.batching, observer=metrics.observe_batch)
@@ -72,7 +73,8 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
         batcher.close()
 
     app = FastAPI(title="uniembed", version=__version__, lifespan=lifespan,
-                  description="Universal multimodal embeddings: OpenAI-compatible /v1/embeddings with mixed-modality items.")
+                  description="Universal multimodal embeddings: OpenAI-compatible /v1/embeddings with "
+                              "mixed-modality items.")
     app.state.uniembed = state
     app.add_middleware(GuardMiddleware, config=config, metrics=metrics)
     _install_error_handlers(app)
@@ -145,12 +147,16 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
 
     async def parse(raw: Any, field: str, single: bool = False) -> list[Item]:
         try:
-            if single:
-                return [await asyncio.to_thread(parse_item, raw, state.policy, None)]
-            split_input(raw, config.max_items_per_request)  # cheap checks before decoding anything
-            return await asyncio.to_thread(parse_items, raw, state.policy, config.max_items_per_request)
+            with state.batcher.expecting():
+                return await _parse(raw, single)
         except InputError as exc:
             raise bad_input(exc, field) from None
+
+    async def _parse(raw: Any, single: bool) -> list[Item]:
+        if single:
+            return [await asyncio.to_thread(parse_item, raw, state.policy, None)]
+        split_input(raw, config.max_items_per_request)  # cheap checks before decoding anything
+        return await asyncio.to_thread(parse_items, raw, state.policy, config.max_items_per_request)
 
     async def embed(items: list[Item], input_type: str | None, field: str) -> BatchOutput:
         resolved = state.runner.resolve_instruction(items, input_type)

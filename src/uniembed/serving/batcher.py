@@ -3,7 +3,8 @@
 Requests enqueue their items; one asyncio task forms batches in arrival order and runs each in the
 single model thread. A batch closes when the next item would break the budget (rows x longest
 estimated length > `max_batch_tokens`, or more than `max_batch_items` rows) or `max_wait_s` after
-its first item arrived. A request larger than a batch spans several batches. When a batch fails,
+its first item arrived; it waits only while other requests are still being parsed (`expecting`),
+so a lone request is not delayed. A request larger than a batch spans several batches. When a batch fails,
 its requests are retried one by one so a bad request fails alone and everyone else is served.
 With `merge_requests=False` a batch never mixes requests (the "no batching" baseline).
 """
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -76,6 +78,18 @@ class DynamicBatcher:
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model")
+        self._expected = 0
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Mark a request whose items are being prepared: open batches wait (up to max_wait) for it."""
+        self._expected += 1
+        try:
+            yield
+        finally:
+            self._expected -= 1
+            if self._wakeup is not None:
+                self._wakeup.set()
 
     @property
     def queued_items(self) -> int:
@@ -161,7 +175,7 @@ class DynamicBatcher:
                 self._drop_abandoned()
             full = bool(self._queue) or len(batch) >= self.max_batch_items
             remaining = deadline - time.monotonic()
-            if full or remaining <= 0 or not batch:
+            if full or remaining <= 0 or not batch or self._expected == 0:
                 return batch
             self._wakeup.clear()
             try:

@@ -38,13 +38,15 @@ class GuardMiddleware:
             return
         endpoint = self.metrics.endpoint_label(scope["path"])
         status = {"code": 500}
+        started = time.perf_counter()
 
         async def send_and_record(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                elapsed_ms = f"{(time.perf_counter() - started) * 1000:.2f}".encode()
+                message = {**message, "headers": [*message.get("headers", []), (b"x-process-time-ms", elapsed_ms)]}
             await send(message)
 
-        started = time.perf_counter()
         try:
             await self._guarded(scope, receive, send_and_record)
         finally:

@@ -63,7 +63,8 @@ def parse_items(raw: Any, policy: MediaPolicy, max_items: int) -> list[Item]:
 def _object_fields(raw: dict) -> dict[str, Any]:
     if "type" in raw:
         raise InputError("a bare content part is not an item",
-                         fix="wrap an item's parts in a list: input=[[{\"type\": \"text\", ...}, {\"type\": \"image_url\", ...}]]")
+                         fix='wrap an item\'s parts in a list: input=[[{"type": "text", ...}, '
+                             '{"type": "image_url", ...}]]')
     unknown = sorted(set(raw) - set(ITEM_FIELDS))
     if unknown:
         raise InputError(f"unknown item field(s) {unknown}", fix=f"use only {list(ITEM_FIELDS)}")

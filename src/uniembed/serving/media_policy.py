@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import InputError
-from ..media import (MediaLimits, decode_data_uri, fetch_remote, frame_files, is_data_uri, is_remote_url, load_image,
+from ..media import (MediaLimits, decode_data_uri, describe_source, fetch_remote, frame_files, is_data_uri, is_remote_url, load_image,
                      load_video, uniform_indices)
 
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
@@ -69,6 +69,16 @@ class MediaPolicy:
             raise InputError(f"inline medium of about {len(text) * 3 // 4} bytes is over the limit of "
                              f"{self.limits.max_file_bytes} bytes", fix="send a smaller file")
 
+    def names_local_file(self, text: str) -> bool:
+        """True when local files are allowed and `text` names an existing entry (checked, not trusted)."""
+        if self.local_root is None or is_data_uri(text) or is_remote_url(text):
+            return False
+        candidate = Path(text[len("file://"):] if text.startswith("file://") else text)
+        try:
+            return os.path.lexists(candidate if candidate.is_absolute() else self.local_root / candidate)
+        except (OSError, ValueError):
+            return False
+
     def local_path(self, text: str) -> Path:
         """The real path of a local source, refused unless it lies inside the allowed directory."""
         if self.local_root is None:
@@ -77,15 +87,20 @@ class MediaPolicy:
                                  "server with --allow-local-files DIR")
         if text.startswith("file://"):
             text = text[len("file://"):]
-        candidate = Path(text)
-        if not candidate.is_absolute():
-            candidate = self.local_root / candidate
-        real = Path(os.path.realpath(candidate))
-        if real != self.local_root and self.local_root not in real.parents:
-            raise InputError(f"path '{text}' resolves outside the allowed directory",
+        try:
+            candidate = Path(text)
+            if not candidate.is_absolute():
+                candidate = self.local_root / candidate
+            real = Path(os.path.realpath(candidate))
+            inside = real == self.local_root or self.local_root in real.parents
+            exists = inside and real.exists()
+        except (OSError, ValueError) as exc:  # NUL bytes, over-long names, ...
+            raise InputError(f"invalid path ({exc.__class__.__name__}: {exc})") from None
+        if not inside:
+            raise InputError(f"path '{describe_source(text)}' resolves outside the allowed directory",
                              fix="name files inside the --allow-local-files directory (no '..', no symlinks out)")
-        if not real.exists():
-            raise InputError(f"file '{text}' not found in the allowed directory")
+        if not exists:
+            raise InputError(f"file '{describe_source(text)}' not found in the allowed directory")
         return real
 
     def source_bytes(self, source: Any) -> bytes:
@@ -94,23 +109,28 @@ class MediaPolicy:
             raise InputError(f"a media source must be a string (data URI, base64 or URL), got {type(source).__name__}")
         if not source:
             raise InputError("empty media source")
-        inline = self._inline_bytes(source)
-        if inline is not None:
-            return inline
         if is_remote_url(source):
             if not self.limits.allow_remote:
                 raise InputError("remote URLs are not fetched by this server",
                                  fix="send the file inline as a data URI or start the server with --allow-remote-media")
             return fetch_remote(source, self.limits)
+        if not self.names_local_file(source):
+            inline = self._inline_bytes(source)
+            if inline is not None:
+                return inline
         if "://" in source and not source.startswith("file://"):
             raise InputError(f"unsupported URL scheme in '{source[:40]}'", fix="use a data URI, http(s) or a path")
         path = self.local_path(source)
-        if not path.is_file():
-            raise InputError(f"'{source}' is not a file")
-        size = path.stat().st_size
-        if size > self.limits.max_file_bytes:
-            raise InputError(f"file '{source}' is {size} bytes, over the limit of {self.limits.max_file_bytes}")
-        return path.read_bytes()
+        try:
+            if not path.is_file():
+                raise InputError(f"'{describe_source(source)}' is not a file")
+            size = path.stat().st_size
+            if size > self.limits.max_file_bytes:
+                raise InputError(f"file '{describe_source(source)}' is {size} bytes, over the limit of "
+                                 f"{self.limits.max_file_bytes}")
+            return path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read '{describe_source(source)}' ({exc.strerror or exc})") from None
 
     # ---- decoding --------------------------------------------------------------------------------
     def image(self, source: Any) -> Image.Image:
@@ -126,8 +146,7 @@ class MediaPolicy:
                 raise InputError(f"{len(source)} frames, over the limit of {self.limits.max_frames}",
                                  fix="send fewer frames")
             return [self.image(frame) for frame in source]
-        if isinstance(source, str) and not is_data_uri(source) and not is_remote_url(source) \
-                and self._inline_bytes(source) is None:
+        if isinstance(source, str) and self.names_local_file(source):
             path = self.local_path(source)
             if path.is_dir():
                 files = frame_files(path)
@@ -143,6 +162,7 @@ class MediaPolicy:
             path = Path(folder) / "upload.mp4"
             path.write_bytes(data)
             try:
-                return load_video(path, num_frames=self.video_policy.num_frames, fps=self.video_policy.fps, limits=self.limits)
+                policy = self.video_policy
+                return load_video(path, num_frames=policy.num_frames, fps=policy.fps, limits=self.limits)
             except InputError as exc:
                 raise InputError(exc.problem, fix=exc.fix) from None

@@ -91,7 +91,7 @@ class StageSpec:
     epochs: int | None = None
     from_previous: bool = True
     trainable: TrainableSpec | None = None
-    skip_bad_rows: bool = False
+    skip_bad_rows: bool | None = None  # None: as the mixture file says
 
 
 @dataclass

@@ -1,0 +1,39 @@
+"""`uniembed serve` flags map onto ServerConfig; the safe defaults hold."""
+from __future__ import annotations
+
+import pytest
+
+from uniembed.cli.main import build_parser
+from uniembed.cli.serve import build_config
+from uniembed.errors import ConfigError
+
+
+def _config(*flags):
+    args = build_parser().parse_args(["serve", "--model", "tiny", *flags])
+    return args, build_config(args)
+
+
+def test_defaults_are_safe():
+    args, config = _config()
+    assert args.host == "127.0.0.1" and args.port == 8080
+    assert config.batching and config.allow_local_files is None and not config.allow_remote_media
+    assert config.served_model_name == "tiny"
+
+
+def test_flags_reach_the_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("UNIEMBED_API_KEY", raising=False)
+    _, config = _config("--api-key", "k", "--allow-local-files", str(tmp_path), "--allow-remote-media",
+                        "--no-batching", "--max-batch-tokens", "999", "--max-items-per-request", "7",
+                        "--max-body-mb", "1", "--max-concurrency", "3", "--request-timeout", "2.5",
+                        "--served-model-name", "mine")
+    assert config.api_key == "k" and config.allow_local_files == tmp_path.resolve() and config.allow_remote_media
+    assert not config.batching and config.max_batch_tokens == 999 and config.max_items_per_request == 7
+    assert config.max_body_bytes == 1024 * 1024 and config.max_concurrency == 3 and config.request_timeout_s == 2.5
+    assert config.served_model_name == "mine"
+
+
+def test_bad_flag_values_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError):
+        _config("--max-concurrency", "0")
+    with pytest.raises(ConfigError):
+        _config("--allow-local-files", str(tmp_path / "missing"))
