@@ -9,6 +9,12 @@ from PIL import Image, ImageDraw
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two pytest workers on two cores: one torch thread each, or OpenMP threads fight over the cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch as _torch
+
+    _torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

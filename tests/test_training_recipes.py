@@ -23,13 +23,16 @@ def synth_tiny(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("name", ["vlm2vec", "unite", "demo"])
+@pytest.mark.parametrize("name", ["vlm2vec", "unite", "demo", "unime", "rzenembed", "umarvel"])
 def test_recipe_runs_on_synthetic_data(name, synth_tiny, tmp_path):
     mixtures = write_mixtures(synth_tiny, tmp_path / "mixtures")
+    raw = load_recipe(RECIPES / f"{name}.yaml", ["model=tiny"])
+    text_only = [f"stages.{i}.data={mixtures['text']}" for i, stage in enumerate(raw.stages)
+                 if stage.loss.kind == "relational" or stage.name == "text_nli"]
     recipe = load_recipe(RECIPES / f"{name}.yaml", [
         "model=tiny", "save_every=0", "stages.*.max_steps=2", "stages.*.batch_size=4", "stages.*.epochs=null",
-        f"stages.*.data={mixtures['stage2']}", "embedding.max_pixels=12544",
-    ])
+        f"stages.*.data={mixtures['stage2']}", "embedding.max_pixels=12544", "embedding.video_max_pixels=3136",
+    ] + text_only)
     final = Trainer(recipe, tmp_path / "run", show_progress=False).run()
     model = Embedder.from_pretrained(final)
     assert model.config.pooling == recipe.embedding.get("pooling", "last")

@@ -12,11 +12,13 @@ __version__ = "0.1.0"
 _LAZY = {
     "Embedder": ("uniembed.models.embedder", "Embedder"),
     "EmbeddingConfig": ("uniembed.models.config", "EmbeddingConfig"),
+    "Reranker": ("uniembed.models.reranker", "Reranker"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models.config import EmbeddingConfig
     from .models.embedder import Embedder
+    from .models.reranker import Reranker
 
 
 def __getattr__(name: str) -> Any:
@@ -29,5 +31,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'uniembed' has no attribute {name!r}")
 
 
-__all__ = ["Item", "InputError", "ConfigError", "MediaLimits", "Embedder", "EmbeddingConfig", "as_item", "as_items",
+__all__ = ["Item", "InputError", "ConfigError", "MediaLimits", "Embedder", "EmbeddingConfig", "Reranker", "as_item", "as_items",
            "TEXT", "IMAGE", "VIDEO", "__version__"]

@@ -50,7 +50,8 @@ def write_mixtures(data_dir: Path, out_dir: Path) -> dict[str, Path]:
 
     paths = {}
     stage1 = [s for s in sources if s["name"] in STAGE1_GROUP_TASKS]
-    for name, chosen in (("stage1", stage1), ("stage2", sources)):
+    text = [s for s, entry in zip(sources, metadata["train"]) if entry["modality_group"] == "text"]
+    for name, chosen in (("stage1", stage1), ("stage2", sources), ("text", text)):
         paths[name] = out_dir / f"{name}_mixture.yaml"
         paths[name].write_text(yaml.safe_dump({"sources": chosen}, sort_keys=False))
     return paths

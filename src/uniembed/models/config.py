@@ -127,9 +127,11 @@ class SavedModelInfo:
     adapter: bool = False
     uniembed_version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = "embedder"  # or "reranker" (uniembed.Reranker); `embedding` then holds its prompt/pixel options
 
     def save(self, directory: str | Path) -> None:
         payload = {
+            "kind": self.kind,
             "uniembed_version": self.uniembed_version,
             "backbone": self.backbone,
             "base_model": self.base_model,
@@ -156,4 +158,5 @@ class SavedModelInfo:
             adapter=bool(payload.get("adapter", False)),
             uniembed_version=payload.get("uniembed_version", ""),
             extra=payload.get("extra", {}),
+            kind=payload.get("kind", "embedder"),
         )

@@ -84,25 +84,12 @@ class Embedder:
 
         A plain checkpoint without `uniembed.json` loads with defaults; `overrides` set embedding options.
         """
+        backbone, info = load_backbone(path, dtype, attn_implementation)
+        if info is not None and info.kind != "embedder":
+            raise ConfigError(f"'{path}' holds a {info.kind}, not an embedding model; load it with "
+                              f"uniembed.{info.kind.capitalize()}.from_pretrained")
         directory = Path(path)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"model directory '{directory}' not found (uniembed loads local checkpoints only; "
-                                    "download the model first, e.g. with `huggingface-cli download`)")
-        info = SavedModelInfo.load(directory)
-        adapter = (directory / "adapter_config.json").exists()
-        weights_dir = directory
-        if adapter:
-            weights_dir = Path(_adapter_base(directory, info))
-        config_file = weights_dir / "config.json"
-        if not config_file.exists():
-            raise FileNotFoundError(f"'{config_file}' missing: not a Hugging Face checkpoint directory")
-        model_type = json.loads(config_file.read_text()).get("model_type", "")
-        backbone_cls = backbone_for(model_type)
-        backbone = backbone_cls.load(weights_dir, resolve_dtype(dtype), attn_implementation)
-        if adapter:
-            from peft import PeftModel
-
-            backbone.model = PeftModel.from_pretrained(backbone.model, str(directory))
+        backbone_cls = type(backbone)
         config = info.embedding if info else cls.default_config(backbone_cls)
         if overrides:
             config = config.replace(**overrides)
@@ -349,6 +336,28 @@ def load_embedder(spec: str, device: str | torch.device | None = None, dtype: st
         embedder = Embedder.tiny(seed=seed, size=size, **overrides)
         return embedder.to(device) if device is not None else embedder
     return Embedder.from_pretrained(spec, device=device, dtype=dtype, **overrides)
+
+
+def load_backbone(path: str | os.PathLike, dtype: str | torch.dtype | None = None,
+                  attn_implementation: str | None = None) -> tuple[Backbone, SavedModelInfo | None]:
+    """The VLM of a local checkpoint directory (a LoRA adapter attached to its base) and its `uniembed.json`."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"model directory '{directory}' not found (uniembed loads local checkpoints only; "
+                                "download the model first, e.g. with `huggingface-cli download`)")
+    info = SavedModelInfo.load(directory)
+    adapter = (directory / "adapter_config.json").exists()
+    weights_dir = Path(_adapter_base(directory, info)) if adapter else directory
+    config_file = weights_dir / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"'{config_file}' missing: not a Hugging Face checkpoint directory")
+    model_type = json.loads(config_file.read_text()).get("model_type", "")
+    backbone = backbone_for(model_type).load(weights_dir, resolve_dtype(dtype), attn_implementation)
+    if adapter:
+        from peft import PeftModel
+
+        backbone.model = PeftModel.from_pretrained(backbone.model, str(directory))
+    return backbone, info
 
 
 def _adapter_base(directory: Path, info: SavedModelInfo | None) -> str:

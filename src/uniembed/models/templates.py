@@ -42,16 +42,16 @@ def summary_suffix(item: Item) -> str:
     return f"\nSummarize above {noun} in one word:"
 
 
-def build_segments(item: Item, config: EmbeddingConfig, chat: ChatFormat, num_media: tuple[int, int]) -> list[Segment]:
-    """Lay out one item as segments. `num_media` = (images, videos) after frame policy is applied."""
-    num_images, num_videos = num_media
-    media = [Segment("image", index=i) for i in range(num_images)]
-    media += [Segment("video", index=i) for i in range(num_videos)]
-    instruction = item.instruction if config.instruction_placement != "none" else None
-    system = config.system_prompt
-    if instruction and config.instruction_placement == "system":
-        system, instruction = instruction, None
+def content_segments(item: Item, config: EmbeddingConfig, num_media: tuple[int, int],
+                     instruction: str | None = None, media_offset: tuple[int, int] = (0, 0)) -> list[Segment]:
+    """The user-turn content of one item: its media, `instruction` and text in the configured order.
 
+    `media_offset` shifts the media indices, so several items can share one prompt (the re-ranker's
+    query + candidate) with their decoded media concatenated in order.
+    """
+    num_images, num_videos = num_media
+    media = [Segment("image", index=media_offset[0] + i) for i in range(num_images)]
+    media += [Segment("video", index=media_offset[1] + i) for i in range(num_videos)]
     user: list[Segment] = []
     if config.images_first:
         user += media
@@ -63,16 +63,30 @@ def build_segments(item: Item, config: EmbeddingConfig, chat: ChatFormat, num_me
         user.append(Segment("text", item.text))
     if not config.images_first:
         user += media
+    return user
+
+
+def chat_segments(user: list[Segment], config: EmbeddingConfig, chat: ChatFormat, system: str | None) -> list[Segment]:
+    """Wrap user-turn content in the chat template (system turn, user turn, assistant start) when enabled."""
+    if not config.chat_template:
+        return list(user)
+    segments = [Segment("text", f"{chat.system_start}{system}{chat.turn_end}")] if system else []
+    segments.append(Segment("text", chat.user_start))
+    segments += user
+    segments.append(Segment("text", f"{chat.turn_end}{chat.assistant_start}"))
+    return segments
+
+
+def build_segments(item: Item, config: EmbeddingConfig, chat: ChatFormat, num_media: tuple[int, int]) -> list[Segment]:
+    """Lay out one item as segments. `num_media` = (images, videos) after frame policy is applied."""
+    instruction = item.instruction if config.instruction_placement != "none" else None
+    system = config.system_prompt
+    if instruction and config.instruction_placement == "system":
+        system, instruction = instruction, None
+    user = content_segments(item, config, num_media, instruction)
     if config.summary_suffix:
         user.append(Segment("text", summary_suffix(item)))
-
-    if not config.chat_template:
-        segments = user
-    else:
-        segments = [Segment("text", f"{chat.system_start}{system}{chat.turn_end}")] if system else []
-        segments.append(Segment("text", chat.user_start))
-        segments += user
-        segments.append(Segment("text", f"{chat.turn_end}{chat.assistant_start}"))
+    segments = chat_segments(user, config, chat, system)
     if config.pooling == "eos" and config.eos_token:
         segments.append(Segment("text", config.eos_token))
     return segments

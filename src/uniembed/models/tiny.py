@@ -84,9 +84,11 @@ class TinySize:
 
 
 TINY_SIZES = {
-    # ~1.3M parameters: unit tests
+    # ~0.5M parameters: unit tests
     "tiny": TinySize(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vision_depth=1, vision_dim=32, vision_heads=2),
-    # ~5M parameters: the demo, still ~10+ training steps/s of small batches on 2 CPU cores
+    # ~1.1M parameters: the demo on 2 CPU cores
+    "mini": TinySize(hidden=96, layers=3, heads=4, kv_heads=2, intermediate=256, vision_depth=1, vision_dim=64, vision_heads=4),
+    # ~2.3M parameters: longer CPU runs, still ~10+ training steps/s of small batches on 2 CPU cores
     "small": TinySize(hidden=160, layers=4, heads=4, kv_heads=2, intermediate=384, vision_depth=2, vision_dim=64, vision_heads=4),
 }
 

@@ -31,7 +31,7 @@ import yaml
 
 from ..errors import ConfigError
 
-LOSS_KINDS = ("contrastive", "relational", "listwise")
+LOSS_KINDS = ("contrastive", "relational", "listwise", "reranker")
 TRAIN_MODES = ("lora", "dora", "full")
 SCHEDULES = ("constant", "linear", "cosine")
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -63,6 +63,16 @@ class LossSpec:
     num_negatives: int = 1  # hard negatives per example appended to the candidates (0 = in-batch only)
     teacher: str = "minilm"  # relational distillation: "minilm" or a sentence-transformers directory
     distill_temperature: float = 0.02
+    # re-ranker stage (kind: reranker): the "no" pair's negative is drawn from each example's first
+    # `negative_depth` negatives (as `uniembed mine` ranks them: the retriever's top 100)
+    negative_depth: int = 100
+    # listwise distillation (kind: listwise): teacher = (cos_prev + rerank_weight * P_yes) / 2 over each
+    # query's top `candidates` of the previous model; `reranker` = a re-ranker stage's name or a directory
+    # (default: the latest re-ranker stage before this one); `fraction` of each source's queries train
+    reranker: str | None = None
+    rerank_weight: float = 1.0
+    candidates: int = 50
+    fraction: float = 0.1
 
 
 @dataclass
@@ -195,6 +205,27 @@ def validate(recipe: Recipe) -> None:
             raise ConfigError(f"{where}: grad_cache_chunk must be a positive integer or null")
         if stage.lr <= 0:
             raise ConfigError(f"{where}: lr must be positive")
+        _validate_ranking_losses(recipe, stage, where)
+
+
+def _validate_ranking_losses(recipe: Recipe, stage: StageSpec, where: str) -> None:
+    loss = stage.loss
+    if loss.kind == "reranker" and loss.negative_depth < 1:
+        raise ConfigError(f"{where}: loss.negative_depth must be at least 1")
+    if loss.kind != "listwise":
+        return
+    if not 0 < loss.fraction <= 1:
+        raise ConfigError(f"{where}: loss.fraction must be in (0, 1], got {loss.fraction}")
+    if loss.candidates < 2:
+        raise ConfigError(f"{where}: loss.candidates must be at least 2, got {loss.candidates}")
+    earlier = recipe.stages[: recipe.stages.index(stage)]
+    rerankers = [s.name for s in earlier if s.loss.kind == "reranker"]
+    later = [s.name for s in recipe.stages[recipe.stages.index(stage) + 1:] if s.loss.kind == "reranker"]
+    if loss.reranker is None and not rerankers:
+        raise ConfigError(f"{where}: listwise distillation needs a re-ranker: add a stage with loss.kind: reranker "
+                          "before it, or set loss.reranker to a re-ranker directory")
+    if loss.reranker in later:
+        raise ConfigError(f"{where}: loss.reranker names stage '{loss.reranker}', which runs after this one")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

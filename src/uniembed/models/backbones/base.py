@@ -42,11 +42,16 @@ def registered_model_types() -> list[str]:
 
 @dataclass
 class DecodedItem:
-    """An item with its media decoded (images, and video frames after the frame policy)."""
+    """An item with its media decoded (images, and video frames after the frame policy).
+
+    `segments`, when set, is a caller-built prompt layout used instead of the template's (the re-ranker
+    puts a query and a candidate in one prompt); its media indices point into `images` / `videos`.
+    """
 
     item: Item
     images: list[Image.Image] = field(default_factory=list)
     videos: list[list[Image.Image]] = field(default_factory=list)
+    segments: list[Segment] | None = None
 
 
 @dataclass
@@ -112,8 +117,13 @@ class Backbone:
             "image": [self.preprocess_image(image, config) for image in decoded.images],
             "video": [self.preprocess_video(frames, config) for frames in decoded.videos],
         }
-        segments = build_segments(decoded.item, config, self.chat, (len(decoded.images), len(decoded.videos)))
+        segments = decoded.segments
+        if segments is None:
+            segments = build_segments(decoded.item, config, self.chat, (len(decoded.images), len(decoded.videos)))
         ids, is_instruction, visuals = self._ids_from_segments(segments, visuals_by_kind, config)
+        if len(ids) > config.max_length and decoded.segments is not None:
+            raise ConfigError(f"a prompt of {len(ids)} tokens exceeds max_length={config.max_length}; raise max_length, "
+                              "shorten the texts, or lower max_pixels / video_frames")
         if len(ids) > config.max_length:
             ids, is_instruction, visuals = self._truncate(decoded, config, len(ids) - config.max_length, visuals_by_kind)
         return ids, is_instruction, visuals
@@ -207,7 +217,8 @@ class Backbone:
             if flat:
                 batch[f"{kind}_pixel_values"] = torch.cat([v.pixel_values for v in flat], dim=0)
                 batch[f"{kind}_grid_thw"] = torch.tensor([v.grid_thw for v in flat], dtype=torch.long)
-        batch["num_visual_tokens"] = sum(v.num_tokens for row in visuals for v in row)
+        batch["visual_tokens_per_item"] = [sum(v.num_tokens for v in row) for row in visuals]
+        batch["num_visual_tokens"] = sum(batch["visual_tokens_per_item"])
         return batch
 
     @property
