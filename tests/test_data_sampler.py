@@ -122,10 +122,19 @@ def test_ranks_get_disjoint_slices_of_the_same_global_batch():
         MixtureSampler(sources, 7, world_size=2)
 
 
-def test_a_source_without_enough_distinct_targets_is_reported():
-    sampler = MixtureSampler({"a": _source("a", 20, distinct_targets=3)}, 4, seed=0)
-    with pytest.raises(InputError, match="only 3 distinct targets"):
-        sampler.next_batch()
+def test_a_source_with_few_distinct_targets_gets_smaller_batches_and_resumes_exactly():
+    """A classification source with 3 labels and batch size 4: batches of 3 distinct targets, never a repeat."""
+    source = {"a": _source("a", 20, distinct_targets=3)}
+    sampler = MixtureSampler(source, 4, seed=0)
+    batches = [sampler.next_batch() for _ in range(6)]
+    for batch in batches:
+        keys = [example.positives[0].content_key() for example in batch.examples]
+        assert batch.global_size == 3 and len(set(keys)) == 3
+    state = sampler.state_dict()
+    following = [sampler.next_batch().indices for _ in range(4)]
+    restored = MixtureSampler(source, 4, seed=0)
+    restored.load_state_dict(state)
+    assert [restored.next_batch().indices for _ in range(4)] == following
 
 
 def test_last_partial_batch_kept_when_asked():

@@ -18,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "/metrics. Binds to 127.0.0.1 unless --host says otherwise.")
     add_model_argument(parser)
     parser.add_argument("--index", help="index directory (uniembed index build) served by POST /v1/search")
+    parser.add_argument("--reranker", help="re-ranker directory (uniembed.Reranker) served by POST /v1/rerank")
     parser.add_argument("--metadata",
                         help="JSONL of {id, ...} returned with search hits (default: INDEX/metadata.jsonl)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
@@ -82,7 +83,12 @@ def run(args: argparse.Namespace) -> int:
     search = None
     if args.index:
         search = SearchService.load(args.index, args.metadata, dimension=model.dimension, model_id=model.model_id)
-    app = create_app(model, config, search=search)
+    reranker = None
+    if args.reranker:
+        from .rerank import load_reranker
+
+        reranker = load_reranker(args.reranker, args.device, args.dtype)
+    app = create_app(model, config, search=search, reranker=reranker)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         log.warning("listening on %s without --api-key: anyone who can reach this port can use the model", args.host)
     print(f"serving {config.served_model_name} (dimension {model.dimension}) on http://{args.host}:{args.port}"

@@ -107,7 +107,7 @@ def mine_shard(encoder: Encoder, source: MiningSource, options: MiningOptions, o
     _write_atomic(shard_dir / f"{stem}.json", json.dumps(header, indent=2) + "\n")
     log.info("mined shard %d of %d: %d queries", shard_index, num_shards, len(rows))
     if merge and not missing_shards(shard_dir, header):
-        return merge_shards(out)
+        return merge_shards(out, header["signature"])
     if merge:
         log.info("waiting for shard(s) %s; the last one to finish merges (or run `uniembed mine --merge --out %s`)",
                  missing_shards(shard_dir, header), out)
@@ -123,11 +123,19 @@ def _headers(shard_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(shard_dir.glob("shard-*-of-*.json"))]
 
 
-def merge_shards(out: str | os.PathLike) -> dict[str, Any]:
-    """Combine the complete shards of one run in OUT/shards into the outputs and the report."""
+def merge_shards(out: str | os.PathLike, signature: str | None = None) -> dict[str, Any]:
+    """Combine the complete shards of one run in OUT/shards into the outputs and the report.
+
+    `signature` picks the run when the folder also holds shards of an earlier run (a mining shard passes its own).
+    """
     out = Path(out)
     shard_dir = out / SHARDS_DIR
     headers = _headers(shard_dir) if shard_dir.is_dir() else []
+    if signature is not None:
+        stale = [h for h in headers if h["signature"] != signature]
+        if stale:
+            log.warning("ignoring %d shard file(s) of an earlier mining run in %s", len(stale), shard_dir)
+        headers = [h for h in headers if h["signature"] == signature]
     if not headers:
         raise InputError("no finished mining shards", path=shard_dir, fix="run `uniembed mine` for every shard first")
     signatures = {h["signature"] for h in headers}

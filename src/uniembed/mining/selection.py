@@ -132,8 +132,7 @@ def select_negatives(ranked: Sequence[int], scores: Sequence[float], *, pool_key
     selection = Selection()
     eligible: list[tuple[int, float, int]] = []
     eligible_keys: set[str] = set()
-    for rank, (index, score) in enumerate(zip(ranked, scores)):
-        index, score = int(index), float(score)
+    for rank, (index, score) in enumerate(zip(_as_list(ranked), _as_list(scores))):
         if index < 0:
             continue
         reason = first_filter(rank, score, pool_keys[index], is_positive=index in positive_indices,
@@ -154,3 +153,8 @@ def select_negatives(ranked: Sequence[int], scores: Sequence[float], *, pool_key
         selection.scores.append(score)
         selection.ranks.append(rank)
     return selection
+
+
+def _as_list(values: Sequence) -> list:
+    """Plain Python numbers (iterating a NumPy row element by element is several times slower)."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)

@@ -101,6 +101,9 @@ def load_source(queries: str | os.PathLike, corpus: str | os.PathLike | None = N
     if fmt == "corpus-ids":
         if corpus is None:
             raise InputError("corpus-ids queries need the corpus", path=queries, fix="pass --corpus corpus.jsonl")
+        if queries.suffix == ".parquet":  # checked before encoding anything: the output rewrites the JSONL rows
+            raise InputError("mining rewrites corpus-plus-ids queries in JSONL only", path=queries,
+                             fix="convert the queries file to JSONL (the corpus may stay parquet)")
         examples = read_corpus_ids(queries, corpus, media_root, skip_bad_rows=skip_bad_rows, report=report)
         query_ids = [str(example.query_id) for example in examples]
         _require_unique(query_ids, queries)

@@ -1,6 +1,7 @@
 """Re-ranking hook: any object with `score(query, candidates) -> scores` serves `POST /v1/rerank`.
 
-No re-ranker ships yet; until one is configured the endpoint answers 404 with an OpenAI-style error.
+`uniembed.Reranker` (P(yes) of the MLLM, `uniembed serve --reranker DIR`) is one; without a configured
+re-ranker the endpoint answers 404 with an OpenAI-style error.
 """
 from __future__ import annotations
 

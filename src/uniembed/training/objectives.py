@@ -226,7 +226,7 @@ class ListwiseObjective(Objective):
             embeddings = self.runner._encode([embedder.decode(item, i) for i, item in enumerate(items)])
             queries, pool = embeddings[: len(group)], embeddings[len(group):]
             index = torch.as_tensor(inverse.reshape(candidates.shape), device=pool.device)
-            cosine = (queries.unsqueeze(1) * pool[index]).sum(-1)
+            cosine = (F.normalize(queries, dim=-1).unsqueeze(1) * F.normalize(pool, dim=-1)[index]).sum(-1)
             group_tau = tau[group].to(cosine.device)
             teacher = torch.as_tensor(lists.scores[rows[group]], device=cosine.device, dtype=cosine.dtype)
             return listwise_distillation_loss(cosine / group_tau, teacher / group_tau.detach())
@@ -248,8 +248,8 @@ def teacher_scores(embedder: Embedder, reranker: Reranker, queries: Sequence[Ite
     """Each query's top k of `pool` by the embedder and the fused teacher score (cos + weight * P_yes) / 2."""
     from ..index.faiss_index import exact_topk
 
-    query_vectors = embedder.encode(list(queries), batch_size=batch_size)
-    pool_vectors = embedder.encode(list(pool), batch_size=batch_size)
+    query_vectors = embedder.encode(list(queries), batch_size=batch_size, normalize=True)
+    pool_vectors = embedder.encode(list(pool), batch_size=batch_size, normalize=True)
     cosine, candidates = exact_topk(query_vectors, pool_vectors, k)
     pairs = [(query, pool[j]) for query, row in zip(queries, candidates) for j in row]
     p_yes = reranker.score_pairs(pairs, batch_size=batch_size).reshape(candidates.shape)

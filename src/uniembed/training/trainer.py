@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..losses import GradCache, Temperature, all_reduce_gradients, local_contrastive_loss, relational_distillation_loss
 from ..models.embedder import Embedder, EmbeddingModule, load_embedder
 from . import checkpoint as ckpt
+from .objectives import is_reranker_stage, objective_for, previous_embedding_stage
 from .logs import TrainingLog
 from .optim import build_optimizer, build_scheduler
 from .recipe import Recipe, StageSpec, save_recipe
@@ -108,7 +109,8 @@ class Trainer:
         output = None
         try:
             for index, stage in enumerate(self.recipe.stages):
-                output = stage_dir(self.run_dir, index, stage)
+                # "model" links the last embedding model; a re-ranker stage's output is linked as "reranker"
+                output = output if is_reranker_stage(stage) else stage_dir(self.run_dir, index, stage)
                 if stage_done(self.run_dir, index, stage):
                     logger.info("stage %d (%s) already complete: %s", index, stage.name, output)
                     continue
@@ -116,20 +118,29 @@ class Trainer:
                 StageRunner(self, index, stage, resume_from).run()
         finally:
             self.log.close()
-        if self.ctx.is_main and output is not None:
-            link = self.run_dir / "model"
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(output.name)
+        for index, stage in enumerate(self.recipe.stages):
+            if is_reranker_stage(stage):
+                self._link("reranker", stage_dir(self.run_dir, index, stage))
+        if output is not None:
+            self._link("model", output)
         self.ctx.barrier()
         return self.run_dir / "model"
 
+    def _link(self, name: str, target: Path) -> None:
+        if not self.ctx.is_main:
+            return
+        link = self.run_dir / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target.name)
+
     def base_embedder(self, index: int) -> Embedder:
         """Stage 0 (or a stage with from_previous: false) starts from the recipe's model; later stages
-        from the previous stage's merged output."""
+        from the previous embedding stage's merged output (re-ranker stages are not embedding models)."""
         stage = self.recipe.stages[index]
-        if index > 0 and stage.from_previous:
-            return Embedder.from_pretrained(stage_dir(self.run_dir, index - 1, self.recipe.stages[index - 1]))
+        previous = previous_embedding_stage(self.recipe, index)
+        if previous is not None and stage.from_previous:
+            return Embedder.from_pretrained(stage_dir(self.run_dir, previous, self.recipe.stages[previous]))
         return load_embedder(self.recipe.model, **self.recipe.embedding)
 
 
@@ -141,10 +152,13 @@ class StageRunner:
         self.recipe, self.ctx = trainer.recipe, trainer.ctx
         torch.manual_seed(self.recipe.seed + 1000 * index)
         self.embedder = trainer.base_embedder(index)
+        self.objective = objective_for(self)  # None: the built-in contrastive / relational step
         self._set_up_model()
         # a mixture file resolves its paths against its own folder; an inline mapping against the working directory
         inline = not isinstance(stage.data, (str, os.PathLike))
         self.mixture = load_mixture(stage.data, base_dir=Path.cwd() if inline else None, skip_bad_rows=stage.skip_bad_rows)
+        if self.objective is not None:
+            self.mixture = self.objective.prepare(self.mixture)
         self.sampler = MixtureSampler(self.mixture, stage.batch_size, seed=self.recipe.seed + index,
                                       epochs=None if stage.max_steps else stage.epochs,
                                       rank=self.ctx.rank, world_size=self.ctx.world)
@@ -171,7 +185,8 @@ class StageRunner:
             if hasattr(backbone.model, "enable_input_require_grads"):
                 backbone.model.enable_input_require_grads()
         self.embedder.module = EmbeddingModule(backbone, self.embedder.config)
-        self.module = self.embedder.module.to(self.ctx.device).train()
+        module = self.objective.build_module(self.embedder) if self.objective else self.embedder.module
+        self.module = module.to(self.ctx.device).train()
         self.wrapped: torch.nn.Module = self.module
         if self.ctx.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -223,6 +238,16 @@ class StageRunner:
             top_k=options.top_k, symmetric=options.symmetric)
 
     def _train_step(self, batch: SampledBatch) -> float:
+        loss = self.objective.step(batch) if self.objective else self._embedding_step(batch)
+        value = float(loss.detach())
+        if self.ctx.world > 1:
+            all_reduce_gradients(list(self.temperature.parameters()))
+            reduced = torch.tensor([value], device=self.ctx.device)
+            dist.all_reduce(reduced)
+            value = float(reduced) / self.ctx.world
+        return value
+
+    def _embedding_step(self, batch: SampledBatch) -> torch.Tensor:
         options = self.stage.loss
         queries = [example.query for example in batch.examples]
         positives = [example.positives[0] for example in batch.examples]
@@ -231,17 +256,10 @@ class StageRunner:
         items = queries + positives + negatives
         decoded = [self.embedder.decode(item, position) for position, item in enumerate(items)]
         device = self.ctx.device
-        loss = self.grad_cache.step(
+        return self.grad_cache.step(
             decoded, batch=batch, num_queries=len(queries),
             candidate_modality=torch.tensor([item.modality for item in positives + negatives], device=device),
             target_modality=torch.tensor([example.target_modality for example in batch.examples], device=device))
-        value = float(loss.detach())
-        if self.ctx.world > 1:
-            all_reduce_gradients(list(self.temperature.parameters()))
-            reduced = torch.tensor([value], device=device)
-            dist.all_reduce(reduced)
-            value = float(reduced) / self.ctx.world
-        return value
 
     def _optimizer_step(self, loss: float) -> float:
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -329,7 +347,10 @@ class StageRunner:
         if self.ctx.is_main:
             out = stage_dir(self.trainer.run_dir, self.index, self.stage)
             with ckpt.atomic_directory(out) as tmp:
-                self.embedder.save_pretrained(tmp)  # LoRA merged into a copy: a plain checkpoint
+                if self.objective is not None:
+                    self.objective.save_output(tmp)  # LoRA merged into a copy: a plain checkpoint
+                else:
+                    self.embedder.save_pretrained(tmp)
                 save_recipe(self.recipe, tmp / "recipe.yaml")
                 ckpt.write_json(tmp / "training_state.json", {"stage": self.stage.name, "steps": self.step,
                                                               "temperature": self.temperature.values()})
