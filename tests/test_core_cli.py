@@ -66,3 +66,17 @@ def test_info(capsys):
     assert main(["info", "--model", "tiny", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["backbone"] == "Qwen2VLBackbone" and info["embedding_config"]["pooling"] == "last"
+
+
+def test_encode_resumes_after_a_kill_cut_the_manifest_mid_line(tmp_path):
+    rows = [{"id": f"t{i}", "text": f"caption {i}"} for i in range(4)]
+    write_jsonl(tmp_path / "items.jsonl", rows)
+    out = tmp_path / "emb"
+    args = ["encode", "--model", "tiny", "--input", str(tmp_path / "items.jsonl"), "--out", str(out), "--shard-size", "2"]
+    assert main(args) == 0
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    (out / "manifest.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:9])  # killed while appending
+    (out / "shard-00001.npy").unlink()
+    assert main(args) == 0
+    ids, vectors = read_embeddings(out)
+    assert ids == ["t0", "t1", "t2", "t3"] and vectors.shape[0] == 4

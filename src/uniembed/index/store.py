@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..jsonl import iter_json_lines
 
 MANIFEST = "manifest.jsonl"
 
@@ -43,6 +44,8 @@ class ShardWriter:
         self._rows: list[np.ndarray] = []
         self._pending = 0
         existing = read_manifest(self.directory) if (self.directory / MANIFEST).exists() else []
+        if existing and resume:
+            _drop_cut_tail(self.directory / MANIFEST, existing)
         if existing and not resume:
             raise InputError("embeddings directory already holds a manifest", path=self.directory,
                              fix="choose an empty --out directory or resume")
@@ -91,6 +94,16 @@ class ShardWriter:
                 handle.write(json.dumps({"id": item_id, "shard": index, "row": row}) + "\n")
 
 
+def _drop_cut_tail(path: Path, rows: list[ManifestRow]) -> None:
+    """Rewrite the manifest without a line a killed writer left half-written, so appends start clean."""
+    if path.read_bytes().endswith(b"\n"):
+        return
+    text = "".join(json.dumps({"id": r.id, "shard": r.shard, "row": r.row}) + "\n" for r in rows)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_embeddings(directory: str | os.PathLike, ids: Sequence[str], embeddings: np.ndarray,
                      shard_size: int = 100_000) -> None:
     """Write a whole (ids, embeddings) set in the shard format."""
@@ -104,16 +117,12 @@ def read_manifest(directory: str | os.PathLike) -> list[ManifestRow]:
         raise InputError("no manifest.jsonl", path=directory,
                          fix="point --embeddings at a directory written by `uniembed encode`")
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                rows.append(ManifestRow(str(data["id"]), int(data["shard"]), int(data["row"])))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InputError(f"bad manifest row ({exc})", path=path, row=number,
-                                 fix='each line must be {"id": ..., "shard": int, "row": int}') from exc
+    for number, data in iter_json_lines(path, allow_cut_last_line=True):
+        try:
+            rows.append(ManifestRow(str(data["id"]), int(data["shard"]), int(data["row"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"bad manifest row ({exc})", path=path, row=number,
+                             fix='each line must be {"id": ..., "shard": int, "row": int}') from exc
     return rows
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..jsonl import iter_json_lines
 
 log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.jsonl"
@@ -22,17 +23,10 @@ METADATA_FILE = "metadata.jsonl"
 def read_metadata(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """id -> metadata object from a JSONL file; every row needs an "id"."""
     table: dict[str, dict[str, Any]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON ({exc.msg})", path=path, row=number) from exc
-            if not isinstance(row, dict) or "id" not in row:
-                raise InputError('each metadata row must be an object with an "id"', path=path, row=number)
-            table[str(row.pop("id"))] = row
+    for number, row in iter_json_lines(path):
+        if not isinstance(row, dict) or "id" not in row:
+            raise InputError('each metadata row must be an object with an "id"', path=path, row=number)
+        table[str(row.pop("id"))] = row
     return table
 
 

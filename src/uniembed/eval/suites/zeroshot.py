@@ -36,6 +36,7 @@ from typing import Sequence
 
 from ...data.examples import EvalTask
 from ...errors import InputError
+from ...jsonl import iter_json_lines
 from ...inputs import Item
 from ..aggregate import group_means, mean
 from ..runner import TaskResult
@@ -65,18 +66,11 @@ def read_jsonl(path: Path, required: Sequence[str]) -> list[dict]:
     if not path.exists():
         raise InputError("file not found", path=path, fix="check the suite's expected layout (uniembed eval --help)")
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON ({exc.msg})", path=path, row=number) from exc
-            missing = [key for key in required if key not in row]
-            if missing:
-                raise InputError(f"missing field(s) {missing}", path=path, row=number)
-            rows.append(row)
+    for number, row in iter_json_lines(path):
+        missing = [key for key in required if key not in row]
+        if missing:
+            raise InputError(f"missing field(s) {missing}", path=path, row=number)
+        rows.append(row)
     return rows
 
 

@@ -1,0 +1,54 @@
+"""A task's candidate pool, de-duplicated by content, and the chance level of its ranking."""
+from __future__ import annotations
+
+from math import comb, log2
+from typing import Sequence
+
+from ...inputs import Item
+
+
+class CandidatePool:
+    """Items added once each (by `Item.content_key`); `add` returns the item's index in the pool."""
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+        self.ids: list[str] = []
+        self._by_key: dict[str, int] = {}
+
+    def add(self, item: Item, item_id: str | None = None) -> int:
+        key = item.content_key()
+        index = self._by_key.get(key)
+        if index is None:
+            index = len(self.items)
+            self._by_key[key] = index
+            self.items.append(item)
+            self.ids.append(item_id if item_id is not None else str(index))
+        return index
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def hit_chance(list_sizes: Sequence[int], relevant_counts: Sequence[int], k: int = 1) -> float:
+    """Expected hit@k of a random ranking: mean over queries of 1 - C(n - r, k) / C(n, k)."""
+    if not list_sizes:
+        return 0.0
+    total = 0.0
+    for n, r in zip(list_sizes, relevant_counts):
+        k_eff = min(k, n)
+        total += 1.0 - comb(n - r, k_eff) / comb(n, k_eff) if n else 0.0
+    return total / len(list_sizes)
+
+
+def ndcg_chance(pool_size: int, relevances: Sequence[Sequence[float]], k: int) -> float:
+    """Expected nDCG@k (linear gain) of a random ranking of a pool: every item is equally likely at each
+    rank, so E[DCG@k] = sum(rel) / pool_size * sum_{r<=k} 1/log2(r+1), divided by each query's ideal DCG."""
+    if not relevances or pool_size == 0:
+        return 0.0
+    discount = sum(1.0 / log2(rank + 1) for rank in range(1, min(k, pool_size) + 1))
+    total = 0.0
+    for rels in relevances:
+        ideal = sorted(rels, reverse=True)[:k]
+        ideal_dcg = sum(rel / log2(rank + 2) for rank, rel in enumerate(ideal))
+        total += (sum(rels) / pool_size * discount) / ideal_dcg if ideal_dcg else 0.0
+    return total / len(relevances)
