@@ -11,7 +11,7 @@ import argparse
 import datetime
 import json
 import platform
-import resource
+import resource  # noqa: F401  (used by the child launcher)
 import subprocess
 import sys
 import tempfile
@@ -25,11 +25,13 @@ def run_recipe(name: str, model: str, steps: int, batch: int, data: Path, mixtur
     run_dir = work / name
     overrides = [f"model={model}", "save_every=0", f"stages.*.max_steps={steps}", f"stages.*.batch_size={batch}",
                  "stages.*.epochs=null", f"stages.*.data={mixture}", "embedding.max_pixels=12544"]
-    command = [sys.executable, "-m", "uniembed.cli.main", "train", str(RECIPES / f"{name}.yaml"), "--out", str(run_dir),
-               "--no-progress"] + [a for o in overrides for a in ("--set", o)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(command, check=True, capture_output=True)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    arguments = ["train", str(RECIPES / f"{name}.yaml"), "--out", str(run_dir), "--no-progress"]
+    arguments += [a for o in overrides for a in ("--set", o)]
+    # the child reports its own peak RSS (RUSAGE_CHILDREN would be a running maximum over all recipes)
+    launcher = ("import resource, sys\nfrom uniembed.cli.main import main\ncode = main(sys.argv[1:])\n"
+                "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", launcher] + arguments, check=True, capture_output=True, text=True)
+    peak_kib = int([line for line in done.stdout.splitlines() if line.startswith("PEAK_KIB")][-1].split()[1])
     log = [json.loads(line) for line in (run_dir / "logs" / "train.jsonl").read_text().splitlines()]
     stages = {}
     for stage in dict.fromkeys(e["stage"] for e in log):
@@ -37,7 +39,7 @@ def run_recipe(name: str, model: str, steps: int, batch: int, data: Path, mixtur
         # pairs_per_s in the log is cumulative over the stage; the last entry covers every step
         stages[stage] = round(rows[-1]["pairs_per_s"], 2)
     return {"recipe": name, "model": model, "steps_per_stage": steps, "batch_size": batch,
-            "pairs_per_s_by_stage": stages, "peak_rss_mib": round(max(peak_kib, before) / 1024, 1)}
+            "pairs_per_s_by_stage": stages, "peak_rss_mib": round(peak_kib / 1024, 1)}
 
 
 def main() -> None:
