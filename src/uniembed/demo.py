@@ -34,10 +34,14 @@ def default_recipe_path() -> Path:
     raise ConfigError("recipes/demo.yaml not found; pass --recipe")
 
 
-def write_mixtures(data_dir: Path, out_dir: Path) -> dict[str, Path]:
-    """Mixture files for the two demo stages, from the synthetic benchmark's training metadata."""
+def read_metadata(data_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(data_dir) / "metadata.json").read_text())
+
+
+def write_mixtures(data_dir: Path, out_dir: Path, metadata: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Mixture files for the demo stages (and a text-only one), from the synthetic benchmark's training metadata."""
     data_dir = Path(data_dir).resolve()  # mixture paths resolve against the mixture file: write them absolute
-    metadata = json.loads((data_dir / "metadata.json").read_text())
+    metadata = metadata or read_metadata(data_dir)
     sources = []
     for entry in metadata["train"]:
         source = {"name": entry["name"], "format": TRAIN_FORMATS[entry["layout"]], "path": str(data_dir / entry["path"])}
@@ -75,7 +79,8 @@ def run_demo(out: str | Path = "runs/demo", size: str = "small", seed: int = 0, 
         generate(data_dir, size=size, seed=seed)
     timings["synth_s"] = time.perf_counter() - start
 
-    mixtures = write_mixtures(data_dir, out / "mixtures")
+    metadata = read_metadata(data_dir)
+    mixtures = write_mixtures(data_dir, out / "mixtures", metadata)
     recipe_overrides = [f"stages.0.data={mixtures['stage1']}", f"stages.1.data={mixtures['stage2']}", f"seed={seed}"]
     recipe_spec = load_recipe(recipe or default_recipe_path(), recipe_overrides + list(overrides or []))
     start = time.perf_counter()
@@ -88,35 +93,29 @@ def run_demo(out: str | Path = "runs/demo", size: str = "small", seed: int = 0, 
     evaluation = evaluate(model, "synthetic", data_dir, out / "eval", batch_size=batch_size, cache_dir=out / "cache")
     timings["eval_s"] = time.perf_counter() - start
 
-    payload = dict(evaluation.payload)
-    payload["chance"] = {task["name"]: task["chance_percent"]
-                         for task in json.loads((data_dir / "metadata.json").read_text())["tasks"]}
+    payload = dict(evaluation.payload)  # carries each task's chance level (percent) from the suite
+    tasks = {task["name"]: task for task in metadata["tasks"]}
     payload["recipe"] = recipe_spec.name
     payload["model_dir"] = str(model_dir)
     payload["timings"] = {k: round(v, 1) for k, v in timings.items()}
-    payload["meta_tasks"] = meta_task_table(payload, data_dir)
+    payload["meta_tasks"] = meta_task_table(payload, tasks)
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     (out / "report.html").write_text(demo_report_html(payload, read_log(train_dir)))
-    print(score_table(payload, data_dir))
+    print(score_table(payload, tasks))
     return payload
 
 
-def _task_meta(data_dir: Path) -> dict[str, dict]:
-    return {task["name"]: task for task in json.loads((data_dir / "metadata.json").read_text())["tasks"]}
-
-
-def meta_task_table(payload: dict, data_dir: Path) -> dict[str, dict[str, float]]:
+def meta_task_table(payload: dict, tasks: dict[str, dict]) -> dict[str, dict[str, float]]:
     """Mean score and mean chance per meta-task (the demo's 3x-chance target is checked on these)."""
     groups: dict[str, list[tuple[float, float]]] = {}
-    for name, task in _task_meta(data_dir).items():
+    for name, task in tasks.items():
         if name in payload["scores"]:
-            groups.setdefault(task["meta_task"], []).append((payload["scores"][name], task["chance_percent"]))
+            groups.setdefault(task["meta_task"], []).append((payload["scores"][name], payload["chance"][name]))
     return {meta: {"score": sum(s for s, _ in rows) / len(rows), "chance": sum(c for _, c in rows) / len(rows),
                    "tasks": len(rows)} for meta, rows in groups.items()}
 
 
-def score_table(payload: dict, data_dir: Path) -> str:
-    meta = _task_meta(data_dir)
+def score_table(payload: dict, meta: dict[str, dict]) -> str:
     lines = [f"{'task':16s} {'meta-task':18s} {'group':7s} {'metric':7s} {'score':>7s} {'chance':>7s} {'x chance':>8s}"]
     for name, score in payload["scores"].items():
         task = meta.get(name, {})

@@ -1,7 +1,9 @@
 """Errors users see. Every bad input becomes an `InputError` naming the item and the fix."""
 from __future__ import annotations
 
+import dataclasses
 from os import PathLike
+from typing import Iterable
 
 
 class InputError(ValueError):
@@ -53,3 +55,14 @@ class InputError(ValueError):
 
 class ConfigError(ValueError):
     """An invalid option in an embedding config, recipe or command line."""
+
+
+def reject_unknown_fields(cls: type, names: Iterable[str], what: str, where: str = "") -> None:
+    """Raise `ConfigError` listing the known fields of dataclass `cls` when `names` has others.
+
+    Configs keep every option explicit: a misspelt key is an error, never silently dropped.
+    """
+    known = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {what} {unknown}{f' in {where}' if where else ''}; known: {known}")

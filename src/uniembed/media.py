@@ -294,16 +294,3 @@ def pdf_pages(path: str | os.PathLike, dpi: float = 144, pages: Sequence[int] | 
         return images
     finally:
         document.close()
-
-
-def pdf_page_count(path: str | os.PathLike) -> int:
-    import pypdfium2 as pdfium
-
-    try:
-        document = pdfium.PdfDocument(os.fspath(path))
-    except Exception as exc:
-        raise InputError(f"cannot open PDF ({exc})", path=path) from exc
-    try:
-        return len(document)
-    finally:
-        document.close()

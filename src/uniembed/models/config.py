@@ -5,11 +5,11 @@ Saved as `uniembed.json` beside the checkpoint, so a saved model fully describes
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, reject_unknown_fields
 
 CONFIG_NAME = "uniembed.json"
 
@@ -98,9 +98,7 @@ class EmbeddingConfig:
 
     def replace(self, **overrides: Any) -> "EmbeddingConfig":
         """A copy with `overrides` applied; unknown names are an error, not silently dropped."""
-        unknown = set(overrides) - {f.name for f in fields(self)}
-        if unknown:
-            raise ConfigError(f"unknown embedding option(s) {sorted(unknown)}; known: {sorted(f.name for f in fields(self))}")
+        reject_unknown_fields(EmbeddingConfig, overrides, "embedding option(s)")
         data = asdict(self)
         data.update(overrides)
         return EmbeddingConfig(**data)
@@ -110,10 +108,7 @@ class EmbeddingConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EmbeddingConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown embedding option(s) {sorted(unknown)} in config; known: {sorted(known)}")
+        reject_unknown_fields(cls, data, "embedding option(s)", "config")
         return cls(**data)
 
 

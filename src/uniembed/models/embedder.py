@@ -7,7 +7,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -16,10 +16,10 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import ConfigError, InputError
-from ..inputs import IMAGE, TEXT, VIDEO, Item, as_items
+from ..inputs import Item, as_items
 from ..media import DEFAULT_LIMITS, MediaLimits
 from .backbones import Backbone, DecodedItem, backbone_for
-from .config import CONFIG_NAME, EmbeddingConfig, SavedModelInfo
+from .config import EmbeddingConfig, SavedModelInfo
 from .pooling import pool
 
 logger = logging.getLogger(__name__)
@@ -236,7 +236,9 @@ class Embedder:
         total = int(batch["attention_mask"].sum())
         return {"text_tokens": total - int(batch["num_visual_tokens"]), "visual_tokens": int(batch["num_visual_tokens"])}
 
-    def _resolve_items(self, inputs: Any, instruction: str | None, prompt_name: str | None) -> list[Item]:
+    def resolve_items(self, inputs: Any, instruction: str | None = None, prompt_name: str | None = None) -> list[Item]:
+        """Inputs as Items with `instruction`, or the named prompt (default: the model's default prompt),
+        applied to those that carry no instruction of their own."""
         items = as_items(inputs)
         if prompt_name is not None and instruction is not None:
             raise ConfigError("pass either instruction or prompt_name, not both")
@@ -282,7 +284,7 @@ class Embedder:
             raise ConfigError(f"convert_to must be 'numpy' or 'tensor', got {convert_to!r}")
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
-        resolved = self._resolve_items(items, instruction, prompt_name)
+        resolved = self.resolve_items(items, instruction, prompt_name)
         if device is not None:
             self.to(device)
         was_training = self.module.training
@@ -307,11 +309,6 @@ class Embedder:
     def encode_document(self, items: Any, **kwargs: Any) -> np.ndarray | torch.Tensor:
         """`encode` with the model's "document" prompt when it has one."""
         return self.encode(items, prompt_name="document" if "document" in self.config.prompts else None, **kwargs)
-
-    def embed(self, items: Sequence[Item]) -> torch.Tensor:
-        """Differentiable embeddings of a batch, in order (training path: no sorting, no no-grad)."""
-        decoded = [self.decode(item, i) for i, item in enumerate(items)]
-        return self.module(self.collate(decoded))
 
     @staticmethod
     def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, reject_unknown_fields
 from ..inputs import Item, as_item, as_items
 from ..media import DEFAULT_LIMITS, MediaLimits
 from .backbones import Backbone, DecodedItem
@@ -60,10 +59,7 @@ class RerankerConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RerankerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown re-ranker option(s) {sorted(unknown)}; known: {sorted(known)}")
+        reject_unknown_fields(cls, data, "re-ranker option(s)")
         return cls(**data)
 
 

@@ -41,13 +41,8 @@ class ModelRunner:
     def resolve_instruction(self, items: Sequence[Item], input_type: str | None) -> list[Item]:
         """Apply the model's named prompt for `input_type` (query/document) as `encode_query` would;
         items with their own instruction keep it; without `input_type` the model's default prompt applies."""
-        config = self.model.config
-        prompts = getattr(config, "prompts", {}) or {}
-        name = input_type if input_type in prompts else getattr(config, "default_prompt_name", None)
-        instruction = (prompts.get(name) or None) if name is not None else None
-        if instruction is None:
-            return list(items)
-        return [item if item.instruction else item.with_instruction(instruction) for item in items]
+        prompt_name = input_type if input_type in self.model.config.prompts else None
+        return self.model.resolve_items(items, prompt_name=prompt_name)
 
     def encode(self, items: Sequence[Item]) -> BatchOutput:
         import torch
@@ -64,18 +59,5 @@ class ModelRunner:
         finally:
             model.module.train(was_training)
         totals = batch["attention_mask"].sum(dim=1).cpu().numpy().astype(np.int64)
-        visual = self._visual_tokens(batch, items)
+        visual = np.asarray(batch["visual_tokens_per_item"], dtype=np.int64)
         return BatchOutput(vectors.astype(np.float32, copy=False), totals - visual, visual)
-
-    def _visual_tokens(self, batch: dict[str, Any], items: Sequence[Item]) -> np.ndarray:
-        per_item = batch.get("visual_tokens_per_item")
-        if per_item is not None:
-            return np.asarray(per_item, dtype=np.int64)
-        visual = np.zeros(len(items), dtype=np.int64)
-        with_media = [i for i, item in enumerate(items) if item.image_sources or item.video is not None]
-        if len(with_media) == 1:  # the batch total belongs to the one item with media
-            visual[with_media[0]] = int(batch.get("num_visual_tokens", 0))
-        elif with_media:  # the backbone reports only the batch total: count media items one by one
-            for i in with_media:
-                visual[i] = int(self.model.count_tokens([items[i]])["visual_tokens"])
-        return visual

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, reject_unknown_fields
 
 LOSS_KINDS = ("contrastive", "relational", "listwise", "reranker")
 TRAIN_MODES = ("lora", "dora", "full")
@@ -130,10 +130,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     """Dataclass from a mapping, rejecting unknown keys with the list of known ones."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in {where}; known: {sorted(known)}")
+    reject_unknown_fields(cls, data, "key(s)", where)
     hints = typing.get_type_hints(cls)
     return cls(**{key: _coerce(value, hints[key], f"{where}.{key}") for key, value in data.items()})
 

@@ -41,13 +41,6 @@ def apply_trainable(hf_model: nn.Module, spec: TrainableSpec) -> nn.Module:
     return hf_model
 
 
-def merge_adapters(model: nn.Module) -> nn.Module:
-    """Fold LoRA weights into the base (the next stage starts from the merged model)."""
-    if hasattr(model, "merge_and_unload"):
-        return model.merge_and_unload()
-    return model
-
-
 def trainable_state(module: nn.Module) -> dict[str, Any]:
     return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
 

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from ...errors import InputError
 from ...inputs import Item
+from ...jsonl import iter_json_lines
 from ..examples import TrainingExample
 from .common import ReadReport, RowGuard, as_text_list, item_from_value, read_rows, require_file, text_or_none
 
@@ -124,14 +125,8 @@ def rewrite_negative_ids(queries_path: str | os.PathLike, out_path: str | os.Pat
     rewritten = 0
     out = Path(out_path)
     tmp = out.with_name(out.name + ".tmp")
-    with open(file, encoding="utf-8") as source, open(tmp, "w", encoding="utf-8") as sink:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON ({exc.msg})", path=file, row=number) from exc
+    with open(tmp, "w", encoding="utf-8") as sink:
+        for _, row in iter_json_lines(file):
             query_id = str(row.get("query_id"))
             if query_id in negatives:
                 row["negative_document_ids"] = [str(d) for d in negatives[query_id]]

@@ -267,30 +267,33 @@ def edit_move(scene: Scene, rng: random.Random, index: int) -> Edit | None:
                 f"move {ref} to the {CELL_NAMES[(col, row)]}", "move")
 
 
-def edit_swap_positions(scene: Scene, rng: random.Random, index: int) -> Edit | None:
-    others = [k for k in range(len(scene.objects)) if k != index and scene.objects[k].kind() != scene.objects[index].kind()]
+def _swap_with_partner(scene: Scene, rng: random.Random, index: int, eligible, swap, describe, kind: str) -> Edit | None:
+    """Swap an attribute between object `index` and a random eligible partner, named by unambiguous references."""
+    others = [k for k in range(len(scene.objects)) if eligible(scene.objects[index], scene.objects[k], k)]
     if not others:
         return None
     k = rng.choice(others)
-    a, b = scene.objects[index], scene.objects[k]
     ref_a, ref_b = _ref(scene, index), _ref(scene, k)
     if ref_a is None or ref_b is None:
         return None
-    moved = scene.with_object(index, replace(a, col=b.col, row=b.row)).with_object(k, replace(b, col=a.col, row=a.row))
-    return Edit(moved, f"swap {ref_a} and {ref_b}", "swap_positions")
+    new_a, new_b = swap(scene.objects[index], scene.objects[k])
+    return Edit(scene.with_object(index, new_a).with_object(k, new_b), describe(ref_a, ref_b), kind)
+
+
+def edit_swap_positions(scene: Scene, rng: random.Random, index: int) -> Edit | None:
+    return _swap_with_partner(
+        scene, rng, index,
+        eligible=lambda a, b, k: k != index and b.kind() != a.kind(),
+        swap=lambda a, b: (replace(a, col=b.col, row=b.row), replace(b, col=a.col, row=a.row)),
+        describe=lambda ref_a, ref_b: f"swap {ref_a} and {ref_b}", kind="swap_positions")
 
 
 def edit_swap_colours(scene: Scene, rng: random.Random, index: int) -> Edit | None:
-    others = [k for k in range(len(scene.objects)) if scene.objects[k].colour != scene.objects[index].colour]
-    if not others:
-        return None
-    k = rng.choice(others)
-    a, b = scene.objects[index], scene.objects[k]
-    ref_a, ref_b = _ref(scene, index), _ref(scene, k)
-    if ref_a is None or ref_b is None:
-        return None
-    swapped = scene.with_object(index, replace(a, colour=b.colour)).with_object(k, replace(b, colour=a.colour))
-    return Edit(swapped, f"swap the colours of {ref_a} and {ref_b}", "swap_colours")
+    return _swap_with_partner(
+        scene, rng, index,
+        eligible=lambda a, b, k: b.colour != a.colour,
+        swap=lambda a, b: (replace(a, colour=b.colour), replace(b, colour=a.colour)),
+        describe=lambda ref_a, ref_b: f"swap the colours of {ref_a} and {ref_b}", kind="swap_colours")
 
 
 def edit_add(scene: Scene, rng: random.Random, index: int) -> Edit | None:
