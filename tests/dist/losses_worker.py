@@ -9,6 +9,7 @@ Rank 0 writes {"results": {scenario: "ok" | "mismatch ..."}} to OUT.json.
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import sys
 
@@ -249,6 +250,10 @@ def main() -> int:
         with open(sys.argv[1], "w") as handle:
             json.dump({"results": merged}, handle, indent=1)
     dist.barrier()
+    # release the DDP model (its reducer holds the process group) before the group itself: tearing them
+    # down in the other order at interpreter exit can abort the process ("terminate called ...")
+    del model
+    gc.collect()
     dist.destroy_process_group()
     return 0
 
