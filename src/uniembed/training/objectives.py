@@ -36,8 +36,9 @@ from ..data.mixture import Mixture
 from ..errors import ConfigError
 from ..inputs import Item
 from ..losses import listwise_distillation_loss
-from ..models.embedder import Embedder, EmbeddingModule
-from ..models.reranker import Reranker, RerankerConfig, RerankerModule
+from ..mining.sources import targets_pool
+from ..models.embedder import Embedder
+from ..models.reranker import Reranker, RerankerConfig
 from .recipe import Recipe, StageSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -158,7 +159,7 @@ class ListwiseObjective(Objective):
         for name, source in mixture.sources.items():
             chosen = self.select(name, len(source.examples))
             examples = [source.examples[i] for i in chosen]
-            pool = distinct_targets(source.examples)
+            _, pool = targets_pool(source.examples)  # every distinct positive and negative
             cache = self.cache_path(name, examples, pool, reranker_dir)
             if self.runner.ctx.is_main and not cache.exists():
                 if reranker is None:
@@ -232,15 +233,6 @@ class ListwiseObjective(Objective):
             return listwise_distillation_loss(cosine / group_tau, teacher / group_tau.detach())
 
         return accumulate(self.runner, len(rows), self.stage.grad_cache_chunk, loss_of)
-
-
-def distinct_targets(examples: Sequence[Any]) -> list[Item]:
-    """Every distinct positive and negative of a source, in order of first appearance (the candidate pool)."""
-    pool: dict[str, Item] = {}
-    for example in examples:
-        for item in [*example.positives, *example.negatives]:
-            pool.setdefault(item.content_key(), item)
-    return list(pool.values())
 
 
 def teacher_scores(embedder: Embedder, reranker: Reranker, queries: Sequence[Item], pool: Sequence[Item], k: int,

@@ -102,6 +102,9 @@ class StageSpec:
     from_previous: bool = True
     trainable: TrainableSpec | None = None
     skip_bad_rows: bool | None = None  # None: as the mixture file says
+    # mine hard negatives with the model this stage starts from before training (U-MARVEL stage 2):
+    # the options of `uniembed mine` (top, rank_range, num_negatives, absolute_margin, relative_margin, ...)
+    mine: dict[str, Any] | None = None
 
 
 @dataclass
@@ -202,6 +205,14 @@ def validate(recipe: Recipe) -> None:
             raise ConfigError(f"{where}: grad_cache_chunk must be a positive integer or null")
         if stage.lr <= 0:
             raise ConfigError(f"{where}: lr must be positive")
+        if stage.mine is not None:
+            from ..mining.stage import mining_options
+
+            mining_options(stage.mine, where)
+            uses_negatives = stage.loss.kind == "reranker" or (stage.loss.kind == "contrastive" and stage.loss.num_negatives)
+            if not uses_negatives:
+                raise ConfigError(f"{where}: mined negatives are used by a re-ranker stage or a contrastive loss with "
+                                  "num_negatives >= 1; set loss.num_negatives or remove `mine`")
         _validate_ranking_losses(recipe, stage, where)
 
 

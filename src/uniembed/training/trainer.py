@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..data.mixture import load_mixture
+from ..data.mixture import Mixture, load_mixture
 from ..data.sampler import MixtureSampler, SampledBatch
 from ..errors import ConfigError
 from ..losses import GradCache, Temperature, all_reduce_gradients, local_contrastive_loss, relational_distillation_loss
@@ -157,6 +157,8 @@ class StageRunner:
         # a mixture file resolves its paths against its own folder; an inline mapping against the working directory
         inline = not isinstance(stage.data, (str, os.PathLike))
         self.mixture = load_mixture(stage.data, base_dir=Path.cwd() if inline else None, skip_bad_rows=stage.skip_bad_rows)
+        if stage.mine is not None:
+            self.mixture = self._mine(self.mixture)
         if self.objective is not None:
             self.mixture = self.objective.prepare(self.mixture)
         self.sampler = MixtureSampler(self.mixture, stage.batch_size, seed=self.recipe.seed + index,
@@ -198,6 +200,19 @@ class StageRunner:
         trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
         logger.info("stage %d (%s): %s trainable of %s parameters", self.index, self.stage.name,
                     f"{trainable:,}", f"{self.embedder.num_parameters():,}")
+
+    def _mine(self, mixture: Mixture) -> Mixture:
+        """The stage's mixture with negatives mined by the model it starts from (cached in the run directory)."""
+        from ..mining.stage import mine_mixture, mining_options
+
+        options = mining_options(self.stage.mine, f"stage '{self.stage.name}'")
+        self.module.eval()
+        try:
+            return mine_mixture(self.embedder, mixture, options,
+                                self.trainer.run_dir / "mined" / stage_dir(self.trainer.run_dir, self.index, self.stage).name,
+                                is_main=self.ctx.is_main, barrier=self.ctx.barrier, progress=self.trainer.show_progress)
+        finally:
+            self.module.train()
 
     def _teacher(self) -> CachedTextTeacher:
         texts = []

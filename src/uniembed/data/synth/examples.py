@@ -48,12 +48,26 @@ class TaskDef:
     mirrors: str = ""
 
 
-def pick_distractors(rng: random.Random, hard: Sequence, easy: Sequence, total: int, easy_share: float) -> list:
-    """`total` distractors: mostly hard (one change from the gold), a few easy ones (unrelated)."""
-    n_easy = min(len(easy), int(round(total * easy_share)))
-    chosen = list(hard[: total - n_easy])
-    chosen += list(easy[: total - len(chosen)])
-    return chosen[:total]
+# Share of a candidate list's distractors that are unrelated to the query; the rest differ from the gold in
+# exactly one thing (an attribute, a relation, a letter). MMEB's lists are mostly other dataset items, so an
+# easy share keeps a small model off the floor while the one-change distractors keep the benchmark unsaturated.
+EASY_SHARE = 0.5
+
+
+def pick_distractors(hard: Sequence, easy: Sequence, total: int,
+                     easy_share: float | None = None) -> list:
+    """`total` distractors, about `easy_share` of them easy (unrelated) and the rest hard.
+
+    Interleaved, hard first, so that every prefix keeps the mix: callers truncate after de-duplication,
+    and the training split takes the first distractor as its hard negative.
+    """
+    share = EASY_SHARE if easy_share is None else easy_share
+    hard, easy = list(hard), list(easy)
+    chosen: list = []
+    while len(chosen) < total and (hard or easy):
+        wants_easy = int((len(chosen) + 1) * share) > int(len(chosen) * share)
+        chosen.append((easy if (wants_easy and easy) or not hard else hard).pop(0))
+    return chosen
 
 
 def unique(items: Sequence, key: Callable = lambda x: x) -> list:

@@ -25,7 +25,6 @@ IMAGE_TARGET = "<|image_1|>\nRepresent the given image.\n"
 CROP_TARGET = "<|image_1|>\nRepresent the given cropped image of the object.\n"
 
 N_CANDIDATES = 12
-EASY_SHARE = 0.25  # share of unrelated distractors; the rest differ from the gold in one thing
 
 
 def pic(scene: Scene) -> Media:
@@ -68,7 +67,7 @@ def build_count(rng: random.Random) -> SynthExample | None:
     hard = [h for h in hard if not true(*h)]
     easy = [(rng.randint(1, 6), rng.choice(COLOUR_NAMES), rng.choice(SHAPES)) for _ in range(20)]
     easy = [e for e in easy if not true(*e)]
-    labels = [count_label(*x) for x in pick_distractors(rng, unique(hard), easy, 40, EASY_SHARE)]
+    labels = [count_label(*x) for x in pick_distractors(unique(hard), easy, 40)]
     cands = text_candidates(count_label(n, colour, shape), labels, N_CANDIDATES)
     return None if cands is None else SynthExample(CLASSIFY, pic(scene), cands, {scene.key()})
 
@@ -152,8 +151,8 @@ def build_sign(rng: random.Random) -> SynthExample | None:
     scene = random_scene(rng, 2, 3)
     label = Label(rng.randint(6, 40), rng.randint(8, 70), word, 16)
     picture = scene_picture(scene, (label,))
-    easy = [random_word(rng) for _ in range(6)]
-    distractors = pick_distractors(rng, one_letter_variants(rng, word, 30), easy, 30, EASY_SHARE)
+    easy = [random_word(rng) for _ in range(N_CANDIDATES)]
+    distractors = pick_distractors(one_letter_variants(rng, word, 30), easy, 30)
     cands = text_candidates(word, distractors, N_CANDIDATES)
     return None if cands is None else SynthExample(CLASSIFY, Media(picture=picture), cands, {("word", word)})
 
@@ -234,8 +233,8 @@ def build_t2i(rng: random.Random) -> SynthExample | None:
     facts = caption_facts(scene, random_plan(scene, rng))
     false = lambda s: not holds(facts, s)  # noqa: E731
     hard = [e.scene for e in one_edit_variants(scene, rng, N_CANDIDATES, false)]
-    easy = _random_scenes(rng, 4, lambda s: not false(s))
-    scenes = unique([scene] + pick_distractors(rng, hard, easy, N_CANDIDATES - 1, EASY_SHARE), key=Scene.key)
+    easy = _random_scenes(rng, N_CANDIDATES, lambda s: not false(s))
+    scenes = unique([scene] + pick_distractors(hard, easy, N_CANDIDATES - 1), key=Scene.key)
     if len(scenes) != N_CANDIDATES:
         return None
     return SynthExample(T2I.format(caption_text(facts)), None, [(IMAGE_TARGET, pic(s)) for s in scenes],
@@ -250,9 +249,9 @@ def build_i2t(rng: random.Random) -> SynthExample | None:
     false = lambda s: not holds(caption_facts(s, plan), scene)  # noqa: E731
     hard = [caption_text(caption_facts(e.scene, plan))
             for e in one_edit_variants(scene, rng, 2 * N_CANDIDATES, false, edits=INDEX_EDITS + (edit_add,))]
-    easy = [caption_text(caption_facts(s, random_plan(s, rng))) for s in _random_scenes(rng, 4, lambda s: False)]
+    easy = [caption_text(caption_facts(s, random_plan(s, rng))) for s in _random_scenes(rng, N_CANDIDATES, lambda s: False)]
     hard, easy = unique(h for h in hard if h != gold), [e for e in easy if e != gold]
-    cands = text_candidates(gold, pick_distractors(rng, hard, easy, N_CANDIDATES - 1, EASY_SHARE), N_CANDIDATES)
+    cands = text_candidates(gold, pick_distractors(hard, easy, N_CANDIDATES - 1), N_CANDIDATES)
     return None if cands is None else SynthExample(I2T, pic(scene), cands, {scene.key()})
 
 
@@ -263,8 +262,8 @@ def build_cir(rng: random.Random) -> SynthExample | None:
     if len(edits) < N_CANDIDATES - 3:
         return None
     gold, hard = edits[0], [ref] + [e.scene for e in edits[1:]]
-    easy = _random_scenes(rng, 4, lambda s: False)
-    scenes = unique([gold.scene] + pick_distractors(rng, hard, easy, N_CANDIDATES - 1, EASY_SHARE), key=Scene.key)
+    easy = _random_scenes(rng, N_CANDIDATES, lambda s: False)
+    scenes = unique([gold.scene] + pick_distractors(hard, easy, N_CANDIDATES - 1), key=Scene.key)
     if len(scenes) != N_CANDIDATES:
         return None
     return SynthExample(CIR.format(gold.instruction), pic(ref), [(IMAGE_TARGET, pic(s)) for s in scenes],
@@ -275,8 +274,8 @@ def build_i2i(rng: random.Random) -> SynthExample | None:
     """Image -> the same scene drawn again (new jitter, background); distractors: one-edit scenes, redrawn."""
     scene = random_scene(rng, 3, 5)
     hard = [e.scene for e in one_edit_variants(scene, rng, N_CANDIDATES, lambda s: True)]
-    easy = _random_scenes(rng, 4, lambda s: False)
-    scenes = unique([scene] + pick_distractors(rng, hard, easy, N_CANDIDATES - 1, EASY_SHARE), key=Scene.key)
+    easy = _random_scenes(rng, N_CANDIDATES, lambda s: False)
+    scenes = unique([scene] + pick_distractors(hard, easy, N_CANDIDATES - 1), key=Scene.key)
     if len(scenes) != N_CANDIDATES:
         return None
     return SynthExample(I2I, pic(scene), [(IMAGE_TARGET, pic(rejitter(s, rng))) for s in scenes],
@@ -312,13 +311,17 @@ def build_grounding(rng: random.Random) -> SynthExample | None:
     if twin is not None:
         scene = Scene(scene.objects + (twin,), scene.background)
     expression = f"the {target.colour} {target.shape} {rng.choice(relations)} the {ref.colour} {ref.shape}"
-    crops = [(target.kind(), crop_picture(scene, 0))]
-    crops += [(o.kind(), crop_picture(scene, k)) for k, o in enumerate(scene.objects) if k]
+    hard = [(o.kind(), crop_picture(scene, k)) for k, o in enumerate(scene.objects) if k]
     for _ in range(30):  # the same place in a changed scene: target recoloured / reshaped / resized
         changed = replace(target, **rng.choice([{"colour": rng.choice(COLOUR_NAMES)}, {"shape": rng.choice(SHAPES)},
                                                 {"size": rng.choice(SIZES)}]))
-        crops.append((changed.kind(), crop_picture(scene.with_object(0, changed), 0)))
-    crops = unique(crops, key=lambda c: c[0])[:N_GROUND]
+        hard.append((changed.kind(), crop_picture(scene.with_object(0, changed), 0)))
+    hard = unique([c for c in hard if c[0] != target.kind()], key=lambda c: c[0])
+    # easy: an object of another scene, of another kind than the target
+    easy = [(s.objects[0].kind(), crop_picture(s, 0))
+            for s in _random_scenes(rng, N_GROUND, lambda s: s.objects[0].kind() == target.kind())]
+    crops = unique([(target.kind(), crop_picture(scene, 0))] + pick_distractors(hard, easy, N_GROUND - 1),
+                   key=lambda c: c[0])
     if len(crops) != N_GROUND:
         return None
     return SynthExample(GROUND.format(expression), pic(scene), [(CROP_TARGET, Media(picture=p)) for _, p in crops],

@@ -2,14 +2,15 @@
 
 Relation sentences have one paraphrase among candidates that reuse the same words with the arguments
 swapped or a word changed ("the red circle is left of the blue square" vs "the blue square is left of the
-red circle"), so a bag-of-words model cannot find it; count sentences work the same way with numbers.
+red circle"), so a bag-of-words model cannot find it; count sentences work the same way with numbers. The
+rest of the list (examples.EASY_SHARE) are sentences with an unrelated meaning.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import replace
 
-from .examples import SynthExample, TaskDef, unique
+from .examples import SynthExample, TaskDef, pick_distractors, unique
 from .language import CONVERSE, RELATION_TEMPLATES, normal_relation, relation_variant
 from .world import COLOUR_NAMES, NUMBER_WORDS, RELATIONS, SHAPES, Desc
 
@@ -78,8 +79,11 @@ def build_count_pair(rng: random.Random) -> tuple[str, str, list[str], tuple]:
 
 
 def build_paraphrase(rng: random.Random) -> SynthExample | None:
-    query, gold, wrong, meaning = (build_relation_pair if rng.random() < 0.7 else build_count_pair)(rng)
-    texts = unique([gold] + [w for w in wrong if w not in (gold, query)])[:N_CANDIDATES]
+    pick = lambda: (build_relation_pair if rng.random() < 0.7 else build_count_pair)(rng)  # noqa: E731
+    query, gold, wrong, meaning = pick()
+    unrelated = [other[1] for other in (pick() for _ in range(N_CANDIDATES)) if other[3] != meaning]
+    wrong = pick_distractors(unique(w for w in wrong if w not in (gold, query)), unrelated, N_CANDIDATES - 1)
+    texts = unique([gold] + wrong)
     if len(texts) != N_CANDIDATES:
         return None
     return SynthExample(PARAPHRASE.format(query), None, [(t, None) for t in texts], {meaning})

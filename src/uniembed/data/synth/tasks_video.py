@@ -19,7 +19,6 @@ CLIP_TARGET = "<|video_1|>\nUnderstand the content of the provided video clip.\n
 
 N_CANDIDATES = 12
 N_MOMENT = 10
-EASY_SHARE = 0.25
 
 
 def whole(video: Video, name: str | None = None) -> Media:
@@ -40,9 +39,9 @@ def build_motion(rng: random.Random) -> SynthExample | None:
     hard = swapped + [statement(target.desc(), m) for m in rng.sample(MOTIONS, len(MOTIONS)) if m != target.motions[0]]
     hard += [statement(m.desc(), x) for m in video.movers for x in MOTIONS if (m.colour, m.shape, x) not in truth]
     rng.shuffle(hard[len(swapped):])
-    easy = [statement(Desc(rng.choice(COLOUR_NAMES), rng.choice(SHAPES)), rng.choice(MOTIONS)) for _ in range(10)]
+    easy = [statement(Desc(rng.choice(COLOUR_NAMES), rng.choice(SHAPES)), rng.choice(MOTIONS)) for _ in range(30)]
     easy = [e for e in easy if not any(e == statement(Desc(c, s), m) for c, s, m in truth)]
-    texts = unique([gold] + pick_distractors(rng, unique(hard), easy, 30, EASY_SHARE))[:N_CANDIDATES]
+    texts = unique([gold] + pick_distractors(unique(hard), easy, 30))[:N_CANDIDATES]
     if len(texts) != N_CANDIDATES:
         return None
     return SynthExample(CLASSIFY, whole(video), [(t, None) for t in texts], {video.key()})
