@@ -1,6 +1,6 @@
 """Ablations on the synthetic benchmark: the published recipes and their single options, several seeds.
 
-Every row trains the demo's tiny model (tiny:mini, full fine-tuning, mean pooling, CPU) for the same number
+Every row trains the demo's tiny model (recipes/demo.yaml: tiny:mini, full fine-tuning, CPU) for the same number
 of steps, so rows differ only in what the row names:
 
 - options: one stage-1 model per seed (UNITE's retrieval adaptation, symmetric InfoNCE on pair data), then
@@ -11,7 +11,8 @@ of steps, so rows differ only in what the row names:
   false-negative filter + hard negative + per-task learnable temperature), `vlm2vec` (one stage on every
   task, tau 0.02, in-batch only), `unime` (text-only relational distillation from all-MiniLM-L6-v2, then
   false-negative filter + top-k hard negatives, tau 0.02), `umarvel` (progressive text -> pairs ->
-  instruction stages, learnable temperature; without its mining/re-ranker stages, see the note in the table).
+  instruction stages, learnable temperature, the instruction stage on a negative mined by the pairs model;
+  without the re-ranker distillation stages, which cost more than the rest of the row on CPU).
 
 Usage: .venv/bin/python benchmarks/ablate.py [--seeds 0 1 2] [--jobs 2] [--out runs/ablate]
 Writes benchmarks/results/ablation.json and ablation.md. Finished runs are kept: a killed ablation resumes.
@@ -40,7 +41,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from uniembed.demo import meta_task_table, read_metadata, write_mixtures  # noqa: E402
 
-EMBEDDING = {"pooling": "mean", "positions": "mrope", "padding_side": "left", "chat_template": False}
+DEMO = yaml.safe_load((ROOT / "recipes" / "demo.yaml").read_text())
+EMBEDDING = DEMO["embedding"]  # every row embeds like the demo model; rows differ in training only
 OPTIONS: dict[str, dict[str, Any]] = {
     "plain InfoNCE": {},
     "+ modality mask": {"modality_mask": True},
@@ -152,7 +154,7 @@ class Ablation:
                       s.stage("pairs", m["stage1"], s.stage1_steps - third, {"symmetric": True}, learnable, 3e-4,
                               from_previous=True),
                       s.stage("instruction", m["stage2"], s.stage2_steps, {"num_negatives": 1}, learnable, 2e-4,
-                              from_previous=True)]
+                              from_previous=True, mine={"top": 50, "num_negatives": 1})]
         else:
             raise ValueError(row)
         row_dir = self.out / f"seed{seed}" / row
@@ -263,21 +265,25 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rows", nargs="+", default=list(OPTIONS) + ["soup"] + list(RECIPE_LOSSES)
                         + ["vlm2vec", "unime", "umarvel"])
-    parser.add_argument("--stage1-steps", type=int, default=300)
-    parser.add_argument("--stage2-steps", type=int, default=350)
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (each gets cores/jobs threads)")
+    parser.add_argument("--stage1-steps", type=int, default=250)
+    parser.add_argument("--stage2-steps", type=int, default=300)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / jobs)")
+    parser.add_argument("--test-queries", type=int, default=80,
+                        help="test queries per task when OUT/data is generated (training rows as in `small`)")
     parser.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
     args = parser.parse_args()
 
     data = (args.data or args.out / "data").resolve()
     if not (data / "metadata.json").exists():
-        from uniembed.data.synth.generate import generate
-        generate(data, size=args.size, seed=0)
+        from uniembed.data.synth.generate import SIZES, SizeConfig, generate
+        size = SIZES[args.size]
+        generate(data, size=SizeConfig(min(args.test_queries, size.test_queries), size.train_rows), seed=0)
     schedule = Schedule(args.stage1_steps, args.stage2_steps)
     start = time.perf_counter()
     failed: list[str] = []
     if not args.table_only:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         failed = run_jobs(Ablation(args.out, data, schedule, threads).jobs(args.seeds, args.rows), args.jobs)
     summary = collect(args.out, data, args.seeds, args.rows)
     header = {"date": datetime.date.today().isoformat(),

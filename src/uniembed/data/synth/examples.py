@@ -70,6 +70,19 @@ def pick_distractors(hard: Sequence, easy: Sequence, total: int,
     return chosen
 
 
+def text_candidates(gold: str, distractors: Sequence[str], total: int) -> list[tuple[str, None]] | None:
+    """The gold text then distinct distractors, `total` in all (None when there are too few)."""
+    texts = unique([gold] + [d for d in distractors if d != gold])[:total]
+    return [(t, None) for t in texts] if len(texts) == total else None
+
+
+def other_kind_answers(rng: random.Random, kind: str, answers: dict[str, Sequence[str]]) -> list[str]:
+    """Easy VQA distractors: answers to other kinds of question (MMEB's answer lists mix answer types)."""
+    pool = [a for other, options in answers.items() if other != kind for a in options]
+    rng.shuffle(pool)
+    return pool
+
+
 def unique(items: Sequence, key: Callable = lambda x: x) -> list:
     seen, out = set(), []
     for item in items:

@@ -5,7 +5,7 @@ import math
 import random
 from dataclasses import replace
 
-from .examples import Media, SynthExample, TaskDef, pick_distractors, unique
+from .examples import Media, SynthExample, TaskDef, other_kind_answers, pick_distractors, text_candidates, unique
 from .language import caption_text
 from .render import Label, Picture, Sprite, crop_picture, scene_picture
 from .world import (
@@ -29,11 +29,6 @@ N_CANDIDATES = 12
 
 def pic(scene: Scene) -> Media:
     return Media(picture=scene_picture(scene))
-
-
-def text_candidates(gold: str, distractors: list[str], total: int) -> list[tuple[str, None]] | None:
-    texts = unique([gold] + [d for d in distractors if d != gold])[:total]
-    return [(t, None) for t in texts] if len(texts) == total else None
 
 
 # ---------------------------------------------------------------- classification
@@ -216,7 +211,10 @@ def build_vqa(rng: random.Random) -> SynthExample | None:
         others = unique(a for a in _object_answers(rng, scene, hits[0], wrong + [ref]) if a != gold)
     if kind != "relation":
         rng.shuffle(others)
-    cands = text_candidates(gold, others, N_CANDIDATES)
+    phrases = [with_article(describe(random_object(rng, (0, 0))).words()) for _ in range(N_CANDIDATES)]
+    easy = other_kind_answers(rng, kind, {"colour": COLOUR_NAMES + EXTRA_COLOURS, "shape": SHAPES + EXTRA_SHAPES,
+                                          "count": NUMBER_WORDS, "relation": phrases})
+    cands = text_candidates(gold, pick_distractors(others, easy, N_CANDIDATES - 1), N_CANDIDATES)
     return None if cands is None else SynthExample(VQA.format(question), pic(scene), cands, {scene.key()})
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from .examples import Media, SynthExample, TaskDef, pick_distractors, unique
+from .examples import Media, SynthExample, TaskDef, other_kind_answers, pick_distractors, text_candidates, unique
 from .motion import EXTRA_MOTIONS, MOTIONS, MOVING, Video, place_mover, random_video, video_caption, video_variants
 from .world import COLOUR_NAMES, NUMBER_WORDS, SHAPES, Desc
 
@@ -70,10 +70,11 @@ def build_video_qa(rng: random.Random) -> SynthExample | None:
         gold = NUMBER_WORDS[n]
         others = [w for w in NUMBER_WORDS if w != gold]
         rng.shuffle(others)
-    texts = unique([gold] + [o for o in others if o != gold])[:N_CANDIDATES]
-    if len(texts) != N_CANDIDATES:
-        return None
-    return SynthExample(VQA.format(question), whole(video), [(t, None) for t in texts], {video.key()})
+    phrases = [f"the {Desc(rng.choice(COLOUR_NAMES), rng.choice(SHAPES)).words()}" for _ in range(N_CANDIDATES)]
+    easy = other_kind_answers(rng, kind, {"how": [f"it {m}" for m in MOTIONS + EXTRA_MOTIONS], "which": phrases,
+                                          "count": NUMBER_WORDS})
+    cands = text_candidates(gold, pick_distractors(unique(others), easy, N_CANDIDATES - 1), N_CANDIDATES)
+    return None if cands is None else SynthExample(VQA.format(question), whole(video), cands, {video.key()})
 
 
 def _subset_clash(a: Video, b: Video) -> bool:
