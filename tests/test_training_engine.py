@@ -147,3 +147,43 @@ def test_sigkill_and_resume_ends_with_identical_weights(tmp_path, data_dir):
     assert expected.keys() == got.keys()
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
+
+
+@pytest.mark.distributed
+def test_two_rank_resume_repeats_the_uninterrupted_run(tmp_path, data_dir):
+    """torchrun, 2 ranks, gloo: resuming from a mid-stage checkpoint ends with the weights of the uninterrupted
+    run, which needs every rank's random streams (LoRA dropout differs per rank), not rank 0's only."""
+    import shutil
+
+    from test_losses_distributed import free_port
+
+    recipe = recipe_dict(data_dir, steps=(4, 3), save_every=2)
+    recipe["stages"][1].pop("grad_cache_chunk")
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump(recipe))
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+
+    def torchrun(run: Path, resume: bool) -> None:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                   "127.0.0.1", "--master_port", str(free_port()), "-m", "uniembed.cli.main", "train",
+                   str(recipe_path), "--out", str(run), "--no-progress"] + (["--resume"] if resume else [])
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    reference = tmp_path / "reference"
+    torchrun(reference, False)
+    rng = torch.load(reference / "checkpoints" / "stage1-step00000002" / "rng.pt", weights_only=False)
+    assert len(rng["ranks"]) == 2 and not torch.equal(rng["ranks"][0]["torch"], rng["ranks"][1]["torch"])
+
+    # the state a kill after stage 1's step-2 checkpoint leaves: later checkpoints and outputs never written
+    resumed = tmp_path / "resumed"
+    shutil.copytree(reference, resumed, symlinks=True)
+    for later in [resumed / "stage1-instruct", resumed / "model", *(resumed / "checkpoints").glob("stage1-step0000000[3-9]")]:
+        if later.is_symlink() or later.is_file():
+            later.unlink()
+        elif later.exists():
+            shutil.rmtree(later)
+    torchrun(resumed, True)
+    expected, got = final_weights(reference), final_weights(resumed)
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name

@@ -47,6 +47,7 @@ class DistContext:
     world: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # this context created the process group, so it destroys it at the end
 
     @property
     def is_main(self) -> bool:
@@ -55,6 +56,18 @@ class DistContext:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+    def all_ranks(self, value: Any) -> list[Any]:
+        """`value` from every rank, in rank order (picklable values; a list of one on a single process)."""
+        if self.world == 1:
+            return [value]
+        gathered: list[Any] = [None] * self.world
+        dist.all_gather_object(gathered, value)
+        return gathered
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def init_distributed() -> DistContext:
@@ -65,10 +78,11 @@ def init_distributed() -> DistContext:
     device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
+    owns_group = world > 1 and not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(backend="nccl" if cuda else "gloo")
     rank = dist.get_rank() if world > 1 else 0
-    return DistContext(rank=rank, world=world, local_rank=local_rank, device=device)
+    return DistContext(rank=rank, world=world, local_rank=local_rank, device=device, owns_group=owns_group)
 
 
 def stage_dir(run_dir: Path, index: int, stage: StageSpec) -> Path:
@@ -124,6 +138,7 @@ class Trainer:
         if output is not None:
             self._link("model", output)
         self.ctx.barrier()
+        self.ctx.close()
         return self.run_dir / "model"
 
     def _link(self, name: str, target: Path) -> None:
@@ -331,6 +346,7 @@ class StageRunner:
 
     # ---- persistence -------------------------------------------------------------------------------
     def _save_checkpoint(self) -> None:
+        rng_states = self.ctx.all_ranks(ckpt.capture_rng())  # every rank's streams (dropout differs per rank)
         if self.ctx.is_main:
             final = self.trainer.run_dir / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.index, self.step)
             with ckpt.atomic_directory(final) as tmp:
@@ -338,7 +354,7 @@ class StageRunner:
                 torch.save(self.temperature.state_dict(), tmp / "temperature.pt")
                 torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
                 torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
-                torch.save(ckpt.capture_rng(), tmp / "rng.pt")
+                torch.save({"ranks": rng_states}, tmp / "rng.pt")
                 ckpt.write_json(tmp / "sampler.json", self.sampler.state_dict())
                 save_recipe(self.recipe, tmp / "recipe.yaml")
                 ckpt.write_json(tmp / "trainer_state.json", {"stage_index": self.index, "stage": self.stage.name,
@@ -353,9 +369,21 @@ class StageRunner:
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.ctx.device))
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
         self.sampler.load_state_dict(ckpt.read_json(path / "sampler.json"))
-        ckpt.restore_rng(torch.load(path / "rng.pt", weights_only=False))
+        self._restore_rng(torch.load(path / "rng.pt", weights_only=False), path)
         self.step = int(state["step"])
         logger.info("resumed stage %d (%s) at step %d from %s", self.index, self.stage.name, self.step, path)
+
+    def _restore_rng(self, saved: dict[str, Any], path: Path) -> None:
+        states = saved["ranks"] if "ranks" in saved else [saved]  # older checkpoints kept rank 0's only
+        if len(states) == self.ctx.world:
+            ckpt.restore_rng(states[self.ctx.rank])
+            return
+        if self.ctx.rank < len(states):
+            ckpt.restore_rng(states[self.ctx.rank])
+        if self.ctx.is_main:
+            logger.warning("checkpoint %s was written by %d process(es), resuming on %d: random streams of the other "
+                           "ranks start from the seed, so the run will not repeat an uninterrupted one exactly",
+                           path, len(states), self.ctx.world)
 
     def _save_output(self) -> None:
         """The stage's model, merged: a normal checkpoint that `Embedder.from_pretrained` loads."""
