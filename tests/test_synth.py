@@ -218,3 +218,20 @@ def test_cli_writes_and_refuses_a_non_empty_folder(tmp_path, capsys):
     assert (out / "keep.txt").read_text() == "mine"
     with pytest.raises(InputError, match="unknown size"):
         generate(tmp_path / "x", "huge")
+
+
+def test_pick_distractors_keeps_the_easy_share_in_every_prefix():
+    """Builders over-draw then truncate after de-duplication: every prefix must keep the mix (a bug once put
+    all easy distractors after the hard ones, so truncation silently removed them)."""
+    from uniembed.data.synth.examples import pick_distractors
+
+    hard, easy = [f"H{i}" for i in range(40)], [f"e{i}" for i in range(40)]
+    chosen = pick_distractors(hard, easy, 30, easy_share=0.5)
+    assert chosen[0] == "H0"  # the training split's hard negative is the first distractor
+    for length in range(2, 31):
+        share = sum(c.startswith("e") for c in chosen[:length]) / length
+        assert abs(share - 0.5) <= 0.5 / length + 1e-9, (length, chosen[:length])
+    few_easy = pick_distractors(hard, easy[:2], 11, easy_share=0.5)
+    assert len(few_easy) == 11 and sum(c.startswith("e") for c in few_easy) == 2
+    few_hard = pick_distractors(hard[:2], easy, 11, easy_share=0.25)
+    assert len(few_hard) == 11 and sum(c.startswith("H") for c in few_hard) == 2
