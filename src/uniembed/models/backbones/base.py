@@ -17,6 +17,8 @@ from ...inputs import Item
 from ..config import EmbeddingConfig
 from ..templates import ChatFormat, Segment, build_segments
 
+TEXT_RUN_CACHE_SIZE = 200_000  # memoised tokenisations per backbone (then the memo starts over)
+
 _REGISTRY: dict[str, type["Backbone"]] = {}
 
 
@@ -156,7 +158,19 @@ class Backbone:
         return ids, flags, visuals
 
     def _encode_text_run(self, pieces: list[tuple[str, bool]], config: EmbeddingConfig) -> tuple[list[int], list[bool]]:
-        """Tokenise consecutive text pieces as ONE string (as a processor would), flagging instruction tokens."""
+        """Tokenise consecutive text pieces as ONE string (as a processor would), flagging instruction tokens.
+
+        Memoised: training revisits the same instructions, labels and targets every epoch."""
+        cache = self.__dict__.setdefault("_text_runs", {})
+        key = (tuple(pieces), config.marks_instruction, config.instruction_start_token, config.instruction_end_token)
+        hit = cache.get(key)
+        if hit is None:
+            if len(cache) >= TEXT_RUN_CACHE_SIZE:
+                cache.clear()
+            hit = cache[key] = self._tokenize_text_run(pieces, config)
+        return list(hit[0]), list(hit[1])
+
+    def _tokenize_text_run(self, pieces: list[tuple[str, bool]], config: EmbeddingConfig) -> tuple[tuple, tuple]:
         text = ""
         spans = []
         for piece, is_instruction in pieces:
@@ -168,13 +182,20 @@ class Backbone:
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         flags = [any(start < end_span and end > start_span for start_span, end_span in spans)
                  for start, end in encoded["offset_mapping"]]
-        return list(encoded["input_ids"]), flags
+        return tuple(encoded["input_ids"]), tuple(flags)
 
     def _marked_instruction(self, instruction: str, config: EmbeddingConfig) -> str:
-        vocab = self.tokenizer.get_vocab()
-        if config.instruction_start_token in vocab and config.instruction_end_token in vocab:
+        if self._has_tokens(config.instruction_start_token, config.instruction_end_token):
             return f"{config.instruction_start_token}{instruction}{config.instruction_end_token}"
         return instruction
+
+    def _has_tokens(self, *tokens: str) -> bool:
+        """Whether the vocabulary holds every token (cached: `get_vocab` builds a fresh dict on every call)."""
+        known = self.__dict__.setdefault("_token_presence", {})
+        if tokens not in known:
+            vocab = self.tokenizer.get_vocab()
+            known[tokens] = all(token in vocab for token in tokens)
+        return known[tokens]
 
     def _truncate(self, decoded: DecodedItem, config: EmbeddingConfig, excess: int,
                   visuals_by_kind: dict[str, list[VisualInput]]) -> tuple[list[int], list[bool], list[VisualInput]]:
