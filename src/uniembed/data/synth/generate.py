@@ -45,7 +45,7 @@ class SizeConfig:
 
 SIZES = {
     "tiny": SizeConfig(test_queries=16, train_rows=16),
-    "small": SizeConfig(test_queries=150, train_rows=200),
+    "small": SizeConfig(test_queries=150, train_rows=600),
     "full": SizeConfig(test_queries=1000, train_rows=2000),
 }
 ALL_TASKS: tuple[TaskDef, ...] = IMAGE_TASKS + VIDEO_TASKS + TEXT_TASKS
