@@ -240,6 +240,12 @@ def collect(out: Path, data: Path, seeds: list[int], rows: list[str]) -> dict[st
                       "mean": {c: statistics.fmean(p[c] for p in per_seed.values()) for c in columns},
                       "std": {c: statistics.stdev([p[c] for p in per_seed.values()]) if len(per_seed) > 1 else 0.0
                               for c in columns}}
+    baseline = table.get("plain InfoNCE", {}).get("per_seed", {})
+    for row in table.values():  # paired with the same seed (same stage-1 model, same data order)
+        deltas = [row["per_seed"][s]["overall"] - baseline[s]["overall"] for s in row["per_seed"] if s in baseline]
+        row["delta_overall_vs_plain"] = {
+            "mean": statistics.fmean(deltas) if deltas else None,
+            "std": statistics.stdev(deltas) if len(deltas) > 1 else 0.0, "seeds": len(deltas)}
     return {"rows": table, "chance": chance}
 
 
@@ -252,13 +258,16 @@ def markdown(summary: dict[str, Any], header: dict[str, Any]) -> str:
              f"`{header['command']}`; seeds {header['seeds']}; stage 1 {header['stage1_steps']} steps, stage 2 "
              f"{header['stage2_steps']} steps of batch {header['batch_size']}; mean ± std over seeds "
              "(meta-task = mean of its tasks' scores, percent).", "",
-             "| row | " + " | ".join(columns) + " | n |", "|---" * (len(columns) + 2) + "|"]
+             "| row | " + " | ".join(columns) + " | overall - plain (paired) | n |",
+             "|---" * (len(columns) + 3) + "|"]
     if summary.get("chance"):
         lines.append("| chance | " + " | ".join(f"{summary['chance'].get(c, float('nan')):.1f}" if c in
-                                                 summary["chance"] else "" for c in columns) + " | |")
+                                                 summary["chance"] else "" for c in columns) + " | | |")
     for name, row in rows.items():
         cells = [f"{row['mean'][c]:.1f} ± {row['std'][c]:.1f}" for c in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(row['seeds'])} |")
+        delta = row.get("delta_overall_vs_plain", {})
+        paired = f"{delta['mean']:+.1f} ± {delta['std']:.1f}" if delta.get("mean") is not None else ""
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {paired} | {len(row['seeds'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -275,8 +284,8 @@ def main() -> int:
     parser.add_argument("--stage2-steps", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=2, help="runs at once")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / jobs)")
-    parser.add_argument("--test-queries", type=int, default=80,
-                        help="test queries per task when OUT/data is generated (training rows as in `small`)")
+    parser.add_argument("--test-queries", type=int, default=80, help="test queries per task when OUT/data is generated")
+    parser.add_argument("--train-rows", type=int, default=200, help="rows per training subset when OUT/data is generated")
     parser.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
     args = parser.parse_args()
 
@@ -284,7 +293,8 @@ def main() -> int:
     if not (data / "metadata.json").exists():
         from uniembed.data.synth.generate import SIZES, SizeConfig, generate
         size = SIZES[args.size]
-        generate(data, size=SizeConfig(min(args.test_queries, size.test_queries), size.train_rows), seed=0)
+        generate(data, size=SizeConfig(min(args.test_queries, size.test_queries), min(args.train_rows, size.train_rows)),
+                 seed=0)
     schedule = Schedule(args.stage1_steps, args.stage2_steps)
     start = time.perf_counter()
     failed: list[str] = []
