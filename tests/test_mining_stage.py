@@ -11,6 +11,7 @@ from uniembed.data.examples import TrainingExample
 from uniembed.data.mixture import Mixture, TrainingSource
 from uniembed.errors import ConfigError
 from uniembed.mining import MiningOptions
+from uniembed.mining.sources import targets_pool
 from uniembed.mining.stage import mine_examples, mine_mixture, mining_options
 from uniembed.training.recipe import recipe_from_dict
 
@@ -37,8 +38,9 @@ class CountingEncoder:
 
 def test_mined_negatives_are_the_top_non_positives_by_score(tiny_embedder):
     examples = _examples()
-    chosen, pool, removed = mine_examples(tiny_embedder, examples, MiningOptions(top=10, num_negatives=3),
-                                          progress=False)
+    _, pool = targets_pool(examples)
+    chosen, removed = mine_examples(tiny_embedder, examples, pool, MiningOptions(top=10, num_negatives=3),
+                                    progress=False)
     vectors = tiny_embedder.encode(pool)
     for example, picked in zip(examples, chosen):
         assert len(picked) == 3

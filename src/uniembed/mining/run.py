@@ -104,7 +104,7 @@ def mine_shard(encoder: Encoder, source: MiningSource, options: MiningOptions, o
               "pool_size": len(pool), "retrieved_per_query": top, "bad_rows_skipped": source.report.skipped,
               "encoding": {"distinct": stats.distinct, "encoded": stats.encoded, "from_cache": stats.from_cache,
                            "seconds": round(stats.seconds, 2)}}
-    _write_atomic(shard_dir / f"{stem}.json", json.dumps(header, indent=2) + "\n")
+    write_atomic(shard_dir / f"{stem}.json", json.dumps(header, indent=2) + "\n")
     log.info("mined shard %d of %d: %d queries", shard_index, num_shards, len(rows))
     if merge and not missing_shards(shard_dir, header):
         return merge_shards(out, header["signature"])
@@ -162,12 +162,12 @@ def merge_shards(out: str | os.PathLike, signature: str | None = None) -> dict[s
         os.replace(tmp, data_path)
     else:
         data_path = out / "train.jsonl"
-        _write_atomic(data_path, "".join(json.dumps(r["example"], ensure_ascii=False) + "\n" for r in records))
-    _write_atomic(out / "mixture.yaml", mixture_yaml(inputs, data_path))
+        write_atomic(data_path, "".join(json.dumps(r["example"], ensure_ascii=False) + "\n" for r in records))
+    write_atomic(out / "mixture.yaml", mixture_yaml(inputs, data_path))
     report = build_report(records, headers)
     report["outputs"] = {"data": str(data_path), "negatives": str(out / "negatives.jsonl"),
                          "mixture": str(out / "mixture.yaml")}
-    _write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -239,10 +239,10 @@ def mixture_yaml(inputs: dict[str, Any], data_path: Path) -> str:
 
 def _write_negatives(path: Path, records: list[dict[str, Any]]) -> None:
     keys = ("query_id", "negative_ids", "scores", "ranks", "positive_score", "top_ids", "top_scores")
-    _write_atomic(path, "".join(json.dumps({k: r[k] for k in keys if k in r}) + "\n" for r in records))
+    write_atomic(path, "".join(json.dumps({k: r[k] for k in keys if k in r}) + "\n" for r in records))
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

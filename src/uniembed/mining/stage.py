@@ -17,12 +17,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-
 from ..data.examples import TrainingExample
 from ..data.mixture import Mixture
-from ..errors import ConfigError
+from ..errors import reject_unknown_fields
+from ..inputs import Item
 from ..eval.encoding import Encoder, encode_distinct
 from ..index.faiss_index import exact_topk
+from .run import write_atomic
 from .selection import MiningOptions, select_negatives
 from .sources import targets_pool
 
@@ -31,17 +32,13 @@ logger = logging.getLogger("uniembed.train")
 
 def mining_options(spec: dict[str, Any], where: str) -> MiningOptions:
     """A recipe's `mine:` mapping as MiningOptions, with errors that name the recipe field."""
-    known = {f.name for f in dataclasses.fields(MiningOptions)}
-    unknown = sorted(set(spec) - known)
-    if unknown:
-        raise ConfigError(f"{where}.mine: unknown option(s) {unknown}; known: {sorted(known)}")
+    reject_unknown_fields(MiningOptions, spec, "option(s) of `mine`", where)
     return MiningOptions.from_dict(spec)
 
 
-def mine_examples(encoder: Encoder, examples: Sequence[TrainingExample], options: MiningOptions,
-                  batch_size: int = 32, progress: bool = True, desc: str = "mining") -> tuple[list[list[int]], list, Counter]:
-    """Each example's mined negatives as indices into the source's pool, the pool, and what each filter removed."""
-    _, pool = targets_pool(list(examples))
+def mine_examples(encoder: Encoder, examples: Sequence[TrainingExample], pool: Sequence[Item], options: MiningOptions,
+                  batch_size: int = 32, progress: bool = True, desc: str = "mining") -> tuple[list[list[int]], Counter]:
+    """Each example's mined negatives as indices into `pool` (its source's targets), and what each filter removed."""
     queries = [example.query for example in examples]
     table, _ = encode_distinct(encoder, [*pool, *queries], batch_size=batch_size, progress=progress, desc=desc)
     pool_keys = [item.content_key() for item in pool]
@@ -59,7 +56,7 @@ def mine_examples(encoder: Encoder, examples: Sequence[TrainingExample], options
                                      query_key=f"row{q}")
         chosen.append(selection.indices)
         removed.update(selection.removed)
-    return chosen, pool, removed
+    return chosen, removed
 
 
 def mine_mixture(encoder: Encoder, mixture: Mixture, options: MiningOptions, cache_dir: Path, *, is_main: bool,
@@ -70,20 +67,20 @@ def mine_mixture(encoder: Encoder, mixture: Mixture, options: MiningOptions, cac
     for name, source in mixture.sources.items():
         cache = cache_dir / f"{name}.json"
         signature = _signature(source.examples, options)
-        if is_main and not _cache_matches(cache, signature):
-            indices, pool, removed = mine_examples(encoder, source.examples, options, progress=progress,
-                                                   desc=f"mining {name}")
+        _, pool = targets_pool(source.examples)
+        saved = _read_cache(cache, signature)
+        if is_main and saved is None:
+            indices, removed = mine_examples(encoder, source.examples, pool, options, progress=progress,
+                                             desc=f"mining {name}")
             short = sum(len(found) < options.num_negatives for found in indices)
-            report = {"signature": signature, "options": options.to_dict(), "pool_size": len(pool),
-                      "removed": dict(removed), "queries_with_fewer_negatives": short, "negatives": indices}
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(report) + "\n")
-            tmp.replace(cache)
+            saved = {"signature": signature, "options": options.to_dict(), "pool_size": len(pool),
+                     "removed": dict(removed), "queries_with_fewer_negatives": short, "negatives": indices}
+            write_atomic(cache, json.dumps(saved) + "\n")
             logger.info("mined source '%s': %d queries, pool %d, removed %s, %d with fewer than %d negatives",
                         name, len(indices), len(pool), dict(removed), short, options.num_negatives)
         barrier()
-        saved = json.loads(cache.read_text())
-        _, pool = targets_pool(source.examples)
+        if saved is None:  # another rank mined it
+            saved = json.loads(cache.read_text())
         examples = [dataclasses.replace(example, negatives=[pool[i] for i in found])
                     for example, found in zip(source.examples, saved["negatives"])]
         mined_sources[name] = dataclasses.replace(source, examples=examples)
@@ -98,10 +95,10 @@ def _signature(examples: Sequence[TrainingExample], options: MiningOptions) -> s
     return digest.hexdigest()[:16]
 
 
-def _cache_matches(cache: Path, signature: str) -> bool:
-    if not cache.exists():
-        return False
+def _read_cache(cache: Path, signature: str) -> dict[str, Any] | None:
+    """The cached mining of this source with these options, or None (missing, unreadable or stale)."""
     try:
-        return json.loads(cache.read_text()).get("signature") == signature
-    except (json.JSONDecodeError, OSError):
-        return False
+        saved = json.loads(cache.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, OSError):
+        return None
+    return saved if saved.get("signature") == signature else None

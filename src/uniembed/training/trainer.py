@@ -375,12 +375,9 @@ class StageRunner:
 
     def _restore_rng(self, saved: dict[str, Any], path: Path) -> None:
         states = saved["ranks"] if "ranks" in saved else [saved]  # older checkpoints kept rank 0's only
-        if len(states) == self.ctx.world:
-            ckpt.restore_rng(states[self.ctx.rank])
-            return
         if self.ctx.rank < len(states):
             ckpt.restore_rng(states[self.ctx.rank])
-        if self.ctx.is_main:
+        if len(states) != self.ctx.world and self.ctx.is_main:
             logger.warning("checkpoint %s was written by %d process(es), resuming on %d: random streams of the other "
                            "ranks start from the seed, so the run will not repeat an uninterrupted one exactly",
                            path, len(states), self.ctx.world)

@@ -41,10 +41,8 @@ def build_motion(rng: random.Random) -> SynthExample | None:
     rng.shuffle(hard[len(swapped):])
     easy = [statement(Desc(rng.choice(COLOUR_NAMES), rng.choice(SHAPES)), rng.choice(MOTIONS)) for _ in range(30)]
     easy = [e for e in easy if not any(e == statement(Desc(c, s), m) for c, s, m in truth)]
-    texts = unique([gold] + pick_distractors(unique(hard), easy, 30))[:N_CANDIDATES]
-    if len(texts) != N_CANDIDATES:
-        return None
-    return SynthExample(CLASSIFY, whole(video), [(t, None) for t in texts], {video.key()})
+    cands = text_candidates(gold, pick_distractors(unique(hard), easy, 30), N_CANDIDATES)
+    return None if cands is None else SynthExample(CLASSIFY, whole(video), cands, {video.key()})
 
 
 def build_video_qa(rng: random.Random) -> SynthExample | None:
