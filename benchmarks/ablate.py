@@ -5,7 +5,8 @@ of steps, so rows differ only in what the row names:
 
 - options: one stage-1 model per seed (UNITE's retrieval adaptation, symmetric InfoNCE on pair data), then
   stage 2 on every task with plain InfoNCE (in-batch negatives) plus ONE option: the modality mask, one hard
-  negative per query, the false-negative filter, or hardness weights; `soup` is the uniform weight average
+  negative per query, the false-negative filter, or hardness weights; or batches that mix sources (so target
+  modalities), without and with the mask; `soup` is the uniform weight average
   of those stage-2 models (RzenEmbed's soup, fine-tunes of one base; see SOUP_OF);
 - recipes at the same compute: `unite` (mask + hard negative, = the demo), `rzenembed` (hardness weights +
   false-negative filter + hard negative + per-task learnable temperature), `vlm2vec` (one stage on every
@@ -49,11 +50,14 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "+ hard negative": {"num_negatives": 1},
     "+ false-negative filter": {"false_negative_margin": 0.1},
     "+ hardness weights": {"hardness_alpha": 9.0},
+    # `batching` is a stage option, not a loss option: batches that mix sources (and target modalities)
+    "mixed batches": {"batching": "mixed"},
+    "mixed batches + modality mask": {"batching": "mixed", "modality_mask": True},
 }
-# The modality mask only acts on candidates of another modality than the positive; the sampler builds each
-# batch from one source, whose targets share a modality, so "+ modality mask" repeats "plain InfoNCE" bit
-# for bit (and `unite` repeats "+ hard negative"): the soup leaves it out rather than count plain twice.
-SOUP_OF = [row for row in OPTIONS if row != "+ modality mask"]
+# The modality mask only acts on candidates of another modality than the positive; with one source per batch
+# (whose targets share a modality) "+ modality mask" repeats "plain InfoNCE" bit for bit (and `unite` repeats
+# "+ hard negative"), so the soup leaves it out rather than count plain twice; mixed batching is its own axis.
+SOUP_OF = ["plain InfoNCE", "+ hard negative", "+ false-negative filter", "+ hardness weights"]
 RECIPE_LOSSES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # stage-2 loss, temperature
     "unite": ({"modality_mask": True, "num_negatives": 1}, {"init": 0.03}),
     "rzenembed": ({"hardness_alpha": 9.0, "false_negative_margin": 0.1, "num_negatives": 1},
@@ -127,7 +131,9 @@ class Ablation:
 
     def stage2(self, row: str, seed: int, loss: dict, temperature: dict) -> None:
         s = self.schedule
-        stage = s.stage("instruction_tuning", self.mixtures["stage2"], s.stage2_steps, loss, temperature, 2e-4)
+        loss = dict(loss)
+        extra = {"batching": loss.pop("batching")} if "batching" in loss else {}
+        stage = s.stage("instruction_tuning", self.mixtures["stage2"], s.stage2_steps, loss, temperature, 2e-4, **extra)
         row_dir = self.out / f"seed{seed}" / slug(row)
         model = self.train(row_dir / "run", self.recipe(slug(row), seed, str(self.base_model(seed)), [stage]))
         self.evaluate(model, row_dir / "eval")

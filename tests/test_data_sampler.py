@@ -142,3 +142,49 @@ def test_last_partial_batch_kept_when_asked():
     sizes = [b.global_size for b in MixtureSampler(sources, 4, epochs=1, drop_last=False)]
     assert sizes == [4, 4, 2]
     assert [b.global_size for b in MixtureSampler(sources, 4, epochs=1)] == [4, 4]
+
+
+def _mixed(sampler, count=None):
+    out = []
+    for batch in sampler:
+        out.append(list(zip(batch.sources, batch.indices)))
+        if count is not None and len(out) == count:
+            break
+    return out
+
+
+def test_mixed_batches_draw_each_example_source_by_weight_with_distinct_targets():
+    sources = {"a": _source("a", 300, distinct_targets=40), "b": _source("b", 300), "c": _source("c", 300)}
+    sampler = MixtureSampler(sources, 16, seed=2, batching="mixed", weights={"a": 2.0, "b": 1.0, "c": 1.0})
+    batches = _mixed(sampler, 200)
+    assert all(len(batch) == 16 for batch in batches)
+    assert sum(len({name for name, _ in batch}) > 1 for batch in batches) == len(batches)
+    for batch in batches:
+        targets = [sources[name][i].positives[0].text for name, i in batch]
+        assert len(set(targets)) == len(targets)
+    share = Counter(name for batch in batches for name, _ in batch)
+    assert abs(share["a"] / sum(share.values()) - 0.5) < 0.03
+    assert abs(share["b"] - share["c"]) / sum(share.values()) < 0.03
+
+
+def test_mixed_batches_resume_exactly_and_cover_an_epoch_once():
+    sources = {"a": _source("a", 30, distinct_targets=6), "b": _source("b", 22)}
+    full = _mixed(MixtureSampler(sources, 4, seed=3, epochs=1, drop_last=False, batching="mixed"))
+    seen = Counter(pair for batch in full for pair in batch)
+    assert len(seen) == 52 and set(seen.values()) == {1}
+    first = MixtureSampler(sources, 4, seed=3, epochs=1, drop_last=False, batching="mixed")
+    head = _mixed(first, 5)
+    state = json.loads(json.dumps(first.state_dict()))
+    again = MixtureSampler(sources, 4, seed=3, epochs=1, drop_last=False, batching="mixed")
+    again.load_state_dict(state)
+    assert head + _mixed(again) == full
+    source_mode = MixtureSampler(sources, 4, seed=3, epochs=1)
+    with pytest.raises(ConfigError, match="batching"):
+        source_mode.load_state_dict(state)
+
+
+def test_mixed_batches_split_across_ranks():
+    sources = {"a": _source("a", 50), "b": _source("b", 50)}
+    whole = _mixed(MixtureSampler(sources, 6, seed=4, batching="mixed"), 10)
+    parts = [_mixed(MixtureSampler(sources, 6, seed=4, batching="mixed", rank=r, world_size=3), 10) for r in range(3)]
+    assert [sum((p[k] for p in parts), []) for k in range(10)] == whole

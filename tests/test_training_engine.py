@@ -1,6 +1,7 @@
 """The training engine: recipes, stages, checkpoints, exact resume after SIGKILL, non-finite losses."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -70,6 +71,15 @@ def test_recipe_overrides_and_validation(tmp_path, data_dir):
     del bad["stages"][0]["max_steps"]
     with pytest.raises(ConfigError, match="set max_steps or epochs"):
         recipe_from_dict(recipe_dict(data_dir) | {"stages": [bad["stages"][0] | {"loss": {}}]})
+
+
+def test_recipe_rejects_distribution_it_cannot_run(data_dir):
+    with pytest.raises(ConfigError, match=r"distributed 'zero3' is not one of \('ddp', 'fsdp'\)"):
+        recipe_from_dict(recipe_dict(data_dir) | {"distributed": "zero3"})
+    with pytest.raises(ConfigError, match="fsdp shards full fine-tuning"):
+        recipe_from_dict(recipe_dict(data_dir) | {"distributed": "fsdp"})  # the test recipe trains LoRA
+    full = recipe_dict(data_dir) | {"distributed": "fsdp", "trainable": {"mode": "full"}}
+    assert recipe_from_dict(full).distributed == "fsdp"
 
 
 def test_two_stage_run_writes_loadable_models(tmp_path, data_dir):
@@ -149,41 +159,112 @@ def test_sigkill_and_resume_ends_with_identical_weights(tmp_path, data_dir):
         assert torch.equal(expected[name], got[name]), name
 
 
+def torchrun_train(recipe: dict, run: Path, resume: bool = False) -> None:
+    """`uniembed train` on 2 CPU ranks (gloo) with the given recipe."""
+    from test_losses_distributed import free_port
+
+    recipe_path = run.parent / f"{run.name}.yaml"
+    recipe_path.write_text(yaml.safe_dump(recipe))
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+               "127.0.0.1", "--master_port", str(free_port()), "-m", "uniembed.cli.main", "train",
+               str(recipe_path), "--out", str(run), "--no-progress"] + (["--resume"] if resume else [])
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def killed_copy(run: Path, copy: Path, stage_dir: str, kept_step: int) -> Path:
+    """`run` as a kill right after the checkpoint at `kept_step` of `stage_dir` leaves it: later checkpoints,
+    the stage's output and the final link never written."""
+    import shutil
+
+    shutil.copytree(run, copy, symlinks=True)
+    stage_index = stage_dir.split("-")[0].removeprefix("stage")
+    later = [copy / stage_dir, copy / "model"] + [
+        path for path in (copy / "checkpoints").glob(f"stage{stage_index}-step*")
+        if int(path.name.split("step")[1]) > kept_step]
+    for path in later:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+    return copy
+
+
 @pytest.mark.distributed
 def test_two_rank_resume_repeats_the_uninterrupted_run(tmp_path, data_dir):
     """torchrun, 2 ranks, gloo: resuming from a mid-stage checkpoint ends with the weights of the uninterrupted
     run, which needs every rank's random streams (LoRA dropout differs per rank), not rank 0's only."""
-    import shutil
-
-    from test_losses_distributed import free_port
-
     recipe = recipe_dict(data_dir, steps=(4, 3), save_every=2)
     recipe["stages"][1].pop("grad_cache_chunk")
-    recipe_path = tmp_path / "recipe.yaml"
-    recipe_path.write_text(yaml.safe_dump(recipe))
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-
-    def torchrun(run: Path, resume: bool) -> None:
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                   "127.0.0.1", "--master_port", str(free_port()), "-m", "uniembed.cli.main", "train",
-                   str(recipe_path), "--out", str(run), "--no-progress"] + (["--resume"] if resume else [])
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-
     reference = tmp_path / "reference"
-    torchrun(reference, False)
+    torchrun_train(recipe, reference)
     rng = torch.load(reference / "checkpoints" / "stage1-step00000002" / "rng.pt", weights_only=False)
     assert len(rng["ranks"]) == 2 and not torch.equal(rng["ranks"][0]["torch"], rng["ranks"][1]["torch"])
 
-    # the state a kill after stage 1's step-2 checkpoint leaves: later checkpoints and outputs never written
-    resumed = tmp_path / "resumed"
-    shutil.copytree(reference, resumed, symlinks=True)
-    for later in [resumed / "stage1-instruct", resumed / "model", *(resumed / "checkpoints").glob("stage1-step0000000[3-9]")]:
-        if later.is_symlink() or later.is_file():
-            later.unlink()
-        elif later.exists():
-            shutil.rmtree(later)
-    torchrun(resumed, True)
+    resumed = killed_copy(reference, tmp_path / "resumed", "stage1-instruct", kept_step=2)
+    torchrun_train(recipe, resumed, resume=True)
     expected, got = final_weights(reference), final_weights(resumed)
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
+
+
+@pytest.mark.distributed
+def test_fsdp_full_fine_tuning_matches_ddp_and_resumes_exactly(tmp_path, data_dir):
+    """`distributed: fsdp` on 2 ranks: the language layers are sharded, GradCache chunks run on a batch whose
+    ranks hold different numbers of rows, checkpoints hold full tensors, and the result is DDP's up to float
+    summation order; resuming a sharded run from its mid-stage checkpoint repeats it exactly."""
+    recipe = recipe_dict(data_dir, steps=(3, 6), save_every=3)
+    recipe["trainable"] = {"mode": "full", "freeze_vision": False}
+    # a source where only some rows carry a hard negative: the two ranks' shares differ in length
+    rows = [json.loads(line) for line in (data_dir / "mm.jsonl").read_text().splitlines()]
+    uneven = tmp_path / "uneven.jsonl"
+    uneven.write_text("".join(json.dumps(row if k % 3 == 0 else {**row, "negatives": []}) + "\n" for k, row in enumerate(rows)))
+    recipe["stages"][1]["data"] = {"sources": [{"name": "uneven", "format": "jsonl", "path": str(uneven),
+                                                "media_root": str(data_dir)}]}
+    recipe["stages"][1]["grad_cache_chunk"] = 2  # 2 rows per rank: 4 items = 2 chunks, 5 or 6 items = 3 chunks
+    sharded, replicated = tmp_path / "fsdp", tmp_path / "ddp"
+    torchrun_train(recipe | {"distributed": "fsdp"}, sharded)
+    torchrun_train(recipe | {"distributed": "ddp"}, replicated)
+    fsdp_weights, ddp_weights = final_weights(sharded), final_weights(replicated)
+    assert fsdp_weights.keys() == ddp_weights.keys()
+    changed = 0
+    for name, value in ddp_weights.items():
+        torch.testing.assert_close(fsdp_weights[name], value, atol=5e-4, rtol=0, msg=name)
+        changed += not torch.equal(value, load_file(str(sharded / "stage0-mixed" / "model.safetensors"))[name])
+    assert changed > len(ddp_weights) // 2  # stage 2 trained (full fine-tuning moves nearly every tensor)
+    state = torch.load(sharded / "checkpoints" / "stage1-step00000003" / "trainable.pt")
+    model = Embedder.from_pretrained(sharded / "model")
+    assert model.encode(["a red circle"]).shape == (1, 64)
+    # the checkpoint holds every trainable tensor whole, not rank 0's shards
+    assert {name: tuple(value.shape) for name, value in state.items()} == {
+        name: tuple(p.shape) for name, p in model.module.named_parameters()}
+
+    resumed = killed_copy(sharded, tmp_path / "fsdp_resumed", "stage1-instruct", kept_step=3)
+    torchrun_train(recipe | {"distributed": "fsdp"}, resumed, resume=True)
+    expected, got = final_weights(sharded), final_weights(resumed)
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+
+
+def test_modality_mask_acts_only_when_batches_mix_target_modalities(tmp_path, data_dir):
+    """Two sources, text targets and image targets: with one source per batch the mask removes nothing (weights
+    bit-identical to no mask); with `batching: mixed` it removes the other modality's candidates."""
+    rows = [json.loads(line) for line in (data_dir / "mm.jsonl").read_text().splitlines()]
+    for name, wanted in (("to_text", str), ("to_image", dict)):
+        chosen = [row for row in rows if isinstance(row["positive"], wanted)]
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in chosen))
+    sources = [{"name": name, "format": "jsonl", "path": str(tmp_path / f"{name}.jsonl"), "media_root": str(data_dir)}
+               for name in ("to_text", "to_image")]
+
+    def train(batching: str, mask: bool) -> dict[str, torch.Tensor]:
+        recipe = recipe_dict(data_dir, steps=(3, 1))
+        recipe["stages"] = [recipe["stages"][0] | {"data": {"sources": sources}, "batching": batching,
+                                                   "loss": {"kind": "contrastive", "modality_mask": mask, "num_negatives": 0}}]
+        run = tmp_path / f"{batching}-{mask}"
+        Trainer(recipe_from_dict(recipe), run, show_progress=False).run()
+        return final_weights(run)
+
+    for batching, same in (("source", True), ("mixed", False)):
+        masked, plain = train(batching, True), train(batching, False)
+        assert all(torch.equal(masked[name], plain[name]) for name in plain) == same, batching

@@ -1,7 +1,9 @@
-"""The mixture sampler: homogeneous global batches, no duplicate targets, exact resume.
+"""The mixture sampler: homogeneous (or mixed) global batches, no duplicate targets, exact resume.
 
-Each global batch comes from ONE source (as the strongest recipes train: in-batch negatives then share a
-task and a format), the source drawn by weight. Within a batch no two examples share a target
+By default each global batch comes from ONE source (as most recipes train: in-batch negatives then share a
+task and a format), the source drawn by weight. `batching="mixed"` instead draws every example's source by
+weight, so one batch mixes tasks and target modalities: the setting UNITE's modality-aware mask is made
+for (methods.md §1, option 1). Within a batch no two examples share a target
 (`positives[0].content_key()`): a duplicate would be a false negative for its twin. An example whose
 target is already in the batch is deferred to the source's next batch, not dropped.
 
@@ -18,7 +20,7 @@ of batches. Under data parallelism every rank builds the same global batch and k
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -28,6 +30,7 @@ from .examples import TrainingExample
 
 logger = logging.getLogger("uniembed.data")
 _STATE_VERSION = 1
+BATCHING = ("source", "mixed")
 _ORDER, _CHOICE = 0, 1  # entropy tags keeping the two random streams apart
 
 
@@ -36,14 +39,19 @@ class SampledBatch:
     """This rank's slice of one global batch."""
 
     step: int  # 0-based index of the global batch in the stream
-    source: str
+    source: str  # the batch's source, or "mixed"
     examples: list[TrainingExample]
     indices: list[int]  # positions of `examples` in their source
     global_size: int  # size of the whole global batch (smaller than requested only for a kept last batch)
+    sources: list[str] = field(default_factory=list)  # each example's source
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            self.sources = [self.source] * len(self.examples)
 
 
 class MixtureSampler:
-    """Draws global batches of `global_batch_size` examples, each from one source.
+    """Draws global batches of `global_batch_size` examples, each from one source (or mixed, see above).
 
     `sources` maps names to example lists (or a `Mixture` / `TrainingSource`s); `weights` default to the
     sources' own weights, else their sizes. `rank`/`world_size` pick this process's slice.
@@ -60,6 +68,7 @@ class MixtureSampler:
         drop_last: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        batching: str = "source",
     ) -> None:
         self.sources, own_weights = _unpack_sources(sources)
         self.names = list(self.sources)
@@ -70,6 +79,8 @@ class MixtureSampler:
         if global_batch_size % world_size:
             raise ConfigError(f"global batch size {global_batch_size} is not divisible by {world_size} processes",
                               )
+        if batching not in BATCHING:
+            raise ConfigError(f"batching {batching!r} is not one of {BATCHING}")
         if epochs is not None and epochs < 1:
             raise ConfigError(f"epochs must be >= 1 (or None for an infinite stream), got {epochs}")
         self.weights = _weights(self.names, weights if weights is not None else own_weights, self.sources)
@@ -79,6 +90,7 @@ class MixtureSampler:
         self.drop_last = drop_last
         self.rank = rank
         self.world_size = world_size
+        self.batching = batching
         self._keys: dict[str, dict[int, str]] = {name: {} for name in self.names}
         self._orders: dict[str, tuple[int, np.ndarray]] = {}
         self._reset()
@@ -100,6 +112,7 @@ class MixtureSampler:
             "seed": self.seed,
             "global_batch_size": self.global_batch_size,
             "epochs": self.epochs,
+            "batching": self.batching,
             "step": self._step,
             "sources": {
                 name: {"size": len(self.sources[name]), "pass": self._pass[name], "cursor": self._cursor[name],
@@ -113,8 +126,8 @@ class MixtureSampler:
         """Continue from a saved position; the mixture, seed and batch size must be those it was saved with."""
         if state.get("version") != _STATE_VERSION:
             raise ConfigError(f"sampler state version {state.get('version')} is not {_STATE_VERSION}")
-        for key in ("seed", "global_batch_size", "epochs"):
-            if state.get(key) != getattr(self, key):
+        for key in ("seed", "global_batch_size", "epochs", "batching"):
+            if state.get(key, "source" if key == "batching" else None) != getattr(self, key):
                 raise ConfigError(f"sampler state has {key}={state.get(key)!r} but this sampler has "
                                   f"{getattr(self, key)!r}; resume with the same settings")
         saved = state["sources"]
@@ -146,6 +159,8 @@ class MixtureSampler:
     def next_batch(self) -> SampledBatch | None:
         """The next batch of this rank, or None when every source is exhausted (epoch mode)."""
         rng = np.random.default_rng([self.seed, _CHOICE, self._step])
+        if self.batching == "mixed":
+            return self._next_mixed_batch(rng)
         while True:
             active = [name for name in self.names if not self._done[name]]
             if not active:
@@ -166,6 +181,36 @@ class MixtureSampler:
         if self.epochs is None:
             return None
         return sum(len(self.sources[name]) * self.epochs // self.global_batch_size for name in self.names)
+
+    def _next_mixed_batch(self, rng: np.random.Generator) -> SampledBatch | None:
+        """Each example's source drawn by weight; targets distinct across the whole batch."""
+        picked: list[tuple[str, int]] = []
+        keys: set[str] = set()
+        short: set[str] = set()  # sources that gave fewer than asked for this batch
+        while len(picked) < self.global_batch_size:
+            active = [name for name in self.names if not self._done[name] and name not in short]
+            if not active:
+                break
+            weights = np.array([self.weights[name] for name in active])
+            counts = rng.multinomial(self.global_batch_size - len(picked), weights / weights.sum())
+            for name, count in zip(active, counts):
+                if count:
+                    got = self._fill(name, int(count), keys)
+                    picked += [(name, index) for index in got]
+                    if len(got) < count:
+                        short.add(name)
+                        self._done[name] = self._exhausted(name)
+        exhausted = all(self._done.values())
+        if not picked or (exhausted and self.drop_last and len(picked) < self.global_batch_size):
+            return None  # the end of the last epoch (a short batch is kept only without drop_last)
+        order = rng.permutation(len(picked))
+        picked = [picked[k] for k in order]
+        step = self._step
+        self._step += 1
+        share = np.array_split(np.arange(len(picked)), self.world_size)[self.rank]
+        mine = [picked[k] for k in share]
+        return SampledBatch(step, "mixed", [self.sources[name][index] for name, index in mine],
+                            [index for _, index in mine], len(picked), sources=[name for name, _ in mine])
 
     # ------------------------------------------------------------------------------------- internals
 
@@ -209,11 +254,16 @@ class MixtureSampler:
         """The global batch size, or fewer for a source with fewer distinct targets (e.g. 20 class labels)."""
         return min(self.global_batch_size, self._distinct.get(name, self.global_batch_size))
 
-    def _fill(self, name: str) -> list[int]:
-        """Up to a global batch of indices with distinct targets: deferred examples first, then new ones."""
-        target = self._target_size(name)
+    def _exhausted(self, name: str) -> bool:
+        return (self.epochs is not None and self._pass[name] + 1 >= self.epochs
+                and self._cursor[name] >= len(self.sources[name]))
+
+    def _fill(self, name: str, target: int | None = None, keys: set[str] | None = None) -> list[int]:
+        """Up to `target` (default: a global batch) indices whose targets are distinct and not in `keys`
+        (updated): deferred examples first, then new ones."""
+        target = self._target_size(name) if target is None else target
         chosen: list[int] = []
-        keys: set[str] = set()
+        keys = set() if keys is None else keys
         waiting = self._deferred[name]
         still_waiting: list[int] = []
         for position, index in enumerate(waiting):

@@ -5,14 +5,14 @@ gradient-accumulation steps. GradCache instead (1) embeds every chunk without an
 the loss on the detached embeddings and backpropagates it to them only, then (3) re-runs each chunk with a
 graph and pushes the cached embedding gradients through it. Step (3) restores each chunk's random state so
 dropout draws the same masks as in step (1): the gradients equal those of the unchunked computation.
-Under DistributedDataParallel, all replays but each model's last run under `no_sync()`, so gradients are
-synchronised once per step.
+Under DistributedDataParallel (or FSDP2), all replays but each model's last skip the gradient sync, so
+gradients are synchronised once per step.
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,16 @@ def split_batch(batch: Any, chunk_size: int) -> list:
         raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     length = batch_length(batch)
     return [_slice(batch, start, min(start + chunk_size, length)) for start in range(0, length, chunk_size)]
+
+
+def split_into(batch: Any, count: int) -> list:
+    """Split a batch (as `split_batch` understands it) into exactly `count` chunks of near-equal size."""
+    length = batch_length(batch)
+    if not 1 <= count <= length:
+        raise InputError(f"cannot split {length} rows into {count} non-empty chunks",
+                         fix="raise grad_cache_chunk so that every rank's share of the batch fills its chunks")
+    bounds = [round(k * length / count) for k in range(count + 1)]
+    return [_slice(batch, start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
 def batch_length(batch: Any) -> int:
@@ -93,7 +103,7 @@ class GradCache:
     returns a scalar; any loss of `uniembed.losses`, including `local_contrastive_loss`, fits.
     `chunk_size=None` runs the plain unchunked step (same interface, no second forward).
     Models wrapped in DistributedDataParallel are found among `encoders`; if an encoder is a function that
-    calls a DDP model, list that model in `sync_modules`. `scale_loss` (e.g. `GradScaler.scale` for float16)
+    calls a DDP model or an FSDP2-sharded one, list that model in `sync_modules`. `scale_loss` (e.g. `GradScaler.scale` for float16)
     is applied to the loss before its backward; the cached gradients carry the scale into the encoders.
     A DDP model built with `broadcast_buffers=True` (the default) broadcasts its buffers in every forward, so
     then every rank must run the same number of chunks (equal local batch sizes); otherwise build it with
@@ -154,7 +164,7 @@ class GradCache:
         return states, embeddings
 
     def _replay_with_graph(self, chunks, states, embeddings, leaves) -> None:
-        last_use = self._last_use_of_each_ddp_model(chunks)
+        last_use = self._last_use_of_each_synced_model(chunks)
         for index, (encode, parts) in enumerate(zip(self.encoders, chunks)):
             grad = leaves[index].grad
             if grad is None:  # the loss ignored these embeddings: replay anyway so DDP still syncs once
@@ -179,24 +189,38 @@ class GradCache:
             raise InputError(f"encoder {index} must return a tensor with one row per input, got {type(embedding)}")
         return embedding
 
-    def _ddp_models_of(self, encoder: Encoder) -> list[nn.Module]:
+    def _synced_models_of(self, encoder: Encoder) -> list[nn.Module]:
         if isinstance(encoder, DistributedDataParallel):
             return [encoder]
         return self.sync_modules
 
-    def _last_use_of_each_ddp_model(self, chunks: list[list]) -> dict[int, tuple[nn.Module, tuple[int, int]]]:
-        """For each DDP model: (model, (encoder index, chunk index) of its last replay this step)."""
+    def _last_use_of_each_synced_model(self, chunks: list[list]) -> dict[int, tuple[nn.Module, tuple[int, int]]]:
+        """For each distributed model: (model, (encoder index, chunk index) of its last replay this step)."""
         last_use: dict[int, tuple[nn.Module, tuple[int, int]]] = {}
         for index, (encoder, parts) in enumerate(zip(self.encoders, chunks)):
-            for model in self._ddp_models_of(encoder):
+            for model in self._synced_models_of(encoder):
                 last_use[id(model)] = (model, (index, len(parts) - 1))
         return last_use
 
     @staticmethod
     def _no_sync_except(last_use, current: tuple[int, int]) -> contextlib.ExitStack:
-        """Enter `no_sync()` of every DDP model whose last replay is not `current`."""
+        """Skip the gradient sync of every distributed model whose last replay is not `current`."""
         stack = contextlib.ExitStack()
         for model, final in last_use.values():
             if final != current:
-                stack.enter_context(model.no_sync())
+                stack.enter_context(no_gradient_sync(model))
         return stack
+
+
+@contextlib.contextmanager
+def no_gradient_sync(model: nn.Module) -> Iterator[None]:
+    """Accumulate gradients locally for one backward: DDP's `no_sync()`, or FSDP2's requires-gradient-sync flag."""
+    if isinstance(model, DistributedDataParallel):
+        with model.no_sync():
+            yield
+        return
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)

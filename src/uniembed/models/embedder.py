@@ -118,11 +118,13 @@ class Embedder:
         defaults.update(overrides)
         return cls(backbone, EmbeddingConfig(**defaults), source=f"tiny:{size}:seed={seed}")
 
-    def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True) -> None:
+    def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True,
+                        state_dict: dict[str, Any] | None = None) -> None:
         """Write weights, tokenizer, image processor and `uniembed.json`: everything loading needs.
 
         LoRA adapters are merged into a normal checkpoint by default (loads anywhere, soups cleanly);
         `merge_lora=False` writes the adapter alone, referencing the base checkpoint directory.
+        `state_dict` replaces the model's own weights (full tensors gathered from a sharded model).
         """
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
@@ -139,7 +141,7 @@ class Embedder:
             original = self.backbone.model
             self.backbone.model = merged
             try:
-                self.backbone.save(directory)
+                self.backbone.save(directory, state_dict=state_dict)
             finally:
                 self.backbone.model = original
         SavedModelInfo(
@@ -219,6 +221,10 @@ class Embedder:
         except InputError as exc:
             raise exc.at(position) from None
         return DecodedItem(item, images, videos)
+
+    def prepare(self, item: Item, position: int | None = None) -> DecodedItem:
+        """`decode` plus tokenisation and pixel preprocessing: all of an item's share of `collate`."""
+        return self.backbone.prepare(self.decode(item, position), self.config)
 
     def estimate_length(self, item: Item) -> int:
         """A cheap token-count estimate (no decoding) used to group similar lengths into batches."""

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..data.sampler import BATCHING
 from ..errors import ConfigError, reject_unknown_fields
 
 LOSS_KINDS = ("contrastive", "relational", "listwise", "reranker")
@@ -91,6 +92,7 @@ class StageSpec:
     loss: LossSpec = field(default_factory=LossSpec)
     temperature: TemperatureSpec = field(default_factory=TemperatureSpec)
     batch_size: int = 32
+    batching: str = "source"  # source: each batch from one source; mixed: sources (and modalities) mixed
     grad_cache_chunk: int | None = None
     lr: float = 2e-5
     schedule: str = "cosine"
@@ -118,6 +120,7 @@ class Recipe:
     save_every: int = 0
     gradient_checkpointing: bool = False
     precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
+    distributed: str = "ddp"  # on several ranks: ddp (replicas) or fsdp (FSDP2 sharding, full fine-tuning)
     log_every: int = 1
     description: str = ""
     published: dict[str, Any] = field(default_factory=dict)  # the paper's settings, for the record
@@ -191,6 +194,7 @@ def validate(recipe: Recipe) -> None:
     for spec in [recipe.trainable] + [s.trainable for s in recipe.stages if s.trainable]:
         if spec.mode not in TRAIN_MODES:
             raise ConfigError(f"trainable.mode {spec.mode!r} is not one of {TRAIN_MODES}")
+    _validate_distributed(recipe)
     for stage in recipe.stages:
         where = f"stage '{stage.name}'"
         if stage.loss.kind not in LOSS_KINDS:
@@ -199,6 +203,10 @@ def validate(recipe: Recipe) -> None:
             raise ConfigError(f"{where}: schedule {stage.schedule!r} is not one of {SCHEDULES}")
         if not stage.max_steps and not stage.epochs:
             raise ConfigError(f"{where}: set max_steps or epochs")
+        if stage.batching not in BATCHING:
+            raise ConfigError(f"{where}: batching {stage.batching!r} is not one of {BATCHING}")
+        if stage.batching == "mixed" and stage.loss.kind in ("reranker", "listwise"):
+            raise ConfigError(f"{where}: a {stage.loss.kind} stage reads each batch's source; use batching: source")
         if stage.batch_size < 2:
             raise ConfigError(f"{where}: batch_size must be at least 2 (in-batch negatives)")
         if stage.grad_cache_chunk is not None and stage.grad_cache_chunk < 1:
@@ -214,6 +222,21 @@ def validate(recipe: Recipe) -> None:
                 raise ConfigError(f"{where}: mined negatives are used by a re-ranker stage or a contrastive loss with "
                                   "num_negatives >= 1; set loss.num_negatives or remove `mine`")
         _validate_ranking_losses(recipe, stage, where)
+
+
+def _validate_distributed(recipe: Recipe) -> None:
+    from .sharding import STRATEGIES
+
+    if recipe.distributed not in STRATEGIES:
+        raise ConfigError(f"distributed {recipe.distributed!r} is not one of {STRATEGIES}")
+    if recipe.distributed != "fsdp":
+        return
+    for stage in recipe.stages:
+        if recipe.stage_trainable(stage).mode != "full":
+            raise ConfigError(f"stage '{stage.name}': distributed: fsdp shards full fine-tuning; LoRA/DoRA "
+                              "adapters are small enough to replicate, use distributed: ddp")
+        if stage.loss.kind in ("reranker", "listwise"):
+            raise ConfigError(f"stage '{stage.name}': a {stage.loss.kind} stage runs with distributed: ddp")
 
 
 def _validate_ranking_losses(recipe: Recipe, stage: StageSpec, where: str) -> None:

@@ -13,7 +13,8 @@ logger = logging.getLogger(__name__)
 VISION_PREFIXES = ("visual", "vision_tower", "vision_model")
 
 
-def _is_vision(name: str) -> bool:
+def is_vision(name: str) -> bool:
+    """Whether a parameter or module name lies in the vision tower."""
     return any(part in VISION_PREFIXES for part in name.split("."))
 
 
@@ -36,7 +37,7 @@ def apply_trainable(hf_model: nn.Module, spec: TrainableSpec) -> nn.Module:
         model = get_peft_model(hf_model, config)
         return model
     for name, parameter in hf_model.named_parameters():
-        frozen = (spec.freeze_vision or spec.text_only) and _is_vision(name)
+        frozen = (spec.freeze_vision or spec.text_only) and is_vision(name)
         parameter.requires_grad_(not frozen)
     return hf_model
 

@@ -23,11 +23,13 @@ from tqdm.auto import tqdm
 from ..data.mixture import Mixture, load_mixture
 from ..data.sampler import MixtureSampler, SampledBatch
 from ..errors import ConfigError
-from ..losses import GradCache, Temperature, all_reduce_gradients, local_contrastive_loss, relational_distillation_loss
+from ..losses import GradCache, Temperature, split_batch, all_reduce_gradients, local_contrastive_loss, relational_distillation_loss
 from ..models.embedder import Embedder, EmbeddingModule, load_embedder
 from . import checkpoint as ckpt
+from . import sharding
 from .objectives import is_reranker_stage, objective_for, previous_embedding_stage
 from .logs import TrainingLog
+from .prefetch import BatchPrefetcher, PreparedBatch
 from .optim import build_optimizer, build_scheduler
 from .recipe import Recipe, StageSpec, save_recipe
 from .teacher import CachedTextTeacher
@@ -176,10 +178,12 @@ class StageRunner:
             self.mixture = self._mine(self.mixture)
         if self.objective is not None:
             self.mixture = self.objective.prepare(self.mixture)
+        self._wrap_model()  # after mining: the main process mines alone, with the unsharded model
         self.sampler = MixtureSampler(self.mixture, stage.batch_size, seed=self.recipe.seed + index,
                                       epochs=None if stage.max_steps else stage.epochs,
-                                      rank=self.ctx.rank, world_size=self.ctx.world)
+                                      rank=self.ctx.rank, world_size=self.ctx.world, batching=stage.batching)
         self.total_steps = stage.max_steps or self.sampler.estimated_steps() or 1
+        self.sampler_state = self.sampler.state_dict()  # the position after the last batch that trained
         tasks = list(self.mixture.sources) if stage.temperature.per_task else None
         self.temperature = Temperature(stage.temperature.init, learnable=stage.temperature.learnable, tasks=tasks,
                                        min_tau=stage.temperature.min, max_tau=stage.temperature.max).to(self.ctx.device)
@@ -190,7 +194,8 @@ class StageRunner:
         if resume_from is not None:
             self._restore(resume_from.path)
         self.grad_cache = GradCache([self._encode], self._loss, stage.grad_cache_chunk,
-                                    sync_modules=[self.wrapped] if self.ctx.world > 1 else ())
+                                    sync_modules=[self.wrapped] if self.ctx.world > 1 else (),
+                                    split_fn=sharding.equal_chunk_split if self.sharded else split_batch)
 
     # ---- set-up --------------------------------------------------------------------------------
     def _set_up_model(self) -> None:
@@ -205,16 +210,20 @@ class StageRunner:
         module = self.objective.build_module(self.embedder) if self.objective else self.embedder.module
         self.module = module.to(self.ctx.device).train()
         self.wrapped: torch.nn.Module = self.module
-        if self.ctx.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            vision_trains = spec.mode == "full" and not (spec.freeze_vision or spec.text_only)
-            self.wrapped = DistributedDataParallel(
-                self.module, device_ids=[self.ctx.device] if self.ctx.device.type == "cuda" else None,
-                find_unused_parameters=vision_trains)
         trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
         logger.info("stage %d (%s): %s trainable of %s parameters", self.index, self.stage.name,
                     f"{trainable:,}", f"{self.embedder.num_parameters():,}")
+
+    def _wrap_model(self) -> None:
+        spec = self.recipe.stage_trainable(self.stage)
+        vision_trains = spec.mode == "full" and not (spec.freeze_vision or spec.text_only)
+        self.wrapped = sharding.wrap_for_training(
+            self.module, strategy=self.recipe.distributed, world=self.ctx.world, device=self.ctx.device,
+            find_unused_parameters=vision_trains, bf16=self._bf16())
+        self.sharded = sharding.is_sharded(self.module)
+        if self.sharded:
+            logger.info("stage %d (%s): FSDP2 over %d ranks (%d blocks sharded)", self.index, self.stage.name,
+                        self.ctx.world, sum(sharding.is_sharded(sub) for sub in self.module.modules()))
 
     def _mine(self, mixture: Mixture) -> Mixture:
         """The stage's mixture with negatives mined by the model it starts from (cached in the run directory)."""
@@ -240,11 +249,11 @@ class StageRunner:
         return CachedTextTeacher(self.stage.loss.teacher, texts, self.trainer.run_dir / "cache")
 
     # ---- the step ----------------------------------------------------------------------------------
+    def _bf16(self) -> bool:
+        return self.ctx.device.type == "cuda" and self.recipe.precision in ("auto", "bf16")
+
     def _autocast(self) -> contextlib.AbstractContextManager:
-        precision = self.recipe.precision
-        if self.ctx.device.type == "cuda" and precision in ("auto", "bf16"):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self._bf16() else contextlib.nullcontext()
 
     def _encode(self, decoded: list) -> torch.Tensor:
         with self._autocast():
@@ -259,7 +268,7 @@ class StageRunner:
             texts_c = [example.positives[0].text for example in batch.examples]
             return relational_distillation_loss(queries, candidates, self.teacher.embed(texts_q).to(queries.device),
                                                 self.teacher.embed(texts_c).to(queries.device), options.distill_temperature)
-        tau = self.temperature([batch.source] * num_queries) if self.temperature.tasks else self.temperature()
+        tau = self.temperature(batch.sources) if self.temperature.tasks else self.temperature()
         return local_contrastive_loss(
             queries, candidates, temperature=tau,
             target_modality=target_modality if options.modality_mask else None,
@@ -267,8 +276,8 @@ class StageRunner:
             false_negative_margin=options.false_negative_margin, hardness_alpha=options.hardness_alpha,
             top_k=options.top_k, symmetric=options.symmetric)
 
-    def _train_step(self, batch: SampledBatch) -> float:
-        loss = self.objective.step(batch) if self.objective else self._embedding_step(batch)
+    def _train_step(self, ready: PreparedBatch) -> float:
+        loss = self.objective.step(ready.batch) if self.objective else self._embedding_step(ready.batch, ready.prepared)
         value = float(loss.detach())
         if self.ctx.world > 1:
             all_reduce_gradients(list(self.temperature.parameters()))
@@ -277,23 +286,35 @@ class StageRunner:
             value = float(reduced) / self.ctx.world
         return value
 
-    def _embedding_step(self, batch: SampledBatch) -> torch.Tensor:
+    def _step_items(self, batch: SampledBatch) -> list:
+        """Queries, then positives, then each example's first `num_negatives` hard negatives."""
         options = self.stage.loss
         queries = [example.query for example in batch.examples]
         positives = [example.positives[0] for example in batch.examples]
         negatives = [] if options.kind == "relational" else [
             negative for example in batch.examples for negative in example.negatives[: options.num_negatives]]
-        items = queries + positives + negatives
-        decoded = [self.embedder.decode(item, position) for position, item in enumerate(items)]
+        return queries + positives + negatives
+
+    def _prepare_batch(self, batch: SampledBatch) -> list | None:
+        """The step's items decoded and tokenised (run in the loader thread, ahead of the step)."""
+        if self.objective is not None:
+            return None
+        return [self.embedder.prepare(item, position) for position, item in enumerate(self._step_items(batch))]
+
+    def _embedding_step(self, batch: SampledBatch, decoded: list) -> torch.Tensor:
         device = self.ctx.device
+        num_queries = len(batch.examples)
+        candidates = [prepared.item for prepared in decoded[num_queries:]]
         return self.grad_cache.step(
-            decoded, batch=batch, num_queries=len(queries),
-            candidate_modality=torch.tensor([item.modality for item in positives + negatives], device=device),
+            decoded, batch=batch, num_queries=num_queries,
+            candidate_modality=torch.tensor([item.modality for item in candidates], device=device),
             target_modality=torch.tensor([example.target_modality for example in batch.examples], device=device))
 
     def _optimizer_step(self, loss: float) -> float:
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
-        norm = torch.nn.utils.clip_grad_norm_(parameters, self.stage.max_grad_norm or float("inf"))
+        max_norm = self.stage.max_grad_norm or float("inf")
+        norm = (sharding.clip_gradients(parameters, max_norm) if self.sharded
+                else torch.nn.utils.clip_grad_norm_(parameters, max_norm))
         if not math.isfinite(loss) or not torch.isfinite(norm):
             last = ckpt.latest_checkpoint(self.trainer.run_dir)
             raise TrainingError(
@@ -313,12 +334,14 @@ class StageRunner:
                         unit="step", disable=not (self.trainer.show_progress and self.ctx.is_main))
         save_every = self.recipe.save_every
         started, pairs = time.perf_counter(), 0
+        loader = BatchPrefetcher(self.sampler, self._prepare_batch)
         try:
             while self.step < self.total_steps:
-                batch = self.sampler.next_batch()
-                if batch is None:
+                ready = loader.next()
+                if ready is None:
                     break
-                loss = self._train_step(batch)
+                batch, self.sampler_state = ready.batch, ready.sampler_state
+                loss = self._train_step(ready)
                 self.step += 1
                 grad_norm = self._optimizer_step(loss)
                 pairs += batch.global_size
@@ -328,6 +351,7 @@ class StageRunner:
                 if save_every and self.step % save_every == 0 and self.step < self.total_steps:
                     self._save_checkpoint()
         finally:
+            loader.close()
             progress.close()
         self._save_checkpoint()
         self._save_output()
@@ -345,30 +369,50 @@ class StageRunner:
         return entry
 
     # ---- persistence -------------------------------------------------------------------------------
+    def _optimized_modules(self) -> torch.nn.Module:
+        """Every module the optimizer steps, under one root (names key a sharded optimizer's state)."""
+        return torch.nn.ModuleDict({"model": self.module, "temperature": self.temperature})
+
     def _save_checkpoint(self) -> None:
         rng_states = self.ctx.all_ranks(ckpt.capture_rng())  # every rank's streams (dropout differs per rank)
+        if self.sharded:  # collectives: every rank gathers, rank 0 writes
+            weights = sharding.full_model_state(self.module)
+            weights = {name: weights[name] for name, p in self.module.named_parameters() if p.requires_grad and weights}
+            optimizer = sharding.full_optimizer_state(self._optimized_modules(), self.optimizer)
+        else:
+            weights, optimizer = trainable_state(self.module), self.optimizer.state_dict()
         if self.ctx.is_main:
             final = self.trainer.run_dir / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.index, self.step)
             with ckpt.atomic_directory(final) as tmp:
-                torch.save(trainable_state(self.module), tmp / "trainable.pt")
+                torch.save(weights, tmp / "trainable.pt")
                 torch.save(self.temperature.state_dict(), tmp / "temperature.pt")
-                torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+                torch.save(optimizer, tmp / "optimizer.pt")
                 torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
                 torch.save({"ranks": rng_states}, tmp / "rng.pt")
-                ckpt.write_json(tmp / "sampler.json", self.sampler.state_dict())
+                ckpt.write_json(tmp / "sampler.json", self.sampler_state)
                 save_recipe(self.recipe, tmp / "recipe.yaml")
                 ckpt.write_json(tmp / "trainer_state.json", {"stage_index": self.index, "stage": self.stage.name,
-                                                              "step": self.step, "total_steps": self.total_steps})
+                                                              "step": self.step, "total_steps": self.total_steps,
+                                                              "sharded": self.sharded})
             ckpt.prune_checkpoints(self.trainer.run_dir, KEEP_CHECKPOINTS)
         self.ctx.barrier()
 
     def _restore(self, path: Path) -> None:
         state = ckpt.read_json(path / "trainer_state.json")
-        load_trainable_state(self.module, torch.load(path / "trainable.pt", map_location=self.ctx.device))
+        if bool(state.get("sharded", False)) != self.sharded:
+            raise ConfigError(f"checkpoint {path} was written {'with' if state.get('sharded') else 'without'} FSDP "
+                              f"sharding; resume it with the same `distributed` setting and number of ranks")
         self.temperature.load_state_dict(torch.load(path / "temperature.pt", map_location=self.ctx.device))
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.ctx.device))
+        if self.sharded:
+            sharding.load_full_model_state(self.module, torch.load(path / "trainable.pt"))
+            sharding.load_full_optimizer_state(self._optimized_modules(), self.optimizer,
+                                               torch.load(path / "optimizer.pt", weights_only=False))
+        else:
+            load_trainable_state(self.module, torch.load(path / "trainable.pt", map_location=self.ctx.device))
+            self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.ctx.device))
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
         self.sampler.load_state_dict(ckpt.read_json(path / "sampler.json"))
+        self.sampler_state = self.sampler.state_dict()
         self._restore_rng(torch.load(path / "rng.pt", weights_only=False), path)
         self.step = int(state["step"])
         logger.info("resumed stage %d (%s) at step %d from %s", self.index, self.stage.name, self.step, path)
@@ -384,13 +428,18 @@ class StageRunner:
 
     def _save_output(self) -> None:
         """The stage's model, merged: a normal checkpoint that `Embedder.from_pretrained` loads."""
+        weights = None
+        if self.sharded:  # full tensors of the language/vision model, gathered by every rank
+            prefix = next(name for name, sub in self.module.named_children() if sub is self.embedder.backbone.model) + "."
+            weights = {name[len(prefix):]: value for name, value in sharding.full_model_state(self.module).items()
+                       if name.startswith(prefix)}
         if self.ctx.is_main:
             out = stage_dir(self.trainer.run_dir, self.index, self.stage)
             with ckpt.atomic_directory(out) as tmp:
                 if self.objective is not None:
                     self.objective.save_output(tmp)  # LoRA merged into a copy: a plain checkpoint
                 else:
-                    self.embedder.save_pretrained(tmp)
+                    self.embedder.save_pretrained(tmp, state_dict=weights)
                 save_recipe(self.recipe, tmp / "recipe.yaml")
                 ckpt.write_json(tmp / "training_state.json", {"stage": self.stage.name, "steps": self.step,
                                                               "temperature": self.temperature.values()})

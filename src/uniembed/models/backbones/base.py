@@ -48,12 +48,15 @@ class DecodedItem:
 
     `segments`, when set, is a caller-built prompt layout used instead of the template's (the re-ranker
     puts a query and a candidate in one prompt); its media indices point into `images` / `videos`.
+    `tokens` is `Backbone.tokenize_item`'s result computed ahead (`Backbone.prepare`), for `prepared_for`.
     """
 
     item: Item
     images: list[Image.Image] = field(default_factory=list)
     videos: list[list[Image.Image]] = field(default_factory=list)
     segments: list[Segment] | None = None
+    tokens: tuple[list[int], list[bool], list["VisualInput"]] | None = None
+    prepared_for: EmbeddingConfig | None = None
 
 
 @dataclass
@@ -84,7 +87,8 @@ class Backbone:
     def load(cls, path: str | Path, dtype: torch.dtype | None, attn_implementation: str | None) -> "Backbone":
         raise NotImplementedError
 
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path, state_dict: dict[str, Any] | None = None) -> None:
+        """Weights (`state_dict` instead of the model's own, e.g. gathered from shards), tokenizer, processor."""
         raise NotImplementedError
 
     def preprocess_image(self, image: Image.Image, config: EmbeddingConfig) -> VisualInput:
@@ -113,6 +117,16 @@ class Backbone:
         return ("text", "image", "video")
 
     # ---- shared batching logic -----------------------------------------------------------------
+    def prepare(self, decoded: DecodedItem, config: EmbeddingConfig) -> DecodedItem:
+        """Tokenise an item (and preprocess its pixels) ahead of `collate`, e.g. in a loader thread."""
+        decoded.tokens, decoded.prepared_for = self.tokenize_item(decoded, config), config
+        return decoded
+
+    def _tokens(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
+        if decoded.tokens is not None and decoded.prepared_for is config:
+            return decoded.tokens
+        return self.tokenize_item(decoded, config)
+
     def tokenize_item(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
         """Token ids of one item, a per-token instruction flag, and its visual inputs in sequence order."""
         visuals_by_kind: dict[str, list[VisualInput]] = {
@@ -215,7 +229,7 @@ class Backbone:
 
     def collate(self, decoded_items: list[DecodedItem], config: EmbeddingConfig) -> dict[str, Any]:
         """Tokenise, pad and stack a batch; returns model inputs plus masks used by pooling."""
-        rows = [self.tokenize_item(decoded, config) for decoded in decoded_items]
+        rows = [self._tokens(decoded, config) for decoded in decoded_items]
         length = max(len(ids) for ids, _, _ in rows)
         pad_id = self.pad_token_id
         input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)

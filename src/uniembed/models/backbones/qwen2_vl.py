@@ -75,8 +75,8 @@ class Qwen2VLBackbone(Backbone):
         image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
         return cls(model, tokenizer, image_processor, str(path))
 
-    def save(self, directory: str | Path) -> None:
-        self.model.save_pretrained(directory)
+    def save(self, directory: str | Path, state_dict: dict[str, Any] | None = None) -> None:
+        self.model.save_pretrained(directory, state_dict=state_dict)
         self.tokenizer.save_pretrained(directory)
         self.image_processor.save_pretrained(directory)
 
@@ -150,28 +150,32 @@ class Qwen2VLBackbone(Backbone):
         return 1.0
 
     def _mrope_row(self, ids: list[int], visuals: list[VisualInput]) -> torch.Tensor:
+        """3 x len(ids) positions of one unpadded row: text counts on from the last position; each visual block
+        spans (t, h, w) grid positions starting there, and the text after it continues at max + 1."""
         config = self.model.config
-        media_tokens = {config.image_token_id, config.video_token_id}
-        positions = torch.zeros(3, len(ids), dtype=torch.long)
-        cursor, start, visual_iter = 0, 0, iter(visuals)
-        while cursor < len(ids):
-            if ids[cursor] in media_tokens:
-                visual = next(visual_iter)
-                t, h, w = visual.grid_thw
-                h, w = h // self.merge_size, w // self.merge_size
-                scale = self._video_time_scale() if visual.kind == "video" else 1.0
-                t_index = (torch.arange(t).float() * scale).long().view(-1, 1).expand(-1, h * w).flatten()
-                h_index = torch.arange(h).view(1, -1, 1).expand(t, -1, w).flatten()
-                w_index = torch.arange(w).view(1, 1, -1).expand(t, h, -1).flatten()
-                block = torch.stack([t_index, h_index, w_index]) + start
-                positions[:, cursor: cursor + block.shape[1]] = block
-                cursor += block.shape[1]
-                start = int(block.max()) + 1
-            else:
-                positions[:, cursor] = start
-                cursor += 1
-                start += 1
-        return positions
+        token_ids = np.asarray(ids)
+        block_starts = np.flatnonzero(np.isin(token_ids, [config.image_token_id, config.video_token_id]))
+        positions = np.empty((3, len(ids)), dtype=np.int64)
+        cursor, start, next_start = 0, 0, iter(block_starts)
+        for visual in visuals:
+            block_start = next(next_start, None)
+            while block_start is not None and block_start < cursor:  # tokens inside the previous block
+                block_start = next(next_start, None)
+            if block_start is None:
+                break
+            positions[:, cursor:block_start] = start + np.arange(block_start - cursor)
+            start += block_start - cursor
+            t, h, w = visual.grid_thw
+            h, w = h // self.merge_size, w // self.merge_size
+            scale = self._video_time_scale() if visual.kind == "video" else 1.0
+            times = (np.arange(t, dtype=np.float32) * np.float32(scale)).astype(np.int64)  # as torch: float32
+            grid = np.stack(np.meshgrid(times, np.arange(h), np.arange(w),
+                                        indexing="ij")).reshape(3, -1) + start
+            positions[:, block_start: block_start + grid.shape[1]] = grid
+            cursor = block_start + grid.shape[1]
+            start = int(grid.max()) + 1
+        positions[:, cursor:] = start + np.arange(len(ids) - cursor)
+        return torch.from_numpy(positions)
 
     def position_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, visuals: list[list[VisualInput]],
                      config: EmbeddingConfig) -> torch.Tensor:
