@@ -2,14 +2,18 @@
 
 - bag of words (counts of words, cosine; a tie with the gold counts as a miss): SynParaphrase, and SynVQA
   with the question alone (modality-blind: it never looks at the image);
-- raw pixels (cosine of 24 x 24 thumbnails): SynI2I and SynCIR (reference image vs candidates).
-A well-built benchmark keeps all of these near chance on the tasks that target them.
+- raw pixels (cosine of 24 x 24 thumbnails): SynI2I and SynCIR (reference image vs candidates);
+- crop lookup: SynGround candidates that occur pixel for pixel in the query's scene, one of them picked at
+  random (the expected hit@1 of a model that finds where a crop comes from but cannot read the expression).
+A well-built benchmark keeps the first two near chance on the tasks that target them; the third measures the
+floor a grounding model must beat (every object of the scene is a candidate, so locating is not grounding).
 
 Usage: .venv/bin/python benchmarks/synth_baselines.py DIR   (DIR from `uniembed synth --size small`)
 Writes benchmarks/results/synth_baselines.json.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import sys
@@ -43,6 +47,25 @@ def pixels(path: Path) -> np.ndarray:
     return vector / (np.linalg.norm(vector) + 1e-8)
 
 
+def occurs_in(crop: np.ndarray, scene: np.ndarray) -> bool:
+    """Whether `crop` is an exact window of `scene` (candidate offsets from the first row, then checked whole)."""
+    height, width = crop.shape[:2]
+    rows = np.lib.stride_tricks.sliding_window_view(scene, (1, width, 3))[:, :, 0, 0]  # (H, W-w+1, w, 3)
+    tops, lefts = np.nonzero((rows[: scene.shape[0] - height + 1] == crop[0]).all(axis=(-1, -2)))
+    return any(np.array_equal(scene[t:t + height, l:l + width], crop) for t, l in zip(tops, lefts))
+
+
+def expected_hit1_of_lookup(rows: list[dict], root: Path) -> float:
+    """Mean over queries of 1/k when the gold is among the k candidates found in the scene (else 0)."""
+    load = lambda path: np.asarray(Image.open(root / path).convert("RGB"))
+    hits = []
+    for r in rows:
+        scene = load(r["qry_img_path"])
+        found = [occurs_in(load(c), scene) for c in r["tgt_img_path"]]
+        hits.append(1.0 / sum(found) if found[0] else 0.0)
+    return 100.0 * float(np.mean(hits))
+
+
 def main(data: Path) -> dict:
     results = {}
     rows = pq.read_table(data / "text/SynParaphrase/test-00000-of-00001.parquet").to_pylist()
@@ -59,8 +82,10 @@ def main(data: Path) -> dict:
             q = pixels(root / r["qry_img_path"])
             scores.append([float(q @ pixels(root / c)) for c in r["tgt_img_path"]])
         results[f"{task} raw pixels"] = hit1(scores)
+    rows = pq.read_table(data / "mmeb/SynGround/test-00000-of-00001.parquet").to_pylist()
+    results["SynGround crop lookup (random among crops found in the scene)"] = expected_hit1_of_lookup(rows, root)
     chance = {t["name"]: t["chance_percent"] for t in json.loads((data / "metadata.json").read_text())["tasks"]}
-    report = {"date": "2026-11-22", "machine": "2-core CPU, no GPU", "data": str(data),
+    report = {"date": datetime.date.today().isoformat(), "machine": "2-core CPU, no GPU", "data": str(data),
               "hit@1 percent": {k: round(v, 2) for k, v in results.items()},
               "chance percent": {k.split()[0]: chance[k.split()[0]] for k in results}}
     out = Path(__file__).parent / "results" / "synth_baselines.json"

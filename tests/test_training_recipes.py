@@ -39,3 +39,19 @@ def test_recipe_runs_on_synthetic_data(name, synth_tiny, tmp_path):
     vectors = model.encode(["a red circle", "two blue squares"])
     assert vectors.shape == (2, model.dimension) and np.isfinite(vectors).all()
     assert len(list((tmp_path / "run").glob("stage*-*/uniembed.json"))) == len(recipe.stages)
+
+
+def test_demo_mixtures_oversample_a_stage2_source_and_reject_unknown_ones(synth_tiny, tmp_path):
+    import json
+
+    import yaml
+
+    from uniembed import ConfigError
+
+    paths = write_mixtures(synth_tiny, tmp_path / "m", oversample={"SynGround": 2.5})
+    sources = {s["name"]: s for s in yaml.safe_load(paths["stage2"].read_text())["sources"]}
+    rows = {e["name"]: e["num_rows"] for e in json.loads((synth_tiny / "metadata.json").read_text())["train"]}
+    assert sources["SynGround"]["weight"] == 2.5 * rows["SynGround"]
+    assert all("weight" not in s for name, s in sources.items() if name != "SynGround")
+    with pytest.raises(ConfigError, match="cannot oversample \\['SynGrond'\\]"):
+        write_mixtures(synth_tiny, tmp_path / "n", oversample={"SynGrond": 2})

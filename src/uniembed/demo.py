@@ -23,6 +23,9 @@ logger = logging.getLogger("uniembed.demo")
 TRAIN_FORMATS = {"mmeb_train": "mmeb-train", "mmeb_train_video": "mmeb-train", "jsonl_triplets": "jsonl"}
 # stage 1 (retrieval adaptation) sees plain pair data of every modality; stage 2 every instruction task
 STAGE1_GROUP_TASKS = ("SynT2I", "SynI2T", "SynT2V", "SynParaphrase", "SynDocs")
+# stage-2 weight of a source relative to its size (`uniembed demo --oversample SynGround=2`); none by default:
+# giving grounding 1.5-3x its share traded classification for grounding within run-to-run noise (README)
+STAGE2_OVERSAMPLE: dict[str, float] = {}
 
 
 def default_recipe_path() -> Path:
@@ -38,8 +41,12 @@ def read_metadata(data_dir: Path) -> dict[str, Any]:
     return json.loads((Path(data_dir) / "metadata.json").read_text())
 
 
-def write_mixtures(data_dir: Path, out_dir: Path, metadata: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Mixture files for the demo stages (and a text-only one), from the synthetic benchmark's training metadata."""
+def write_mixtures(data_dir: Path, out_dir: Path, metadata: dict[str, Any] | None = None,
+                   oversample: dict[str, float] | None = None) -> dict[str, Path]:
+    """Mixture files for the demo stages (and a text-only one), from the synthetic benchmark's training metadata.
+
+    `oversample` multiplies a stage-2 source's weight (default: its size), e.g. {"SynGround": 3}."""
+    oversample = STAGE2_OVERSAMPLE if oversample is None else oversample
     data_dir = Path(data_dir).resolve()  # mixture paths resolve against the mixture file: write them absolute
     metadata = metadata or read_metadata(data_dir)
     sources = []
@@ -55,14 +62,21 @@ def write_mixtures(data_dir: Path, out_dir: Path, metadata: dict[str, Any] | Non
     paths = {}
     stage1 = [s for s in sources if s["name"] in STAGE1_GROUP_TASKS]
     text = [s for s, entry in zip(sources, metadata["train"]) if entry["modality_group"] == "text"]
-    for name, chosen in (("stage1", stage1), ("stage2", sources), ("text", text)):
+    unknown = sorted(set(oversample) - {s["name"] for s in sources})
+    if unknown:
+        raise ConfigError(f"cannot oversample {unknown}: the synthetic training sources are "
+                          f"{', '.join(s['name'] for s in sources)}")
+    stage2 = [s | {"weight": float(entry["num_rows"]) * oversample[s["name"]]} if s["name"] in oversample else s
+              for s, entry in zip(sources, metadata["train"])]
+    for name, chosen in (("stage1", stage1), ("stage2", stage2), ("text", text)):
         paths[name] = out_dir / f"{name}_mixture.yaml"
         paths[name].write_text(yaml.safe_dump({"sources": chosen}, sort_keys=False))
     return paths
 
 
 def run_demo(out: str | Path = "runs/demo", size: str = "small", seed: int = 0, recipe: str | Path | None = None,
-             overrides: list[str] | None = None, batch_size: int = 64) -> dict[str, Any]:
+             overrides: list[str] | None = None, batch_size: int = 64,
+             oversample: dict[str, float] | None = None) -> dict[str, Any]:
     """Run the whole demo into `out`; returns the results payload (also written to results.json)."""
     from .data.synth.generate import generate
     from .eval.evaluate import evaluate
@@ -80,7 +94,7 @@ def run_demo(out: str | Path = "runs/demo", size: str = "small", seed: int = 0, 
     timings["synth_s"] = time.perf_counter() - start
 
     metadata = read_metadata(data_dir)
-    mixtures = write_mixtures(data_dir, out / "mixtures", metadata)
+    mixtures = write_mixtures(data_dir, out / "mixtures", metadata, oversample)
     recipe_overrides = [f"stages.0.data={mixtures['stage1']}", f"stages.1.data={mixtures['stage2']}", f"seed={seed}"]
     recipe_spec = load_recipe(recipe or default_recipe_path(), recipe_overrides + list(overrides or []))
     start = time.perf_counter()

@@ -9,7 +9,7 @@ from .examples import Media, SynthExample, TaskDef, other_kind_answers, pick_dis
 from .language import caption_text
 from .render import Label, Picture, Sprite, crop_picture, scene_picture
 from .world import (
-    ALL_EDITS, COLOUR_NAMES, EXTRA_COLOURS, EXTRA_SHAPES, GRID, INDEX_EDITS, NUMBER_WORDS, RELATIONS, SHAPES, SIZES,
+    ALL_EDITS, CELL_NAMES, COLOUR_NAMES, EXTRA_COLOURS, EXTRA_SHAPES, GRID, INDEX_EDITS, NUMBER_WORDS, RELATIONS, SHAPES, SIZES,
     Desc, Obj, Scene, caption_facts, describe, edit_add, holds, one_edit_variants, plural, random_object, random_plan,
     random_scene, related, rejitter, with_article,
 )
@@ -283,11 +283,16 @@ def build_i2i(rng: random.Random) -> SynthExample | None:
 # ---------------------------------------------------------------- grounding
 
 N_GROUND = 10
+# How the expression names the target. RefCOCO's expressions mostly give the object's own attributes or its
+# place in the image ("small red circle", "red circle at the top left"); a relation to another object ("left
+# of the blue square") is the rarer, harder form. The candidates are the same whatever the form: every other
+# object of the scene, the twin, and the target's place redrawn with one attribute changed.
+EXPRESSION_FORMS = ("attributes", "place", "relation")
 
 
 def build_grounding(rng: random.Random) -> SynthExample | None:
     """Image + referring expression -> crop; often a twin (same colour and shape, other size) must be ruled out
-    by the relation in the expression."""
+    by the size, the place or the relation the expression gives."""
     scene = random_scene(rng, 3, 5, twin_prob=0.0)
     objects = list(scene.objects)
     target = objects[0]
@@ -295,21 +300,33 @@ def build_grounding(rng: random.Random) -> SynthExample | None:
             and sum(Desc(o.colour, o.shape).matches(x) for x in objects) == 1]
     if not refs:
         return None
-    ref = objects[rng.choice(refs)]
+    ref_index = rng.choice(refs)
+    ref = objects[ref_index]
     twin = None
     free = scene.free_cells()
     if free and rng.random() < 0.6:
         col, row = rng.choice(free)
         twin = Obj(target.shape, target.colour, "small" if target.size == "large" else "large", col, row,
                    rng.randint(-3, 3), rng.randint(-3, 3))
-    relations = [r for r in RELATIONS if related(target, r, ref) and (twin is None or not related(twin, r, ref))]
-    if not relations:
-        twin = None
-        relations = [r for r in RELATIONS if related(target, r, ref)]
+    form = rng.choice(EXPRESSION_FORMS)
+    if form == "relation":
+        relations = [r for r in RELATIONS if related(target, r, ref) and (twin is None or not related(twin, r, ref))]
+        if not relations:
+            twin = None
+            relations = [r for r in RELATIONS if related(target, r, ref)]
+        expression = f"the {target.colour} {target.shape} {rng.choice(relations)} the {ref.colour} {ref.shape}"
+    elif form == "place":
+        expression = f"the {target.colour} {target.shape} at the {CELL_NAMES[(target.col, target.row)]}"
+    else:
+        expression = f"the {target.size} {target.colour} {target.shape}"
     if twin is not None:
         scene = Scene(scene.objects + (twin,), scene.background)
-    expression = f"the {target.colour} {target.shape} {rng.choice(relations)} the {ref.colour} {ref.shape}"
-    hard = [(o.kind(), crop_picture(scene, k)) for k, o in enumerate(scene.objects) if k]
+    # the training split keeps the first hard negative: the object a model that reads the expression as a bag
+    # of words confuses with the target (the referent of a relation, else the twin), then the scene's others
+    twin_index = [len(scene.objects) - 1] if twin is not None else []
+    order = [ref_index] + twin_index if form == "relation" else twin_index
+    order += [k for k in range(1, len(scene.objects)) if k not in order]
+    hard = [(scene.objects[k].kind(), crop_picture(scene, k)) for k in order]
     for _ in range(30):  # the same place in a changed scene: target recoloured / reshaped / resized
         changed = replace(target, **rng.choice([{"colour": rng.choice(COLOUR_NAMES)}, {"shape": rng.choice(SHAPES)},
                                                 {"size": rng.choice(SIZES)}]))
