@@ -183,6 +183,13 @@ def test_mixed_batches_resume_exactly_and_cover_an_epoch_once():
         source_mode.load_state_dict(state)
 
 
+def test_mixed_batches_keep_deferred_examples_to_the_end_of_an_epoch():
+    sources = {"a": _source("a", 24, distinct_targets=2), "b": _source("b", 10, distinct_targets=2)}
+    batches = _mixed(MixtureSampler(sources, 4, seed=0, epochs=1, drop_last=False, batching="mixed"))
+    seen = Counter(pair for batch in batches for pair in batch)
+    assert len(seen) == 34 and set(seen.values()) == {1}
+
+
 def test_mixed_batches_split_across_ranks():
     sources = {"a": _source("a", 50), "b": _source("b", 50)}
     whole = _mixed(MixtureSampler(sources, 6, seed=4, batching="mixed"), 10)

@@ -255,8 +255,9 @@ class MixtureSampler:
         return min(self.global_batch_size, self._distinct.get(name, self.global_batch_size))
 
     def _exhausted(self, name: str) -> bool:
+        """No new example left in the last epoch and none deferred."""
         return (self.epochs is not None and self._pass[name] + 1 >= self.epochs
-                and self._cursor[name] >= len(self.sources[name]))
+                and self._cursor[name] >= len(self.sources[name]) and not self._deferred[name])
 
     def _fill(self, name: str, target: int | None = None, keys: set[str] | None = None) -> list[int]:
         """Up to `target` (default: a global batch) indices whose targets are distinct and not in `keys`

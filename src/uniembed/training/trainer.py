@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from ..data.mixture import Mixture, load_mixture
 from ..data.sampler import MixtureSampler, SampledBatch
 from ..errors import ConfigError
-from ..losses import GradCache, Temperature, split_batch, all_reduce_gradients, local_contrastive_loss, relational_distillation_loss
+from ..losses import (GradCache, Temperature, all_reduce_gradients, local_contrastive_loss,
+                      relational_distillation_loss, split_batch)
 from ..models.embedder import Embedder, EmbeddingModule, load_embedder
 from . import checkpoint as ckpt
 from . import sharding
@@ -376,8 +377,8 @@ class StageRunner:
     def _save_checkpoint(self) -> None:
         rng_states = self.ctx.all_ranks(ckpt.capture_rng())  # every rank's streams (dropout differs per rank)
         if self.sharded:  # collectives: every rank gathers, rank 0 writes
-            weights = sharding.full_model_state(self.module)
-            weights = {name: weights[name] for name, p in self.module.named_parameters() if p.requires_grad and weights}
+            full = sharding.full_model_state(self.module)  # empty on every rank but 0
+            weights = {name: full[name] for name, p in self.module.named_parameters() if p.requires_grad and name in full}
             optimizer = sharding.full_optimizer_state(self._optimized_modules(), self.optimizer)
         else:
             weights, optimizer = trainable_state(self.module), self.optimizer.state_dict()
