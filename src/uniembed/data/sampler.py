@@ -20,7 +20,7 @@ of batches. Under data parallelism every rank builds the same global batch and k
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -43,11 +43,7 @@ class SampledBatch:
     examples: list[TrainingExample]
     indices: list[int]  # positions of `examples` in their source
     global_size: int  # size of the whole global batch (smaller than requested only for a kept last batch)
-    sources: list[str] = field(default_factory=list)  # each example's source
-
-    def __post_init__(self) -> None:
-        if not self.sources:
-            self.sources = [self.source] * len(self.examples)
+    sources: list[str]  # each example's source
 
 
 class MixtureSampler:
@@ -174,7 +170,7 @@ class MixtureSampler:
                     continue
             step = self._step
             self._step += 1
-            return self._slice(step, name, indices)
+            return self._slice(step, name, [(name, index) for index in indices])
 
     def estimated_steps(self) -> int | None:
         """Batches in an epoch-mode stream, ignoring deferrals (None for an infinite stream)."""
@@ -204,21 +200,18 @@ class MixtureSampler:
         if not picked or (exhausted and self.drop_last and len(picked) < self.global_batch_size):
             return None  # the end of the last epoch (a short batch is kept only without drop_last)
         order = rng.permutation(len(picked))
-        picked = [picked[k] for k in order]
         step = self._step
         self._step += 1
-        share = np.array_split(np.arange(len(picked)), self.world_size)[self.rank]
-        mine = [picked[k] for k in share]
-        return SampledBatch(step, "mixed", [self.sources[name][index] for name, index in mine],
-                            [index for _, index in mine], len(picked), sources=[name for name, _ in mine])
+        return self._slice(step, "mixed", [picked[k] for k in order])
 
     # ------------------------------------------------------------------------------------- internals
 
-    def _slice(self, step: int, name: str, indices: list[int]) -> SampledBatch:
-        share = np.array_split(np.arange(len(indices)), self.world_size)[self.rank]
-        mine = [indices[i] for i in share]
-        examples = self.sources[name]
-        return SampledBatch(step, name, [examples[i] for i in mine], mine, len(indices))
+    def _slice(self, step: int, label: str, picked: list[tuple[str, int]]) -> SampledBatch:
+        """This rank's share of the global batch `picked` ((source, index) pairs); `label` names the batch."""
+        share = np.array_split(np.arange(len(picked)), self.world_size)[self.rank]
+        mine = [picked[k] for k in share]
+        return SampledBatch(step, label, [self.sources[name][index] for name, index in mine],
+                            [index for _, index in mine], len(picked), [name for name, _ in mine])
 
     def _target_key(self, name: str, index: int) -> str:
         cache = self._keys[name]

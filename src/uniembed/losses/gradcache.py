@@ -103,8 +103,8 @@ class GradCache:
     returns a scalar; any loss of `uniembed.losses`, including `local_contrastive_loss`, fits.
     `chunk_size=None` runs the plain unchunked step (same interface, no second forward).
     Models wrapped in DistributedDataParallel are found among `encoders`; if an encoder is a function that
-    calls a DDP model or an FSDP2-sharded one, list that model in `sync_modules`. `scale_loss` (e.g. `GradScaler.scale` for float16)
-    is applied to the loss before its backward; the cached gradients carry the scale into the encoders.
+    calls a DDP model or an FSDP2-sharded one, list that model in `sync_modules`. `scale_loss` (e.g.
+    `GradScaler.scale` for float16) is applied to the loss before its backward; the cached gradients carry the scale into the encoders.
     A DDP model built with `broadcast_buffers=True` (the default) broadcasts its buffers in every forward, so
     then every rank must run the same number of chunks (equal local batch sizes); otherwise build it with
     `broadcast_buffers=False`.

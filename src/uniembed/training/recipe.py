@@ -33,6 +33,8 @@ from ..data.sampler import BATCHING
 from ..errors import ConfigError, reject_unknown_fields
 
 LOSS_KINDS = ("contrastive", "relational", "listwise", "reranker")
+# kinds whose step is their own objective (training/objectives.py), not the built-in embedding step
+OBJECTIVE_KINDS = ("listwise", "reranker")
 TRAIN_MODES = ("lora", "dora", "full")
 SCHEDULES = ("constant", "linear", "cosine")
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -205,7 +207,7 @@ def validate(recipe: Recipe) -> None:
             raise ConfigError(f"{where}: set max_steps or epochs")
         if stage.batching not in BATCHING:
             raise ConfigError(f"{where}: batching {stage.batching!r} is not one of {BATCHING}")
-        if stage.batching == "mixed" and stage.loss.kind in ("reranker", "listwise"):
+        if stage.batching == "mixed" and stage.loss.kind in OBJECTIVE_KINDS:
             raise ConfigError(f"{where}: a {stage.loss.kind} stage reads each batch's source; use batching: source")
         if stage.batch_size < 2:
             raise ConfigError(f"{where}: batch_size must be at least 2 (in-batch negatives)")
@@ -235,7 +237,7 @@ def _validate_distributed(recipe: Recipe) -> None:
         if recipe.stage_trainable(stage).mode != "full":
             raise ConfigError(f"stage '{stage.name}': distributed: fsdp shards full fine-tuning; LoRA/DoRA "
                               "adapters are small enough to replicate, use distributed: ddp")
-        if stage.loss.kind in ("reranker", "listwise"):
+        if stage.loss.kind in OBJECTIVE_KINDS:
             raise ConfigError(f"stage '{stage.name}': a {stage.loss.kind} stage runs with distributed: ddp")
 
 

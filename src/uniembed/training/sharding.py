@@ -1,8 +1,8 @@
 """How the trained model spans ranks: replicated (DDP, the default) or sharded (FSDP2, `distributed: fsdp`).
 
-FSDP2 (`torch.distributed.fsdp.fully_shard`) shards each decoder layer and vision block (the model's
-`_no_split_modules`) and, at the root, everything else, so a rank holds 1/world of the weights, gradients and
-optimizer state (ZeRO-3 without DeepSpeed). Checkpoints and stage outputs are written as full tensors by rank 0:
+FSDP2 (`torch.distributed.fsdp.fully_shard`) shards each language-model layer (see `shard_units`) and, at the
+root, everything else, so a rank holds 1/world of the weights, gradients and optimizer state (ZeRO-3 without
+DeepSpeed). Checkpoints and stage outputs are written as full tensors by rank 0:
 a sharded run resumes on the same number of ranks, and its outputs load anywhere.
 """
 from __future__ import annotations

@@ -153,16 +153,14 @@ class Qwen2VLBackbone(Backbone):
         """3 x len(ids) positions of one unpadded row: text counts on from the last position; each visual block
         spans (t, h, w) grid positions starting there, and the text after it continues at max + 1."""
         config = self.model.config
-        token_ids = np.asarray(ids)
-        block_starts = np.flatnonzero(np.isin(token_ids, [config.image_token_id, config.video_token_id]))
+        media = np.flatnonzero(np.isin(np.asarray(ids), [config.image_token_id, config.video_token_id]))
         positions = np.empty((3, len(ids)), dtype=np.int64)
-        cursor, start, next_start = 0, 0, iter(block_starts)
+        cursor, start = 0, 0
         for visual in visuals:
-            block_start = next(next_start, None)
-            while block_start is not None and block_start < cursor:  # tokens inside the previous block
-                block_start = next(next_start, None)
-            if block_start is None:
+            first = int(np.searchsorted(media, cursor))  # the next media token after the previous block
+            if first == len(media):
                 break
+            block_start = int(media[first])
             positions[:, cursor:block_start] = start + np.arange(block_start - cursor)
             start += block_start - cursor
             t, h, w = visual.grid_thw
