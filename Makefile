@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 		$(PIP) install -q "torch==2.13.0"; \
 	fi
 	$(PIP) install -q -e ".[dev]"
+	# DeepSpeed ships as source only and imports torch to build: built against the torch above (no isolated
+	# build, which would fetch a CUDA torch), ops compiled on first use
+	$(PIP) install -q setuptools wheel
+	DS_BUILD_OPS=0 $(PIP) install -q --no-build-isolation "deepspeed>=0.19,<0.20"
 	touch $(STAMP)
 
 demo: $(STAMP)

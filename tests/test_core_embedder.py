@@ -55,6 +55,46 @@ def test_embedding_independent_of_batch(tiny_embedder, media_dir, overrides):
     assert np.abs(together[0] - together[6]).max() > 1e-3
 
 
+def test_length_grouped_forward_equals_one_padded_batch_in_order_and_gradient(tiny_embedder, media_dir):
+    """Training's forward in groups of similar length (less padding) gives the rows of one padded batch, in the
+    caller's order, and the same gradients."""
+    from uniembed.models.embedder import EmbeddingModule, LengthGroups
+
+    module = EmbeddingModule(tiny_embedder.backbone, tiny_embedder.config)
+    items = [Item(text="a red circle left of a blue square " * k) for k in (1, 6, 2, 9)] + [
+        tiny_embedder.resolve_items([value])[0] for value in mixed_items(media_dir)]
+    prepared = [tiny_embedder.prepare(item, i) for i, item in enumerate(items)]
+    grouped = tiny_embedder.collate_by_length(prepared)
+    assert isinstance(grouped, LengthGroups) and len(grouped.batches) > 1
+    assert sorted(grouped.positions) == list(range(len(items)))
+    padded = sum(b["attention_mask"].numel() for b in grouped.batches)
+    assert padded < tiny_embedder.collate(prepared)["attention_mask"].numel()
+
+    def embed_and_grad(batch):
+        module.zero_grad()
+        out = module(batch)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        return out.detach(), [p.grad.clone() for p in module.parameters() if p.grad is not None]
+
+    together, grads = embed_and_grad(tiny_embedder.collate(prepared))
+    in_groups, grouped_grads = embed_and_grad(grouped)
+    torch.testing.assert_close(in_groups, together, atol=1e-5, rtol=1e-4)
+    assert len(grads) == len(grouped_grads)
+    for a, b in zip(grads, grouped_grads):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-3)
+
+
+def test_length_groups_cut_where_padding_would_exceed_the_limit():
+    from uniembed.models.embedder import length_groups
+
+    lengths = [10, 100, 12, 95, 50, 11, 98, 52, 49, 13]
+    groups = length_groups(lengths, max_padding=0.3, min_size=2)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert [[lengths[i] for i in g] for g in groups] == [[100, 98, 95], [52, 50, 49], [13, 12, 11, 10]]
+    assert len(length_groups(lengths, max_padding=0.3, min_size=8)) == 2  # the first group takes 8 rows
+    assert length_groups([], 0.3, 8) == []
+
+
 def test_save_and_load_identical(tiny_embedder, media_dir, tmp_path):
     model = variant(tiny_embedder, pooling="mean", prompts={"query": "Find the match"}, summary_suffix=True)
     items = mixed_items(media_dir)

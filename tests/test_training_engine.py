@@ -74,12 +74,18 @@ def test_recipe_overrides_and_validation(tmp_path, data_dir):
 
 
 def test_recipe_rejects_distribution_it_cannot_run(data_dir):
-    with pytest.raises(ConfigError, match=r"distributed 'zero3' is not one of \('ddp', 'fsdp'\)"):
+    with pytest.raises(ConfigError, match=r"distributed 'zero3' is not one of \('ddp', 'fsdp', 'deepspeed'\)"):
         recipe_from_dict(recipe_dict(data_dir) | {"distributed": "zero3"})
     with pytest.raises(ConfigError, match="fsdp shards full fine-tuning"):
         recipe_from_dict(recipe_dict(data_dir) | {"distributed": "fsdp"})  # the test recipe trains LoRA
     full = recipe_dict(data_dir) | {"distributed": "fsdp", "trainable": {"mode": "full"}}
     assert recipe_from_dict(full).distributed == "fsdp"
+    with pytest.raises(ConfigError, match="ZeRO stage 2 is not offered.*distributed: fsdp"):
+        recipe_from_dict(recipe_dict(data_dir) | {"distributed": "deepspeed", "deepspeed": {"zero_optimization": {"stage": 2}}})
+    with pytest.raises(ConfigError, match="`deepspeed` options but distributed is not deepspeed"):
+        recipe_from_dict(recipe_dict(data_dir) | {"deepspeed": {"zero_optimization": {"stage": 1}}})
+    zero = recipe_dict(data_dir) | {"distributed": "deepspeed", "deepspeed": {"zero_optimization": {"stage": 1}}}
+    assert recipe_from_dict(zero).deepspeed == {"zero_optimization": {"stage": 1}}  # LoRA is fine under ZeRO
 
 
 def test_two_stage_run_writes_loadable_models(tmp_path, data_dir):
@@ -209,30 +215,79 @@ def test_two_rank_resume_repeats_the_uninterrupted_run(tmp_path, data_dir):
         assert torch.equal(expected[name], got[name]), name
 
 
-@pytest.mark.distributed
-def test_fsdp_full_fine_tuning_matches_ddp_and_resumes_exactly(tmp_path, data_dir):
-    """`distributed: fsdp` on 2 ranks: the language layers are sharded, GradCache chunks run on a batch whose
-    ranks hold different numbers of rows, checkpoints hold full tensors, and the result is DDP's up to float
-    summation order; resuming a sharded run from its mid-stage checkpoint repeats it exactly."""
+def uneven_full_recipe(data_dir: Path, tmp_path: Path, text_only: bool = False) -> dict:
+    """Full fine-tuning, 3 + 6 steps, GradCache chunks of 2 in stage 2 on a source where only a third of the rows
+    carry a hard negative, so the two ranks' shares of a batch differ in length (`text_only`: and two thirds
+    of the rows have no image, so some ranks' shares skip the vision tower)."""
     recipe = recipe_dict(data_dir, steps=(3, 6), save_every=3)
     recipe["trainable"] = {"mode": "full", "freeze_vision": False}
-    # a source where only some rows carry a hard negative: the two ranks' shares differ in length
     rows = [json.loads(line) for line in (data_dir / "mm.jsonl").read_text().splitlines()]
+    if text_only:
+        rows = [row if k % 3 == 0 else {side: f"a picture number {k}" if isinstance(value, dict) else value
+                                        for side, value in row.items()} for k, row in enumerate(rows)]
     uneven = tmp_path / "uneven.jsonl"
     uneven.write_text("".join(json.dumps(row if k % 3 == 0 else {**row, "negatives": []}) + "\n" for k, row in enumerate(rows)))
     recipe["stages"][1]["data"] = {"sources": [{"name": "uneven", "format": "jsonl", "path": str(uneven),
                                                 "media_root": str(data_dir)}]}
     recipe["stages"][1]["grad_cache_chunk"] = 2  # 2 rows per rank: 4 items = 2 chunks, 5 or 6 items = 3 chunks
+    return recipe
+
+
+def assert_close_to_ddp(run: Path, ddp: Path) -> None:
+    """The run's final weights are DDP's up to float summation order, and stage 2 moved most of them."""
+    weights, ddp_weights = final_weights(run), final_weights(ddp)
+    assert weights.keys() == ddp_weights.keys()
+    changed = 0
+    for name, value in ddp_weights.items():
+        torch.testing.assert_close(weights[name], value, atol=5e-4, rtol=0, msg=name)
+        changed += not torch.equal(value, load_file(str(run / "stage0-mixed" / "model.safetensors"))[name])
+    assert changed > len(ddp_weights) // 2  # full fine-tuning moves nearly every tensor
+
+
+def assert_resume_repeats(recipe: dict, run: Path, copy: Path) -> None:
+    resumed = killed_copy(run, copy, "stage1-instruct", kept_step=3)
+    torchrun_train(recipe, resumed, resume=True)
+    expected, got = final_weights(run), final_weights(resumed)
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+
+
+@pytest.mark.distributed
+def test_deepspeed_zero_matches_ddp_and_resumes_exactly(tmp_path, data_dir):
+    """`distributed: deepspeed` on 2 gloo ranks (ZeRO-1: the Adam state partitioned), with GradCache chunks
+    through `engine.backward` on ranks running different numbers of chunks and a learnable temperature outside
+    the engine: DDP's result up to float summation order and one optimizer partition per rank in the
+    checkpoint. On data where some ranks' shares have no image (they skip the vision tower, and ZeRO reduces
+    only the gradients a rank holds) it runs, and resuming from the mid-stage checkpoint repeats it exactly."""
+    pytest.importorskip("deepspeed", reason="`make setup` installs DeepSpeed")
+    recipe = uneven_full_recipe(data_dir, tmp_path)
+    recipe["stages"][1]["temperature"] = {"init": 0.05, "learnable": True}
+    zero, replicated = tmp_path / "zero", tmp_path / "ddp"
+    torchrun_train(recipe | {"distributed": "deepspeed"}, zero)
+    torchrun_train(recipe | {"distributed": "ddp"}, replicated)
+    assert_close_to_ddp(zero, replicated)
+    saved = zero / "checkpoints" / "stage1-step00000003"
+    assert len(list((saved / "deepspeed").rglob("*optim_states.pt"))) == 2 and not (saved / "optimizer.pt").exists()
+    taus = [json.loads((run / "stage1-instruct" / "training_state.json").read_text())["temperature"]
+            for run in (zero, replicated)]
+    assert taus[0]["temperature"] != 0.05 and taus[0]["temperature"] == pytest.approx(taus[1]["temperature"], abs=1e-5)
+
+    (tmp_path / "text").mkdir()
+    mixed = uneven_full_recipe(data_dir, tmp_path / "text", text_only=True) | {"distributed": "deepspeed"}
+    torchrun_train(mixed, tmp_path / "zero_text")
+    assert_resume_repeats(mixed, tmp_path / "zero_text", tmp_path / "zero_text_resumed")
+
+
+@pytest.mark.distributed
+def test_fsdp_full_fine_tuning_matches_ddp_and_resumes_exactly(tmp_path, data_dir):
+    """`distributed: fsdp` on 2 ranks: the language layers are sharded, GradCache chunks run on a batch whose
+    ranks hold different numbers of rows, checkpoints hold full tensors, and the result is DDP's up to float
+    summation order; resuming a sharded run from its mid-stage checkpoint repeats it exactly."""
+    recipe = uneven_full_recipe(data_dir, tmp_path)
     sharded, replicated = tmp_path / "fsdp", tmp_path / "ddp"
     torchrun_train(recipe | {"distributed": "fsdp"}, sharded)
     torchrun_train(recipe | {"distributed": "ddp"}, replicated)
-    fsdp_weights, ddp_weights = final_weights(sharded), final_weights(replicated)
-    assert fsdp_weights.keys() == ddp_weights.keys()
-    changed = 0
-    for name, value in ddp_weights.items():
-        torch.testing.assert_close(fsdp_weights[name], value, atol=5e-4, rtol=0, msg=name)
-        changed += not torch.equal(value, load_file(str(sharded / "stage0-mixed" / "model.safetensors"))[name])
-    assert changed > len(ddp_weights) // 2  # stage 2 trained (full fine-tuning moves nearly every tensor)
+    assert_close_to_ddp(sharded, replicated)
     state = torch.load(sharded / "checkpoints" / "stage1-step00000003" / "trainable.pt")
     model = Embedder.from_pretrained(sharded / "model")
     assert model.encode(["a red circle"]).shape == (1, 64)
@@ -240,11 +295,7 @@ def test_fsdp_full_fine_tuning_matches_ddp_and_resumes_exactly(tmp_path, data_di
     assert {name: tuple(value.shape) for name, value in state.items()} == {
         name: tuple(p.shape) for name, p in model.module.named_parameters()}
 
-    resumed = killed_copy(sharded, tmp_path / "fsdp_resumed", "stage1-instruct", kept_step=3)
-    torchrun_train(recipe | {"distributed": "fsdp"}, resumed, resume=True)
-    expected, got = final_weights(sharded), final_weights(resumed)
-    for name in expected:
-        assert torch.equal(expected[name], got[name]), name
+    assert_resume_repeats(recipe | {"distributed": "fsdp"}, sharded, tmp_path / "fsdp_resumed")
 
 
 def test_modality_mask_acts_only_when_batches_mix_target_modalities(tmp_path, data_dir):

@@ -105,6 +105,8 @@ class GradCache:
     Models wrapped in DistributedDataParallel are found among `encoders`; if an encoder is a function that
     calls a DDP model or an FSDP2-sharded one, list that model in `sync_modules`. `scale_loss` (e.g.
     `GradScaler.scale` for float16) is applied to the loss before its backward; the cached gradients carry the scale into the encoders.
+    `backward(scalar, last)` runs each backward that reaches the encoders (default: `scalar.backward()`); `last`
+    marks the step's final one, e.g. DeepSpeed's gradient-accumulation boundary.
     A DDP model built with `broadcast_buffers=True` (the default) broadcasts its buffers in every forward, so
     then every rank must run the same number of chunks (equal local batch sizes); otherwise build it with
     `broadcast_buffers=False`.
@@ -119,6 +121,7 @@ class GradCache:
         split_fn: SplitFn = split_batch,
         sync_modules: Sequence[nn.Module] = (),
         scale_loss: Callable[[Tensor], Tensor] | None = None,
+        backward: Callable[[Tensor, bool], None] | None = None,
     ) -> None:
         self.encoders = list(encoders) if isinstance(encoders, Sequence) else [encoders]
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
@@ -128,6 +131,7 @@ class GradCache:
         self.split_fn = split_fn
         self.sync_modules = list(sync_modules)
         self.scale_loss = scale_loss or (lambda loss: loss)
+        self.backward = backward
 
     def step(self, *inputs: Any, **loss_kwargs: Any) -> Tensor:
         """Forward and backward for one batch (one input per encoder); returns the detached loss.
@@ -139,7 +143,7 @@ class GradCache:
             raise InputError(f"GradCache has {len(self.encoders)} encoders but step() got {len(inputs)} inputs")
         if self.chunk_size is None:
             loss = self.loss_fn(*(encode(batch) for encode, batch in zip(self.encoders, inputs)), **loss_kwargs)
-            self.scale_loss(loss).backward()
+            self._backward(self.scale_loss(loss), True)
             return loss.detach()
 
         chunks = [self.split_fn(batch, self.chunk_size) for batch in inputs]
@@ -163,8 +167,15 @@ class GradCache:
                     embeddings[-1].append(self._encode(encode, part, index))
         return states, embeddings
 
+    def _backward(self, scalar: Tensor, last: bool) -> None:
+        if self.backward is None:
+            scalar.backward()
+        else:
+            self.backward(scalar, last)
+
     def _replay_with_graph(self, chunks, states, embeddings, leaves) -> None:
         last_use = self._last_use_of_each_synced_model(chunks)
+        final = (len(chunks) - 1, len(chunks[-1]) - 1)
         for index, (encode, parts) in enumerate(zip(self.encoders, chunks)):
             grad = leaves[index].grad
             if grad is None:  # the loss ignored these embeddings: replay anyway so DDP still syncs once
@@ -180,7 +191,10 @@ class GradCache:
                             f"{position} but {tuple(embeddings[index][position].shape)} the first time",
                             fix="make the encoder deterministic given the random state",
                         )
-                    torch.autograd.backward(embedding, grads[position])
+                    if self.backward is None:
+                        torch.autograd.backward(embedding, grads[position])
+                    else:  # a scalar whose gradient with respect to the embedding is the cached one
+                        self.backward((embedding * grads[position]).sum(), (index, position) == final)
 
     @staticmethod
     def _encode(encode: Encoder, part: Any, index: int) -> Tensor:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -36,10 +37,36 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return _DTYPES[dtype]
 
 
+@dataclass
+class LengthGroups:
+    """One training forward as several padded batches of similar length (`Embedder.collate_by_length`).
+
+    A step's queries and candidates differ widely in length (a caption and a page image), and one padded
+    batch spends about half its tokens on padding; the groups are run in one call of the (DDP-wrapped)
+    module, so distributed wrappers see a single forward. `positions[k]` is the caller's index of row k.
+    """
+
+    batches: list[dict[str, Any]]
+    positions: list[int]
+
+
+def length_groups(lengths: Sequence[int], max_padding: float = 0.3, min_size: int = 8) -> list[list[int]]:
+    """Indices from longest to shortest, cut where a row would be padded by more than `max_padding` of the
+    group's longest row (groups keep at least `min_size` rows: each forward has a fixed cost)."""
+    groups: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        if groups and (len(groups[-1]) < min_size or lengths[index] >= (1 - max_padding) * lengths[groups[-1][0]]):
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
 class EmbeddingModule(nn.Module):
     """The differentiable part: collated batch -> pooled (optionally normalised) embeddings.
 
-    A plain `nn.Module` so training can wrap it in DDP/FSDP and run GradCache over it.
+    A plain `nn.Module` so training can wrap it in DDP/FSDP and run GradCache over it. It also takes
+    `LengthGroups` and returns the rows in the caller's order.
     """
 
     def __init__(self, backbone: Backbone, config: EmbeddingConfig) -> None:
@@ -48,7 +75,10 @@ class EmbeddingModule(nn.Module):
         self.vlm = backbone.model  # registered so .parameters(), .to() and DDP see the weights
         self.config = config
 
-    def forward(self, batch: dict[str, Any], normalize: bool | None = None) -> torch.Tensor:
+    def forward(self, batch: dict[str, Any] | LengthGroups, normalize: bool | None = None) -> torch.Tensor:
+        if isinstance(batch, LengthGroups):
+            pooled = torch.cat([self(part, normalize) for part in batch.batches])
+            return pooled[torch.tensor(np.argsort(batch.positions), device=pooled.device)]
         device = next(self.vlm.parameters()).device
         moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         hidden = self.backbone.hidden_states(moved, self.config)
@@ -235,6 +265,13 @@ class Embedder:
 
     def collate(self, decoded: list[DecodedItem]) -> dict[str, Any]:
         return self.backbone.collate(decoded, self.config)
+
+    def collate_by_length(self, decoded: list[DecodedItem]) -> LengthGroups:
+        """`collate` in groups of similar token length (items tokenised by `prepare` are not tokenised again)."""
+        lengths = [len(self.backbone.item_tokens(item, self.config)[0]) for item in decoded]
+        groups = length_groups(lengths)
+        return LengthGroups([self.collate([decoded[i] for i in group]) for group in groups],
+                            [i for group in groups for i in group])
 
     def count_tokens(self, items: Sequence[Any]) -> dict[str, int]:
         """Text and visual tokens the items occupy (for serving usage reports)."""

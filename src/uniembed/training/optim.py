@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 
-def build_optimizer(model: nn.Module, extra: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module | None, extra: Iterable[nn.Parameter], lr: float,
+                    weight_decay: float) -> torch.optim.Optimizer:
     decay, no_decay = [], []
-    for parameter in model.parameters():
+    for parameter in model.parameters() if model is not None else ():
         if parameter.requires_grad:
             (decay if parameter.ndim >= 2 else no_decay).append(parameter)
     no_decay += [p for p in extra if p.requires_grad]  # temperatures: never decayed

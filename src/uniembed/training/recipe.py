@@ -122,7 +122,8 @@ class Recipe:
     save_every: int = 0
     gradient_checkpointing: bool = False
     precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
-    distributed: str = "ddp"  # on several ranks: ddp (replicas) or fsdp (FSDP2 sharding, full fine-tuning)
+    distributed: str = "ddp"  # on several ranks: ddp (replicas), fsdp (FSDP2 sharding, full fine-tuning), deepspeed
+    deepspeed: dict[str, Any] = field(default_factory=dict)  # DeepSpeed config entries over uniembed's (ZeRO-1)
     log_every: int = 1
     description: str = ""
     published: dict[str, Any] = field(default_factory=dict)  # the paper's settings, for the record
@@ -231,12 +232,29 @@ def _validate_distributed(recipe: Recipe) -> None:
 
     if recipe.distributed not in STRATEGIES:
         raise ConfigError(f"distributed {recipe.distributed!r} is not one of {STRATEGIES}")
+    if recipe.deepspeed and recipe.distributed != "deepspeed":
+        raise ConfigError("the recipe sets `deepspeed` options but distributed is not deepspeed")
+    if recipe.distributed == "deepspeed":
+        _validate_deepspeed(recipe)
     if recipe.distributed != "fsdp":
         return
     for stage in recipe.stages:
         if recipe.stage_trainable(stage).mode != "full":
             raise ConfigError(f"stage '{stage.name}': distributed: fsdp shards full fine-tuning; LoRA/DoRA "
                               "adapters are small enough to replicate, use distributed: ddp")
+        if stage.loss.kind in OBJECTIVE_KINDS:
+            raise ConfigError(f"stage '{stage.name}': a {stage.loss.kind} stage runs with distributed: ddp")
+
+
+def _validate_deepspeed(recipe: Recipe) -> None:
+    from .zero import ZERO_STAGES, zero_stage
+
+    if not isinstance(recipe.deepspeed, dict):
+        raise ConfigError("`deepspeed` must be a mapping of DeepSpeed config entries")
+    if zero_stage(recipe.deepspeed) not in ZERO_STAGES:
+        raise ConfigError(f"DeepSpeed ZeRO stage {zero_stage(recipe.deepspeed)} is not offered; use "
+                          "zero_optimization.stage 1, or distributed: fsdp to shard gradients and parameters")
+    for stage in recipe.stages:
         if stage.loss.kind in OBJECTIVE_KINDS:
             raise ConfigError(f"stage '{stage.name}': a {stage.loss.kind} stage runs with distributed: ddp")
 

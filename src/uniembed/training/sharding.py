@@ -1,4 +1,5 @@
-"""How the trained model spans ranks: replicated (DDP, the default) or sharded (FSDP2, `distributed: fsdp`).
+"""How the trained model spans ranks: replicated (DDP, the default) or sharded (FSDP2, `distributed: fsdp`;
+DeepSpeed ZeRO-1/2, `distributed: deepspeed`, is in `zero.py`).
 
 FSDP2 (`torch.distributed.fsdp.fully_shard`) shards each language-model layer (see `shard_units`) and, at the
 root, everything else, so a rank holds 1/world of the weights, gradients and optimizer state (ZeRO-3 without
@@ -17,7 +18,7 @@ from torch import nn
 from ..losses.gradcache import batch_length, split_into
 from .trainable import is_vision
 
-STRATEGIES = ("ddp", "fsdp")
+STRATEGIES = ("ddp", "fsdp", "deepspeed")
 
 
 def is_sharded(module: nn.Module) -> bool:
@@ -46,8 +47,9 @@ def equal_chunk_split(batch: Any, chunk_size: int) -> list:
 
 def wrap_for_training(module: nn.Module, *, strategy: str, world: int, device: torch.device,
                       find_unused_parameters: bool = False, bf16: bool = False) -> nn.Module:
-    """The module the step calls: `module` itself on one rank, DDP around it, or `module` sharded in place."""
-    if world == 1:
+    """The module the step calls: `module` itself on one rank, DDP around it, or `module` sharded in place.
+    (`deepspeed`: `module` itself; its engine needs the optimizer, see `training/zero.py`.)"""
+    if world == 1 or strategy == "deepspeed":
         return module
     if strategy == "fsdp":
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard

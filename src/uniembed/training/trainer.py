@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from .optim import build_optimizer, build_scheduler
 from .recipe import Recipe, StageSpec, save_recipe
 from .teacher import CachedTextTeacher
 from .trainable import apply_trainable, load_trainable_state, trainable_state
+from .zero import ZeroEngine, deepspeed_config
 
 logger = logging.getLogger("uniembed.train")
 KEEP_CHECKPOINTS = 2
@@ -168,6 +170,8 @@ class StageRunner:
     def __init__(self, trainer: Trainer, index: int, stage: StageSpec, resume_from: ckpt.CheckpointRef | None) -> None:
         self.trainer, self.index, self.stage, self.resume_from = trainer, index, stage, resume_from
         self.recipe, self.ctx = trainer.recipe, trainer.ctx
+        self.zero: ZeroEngine | None = None  # DeepSpeed's engine, made once the optimizer exists
+        self.temperature_optimizer: torch.optim.Optimizer | None = None  # its own only under DeepSpeed
         torch.manual_seed(self.recipe.seed + 1000 * index)
         self.embedder = trainer.base_embedder(index)
         self.objective = objective_for(self)  # None: the built-in contrastive / relational step
@@ -188,15 +192,20 @@ class StageRunner:
         tasks = list(self.mixture.sources) if stage.temperature.per_task else None
         self.temperature = Temperature(stage.temperature.init, learnable=stage.temperature.learnable, tasks=tasks,
                                        min_tau=stage.temperature.min, max_tau=stage.temperature.max).to(self.ctx.device)
-        self.optimizer = build_optimizer(self.module, self.temperature.parameters(), stage.lr, stage.weight_decay)
+        self.zero = self._zero_engine() if self.recipe.distributed == "deepspeed" and self.ctx.world > 1 else None
+        if self.zero is None:
+            self.optimizer = build_optimizer(self.module, self.temperature.parameters(), stage.lr, stage.weight_decay)
         self.scheduler = build_scheduler(self.optimizer, stage.schedule, self.total_steps, stage.warmup_ratio)
+        self.temperature_scheduler = (None if self.temperature_optimizer is None else build_scheduler(
+            self.temperature_optimizer, stage.schedule, self.total_steps, stage.warmup_ratio))
         self.teacher = self._teacher() if stage.loss.kind == "relational" else None
         self.step = 0
         if resume_from is not None:
             self._restore(resume_from.path)
         self.grad_cache = GradCache([self._encode], self._loss, stage.grad_cache_chunk,
-                                    sync_modules=[self.wrapped] if self.ctx.world > 1 else (),
-                                    split_fn=sharding.equal_chunk_split if self.sharded else split_batch)
+                                    sync_modules=[self.wrapped] if self.ctx.world > 1 and self.zero is None else (),
+                                    split_fn=sharding.equal_chunk_split if self.sharded else split_batch,
+                                    backward=self.zero.backward if self.zero is not None else None)
 
     # ---- set-up --------------------------------------------------------------------------------
     def _set_up_model(self) -> None:
@@ -226,6 +235,20 @@ class StageRunner:
             logger.info("stage %d (%s): FSDP2 over %d ranks (%d blocks sharded)", self.index, self.stage.name,
                         self.ctx.world, sum(sharding.is_sharded(sub) for sub in self.module.modules()))
 
+    def _zero_engine(self) -> ZeroEngine:
+        """DeepSpeed ZeRO around the model, with the model's optimizer; the temperature gets its own."""
+        stage = self.stage
+        self.optimizer = build_optimizer(self.module, [], stage.lr, stage.weight_decay)
+        learnable = [p for p in self.temperature.parameters() if p.requires_grad]
+        self.temperature_optimizer = build_optimizer(None, learnable, stage.lr, 0.0) if learnable else None
+        config = deepspeed_config(self.recipe.deepspeed, batch_size=stage.batch_size, world=self.ctx.world,
+                                  max_grad_norm=stage.max_grad_norm, bf16=self._bf16())
+        zero = ZeroEngine(self.module, self.optimizer, config)
+        self.wrapped = zero.engine
+        logger.info("stage %d (%s): DeepSpeed ZeRO-%d over %d ranks", self.index, stage.name,
+                    config["zero_optimization"]["stage"], self.ctx.world)
+        return zero
+
     def _mine(self, mixture: Mixture) -> Mixture:
         """The stage's mixture with negatives mined by the model it starts from (cached in the run directory)."""
         from ..mining.stage import mine_mixture, mining_options
@@ -254,11 +277,15 @@ class StageRunner:
         return self.ctx.device.type == "cuda" and self.recipe.precision in ("auto", "bf16")
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self._bf16() else contextlib.nullcontext()
+        # under DeepSpeed its bf16 mode casts the model itself
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self._bf16() and self.zero is None else contextlib.nullcontext()
 
     def _encode(self, decoded: list) -> torch.Tensor:
+        # Length groups halve the padded tokens of a step. Not under FSDP: every forward of a sharded layer
+        # all-gathers, so every rank would have to run the same number of groups.
+        batch = self.embedder.collate(decoded) if self.sharded else self.embedder.collate_by_length(decoded)
         with self._autocast():
-            return self.wrapped(self.embedder.collate(decoded))
+            return self.wrapped(batch)
 
     def _loss(self, embeddings: torch.Tensor, *, batch: SampledBatch, num_queries: int,
               candidate_modality: torch.Tensor, target_modality: torch.Tensor) -> torch.Tensor:
@@ -312,22 +339,47 @@ class StageRunner:
             target_modality=torch.tensor([example.target_modality for example in batch.examples], device=device))
 
     def _optimizer_step(self, loss: float) -> float:
+        if self.zero is not None:
+            return self._zero_step(loss)
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         max_norm = self.stage.max_grad_norm or float("inf")
         norm = (sharding.clip_gradients(parameters, max_norm) if self.sharded
                 else torch.nn.utils.clip_grad_norm_(parameters, max_norm))
         if not math.isfinite(loss) or not torch.isfinite(norm):
-            last = ckpt.latest_checkpoint(self.trainer.run_dir)
-            raise TrainingError(
-                f"non-finite {'loss' if not math.isfinite(loss) else 'gradient norm'} at stage {self.index} "
-                f"('{self.stage.name}') step {self.step}; stopped without applying it. Last good checkpoint: "
-                f"{last.path if last else 'none'}. Lower the learning rate, raise the temperature, or check the data, "
-                "then resume with --resume.")
+            raise self._non_finite("loss" if not math.isfinite(loss) else "gradient norm", "stopped without applying it")
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.temperature.clamp_()
         return float(norm)
+
+    def _zero_step(self, loss: float) -> float:
+        """DeepSpeed clips and steps the model; the temperature's optimizer steps beside it, its gradient clipped
+        by the norm over both, as one optimizer would. Returns that norm."""
+        if not math.isfinite(loss):
+            raise self._non_finite("loss", "stopped without applying it")
+        model_norm = self.zero.step()
+        if not math.isfinite(model_norm):  # ZeRO only finds it while stepping: this step is never checkpointed
+            raise self._non_finite("gradient norm", "stopped; this step is not saved")
+        self.scheduler.step()
+        grads = [p.grad for p in self.temperature.parameters() if p.grad is not None]
+        norm = math.hypot(model_norm, float(torch.nn.utils.get_total_norm(grads))) if grads else model_norm
+        if self.temperature_optimizer is not None:
+            coefficient = (self.stage.max_grad_norm or float("inf")) / (norm + 1e-6)
+            for grad in grads:
+                grad.mul_(min(coefficient, 1.0))
+            self.temperature_optimizer.step()
+            self.temperature_scheduler.step()
+            self.temperature_optimizer.zero_grad(set_to_none=True)
+        self.temperature.clamp_()
+        return norm
+
+    def _non_finite(self, what: str, outcome: str) -> TrainingError:
+        last = ckpt.latest_checkpoint(self.trainer.run_dir)
+        return TrainingError(
+            f"non-finite {what} at stage {self.index} ('{self.stage.name}') step {self.step}; {outcome}. Last good "
+            f"checkpoint: {last.path if last else 'none'}. Lower the learning rate, raise the temperature, or check "
+            "the data, then resume with --resume.")
 
     # ---- loop --------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -376,35 +428,56 @@ class StageRunner:
 
     def _save_checkpoint(self) -> None:
         rng_states = self.ctx.all_ranks(ckpt.capture_rng())  # every rank's streams (dropout differs per rank)
+        final = self.trainer.run_dir / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.index, self.step)
+        zero_state = final.parent / f".zero-{final.name}"  # every rank writes its partition, then it moves in
         if self.sharded:  # collectives: every rank gathers, rank 0 writes
             full = sharding.full_model_state(self.module)  # empty on every rank but 0
             weights = {name: full[name] for name, p in self.module.named_parameters() if p.requires_grad and name in full}
             optimizer = sharding.full_optimizer_state(self._optimized_modules(), self.optimizer)
         else:
             weights, optimizer = trainable_state(self.module), self.optimizer.state_dict()
+        if self.zero is not None:
+            optimizer = None  # partitioned: in the deepspeed/ folder
+            if self.ctx.is_main and zero_state.exists():
+                shutil.rmtree(zero_state)  # left by a run killed while saving
+            self.ctx.barrier()
+            self.zero.save(zero_state)
+            self.ctx.barrier()
         if self.ctx.is_main:
-            final = self.trainer.run_dir / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.index, self.step)
             with ckpt.atomic_directory(final) as tmp:
                 torch.save(weights, tmp / "trainable.pt")
                 torch.save(self.temperature.state_dict(), tmp / "temperature.pt")
-                torch.save(optimizer, tmp / "optimizer.pt")
+                if optimizer is not None:
+                    torch.save(optimizer, tmp / "optimizer.pt")
+                else:
+                    os.rename(zero_state, tmp / "deepspeed")
+                if self.temperature_optimizer is not None:
+                    torch.save({"optimizer": self.temperature_optimizer.state_dict(),
+                                "scheduler": self.temperature_scheduler.state_dict()}, tmp / "temperature_optimizer.pt")
                 torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
                 torch.save({"ranks": rng_states}, tmp / "rng.pt")
                 ckpt.write_json(tmp / "sampler.json", self.sampler_state)
                 save_recipe(self.recipe, tmp / "recipe.yaml")
                 ckpt.write_json(tmp / "trainer_state.json", {"stage_index": self.index, "stage": self.stage.name,
                                                               "step": self.step, "total_steps": self.total_steps,
-                                                              "sharded": self.sharded})
+                                                              "sharded": self.sharded, "deepspeed": self.zero is not None})
             ckpt.prune_checkpoints(self.trainer.run_dir, KEEP_CHECKPOINTS)
         self.ctx.barrier()
 
     def _restore(self, path: Path) -> None:
         state = ckpt.read_json(path / "trainer_state.json")
-        if bool(state.get("sharded", False)) != self.sharded:
-            raise ConfigError(f"checkpoint {path} was written {'with' if state.get('sharded') else 'without'} FSDP "
-                              f"sharding; resume it with the same `distributed` setting and number of ranks")
+        for key, used, what in (("sharded", self.sharded, "FSDP sharding"), ("deepspeed", self.zero is not None, "DeepSpeed")):
+            if bool(state.get(key, False)) != used:
+                raise ConfigError(f"checkpoint {path} was written {'with' if state.get(key) else 'without'} {what}; "
+                                  "resume it with the same `distributed` setting and number of ranks")
         self.temperature.load_state_dict(torch.load(path / "temperature.pt", map_location=self.ctx.device))
-        if self.sharded:
+        if self.zero is not None:
+            self.zero.load(path / "deepspeed")  # the weights and this rank's optimizer partition
+            if self.temperature_optimizer is not None:
+                saved = torch.load(path / "temperature_optimizer.pt", map_location=self.ctx.device)
+                self.temperature_optimizer.load_state_dict(saved["optimizer"])
+                self.temperature_scheduler.load_state_dict(saved["scheduler"])
+        elif self.sharded:
             sharding.load_full_model_state(self.module, torch.load(path / "trainable.pt"))
             sharding.load_full_optimizer_state(self._optimized_modules(), self.optimizer,
                                                torch.load(path / "optimizer.pt", weights_only=False))

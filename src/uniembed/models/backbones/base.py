@@ -122,7 +122,8 @@ class Backbone:
         decoded.tokens, decoded.prepared_for = self.tokenize_item(decoded, config), config
         return decoded
 
-    def _tokens(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
+    def item_tokens(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
+        """`tokenize_item`'s result, reused when `prepare` computed it for this config."""
         if decoded.tokens is not None and decoded.prepared_for is config:
             return decoded.tokens
         return self.tokenize_item(decoded, config)
@@ -229,7 +230,7 @@ class Backbone:
 
     def collate(self, decoded_items: list[DecodedItem], config: EmbeddingConfig) -> dict[str, Any]:
         """Tokenise, pad and stack a batch; returns model inputs plus masks used by pooling."""
-        rows = [self._tokens(decoded, config) for decoded in decoded_items]
+        rows = [self.item_tokens(decoded, config) for decoded in decoded_items]
         length = max(len(ids) for ids, _, _ in rows)
         pad_id = self.pad_token_id
         input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)

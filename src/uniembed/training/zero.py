@@ -1,0 +1,88 @@
+"""DeepSpeed ZeRO-1 for the trainer (`distributed: deepspeed`): the Adam state is partitioned across ranks.
+
+The engine owns the model and its optimizer. Every backward that reaches the model goes through
+`engine.backward`, GradCache's replays included; gradients stay local until the step's last backward (the
+accumulation boundary), so ranks may run different numbers of chunks. The learnable temperature keeps a small
+optimizer of its own outside the engine, its gradient averaged like DDP's.
+ZeRO-2 and 3 are not offered: they reduce each gradient as backward produces it, and a rank whose share of a
+batch has no image skips the vision tower, so ranks would reduce different tensors in a different order.
+FSDP2 (`distributed: fsdp`) shards gradients and parameters instead.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+
+ZERO_STAGES = (1,)
+TAG = "zero"  # the one checkpoint tag inside a uniembed checkpoint's deepspeed/ folder
+
+
+def zero_stage(overrides: dict[str, Any]) -> int:
+    return int(overrides.get("zero_optimization", {}).get("stage", 1))
+
+
+def deepspeed_config(overrides: dict[str, Any], *, batch_size: int, world: int, max_grad_norm: float | None,
+                     bf16: bool) -> dict[str, Any]:
+    """uniembed's DeepSpeed config for one stage, with the recipe's `deepspeed` entries merged over it."""
+    config: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": max(1, batch_size // world),
+        "gradient_accumulation_steps": 1,  # GradCache chunks set the boundary themselves
+        "zero_optimization": {"stage": 1},
+        "zero_allow_untested_optimizer": True,  # uniembed's AdamW with its weight-decay groups
+        "gradient_clipping": float(max_grad_norm or 0.0),
+        "bf16": {"enabled": bf16},
+        "steps_per_print": 2**31 - 1,
+    }
+    merged = copy.deepcopy(config)
+    for key, value in overrides.items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    merged.pop("train_batch_size", None)  # implied by the micro batch and the world size
+    return merged
+
+
+class ZeroEngine:
+    """The model under a DeepSpeed engine: the step's forward, backward, optimizer step and checkpoint."""
+
+    def __init__(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, config: dict[str, Any]) -> None:
+        try:
+            import deepspeed
+        except ImportError as error:
+            raise ConfigError("distributed: deepspeed needs DeepSpeed: `pip install deepspeed` (on a CPU-only machine: "
+                              "DS_BUILD_OPS=0 pip install --no-build-isolation deepspeed)") from error
+        if zero_stage(config) not in ZERO_STAGES:
+            raise ConfigError(f"DeepSpeed ZeRO stage {zero_stage(config)} is not offered; use stage 1, "
+                              "or distributed: fsdp to shard gradients and parameters")
+        self.trained = [p for group in optimizer.param_groups for p in group["params"]]  # ZeRO swaps these out
+        self.engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config,
+                                               dist_init_required=False)
+
+    def backward(self, scalar: torch.Tensor, last: bool) -> None:
+        """One backward of the step; the step's last one reduces the gradients across ranks."""
+        self.engine.set_gradient_accumulation_boundary(last)
+        if last:  # ZeRO reduces only the gradients a rank has: one that skipped the vision tower adds zeros
+            for parameter in self.trained:
+                if parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
+        self.engine.backward(scalar)
+
+    def step(self) -> float:
+        """Clip (the config's `gradient_clipping`), step and zero the gradients; returns the global norm."""
+        self.engine.step()
+        norm = self.engine.get_global_grad_norm()
+        return float("nan") if norm is None else float(norm)
+
+    def save(self, directory: Path) -> None:
+        """Every rank writes its partition of the optimizer state (a collective)."""
+        self.engine.save_checkpoint(str(directory), tag=TAG, save_latest=False, exclude_frozen_parameters=True)
+
+    def load(self, directory: Path) -> None:
+        path, _ = self.engine.load_checkpoint(str(directory), tag=TAG, load_module_strict=False,
+                                              load_optimizer_states=True, load_lr_scheduler_states=False)
+        if path is None:
+            raise ConfigError(f"no DeepSpeed state under {directory}; resume with the `distributed` setting and "
+                              "number of ranks that wrote the checkpoint")
