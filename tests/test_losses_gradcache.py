@@ -153,6 +153,31 @@ def test_scale_loss_scales_every_gradient(chunk_size):
     assert loss.requires_grad is False
 
 
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_custom_backward_runs_every_model_backward_and_marks_the_last(chunk_size):
+    """`backward=` (DeepSpeed's `engine.backward`) receives scalars whose gradients are the plain step's, one per
+    replayed chunk of every encoder, the step's last one flagged."""
+    torch.manual_seed(0)
+    tower = Tower().double().eval()
+    temperature = Temperature(0.05, learnable=True).double()
+    inputs = make_inputs(batch=5)
+    GradCache([tower, tower], loss_with(temperature), chunk_size).step(*inputs)
+    expected = gradients(tower, temperature)
+    zero(tower, temperature)
+    calls = []
+
+    def backward(scalar, last):
+        assert scalar.dim() == 0
+        calls.append(last)
+        scalar.backward()
+
+    GradCache([tower, tower], loss_with(temperature), chunk_size, backward=backward).step(*inputs)
+    for got, want in zip(gradients(tower, temperature), expected):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    chunks = 1 if chunk_size is None else 3 + 4  # 5 queries and 8 candidates in chunks of 2
+    assert calls == [False] * (chunks - 1) + [True]
+
+
 def test_dict_batches_and_custom_split_fn():
     torch.manual_seed(0)
     tower = Tower().double().eval()

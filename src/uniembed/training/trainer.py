@@ -359,20 +359,21 @@ class StageRunner:
         if not math.isfinite(loss):
             raise self._non_finite("loss", "stopped without applying it")
         model_norm = self.zero.step()
-        if not math.isfinite(model_norm):  # ZeRO only finds it while stepping: this step is never checkpointed
+        if model_norm is not None and not math.isfinite(model_norm):  # found while stepping: never checkpointed
             raise self._non_finite("gradient norm", "stopped; this step is not saved")
         self.scheduler.step()
         grads = [p.grad for p in self.temperature.parameters() if p.grad is not None]
-        norm = math.hypot(model_norm, float(torch.nn.utils.get_total_norm(grads))) if grads else model_norm
+        temperature_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        norm = None if model_norm is None else math.hypot(model_norm, temperature_norm)
         if self.temperature_optimizer is not None:
-            coefficient = (self.stage.max_grad_norm or float("inf")) / (norm + 1e-6)
+            total = temperature_norm if norm is None else norm  # no model norm from DeepSpeed: the temperature's own
             for grad in grads:
-                grad.mul_(min(coefficient, 1.0))
+                grad.mul_(min((self.stage.max_grad_norm or float("inf")) / (total + 1e-6), 1.0))
             self.temperature_optimizer.step()
             self.temperature_scheduler.step()
             self.temperature_optimizer.zero_grad(set_to_none=True)
         self.temperature.clamp_()
-        return norm
+        return float("nan") if norm is None else norm
 
     def _non_finite(self, what: str, outcome: str) -> TrainingError:
         last = ckpt.latest_checkpoint(self.trainer.run_dir)

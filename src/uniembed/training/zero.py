@@ -70,11 +70,12 @@ class ZeroEngine:
                     parameter.grad = torch.zeros_like(parameter)
         self.engine.backward(scalar)
 
-    def step(self) -> float:
-        """Clip (the config's `gradient_clipping`), step and zero the gradients; returns the global norm."""
+    def step(self) -> float | None:
+        """Clip (the config's `gradient_clipping`), step and zero the gradients; returns the global norm (None
+        when DeepSpeed did not compute one)."""
         self.engine.step()
         norm = self.engine.get_global_grad_norm()
-        return float("nan") if norm is None else float(norm)
+        return None if norm is None else float(norm)
 
     def save(self, directory: Path) -> None:
         """Every rank writes its partition of the optimizer state (a collective)."""
