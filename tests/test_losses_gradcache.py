@@ -138,15 +138,21 @@ def test_chunk_size_none_is_the_plain_step_and_loss_kwargs_are_forwarded():
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("chunk_size", [None, 3])
-def test_scale_loss_scales_every_gradient(chunk_size):
+def plain_step_gradients(chunk_size, batch):
+    """A dropout-free tower, temperature and inputs, and the gradients of GradCache's default step (then zeroed)."""
     torch.manual_seed(0)
     tower = Tower().double().eval()
     temperature = Temperature(0.05, learnable=True).double()
-    inputs = make_inputs(batch=6)
+    inputs = make_inputs(batch=batch)
     GradCache([tower, tower], loss_with(temperature), chunk_size).step(*inputs)
     expected = gradients(tower, temperature)
     zero(tower, temperature)
+    return tower, temperature, inputs, expected
+
+
+@pytest.mark.parametrize("chunk_size", [None, 3])
+def test_scale_loss_scales_every_gradient(chunk_size):
+    tower, temperature, inputs, expected = plain_step_gradients(chunk_size, batch=6)
     loss = GradCache([tower, tower], loss_with(temperature), chunk_size, scale_loss=lambda l: 8.0 * l).step(*inputs)
     for got, want in zip(gradients(tower, temperature), expected):
         torch.testing.assert_close(got, 8.0 * want)
@@ -157,13 +163,7 @@ def test_scale_loss_scales_every_gradient(chunk_size):
 def test_custom_backward_runs_every_model_backward_and_marks_the_last(chunk_size):
     """`backward=` (DeepSpeed's `engine.backward`) receives scalars whose gradients are the plain step's, one per
     replayed chunk of every encoder, the step's last one flagged."""
-    torch.manual_seed(0)
-    tower = Tower().double().eval()
-    temperature = Temperature(0.05, learnable=True).double()
-    inputs = make_inputs(batch=5)
-    GradCache([tower, tower], loss_with(temperature), chunk_size).step(*inputs)
-    expected = gradients(tower, temperature)
-    zero(tower, temperature)
+    tower, temperature, inputs, expected = plain_step_gradients(chunk_size, batch=5)
     calls = []
 
     def backward(scalar, last):

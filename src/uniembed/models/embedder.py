@@ -267,7 +267,7 @@ class Embedder:
         return self.backbone.collate(decoded, self.config)
 
     def collate_by_length(self, decoded: list[DecodedItem]) -> LengthGroups:
-        """`collate` in groups of similar token length (items tokenised by `prepare` are not tokenised again)."""
+        """`collate` in groups of similar token length (each item is tokenised once, here or by `prepare`)."""
         lengths = [len(self.backbone.item_tokens(item, self.config)[0]) for item in decoded]
         groups = length_groups(lengths)
         return LengthGroups([self.collate([decoded[i] for i in group]) for group in groups],

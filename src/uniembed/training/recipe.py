@@ -236,10 +236,10 @@ def _validate_distributed(recipe: Recipe) -> None:
         raise ConfigError("the recipe sets `deepspeed` options but distributed is not deepspeed")
     if recipe.distributed == "deepspeed":
         _validate_deepspeed(recipe)
-    if recipe.distributed != "fsdp":
+    if recipe.distributed == "ddp":
         return
-    for stage in recipe.stages:
-        if recipe.stage_trainable(stage).mode != "full":
+    for stage in recipe.stages:  # FSDP and DeepSpeed wrap the built-in embedding step only
+        if recipe.distributed == "fsdp" and recipe.stage_trainable(stage).mode != "full":
             raise ConfigError(f"stage '{stage.name}': distributed: fsdp shards full fine-tuning; LoRA/DoRA "
                               "adapters are small enough to replicate, use distributed: ddp")
         if stage.loss.kind in OBJECTIVE_KINDS:
@@ -254,9 +254,6 @@ def _validate_deepspeed(recipe: Recipe) -> None:
     if zero_stage(recipe.deepspeed) not in ZERO_STAGES:
         raise ConfigError(f"DeepSpeed ZeRO stage {zero_stage(recipe.deepspeed)} is not offered; use "
                           "zero_optimization.stage 1, or distributed: fsdp to shard gradients and parameters")
-    for stage in recipe.stages:
-        if stage.loss.kind in OBJECTIVE_KINDS:
-            raise ConfigError(f"stage '{stage.name}': a {stage.loss.kind} stage runs with distributed: ddp")
 
 
 def _validate_ranking_losses(recipe: Recipe, stage: StageSpec, where: str) -> None:

@@ -123,10 +123,10 @@ class Backbone:
         return decoded
 
     def item_tokens(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
-        """`tokenize_item`'s result, reused when `prepare` computed it for this config."""
-        if decoded.tokens is not None and decoded.prepared_for is config:
-            return decoded.tokens
-        return self.tokenize_item(decoded, config)
+        """`tokenize_item`'s result, computed once per item and config (kept on the item, as `prepare` does)."""
+        if decoded.tokens is None or decoded.prepared_for is not config:
+            self.prepare(decoded, config)
+        return decoded.tokens
 
     def tokenize_item(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
         """Token ids of one item, a per-token instruction flag, and its visual inputs in sequence order."""
