@@ -17,7 +17,9 @@
          pool: cand_pool/local/mbeir_cirr_task7_cand_pool.jsonl, instructions: instructions.tsv, seed: 0}
       - {name: docs, format: corpus-ids, path: queries.jsonl, corpus: corpus.jsonl}
 
-`sources` may also be a mapping of name -> options. Relative paths resolve against the YAML's folder.
+`sources` may also be a mapping of name -> options. Relative paths in a mixture file resolve against that
+file's folder (not the working directory); an inline mapping's against `base_dir`. Errors about a missing
+file show the path looked for and the folder it was relative to.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..inputs import Item
 from .examples import TrainingExample
 from .readers import ReadReport, read_corpus_ids, read_jsonl_examples, read_mbeir_train, read_mmeb_train
@@ -82,18 +84,22 @@ def load_mixture(spec: str | os.PathLike | Mapping[str, Any], *, base_dir: str |
                  skip_bad_rows: bool | None = None, max_rows: int | None = None) -> Mixture:
     """Read every source of a mixture (a YAML file or an already-parsed mapping).
 
+    `base_dir` (default: the working directory) is what a relative `spec` path, or the relative paths of a
+    mapping, resolve against; the sources of a mixture file resolve against the file's own folder.
     `skip_bad_rows` / `max_rows`, when given, override the file (the `--skip-bad-rows` flag lands here).
     """
+    base = Path(os.path.abspath(base_dir)) if base_dir is not None else Path.cwd()
     if isinstance(spec, (str, os.PathLike)):
-        path = Path(spec)
+        path = base / spec  # an absolute `spec` stays as it is
         if not path.is_file():
-            raise ConfigError(f"mixture file '{path}' not found")
+            relative = "" if Path(spec).is_absolute() else f", relative to '{base}'"
+            raise ConfigError(f"mixture file '{spec}' not found (looked for '{path}'{relative})")
         with open(path, encoding="utf-8") as handle:
             try:
                 spec = yaml.safe_load(handle)
             except yaml.YAMLError as exc:
                 raise ConfigError(f"mixture file '{path}' is not valid YAML: {exc}") from exc
-        base_dir = base_dir if base_dir is not None else path.parent
+        base = path.parent
     if not isinstance(spec, Mapping) or "sources" not in spec:
         raise ConfigError("a mixture is a mapping with a 'sources' list (or mapping of name -> options)")
     unknown = set(spec) - {"sources", "skip_bad_rows"}
@@ -103,13 +109,17 @@ def load_mixture(spec: str | os.PathLike | Mapping[str, Any], *, base_dir: str |
     default_skip = bool(spec.get("skip_bad_rows", False))
     sources: dict[str, TrainingSource] = {}
     for options in entries:
-        options = _resolve_paths(options, Path(base_dir) if base_dir is not None else Path.cwd())
+        written = options
+        options = _resolve_paths(options, base)
         if skip_bad_rows is not None:
             options["skip_bad_rows"] = skip_bad_rows
         options.setdefault("skip_bad_rows", default_skip)
         if max_rows is not None:
             options["max_rows"] = min(max_rows, options.get("max_rows") or max_rows)
-        source = load_source(options)
+        try:
+            source = load_source(options)
+        except InputError as exc:
+            raise _name_base(exc, written, options, base) from None
         if source.name in sources:
             raise ConfigError(f"two mixture sources are named '{source.name}'; give each a unique name")
         sources[source.name] = source
@@ -138,6 +148,18 @@ def _resolve_paths(options: Mapping[str, Any], base: Path) -> dict[str, Any]:
         if isinstance(value, (str, os.PathLike)) and value and not Path(value).is_absolute():
             resolved[key] = str(base / value)
     return resolved
+
+
+def _name_base(exc: InputError, written: Mapping[str, Any], resolved: Mapping[str, Any], base: Path) -> InputError:
+    """`exc`, and when it is about one of the source's own relative paths, the option and its base folder."""
+    for key in _PATH_KEYS:
+        value = written.get(key)
+        if isinstance(value, (str, os.PathLike)) and value and not Path(value).is_absolute() \
+                and exc.path == str(resolved[key]):
+            note = f"'{key}: {value}' resolves against the mixture's folder '{base}'"
+            return InputError(exc.problem, position=exc.position, path=exc.path, row=exc.row,
+                              fix=f"{exc.fix}; {note}" if exc.fix else note)
+    return exc
 
 
 def load_source(options: Mapping[str, Any]) -> TrainingSource:

@@ -17,10 +17,15 @@
         epochs: 1
 
 `--set stages.1.lr=2e-5 --set model=tiny` overrides any key (values parsed as YAML).
+
+A relative `data:` path (and the relative paths of an inline mixture) resolves against the recipe file's
+folder, so a recipe finds its mixtures from any working directory; a `data` value given with `--set` resolves
+against the working directory, where the user typed it. Each stage records that folder in `data_dir`.
 """
 from __future__ import annotations
 
 import copy
+import os
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -106,6 +111,9 @@ class StageSpec:
     from_previous: bool = True
     trainable: TrainableSpec | None = None
     skip_bad_rows: bool | None = None  # None: as the mixture file says
+    # the folder a relative `data` path (or an inline mixture's relative paths) resolves against: set by
+    # `load_recipe` to the recipe file's folder, or to the working directory for a `--set` value; None: cwd
+    data_dir: str | None = None
     # mine hard negatives with the model this stage starts from before training (U-MARVEL stage 2):
     # the options of `uniembed mine` (top, rank_range, num_negatives, absolute_margin, relative_margin, ...)
     mine: dict[str, Any] | None = None
@@ -336,7 +344,33 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise ConfigError(f"recipe '{path}' is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"recipe '{path}' must be a mapping")
-    return recipe_from_dict(apply_overrides(raw, overrides or []))
+    anchored = _anchor_stage_data(raw, Path(os.path.abspath(path)).parent)
+    overridden = apply_overrides(anchored, overrides or [])
+    _anchor_stage_data(overridden, Path.cwd(), changed_from=anchored)
+    return recipe_from_dict(overridden)
+
+
+def _anchor_stage_data(raw: dict[str, Any], folder: Path, changed_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Record in each stage the folder its `data` resolves against (in place; returns `raw`).
+
+    Without `changed_from`: every stage that does not name its own `data_dir` gets `folder` (the recipe's).
+    With it: only stages whose `data` differs from `changed_from`'s (an override) and whose `data_dir` was not
+    overridden too get `folder` (the working directory).
+    """
+    stages = raw.get("stages")
+    if not isinstance(stages, list):
+        return raw
+    before = changed_from.get("stages") if changed_from is not None else None
+    for index, stage in enumerate(stages):
+        if not isinstance(stage, dict):
+            continue
+        if before is None:
+            stage.setdefault("data_dir", str(folder))
+            continue
+        old = before[index] if isinstance(before, list) and index < len(before) and isinstance(before[index], dict) else {}
+        if stage.get("data") != old.get("data") and stage.get("data_dir") == old.get("data_dir"):
+            stage["data_dir"] = str(folder)
+    return raw
 
 
 def save_recipe(recipe: Recipe, path: str | Path) -> None:

@@ -176,9 +176,8 @@ class StageRunner:
         self.embedder = trainer.base_embedder(index)
         self.objective = objective_for(self)  # None: the built-in contrastive / relational step
         self._set_up_model()
-        # a mixture file resolves its paths against its own folder; an inline mapping against the working directory
-        inline = not isinstance(stage.data, (str, os.PathLike))
-        self.mixture = load_mixture(stage.data, base_dir=Path.cwd() if inline else None, skip_bad_rows=stage.skip_bad_rows)
+        # `data` resolves against the recipe's folder (stage.data_dir); a mixture file's paths against its own folder
+        self.mixture = load_mixture(stage.data, base_dir=stage.data_dir, skip_bad_rows=stage.skip_bad_rows)
         if stage.mine is not None:
             self.mixture = self._mine(self.mixture)
         if self.objective is not None:
