@@ -54,7 +54,7 @@ def test_bad_rows_fail_unless_skipped_and_the_caller_flag_wins(data):
     spec = {"sources": {"voc": {"format": "mmeb-train", "path": "MMEB-train/VOC2007/original.parquet",
                                 "image_root": "images"}}}
     path = _write(data, spec)
-    with pytest.raises(InputError, match=r"original\.parquet.*row 1.*missing\.jpg"):
+    with pytest.raises(InputError, match=r"original\.parquet.*row 2.*missing\.jpg"):
         load_mixture(path)
     assert len(load_mixture(path, skip_bad_rows=True).sources["voc"]) == 1
 

@@ -78,12 +78,12 @@ def test_mmeb_v1_malformed_rows(mmeb_root):
     })
     with pytest.raises(InputError) as error:
         read_mmeb_v1(table, mmeb_root / "images")
-    assert "test-00000-of-00001.parquet" in str(error.value) and "row 1" in str(error.value)
+    assert "test-00000-of-00001.parquet" in str(error.value) and "row 2" in str(error.value)  # 1-based
     assert "missing.jpg" in str(error.value)
     report = ReadReport()
     task = read_mmeb_v1(table, mmeb_root / "images", skip_bad_rows=True, report=report)
     assert len(task.queries) == 1 and report.skipped == 2
-    assert "empty candidate list" in report.bad_rows[1].problem and report.bad_rows[1].row == 2
+    assert "empty candidate list" in report.bad_rows[1].problem and report.bad_rows[1].row == 3
     missing_column = parquet(mmeb_root / "Bad" / "test.parquet", {"qry_text": ["x"], "qry_img_path": [""]})
     with pytest.raises(InputError, match=r"Bad/test\.parquet.*missing column.*tgt_text"):
         read_mmeb_v1(missing_column, mmeb_root / "images")

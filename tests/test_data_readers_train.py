@@ -66,13 +66,13 @@ def test_mmeb_train_missing_image_names_file_and_row_or_is_skipped(mmeb_train, c
     with pytest.raises(InputError) as error:
         read_mmeb_train(table, images)
     message = str(error.value)
-    assert "original-00000-of-00001.parquet" in message and "row 1" in message and "b.jpg" in message
+    assert "original-00000-of-00001.parquet" in message and "row 2" in message and "b.jpg" in message
     report = ReadReport()
     with caplog.at_level(logging.WARNING, logger="uniembed.data"):
         kept = read_mmeb_train(table, images, skip_bad_rows=True, report=report)
     assert len(kept) == 1 and kept[0].positives[0].text == "tench"
     assert (report.rows_read, report.rows_kept, report.skipped) == (2, 1, 1)
-    assert report.bad_rows[0].row == 1 and "b.jpg" in report.bad_rows[0].problem
+    assert report.bad_rows[0].row == 2 and "b.jpg" in report.bad_rows[0].problem
     assert "skipped 1 bad row" in caplog.text
 
 

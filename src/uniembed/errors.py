@@ -10,6 +10,7 @@ class InputError(ValueError):
     """A bad input: missing or corrupt file, empty item, unsupported type, or over a safety limit.
 
     The message always says which item (its position in the batch, or file and row) and what to do.
+    `row` counts from 1 (see `location`).
     """
 
     def __init__(
@@ -29,14 +30,7 @@ class InputError(ValueError):
         super().__init__(self._format())
 
     def _format(self) -> str:
-        where = []
-        if self.position is not None:
-            where.append(f"item {self.position}")
-        if self.path is not None:
-            where.append(f"file '{self.path}'")
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        head = ", ".join(where)
+        head = location(self.position, self.path, self.row)
         text = f"{head}: {self.problem}" if head else self.problem
         if self.fix:
             text += f" (fix: {self.fix})"
@@ -51,6 +45,22 @@ class InputError(ValueError):
             row=self.row if self.row is not None else row,
             fix=self.fix,
         )
+
+
+def location(position: int | None = None, path: str | PathLike | None = None, row: int | None = None) -> str:
+    """Where a bad input is: "item 2, file 'x.parquet', row 3".
+
+    `position` is the 0-based index in a batch (as the caller's list); `row` counts from 1 in every file:
+    the third data row of a table, line 3 of a text file.
+    """
+    where = []
+    if position is not None:
+        where.append(f"item {position}")
+    if path is not None:
+        where.append(f"file '{path}'")
+    if row is not None:
+        where.append(f"row {row}")
+    return ", ".join(where)
 
 
 class ConfigError(ValueError):

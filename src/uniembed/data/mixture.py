@@ -151,11 +151,12 @@ def _resolve_paths(options: Mapping[str, Any], base: Path) -> dict[str, Any]:
 
 
 def _name_base(exc: InputError, written: Mapping[str, Any], resolved: Mapping[str, Any], base: Path) -> InputError:
-    """`exc`, and when it is about one of the source's own relative paths, the option and its base folder."""
+    """`exc`, plus the option and the folder it resolved against when one of the source's own relative paths is
+    missing."""
     for key in _PATH_KEYS:
         value = written.get(key)
         if isinstance(value, (str, os.PathLike)) and value and not Path(value).is_absolute() \
-                and exc.path == str(resolved[key]):
+                and exc.row is None and exc.path == str(resolved[key]) and not os.path.exists(exc.path):
             note = f"'{key}: {value}' resolves against the mixture's folder '{base}'"
             return InputError(exc.problem, position=exc.position, path=exc.path, row=exc.row,
                               fix=f"{exc.fix}; {note}" if exc.fix else note)

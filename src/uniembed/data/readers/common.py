@@ -1,7 +1,7 @@
 """Pieces every reader shares: bad-row handling, table and JSONL loading, media paths, instruction splitting.
 
-Row numbers in errors: the 0-based row index for parquet tables, the 1-based line number for text files
-(JSONL, TSV), so a user can jump straight to the culprit.
+Row numbers in errors count from 1 everywhere: "row 3" is the third data row of a parquet table, and line 3
+of a text file (JSONL, TSV), so a user can jump straight to the culprit (`df.iloc[2]`, `sed -n 3p`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from ...errors import InputError
+from ...errors import InputError, location
 from ...inputs import Item
 from ...media import IMAGE_EXTENSIONS
 
@@ -40,8 +40,7 @@ class BadRow:
     problem: str
 
     def __str__(self) -> str:
-        where = self.path if self.row is None else f"{self.path} row {self.row}"
-        return f"{where}: {self.problem}"
+        return f"{location(path=self.path, row=self.row)}: {self.problem}"
 
 
 @dataclass
@@ -179,7 +178,7 @@ def read_rows(path: Path, required: Sequence[str], guard: RowGuard) -> Iterator[
     """Rows of a parquet or JSONL table with the required fields (a missing parquet column fails the file;
     a JSONL line missing a field fails that line)."""
     if path.suffix == ".parquet":
-        yield from enumerate(read_parquet_rows(path, required))
+        yield from enumerate(read_parquet_rows(path, required), start=1)  # 1-based, as text files' lines
         return
     for number, row in iter_jsonl(path, guard):
         missing = [name for name in required if name not in row]
