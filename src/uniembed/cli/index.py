@@ -9,29 +9,35 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="build a (sharded) index from an embeddings directory",
                                description="Build an inner-product FAISS index from the shards `uniembed encode` wrote "
-                                           "(DIR/manifest.jsonl + DIR/shard-*.npy).")
+                                           "(DIR/manifest.jsonl + DIR/shard-*.npy); DIR/model.json's model id goes "
+                                           "into index.json and DIR/metadata.jsonl is copied beside the index.")
     build.add_argument("--embeddings", required=True, help="embeddings directory (manifest.jsonl + shard-*.npy)")
     build.add_argument("--factory", default="Flat", help='FAISS factory string: "Flat", "IVF4096,PQ64", "HNSW32", ...')
     build.add_argument("--out", required=True, help="output index directory")
     build.add_argument("--shard-size", type=int, default=1_000_000, help="vectors per index shard")
     build.add_argument("--train-size", type=int, default=200_000, help="vectors used to train IVF/PQ")
-    build.add_argument("--model-id", help="model id recorded in index.json (checked by `uniembed search`)")
+    build.add_argument("--model-id", help="model id recorded in index.json and checked by `uniembed search` "
+                                          "(default: the one `encode` recorded in EMBEDDINGS/model.json)")
     build.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
-    import json
+    import shutil
+    import sys
     from pathlib import Path
 
     from ..index.faiss_index import build_sharded_index
-    from ..index.store import iter_shards
+    from ..index.store import METADATA_FILE, MODEL_FILE, embeddings_model_id, iter_shards
 
-    model_id = args.model_id
-    info = Path(args.embeddings) / "info.json"
-    if model_id is None and info.exists():
-        model_id = json.loads(info.read_text()).get("model_id")
-    index = build_sharded_index(iter_shards(args.embeddings), args.out, factory=args.factory,
+    embeddings = Path(args.embeddings)
+    model_id = args.model_id or embeddings_model_id(embeddings)
+    index = build_sharded_index(iter_shards(embeddings), args.out, factory=args.factory,
                                 shard_size=args.shard_size, train_size=args.train_size, model_id=model_id)
+    if (embeddings / METADATA_FILE).exists():  # returned with search hits (uniembed search, POST /v1/search)
+        shutil.copyfile(embeddings / METADATA_FILE, Path(args.out) / METADATA_FILE)
+    if model_id is None:
+        print(f"uniembed index: note: '{embeddings}' records no model id ({MODEL_FILE}); `uniembed search` cannot "
+              "check that queries use the same model (pass --model-id to record one)", file=sys.stderr)
     print(f"indexed {len(index)} vectors of dimension {index.dimension} with {index.factory} "
           f"in {len(index.shards)} shard(s) -> {args.out}")
     return 0

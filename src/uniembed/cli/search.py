@@ -1,4 +1,8 @@
-"""`uniembed search --index DIR --model DIR --query TEXT [--image PATH] --top 10`."""
+"""`uniembed search --index DIR --model DIR --query TEXT [--image PATH] --top 10`.
+
+Hits carry the index's `metadata.jsonl` row for their id; a query model other than the index's is warned
+about on stderr, so `--json` output stays one JSON document.
+"""
 from __future__ import annotations
 
 import argparse
@@ -22,25 +26,33 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
     from ..errors import InputError
     from ..index.faiss_index import ShardedIndex
+    from ..index.store import METADATA_FILE
     from ..inputs import Item
+    from ..serving.search import SearchService, read_metadata
     from .common import load_model
 
     if not (args.query or args.image or args.video):
         raise InputError("empty query", fix="give --query TEXT, --image PATH or --video PATH")
     index = ShardedIndex(args.index)
     model = load_model(args.model, args.device, args.dtype)
-    if index.model_id and index.model_id != model.model_id:
-        print(f"warning: index built for model {index.model_id}, searching with {model.model_id}")
+    mismatch = index.model_mismatch(model.model_id)
+    if mismatch:  # stderr: stdout stays the result (valid JSON with --json)
+        print(f"uniembed search: warning: {mismatch}", file=sys.stderr)
+    metadata_path = Path(args.index) / METADATA_FILE
+    service = SearchService(index, read_metadata(metadata_path) if metadata_path.exists() else {}, nprobe=args.nprobe)
     item = Item(text=args.query, image=args.image, video=args.video, instruction=args.instruction)
     prompt = "query" if args.instruction is None and "query" in getattr(model.config, "prompts", {}) else None
     vector = model.encode([item], prompt_name=prompt) if prompt else model.encode([item])
-    scores, ids = index.search(vector, k=args.top, nprobe=args.nprobe)
-    hits = [{"rank": r + 1, "id": i, "score": float(s)} for r, (i, s) in enumerate(zip(ids[0], scores[0]))]
+    hits = service.search(vector, args.top)
     if args.json:
         print(json.dumps(hits))
     else:
         for hit in hits:
-            print(f"{hit['rank']:3d}  {hit['score']:.4f}  {hit['id']}")
+            extra = f"  {json.dumps(hit['metadata'], ensure_ascii=False)}" if hit["metadata"] else ""
+            print(f"{hit['rank']:3d}  {hit['score']:.4f}  {hit['id']}{extra}")
     return 0

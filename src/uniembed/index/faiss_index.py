@@ -159,6 +159,13 @@ class ShardedIndex:
     def __len__(self) -> int:
         return sum(s.count for s in self.shards)
 
+    def model_mismatch(self, model_id: str) -> str | None:
+        """A warning when the index records another model than `model_id` (None when they agree or it is unknown)."""
+        if self.model_id and model_id and self.model_id != model_id:
+            return (f"index '{self.directory}' was built from embeddings of model {self.model_id}, but the query "
+                    f"model is {model_id}: scores compare different embedding spaces (encode the corpus with this model)")
+        return None
+
     def shard_ids(self, number: int) -> list[str]:
         if number not in self._ids:
             self._ids[number] = json.loads((self.directory / self.shards[number].ids_file).read_text())

@@ -3,6 +3,11 @@
 Layout of an embeddings directory:
     DIR/shard-00000.npy, DIR/shard-00001.npy, ...   float32 N_i x D arrays (L2-normalised rows)
     DIR/manifest.jsonl                               one row per embedding: {"id": str, "shard": int, "row": int}
+    DIR/model.json                                   {"model_id": Embedder.model_id, "model_path": str}: which
+                                                     model encoded (read by `index build`, checked by `search`)
+    DIR/metadata.jsonl                               optional {"id": str, ...} per item (the input row's other
+                                                     fields), copied beside the index and returned with hits
+The model id may also come from a `model_id` field on the manifest's first row, or a legacy `info.json`.
 Rows are appended shard by shard; a shard's manifest rows are written only after its .npy file is
 complete, so an interrupted writer leaves a readable prefix (and `ShardWriter(resume=True)` continues it).
 """
@@ -20,6 +25,8 @@ from ..errors import InputError
 from ..jsonl import iter_json_lines
 
 MANIFEST = "manifest.jsonl"
+MODEL_FILE = "model.json"
+METADATA_FILE = "metadata.jsonl"
 
 
 def shard_name(index: int) -> str:
@@ -124,6 +131,32 @@ def read_manifest(directory: str | os.PathLike) -> list[ManifestRow]:
             raise InputError(f"bad manifest row ({exc})", path=path, row=number,
                              fix='each line must be {"id": ..., "shard": int, "row": int}') from exc
     return rows
+
+
+def embeddings_model_id(directory: str | os.PathLike) -> str | None:
+    """The id of the model that encoded `directory` (see the module docstring), or None when none is recorded."""
+    directory = Path(directory)
+    for name in (MODEL_FILE, "info.json"):
+        path = directory / name
+        if path.exists():
+            try:
+                value = json.loads(path.read_text(encoding="utf-8")).get("model_id")
+            except (json.JSONDecodeError, AttributeError, UnicodeDecodeError) as exc:
+                raise InputError(f"cannot read the model id ({exc})", path=path,
+                                 fix='the file must be a JSON object {"model_id": ..., "model_path": ...}') from exc
+            if value:
+                return str(value)
+    manifest = directory / MANIFEST
+    if manifest.exists():
+        with open(manifest, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+        try:
+            row = json.loads(first) if first.strip() else {}
+        except json.JSONDecodeError:
+            return None  # read_manifest reports a bad manifest with its line
+        if isinstance(row, dict) and row.get("model_id"):
+            return str(row["model_id"])
+    return None
 
 
 def iter_shards(directory: str | os.PathLike, mmap: bool = True) -> Iterator[tuple[list[str], np.ndarray]]:
