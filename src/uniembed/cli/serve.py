@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from pathlib import Path
 
 from .common import add_model_argument, load_model
 
@@ -23,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="JSONL of {id, ...} returned with search hits (default: INDEX/metadata.jsonl)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--served-model-name", help="model name clients pass (default: the model directory's name)")
+    parser.add_argument("--served-model-name", default="uniembed",
+                        help="model name clients pass as `model` (default: uniembed, whatever the directory)")
     parser.add_argument("--api-key", default=os.environ.get("UNIEMBED_API_KEY"),
                         help="require 'Authorization: Bearer KEY' on /v1/* (default: $UNIEMBED_API_KEY)")
     parser.add_argument("--allow-local-files", metavar="DIR", help="accept media paths, only inside DIR")
@@ -48,7 +48,7 @@ def build_config(args: argparse.Namespace):
     from ..serving import ServerConfig
 
     return ServerConfig(
-        served_model_name=args.served_model_name or served_name(args.model),
+        served_model_name=args.served_model_name,
         api_key=args.api_key or None,
         batching=not args.no_batching,
         max_batch_tokens=args.max_batch_tokens,
@@ -63,10 +63,6 @@ def build_config(args: argparse.Namespace):
         max_media_bytes=int(args.max_media_mb * 1024 * 1024),
         remote_timeout_s=args.remote_timeout,
     )
-
-
-def served_name(spec: str) -> str:
-    return spec if spec.startswith("tiny") else (Path(spec).resolve().name or "uniembed")
 
 
 def run(args: argparse.Namespace) -> int:
