@@ -30,7 +30,7 @@ def _build_and_search(root, capsys):
 
 
 def test_a_model_mismatch_is_warned_on_stderr_and_json_stays_valid(corpus, capsys):
-    (corpus / "emb" / "model.json").write_text(json.dumps({"model_id": "other-model-123", "model_path": "x"}))
+    (corpus / "emb" / "info.json").write_text(json.dumps({"model_id": "other-model-123", "model": "x"}))  # encode's
     out = _build_and_search(corpus, capsys)
     assert ShardedIndex(corpus / "idx").model_id == "other-model-123"
     hits = json.loads(out.out)  # the whole of stdout is one JSON document

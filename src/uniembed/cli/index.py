@@ -9,7 +9,7 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="build a (sharded) index from an embeddings directory",
                                description="Build an inner-product FAISS index from the shards `uniembed encode` wrote "
-                                           "(DIR/manifest.jsonl + DIR/shard-*.npy); DIR/model.json's model id goes "
+                                           "(DIR/manifest.jsonl + DIR/shard-*.npy); DIR/info.json's model id goes "
                                            "into index.json and DIR/metadata.jsonl is copied beside the index.")
     build.add_argument("--embeddings", required=True, help="embeddings directory (manifest.jsonl + shard-*.npy)")
     build.add_argument("--factory", default="Flat", help='FAISS factory string: "Flat", "IVF4096,PQ64", "HNSW32", ...')
@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     build.add_argument("--shard-size", type=int, default=1_000_000, help="vectors per index shard")
     build.add_argument("--train-size", type=int, default=200_000, help="vectors used to train IVF/PQ")
     build.add_argument("--model-id", help="model id recorded in index.json and checked by `uniembed search` "
-                                          "(default: the one `encode` recorded in EMBEDDINGS/model.json)")
+                                          "(default: the one `encode` recorded in EMBEDDINGS/info.json)")
     build.set_defaults(func=run_build)
 
 
@@ -27,7 +27,7 @@ def run_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..index.faiss_index import build_sharded_index
-    from ..index.store import METADATA_FILE, MODEL_FILE, embeddings_model_id, iter_shards
+    from ..index.store import INFO_FILE, METADATA_FILE, embeddings_model_id, iter_shards
 
     embeddings = Path(args.embeddings)
     model_id = args.model_id or embeddings_model_id(embeddings)
@@ -36,7 +36,7 @@ def run_build(args: argparse.Namespace) -> int:
     if (embeddings / METADATA_FILE).exists():  # returned with search hits (uniembed search, POST /v1/search)
         shutil.copyfile(embeddings / METADATA_FILE, Path(args.out) / METADATA_FILE)
     if model_id is None:
-        print(f"uniembed index: note: '{embeddings}' records no model id ({MODEL_FILE}); `uniembed search` cannot "
+        print(f"uniembed index: note: '{embeddings}' records no model id ({INFO_FILE}); `uniembed search` cannot "
               "check that queries use the same model (pass --model-id to record one)", file=sys.stderr)
     print(f"indexed {len(index)} vectors of dimension {index.dimension} with {index.factory} "
           f"in {len(index.shards)} shard(s) -> {args.out}")

@@ -3,11 +3,11 @@
 Layout of an embeddings directory:
     DIR/shard-00000.npy, DIR/shard-00001.npy, ...   float32 N_i x D arrays (L2-normalised rows)
     DIR/manifest.jsonl                               one row per embedding: {"id": str, "shard": int, "row": int}
-    DIR/model.json                                   {"model_id": Embedder.model_id, "model_path": str}: which
-                                                     model encoded (read by `index build`, checked by `search`)
+    DIR/info.json or DIR/model.json                  {"model_id": Embedder.model_id, ...}: the model that
+                                                     encoded (recorded by `index build`, checked by `search`)
     DIR/metadata.jsonl                               optional {"id": str, ...} per item (the input row's other
                                                      fields), copied beside the index and returned with hits
-The model id may also come from a `model_id` field on the manifest's first row, or a legacy `info.json`.
+The model id may also come from a `model_id` field on the manifest's first row.
 Rows are appended shard by shard; a shard's manifest rows are written only after its .npy file is
 complete, so an interrupted writer leaves a readable prefix (and `ShardWriter(resume=True)` continues it).
 """
@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..jsonl import iter_json_lines
 
 MANIFEST = "manifest.jsonl"
+INFO_FILE = "info.json"  # written by `uniembed encode`
 MODEL_FILE = "model.json"
 METADATA_FILE = "metadata.jsonl"
 
@@ -136,7 +137,7 @@ def read_manifest(directory: str | os.PathLike) -> list[ManifestRow]:
 def embeddings_model_id(directory: str | os.PathLike) -> str | None:
     """The id of the model that encoded `directory` (see the module docstring), or None when none is recorded."""
     directory = Path(directory)
-    for name in (MODEL_FILE, "info.json"):
+    for name in (INFO_FILE, MODEL_FILE):
         path = directory / name
         if path.exists():
             try:
