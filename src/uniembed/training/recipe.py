@@ -25,8 +25,8 @@ against the working directory, where the user typed it. Each stage records that 
 from __future__ import annotations
 
 import copy
-import os
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,7 +337,7 @@ def _list_index(node: list, head: str, text: str) -> int:
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe file '{path}' not found")
+        raise ConfigError(f"recipe file '{path}' not found (looked for '{os.path.abspath(path)}')")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
