@@ -243,7 +243,8 @@ class Embedder:
             videos = []
             if item.video is not None:
                 frames = item.load_video(num_frames=self.config.video_frames, fps=self.config.video_fps,
-                                         limits=self.limits, max_source_frames=self.config.video_max_source_frames)
+                                         limits=self.limits, max_source_frames=self.config.video_max_source_frames,
+                                         frame_rounding=self.config.frame_rounding)
                 if self.config.video_as_images:
                     images = images + frames
                 else:

@@ -141,6 +141,10 @@ class Qwen2VLBackbone(Backbone):
         token = config.image_token_id if visual.kind == "image" else config.video_token_id
         return [config.vision_start_token_id] + [token] * visual.num_tokens + [config.vision_end_token_id]
 
+    def vision_marker_ids(self) -> tuple[int, int]:
+        config = self.model.config
+        return int(config.vision_start_token_id), int(config.vision_end_token_id)
+
     # ---- positions -------------------------------------------------------------------------------
     def _video_time_scale(self) -> float:
         """Qwen2.5-VL spaces temporal positions by seconds (2 fps sampling assumed); Qwen2-VL by frame pair."""
