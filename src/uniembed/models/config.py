@@ -52,7 +52,8 @@ class EmbeddingConfig:
     profile: the published model profile these settings came from (see `uniembed profiles`), if any.
     min_pixels / max_pixels: visual-token bounds for images (pixels; one visual token = 28x28 pixels).
     video_frames / video_fps / video_max_pixels / video_max_source_frames / video_as_images: frame policy;
-        `video_as_images` feeds sampled frames as separate images (RzenEmbed) instead of video tokens (UNITE).
+        `video_as_images` feeds sampled frames as separate images (RzenEmbed) instead of video tokens (UNITE);
+        either way each frame is bounded by `video_min_pixels` (default `min_pixels`) and `video_max_pixels`.
     prompts: named instructions (e.g. {"query": "...", "document": ""}) selected by `prompt_name`.
     max_length: token limit after which text is truncated (visual tokens are never cut).
     """
@@ -83,6 +84,7 @@ class EmbeddingConfig:
     video_frames: int = 8
     video_fps: float | None = None
     video_max_pixels: int = 180 * 28 * 28
+    video_min_pixels: int | None = None
     video_max_source_frames: int | None = 64
     video_as_images: bool = False
     prompts: dict[str, str] = field(default_factory=dict)

@@ -27,13 +27,16 @@ class TaskInstructions:
     """The instructions the authors' evaluation code puts on one group of benchmark tasks.
 
     `tasks` are shell-style patterns on task names ("ViDoRe_*"); None on a side leaves that side's own
-    instruction (from the data) in place, "" removes it.
+    instruction (from the data) in place, "" removes it. `layout` holds the prompt-layout options
+    (`LAYOUT_OPTIONS`) that differ on these tasks (VLM2Vec's video and document items join media and
+    instruction with " " and keep no trailing newline).
     """
 
     tasks: tuple[str, ...]
     query: str | None = None
     candidate: str | None = None
     source: str = ""
+    layout: tuple[tuple[str, Any], ...] = ()
 
     def matches(self, task_name: str) -> bool:
         return any(fnmatch.fnmatchcase(task_name, pattern) for pattern in self.tasks)
@@ -70,6 +73,13 @@ class Profile:
                 return entry.query, entry.candidate
         return None
 
+    def task_layout(self, task_name: str) -> dict[str, Any]:
+        """Prompt-layout options the authors' code uses on `task_name` where they differ from the profile's."""
+        for entry in self.tasks:
+            if entry.matches(task_name):
+                return dict(entry.layout)
+        return {}
+
     def applies_to(self, model_type: str) -> bool:
         return not self.backbones or model_type in self.backbones
 
@@ -83,7 +93,8 @@ class Profile:
 
 
 _PROFILE_KEYS = {f for f in Profile.__dataclass_fields__} | {"name"}
-_TASK_KEYS = {"tasks", "query", "candidate", "source"}
+_TASK_KEYS = {"tasks", "query", "candidate", "source", "layout"}
+LAYOUT_OPTIONS = ("media_separator", "instruction_separator", "instruction_suffix", "vision_markers", "images_first")
 
 
 def _parse(data: dict[str, Any], where: str) -> Profile:
@@ -101,8 +112,12 @@ def _parse(data: dict[str, Any], where: str) -> Profile:
         if extra:
             raise ConfigError(f"unknown task-instruction field(s) {extra} in {where}; known: {sorted(_TASK_KEYS)}")
         patterns = entry["tasks"]
+        layout = dict(entry.get("layout") or {})
+        if set(layout) - set(LAYOUT_OPTIONS):
+            raise ConfigError(f"task layout in {where} may set only {LAYOUT_OPTIONS}, got {sorted(layout)}")
         tasks.append(TaskInstructions(tuple([patterns] if isinstance(patterns, str) else patterns),
-                                      entry.get("query"), entry.get("candidate"), entry.get("source", "")))
+                                      entry.get("query"), entry.get("candidate"), entry.get("source", ""),
+                                      tuple(sorted(layout.items()))))
     try:
         return Profile(
             name=str(data["name"]), family=str(data["family"]), backbones=tuple(data.get("backbones") or ()),

@@ -57,6 +57,7 @@ class DecodedItem:
     segments: list[Segment] | None = None
     tokens: tuple[list[int], list[bool], list["VisualInput"]] | None = None
     prepared_for: EmbeddingConfig | None = None
+    frame_images: int = 0  # how many of `images` (the last ones) are video frames (`video_as_images`)
 
 
 @dataclass
@@ -135,8 +136,11 @@ class Backbone:
 
     def tokenize_item(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
         """Token ids of one item, a per-token instruction flag, and its visual inputs in sequence order."""
+        first_frame = len(decoded.images) - decoded.frame_images
+        frame_config = frame_bounds(config) if decoded.frame_images else config
         visuals_by_kind: dict[str, list[VisualInput]] = {
-            "image": [self.preprocess_image(fixed_square(image, config), config) for image in decoded.images],
+            "image": [self.preprocess_image(fixed_square(image, config), config if i < first_frame else frame_config)
+                      for i, image in enumerate(decoded.images)],
             "video": [self.preprocess_video([fixed_square(frame, config) for frame in frames], config)
                       for frames in decoded.videos],
         }
@@ -282,6 +286,12 @@ class Backbone:
         if pad is None:
             pad = self.tokenizer.eos_token_id
         return int(pad if pad is not None else 0)
+
+
+def frame_bounds(config: EmbeddingConfig) -> EmbeddingConfig:
+    """The config whose image bounds are the per-frame video bounds (frames fed as images, RzenEmbed)."""
+    low = config.video_min_pixels or config.min_pixels
+    return config.replace(min_pixels=low, max_pixels=max(low, config.video_max_pixels))
 
 
 def fixed_square(image: Image.Image, config: EmbeddingConfig) -> Image.Image:

@@ -134,7 +134,8 @@ class Qwen2VLBackbone(Backbone):
         return self._visual("image", [image], config.min_pixels, config.max_pixels)
 
     def preprocess_video(self, frames: list[Image.Image], config: EmbeddingConfig) -> VisualInput:
-        return self._visual("video", frames, config.min_pixels, max(config.min_pixels, config.video_max_pixels))
+        low = config.video_min_pixels or config.min_pixels
+        return self._visual("video", frames, low, max(low, config.video_max_pixels))
 
     def media_placeholder(self, visual: VisualInput) -> list[int]:
         config = self.model.config
