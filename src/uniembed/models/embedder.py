@@ -142,7 +142,8 @@ class Embedder:
     def tiny(cls, seed: int = 0, size: str = "tiny", profile: str | Profile | None = None, **overrides: Any) -> "Embedder":
         """A tiny random Qwen2-VL with an offline tokenizer: same code path as a 7B, for tests and the demo.
 
-        `profile` applies a published family's settings (its pixel bounds too) over the tiny defaults."""
+        `profile` applies a published family's settings over the library defaults (its pixel bounds too: as a
+        real checkpoint loaded with that profile gets them)."""
         from .backbones.qwen2_vl import Qwen2VLBackbone
         from .tiny import build_image_processor, build_tiny_model, build_tokenizer
 
@@ -151,9 +152,10 @@ class Embedder:
         backbone = Qwen2VLBackbone(model, tokenizer, build_image_processor(), f"tiny-{size}")
         defaults = dict(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28, video_max_pixels=4 * 28 * 28,
                         video_frames=4, eos_token="<|endoftext|>", max_length=512)
-        config = EmbeddingConfig(**defaults)
-        if profile is not None:
-            config = get_profile(profile).config(config)
+        if profile not in (None, "none"):  # a profile starts from the library defaults, as from_pretrained does
+            config = get_profile(profile).config(cls.default_config(Qwen2VLBackbone))
+        else:
+            config = EmbeddingConfig(**defaults)
         return cls(backbone, config.replace(**overrides), source=f"tiny:{size}:seed={seed}")
 
     def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True,
