@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.query or args.image or args.video):
         raise InputError("empty query", fix="give --query TEXT, --image PATH or --video PATH")
     index = ShardedIndex(args.index)
-    model = load_model(args.model, args.device, args.dtype)
+    model = load_model(args.model, args.device, args.dtype, profile=args.profile)
     if index.model_id and index.model_id != model.model_id:
         print(f"warning: index built for model {index.model_id}, searching with {model.model_id}")
     item = Item(text=args.query, image=args.image, video=args.video, instruction=args.instruction)
