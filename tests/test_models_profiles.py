@@ -328,3 +328,21 @@ def test_embeddings_equal_transformers_forward_under_each_profile(name):
                                     pixel_values=batch.get("image_pixel_values"), image_grid_thw=grid).last_hidden_state
         expected = torch.nn.functional.normalize(hidden[0, -1].float(), dim=-1).numpy()
         np.testing.assert_allclose(ours[row], expected, atol=2e-5)
+
+
+def test_evaluate_applies_the_profile_once_after_loading_tasks(tmp_path):
+    """`evaluate` puts the profile's instructions and layout on the tasks it names and scores all tasks in order."""
+    from uniembed.eval.evaluate import evaluate
+
+    model = Embedder.tiny(profile="vlm2vec-v2", min_pixels=4 * 784, max_pixels=16 * 784, video_max_pixels=4 * 784)
+    image_task = EvalTask(name="ImageNet-1K", queries=[Item(image=PHOTO, instruction="Represent the given image for "
+                                                          "classification")], candidates=[Item(text="red"), Item(text="blue")],
+                          qrels=[{0: 1.0}], candidate_lists=[[0, 1]])
+    evaluation = evaluate(model, "mmeb-v2", tmp_path, tasks=[visdoc_task(), image_task], progress=False,
+                          cache_dir=tmp_path / "cache")
+    assert [r.name for r in evaluation.results] == [t.name for t in evaluation.tasks]
+    by_name = {t.name: t for t in evaluation.tasks}
+    assert by_name["ViDoRe_docvqa"].queries[0].instruction == "Find a document image that matches the given query:"
+    assert by_name["ViDoRe_docvqa"].candidates[0].instruction == "Understand the content of the provided document image."
+    assert by_name["ImageNet-1K"].queries[0].instruction == "Represent the given image for classification"
+    assert by_name["ImageNet-1K"].candidates[0].instruction is None
