@@ -346,3 +346,19 @@ def test_evaluate_applies_the_profile_once_after_loading_tasks(tmp_path):
     assert by_name["ViDoRe_docvqa"].candidates[0].instruction == "Understand the content of the provided document image."
     assert by_name["ImageNet-1K"].queries[0].instruction == "Represent the given image for classification"
     assert by_name["ImageNet-1K"].candidates[0].instruction is None
+
+
+def test_cli_lists_profiles_and_loads_models_under_one(capsys):
+    from uniembed.cli.main import main
+
+    assert main(["profiles", "--json"]) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert listed["vlm2vec-v2"]["published"]["VLM2Vec-V2.0"]["mmeb_v2_overall"] == 58.0
+    assert all(p["sources"] for p in listed.values())
+    assert main(["profiles", "vlm2vec-v2"]) == 0
+    assert "Find a document image that matches the given query:" in capsys.readouterr().out
+    assert main(["info", "--model", "tiny", "--profile", "rzenembed", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["profile"] == "rzenembed" and info["embedding_config"]["padding_side"] == "right"
+    assert main(["info", "--model", "tiny", "--profile", "nope"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
