@@ -235,15 +235,17 @@ def test_unime_summary_in_the_chat_template():
                     "\nSummary above video in one word:" + TURN_END)
 
 
-def test_umarvel_marks_the_instruction_and_caps_images_at_300_tokens():
+def test_umarvel_summary_names_the_image_first_and_the_assistant_turn_is_in_the_prompt():
     model = Embedder.tiny(profile="u-marvel")
-    text, batch = prompt(model, Item(image=PAGE, instruction="Retrieve the page."))
-    assert text == (SYSTEM + USER + VS + IMG * 285 + VE + "<instruction_start>Retrieve the page.<instruction_end>"
-                    + TURN_END)
-    assert grids(batch) == [[1, 38, 30]]
+    text, batch = prompt(model, Item(image=PAGE, text="a chart", instruction="Retrieve the page."))
+    assert text == (SYSTEM + USER + VS + IMG * 285 + VE + "<instruction_start>Retrieve the page.<instruction_end> a chart"
+                    "\nSummarize above image and sentence in one word: " + TURN_END + "<emb>.<|im_end|>\n")
+    assert grids(batch) == [[1, 38, 30]]  # at most 300 tokens
     flags = batch["instruction_mask"][0][batch["attention_mask"][0].bool()]
     assert model.backbone.tokenizer.decode(batch["input_ids"][0][batch["attention_mask"][0].bool()][flags]) == (
         "<instruction_start>Retrieve the page.<instruction_end>")
+    assert prompt(model, Item(text="a chart"))[0] == (
+        SYSTEM + USER + "a chart\nSummarize above sentence in one word: " + TURN_END + "<emb>.<|im_end|>\n")
 
 
 # ------------------------------------------------------------------------------------------------ mechanism

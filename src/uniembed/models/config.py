@@ -18,7 +18,7 @@ ATTENTIONS = ("causal", "bidirectional")
 POSITIONS = ("mrope", "1d")
 PADDING_SIDES = ("left", "right")
 INSTRUCTION_PLACEMENTS = ("prefix", "system", "none")
-SUMMARY_MODALITIES = ("main", "all")
+SUMMARY_MODALITIES = ("main", "all", "all_media_first")
 FRAME_ROUNDINGS = ("nearest", "floor")
 
 
@@ -40,7 +40,9 @@ class EmbeddingConfig:
         prompt), or `none` (ignored).
     summary_suffix: append `summary_template` with {modality} filled in (UNITE, UniME, U-MARVEL stage 1);
         `summary_modalities`: `main` names the item's main modality, `all` joins every present one in the order
-        sentence, image, video with " and " (UNITE: "sentence and image").
+        sentence, image, video with " and " (UNITE: "sentence and image"); `all_media_first` names the media
+        first (U-MARVEL: "image and sentence").
+    assistant_text: text after the chat template's assistant start (U-MARVEL closes the turn: "<emb>.<|im_end|>\n").
     vision_markers: wrap each image/video's tokens in the backbone's vision start/end tokens (a chat template
         does; VLM2Vec's raw MMEB text does not).
     media_separator: text between the media block and the text that follows it (VLM2Vec: "\n").
@@ -71,6 +73,7 @@ class EmbeddingConfig:
     summary_suffix: bool = False
     summary_template: str = "\nSummarize above {modality} in one word:"
     summary_modalities: str = "main"
+    assistant_text: str = ""
     vision_markers: bool = True
     media_separator: str = ""
     instruction_suffix: str = ""

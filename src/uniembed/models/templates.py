@@ -38,7 +38,9 @@ def summary_suffix(item: Item, config: EmbeddingConfig | None = None) -> str:
     has_text = bool(item.text or item.instruction)
     present = [noun for noun, here in (("sentence", has_text), ("image", bool(item.modality & IMAGE)),
                                        ("video", bool(item.modality & VIDEO))) if here]
-    if config is not None and config.summary_modalities == "all" and present:
+    if config is not None and config.summary_modalities != "main" and present:
+        if config.summary_modalities == "all_media_first":
+            present = present[1:] + present[:1] if present[0] == "sentence" else present
         return template.format(modality=" and ".join(present))
     if item.modality & VIDEO:
         noun = "video"
@@ -81,7 +83,7 @@ def chat_segments(user: list[Segment], config: EmbeddingConfig, chat: ChatFormat
     segments = [Segment("text", f"{chat.system_start}{system}{chat.turn_end}")] if system else []
     segments.append(Segment("text", chat.user_start))
     segments += user
-    segments.append(Segment("text", f"{chat.turn_end}{chat.assistant_start}"))
+    segments.append(Segment("text", f"{chat.turn_end}{chat.assistant_start}{config.assistant_text}"))
     return segments
 
 
