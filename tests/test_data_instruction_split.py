@@ -41,3 +41,9 @@ def test_instruction_columns_win_and_plain_candidates_stay_plain(tmp_path):
     assert item.instruction == "Represent the given image with the following question:" and item.text == "What is in it?"
     assert mmeb_item("use a knife", "", tmp_path).instruction is None
     assert mmeb_item("use a knife", "", tmp_path).text == "use a knife"
+
+
+def test_an_instruction_on_its_own_line_above_text_content_is_split():
+    assert split_instruction("Represent the given text for classification\nan animal 0") == (
+        "Represent the given text for classification", "an animal 0")
+    assert split_instruction("a caption\nwith two lines") == (None, "a caption\nwith two lines")

@@ -283,8 +283,8 @@ def split_instruction(text: str | None, split: bool = True) -> tuple[str | None,
     "<|image_1|>\nRepresent the given image for classification\n" -> ("Represent ... classification", None);
     "<|image_1|>\nRepresent the given image with the following question: What is it?" -> (".. question:", "What is it?").
     Text without a placeholder is content unless it reads "<instruction verb> ...: <content>" (MMEB's text-to-image
-    queries, "Find me an everyday image that matches the given caption: A dog."): a label such as "use a knife"
-    or a caption stays content.
+    queries, "Find me an everyday image that matches the given caption: A dog.") or puts an instruction on a line
+    of its own above the content: a one-line label such as "use a knife" or a caption stays content.
     """
     body, had_placeholder = strip_placeholders(text)
     if not body:
@@ -296,8 +296,8 @@ def split_instruction(text: str | None, split: bool = True) -> tuple[str | None,
         instruction, content = _split_line(lines[0])
         rest = "\n".join(part for part in [content or "", *lines[1:]] if part)
         return instruction, rest or None
-    if len(lines) > 1 and lines[0].endswith(":"):
-        return lines[0], "\n".join(lines[1:])
+    if len(lines) > 1 and (lines[0].endswith(":") or _looks_like_instruction(lines[0])):
+        return lines[0], "\n".join(lines[1:])  # an instruction on its own line, the content below it
     if len(lines) == 1 and _looks_like_instruction(body):
         head, sep, tail = body.partition(": ")
         if sep and tail.strip():
