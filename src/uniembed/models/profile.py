@@ -92,7 +92,7 @@ class Profile:
                 "embedding": self.embedding, "task_groups": len(self.tasks)}
 
 
-_PROFILE_KEYS = {f for f in Profile.__dataclass_fields__} | {"name"}
+_PROFILE_KEYS = set(Profile.__dataclass_fields__)
 _TASK_KEYS = {"tasks", "query", "candidate", "source", "layout"}
 LAYOUT_OPTIONS = ("media_separator", "instruction_separator", "instruction_suffix", "vision_markers", "images_first")
 
@@ -154,8 +154,7 @@ def get_profile(name: str | Profile) -> Profile:
         return profiles[name]
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
         return _parse(yaml.safe_load(Path(name).read_text()), name)
-    raise ConfigError(f"unknown profile {name!r}; known: {sorted(profiles)} (or a path to a profile .yaml)",
-                      ) from None
+    raise ConfigError(f"unknown profile {name!r}; known: {sorted(profiles)} (or a path to a profile .yaml)")
 
 
 def detect_profile(directory: str | Path, model_type: str) -> Profile | None:
