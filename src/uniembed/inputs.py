@@ -88,10 +88,12 @@ class Item:
         return [load_image(source, limits) for source in self.image_sources]
 
     def load_video(self, num_frames: int | None = 8, fps: float | None = None,
-                   limits: MediaLimits = DEFAULT_LIMITS, max_source_frames: int | None = None) -> list[Image.Image] | None:
+                   limits: MediaLimits = DEFAULT_LIMITS, max_source_frames: int | None = None,
+                   frame_rounding: str = "nearest") -> list[Image.Image] | None:
         if self.video is None:
             return None
-        return load_video(self.video, num_frames=num_frames, fps=fps, limits=limits, max_source_frames=max_source_frames)
+        return load_video(self.video, num_frames=num_frames, fps=fps, limits=limits, max_source_frames=max_source_frames,
+                          frame_rounding=frame_rounding)
 
     def content_key(self) -> str:
         """A stable hash of everything that determines the embedding (content and instruction).

@@ -171,12 +171,24 @@ def load_image(source: ImageSource, limits: MediaLimits = DEFAULT_LIMITS) -> Ima
     return image.convert("RGB")
 
 
-def uniform_indices(total: int, count: int) -> list[int]:
-    """`count` frame indices spread uniformly (linspace, endpoints included) over `total` frames."""
+FRAME_ROUNDINGS = ("nearest", "floor")
+
+
+def uniform_indices(total: int, count: int, rounding: str = "nearest") -> list[int]:
+    """`count` frame indices spread uniformly (linspace, endpoints included) over `total` frames.
+
+    `rounding="floor"` truncates the positions as numpy's `linspace(0, total - 1, count, dtype=int)` does
+    (VLM2Vec's and RzenEmbed's sampling; one frame is then frame 0); `nearest` rounds them.
+    """
+    # TIGER-AI-Lab/VLM2Vec@6e1e1d4 src/utils/vision_utils/vision_utils.py:256 (sample_frames)
+    if rounding not in FRAME_ROUNDINGS:
+        raise ValueError(f"rounding must be one of {FRAME_ROUNDINGS}, got {rounding!r}")
     if total <= 0:
         return []
     if count >= total:
         return list(range(total))
+    if rounding == "floor":
+        return [int(x) for x in np.linspace(0, total - 1, count)]
     if count == 1:
         return [total // 2]
     return [int(round(x)) for x in np.linspace(0, total - 1, count)]
@@ -196,15 +208,16 @@ def load_video(
     fps: float | None = None,
     limits: MediaLimits = DEFAULT_LIMITS,
     max_source_frames: int | None = None,
+    frame_rounding: str = "nearest",
 ) -> list[Image.Image]:
     """Decode a video to a list of RGB frames, sampled uniformly by count (`num_frames`) or rate (`fps`).
 
     Sources: a video file (PyAV), a folder of frame images (MMEB-V2 layout), or a list of images.
     `max_source_frames` first restricts a frame folder or list to that many uniformly spaced frames
-    (MMEB-V2 samples 8 from at most 64).
+    (MMEB-V2 samples 8 from at most 64). `frame_rounding` is `uniform_indices`' rounding of the final pick.
     """
     if isinstance(source, (list, tuple)):
-        return _sample_frame_list(list(source), num_frames, fps, limits, max_source_frames, None)
+        return _sample_frame_list(list(source), num_frames, fps, limits, max_source_frames, None, frame_rounding)
     if not isinstance(source, (str, os.PathLike)):
         raise InputError(f"unsupported video source of type {type(source).__name__}",
                          fix="pass a video file, a folder of frames or a list of images")
@@ -215,11 +228,12 @@ def load_video(
         files = frame_files(path)
         if not files:
             raise InputError("frame folder holds no images", path=path)
-        return _sample_frame_list(files, num_frames, fps, limits, max_source_frames, str(path))
-    return _decode_video_file(path, num_frames, fps, limits)
+        return _sample_frame_list(files, num_frames, fps, limits, max_source_frames, str(path), frame_rounding)
+    return _decode_video_file(path, num_frames, fps, limits, frame_rounding)
 
 
-def _sample_frame_list(frames: list, num_frames, fps, limits, max_source_frames, where) -> list[Image.Image]:
+def _sample_frame_list(frames: list, num_frames, fps, limits, max_source_frames, where,
+                       rounding: str = "nearest") -> list[Image.Image]:
     if not frames:
         raise InputError("video has no frames", path=where)
     if max_source_frames:
@@ -228,10 +242,11 @@ def _sample_frame_list(frames: list, num_frames, fps, limits, max_source_frames,
     if fps and not num_frames:
         count = len(frames)  # a frame list carries no timestamps: keep all, within the limit
     count = min(count, limits.max_frames)
-    return [load_image(frames[i], limits) for i in uniform_indices(len(frames), count)]
+    return [load_image(frames[i], limits) for i in uniform_indices(len(frames), count, rounding)]
 
 
-def _decode_video_file(path: Path, num_frames: int | None, fps: float | None, limits: MediaLimits) -> list[Image.Image]:
+def _decode_video_file(path: Path, num_frames: int | None, fps: float | None, limits: MediaLimits,
+                       rounding: str = "nearest") -> list[Image.Image]:
     import av
 
     size = path.stat().st_size
@@ -259,7 +274,7 @@ def _decode_video_file(path: Path, num_frames: int | None, fps: float | None, li
             else:
                 count = num_frames or len(decoded)
             count = min(count, limits.max_frames)
-            picks = uniform_indices(len(decoded), count)
+            picks = uniform_indices(len(decoded), count, rounding)
             return [decoded[i][1].to_image().convert("RGB") for i in picks]
     except InputError:
         raise

@@ -10,14 +10,21 @@ def add_model_argument(parser: argparse.ArgumentParser, required: bool = True) -
                         help="checkpoint directory, or 'tiny' / 'tiny:small' for a random tiny Qwen2-VL")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: the checkpoint's)")
+    parser.add_argument("--profile", default=None,
+                        help="embed as a published family does (`uniembed profiles` lists them, e.g. vlm2vec-v1); "
+                             "'none' = library defaults (default: the checkpoint's uniembed.json, or its family by name)")
 
 
-def load_model(spec: str, device: str | None = None, dtype: str | None = None, **overrides: Any):
-    """An Embedder from a directory or a `tiny[:size[:seed]]` spec; CUDA is used when present."""
+def load_model(spec: str, device: str | None = None, dtype: str | None = None, profile: str | None = None,
+               **overrides: Any):
+    """An Embedder from a directory or a `tiny[:size[:seed]]` spec (under `profile` when given); CUDA is used
+    when present."""
     import torch
 
     from ..models.embedder import load_embedder
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if profile is not None:
+        overrides["profile"] = profile
     return load_embedder(spec, device=device, dtype=dtype, **overrides)

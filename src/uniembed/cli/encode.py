@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     writer = ShardWriter(out, shard_size=args.shard_size, resume=True)
     done = writer.written_ids
     bad_log: list[dict] = []
-    model = load_model(args.model, args.device, args.dtype)
+    model = load_model(args.model, args.device, args.dtype, profile=args.profile)
     seen: set[str] = set()
     pending: list[tuple[int, str, Item]] = []
     progress = tqdm(desc="encode", unit="item")

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.evaluate import evaluate
     from .common import load_model
 
-    model = load_model(args.model, args.device, args.dtype)
+    model = load_model(args.model, args.device, args.dtype, profile=args.profile)
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
     evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,

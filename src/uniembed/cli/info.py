@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = load_model(args.model, args.device, args.dtype).info()
+    info = load_model(args.model, args.device, args.dtype, profile=args.profile).info()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"dimension    {info['dimension']}")
     print(f"dtype        {info['dtype']}")
     print(f"modalities   {', '.join(info['modalities'])}")
+    print(f"profile      {info['profile'] or 'none (library defaults or a custom config)'}")
     print("embedding config:")
     for key, value in info["embedding_config"].items():
         print(f"  {key:24s} {value!r}")

@@ -12,7 +12,7 @@ import sys
 
 from ..errors import ConfigError, InputError
 
-VERBS = ("encode", "info", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup")
+VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     shard_index, num_shards = shard_from_environment(args.shard_index, args.num_shards)
     source = load_source(args.queries, args.corpus, format=args.format, media_root=args.media_root,
                          video_root=args.video_root, skip_bad_rows=args.skip_bad_rows)
-    model = load_model(args.model, default_device(args.device), args.dtype)
+    model = load_model(args.model, default_device(args.device), args.dtype, profile=args.profile)
     report = mine_shard(model, source, options, args.out, shard_index=shard_index, num_shards=num_shards,
                         batch_size=args.batch_size, cache_dir=args.cache, save_ranking=args.save_ranking,
                         model_name=model_name(args.model))

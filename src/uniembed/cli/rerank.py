@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         weights = [float(w) for w in args.weights.split(",") if w.strip()]
     except ValueError as exc:
         raise ConfigError(f"--weights must be comma-separated numbers, got {args.weights!r}") from exc
-    model = load_model(args.model, args.device, args.dtype)
+    model = load_model(args.model, args.device, args.dtype, profile=args.profile)
     reranker = load_reranker(args.reranker, args.device, args.dtype)
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.query or args.image or args.video):
         raise InputError("empty query", fix="give --query TEXT, --image PATH or --video PATH")
     index = ShardedIndex(args.index)
-    model = load_model(args.model, args.device, args.dtype)
+    model = load_model(args.model, args.device, args.dtype, profile=args.profile)
     mismatch = index.model_mismatch(model.model_id)
     if mismatch:  # stderr: stdout stays the result (valid JSON with --json)
         print(f"uniembed search: warning: {mismatch}", file=sys.stderr)

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     config = build_config(args)
-    model = load_model(args.model, args.device, args.dtype)
+    model = load_model(args.model, args.device, args.dtype, profile=args.profile)
     search = None
     if args.index:
         search = SearchService.load(args.index, args.metadata, dimension=model.dimension, model_id=model.model_id)

@@ -10,6 +10,7 @@ from typing import Sequence
 from ..data.examples import EvalTask
 from .cache import EmbeddingCache
 from .encoding import Encoder, EncodeStats
+from .profiles import profile_groups
 from .reference import published_for
 from .report import results_payload, write_reports
 from .runner import TaskResult, run_tasks
@@ -35,13 +36,21 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     definition = get_suite(suite)
     options = SuiteOptions(datasets=list(datasets) if datasets else None, pool=pool, seed=seed)
     tasks = list(tasks) if tasks is not None else definition.load_tasks(data, options)
-    cache = EmbeddingCache(cache_dir, encoder.model_id) if cache_dir is not None else None
-    try:
-        run = run_tasks(encoder, tasks, batch_size=batch_size, cache=cache, examples_per_task=examples_per_task,
-                        decode_workers=decode_workers, progress=progress)
-    finally:
-        if cache is not None:
-            cache.close()
+    runs = []
+    groups = profile_groups(encoder, tasks)  # the model profile's per-task instructions and layout
+    tasks = [task for _, group in groups for task in group]
+    for group_encoder, group in groups:
+        cache = EmbeddingCache(cache_dir, group_encoder.model_id) if cache_dir is not None else None
+        try:
+            runs.append(run_tasks(group_encoder, group, batch_size=batch_size, cache=cache,
+                                  examples_per_task=examples_per_task, decode_workers=decode_workers, progress=progress))
+        finally:
+            if cache is not None:
+                cache.close()
+    run = runs[0]
+    for other in runs[1:]:
+        run.tasks.extend(other.tasks)
+        run.stats.add(other.stats)
     groups = definition.summarize(run.tasks)
     overall = definition.overall(run.tasks)
     run_options = {"pool": pool, "batch_size": batch_size, "seed": seed}

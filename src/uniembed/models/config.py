@@ -18,6 +18,8 @@ ATTENTIONS = ("causal", "bidirectional")
 POSITIONS = ("mrope", "1d")
 PADDING_SIDES = ("left", "right")
 INSTRUCTION_PLACEMENTS = ("prefix", "system", "none")
+SUMMARY_MODALITIES = ("main", "all", "all_media_first")
+FRAME_ROUNDINGS = ("nearest", "floor")
 
 
 @dataclass
@@ -36,10 +38,24 @@ class EmbeddingConfig:
     images_first: place images (and video) before the text.
     instruction_placement: `prefix` (instruction before the text in the user turn), `system` (as the system
         prompt), or `none` (ignored).
-    summary_suffix: append "Summarize above {modality} in one word:" (UNITE, UniME, U-MARVEL stage 1).
+    summary_suffix: append `summary_template` with {modality} filled in (UNITE, UniME, U-MARVEL stage 1);
+        `summary_modalities`: `main` names the item's main modality, `all` joins every present one in the order
+        sentence, image, video with " and " (UNITE: "sentence and image"); `all_media_first` names the media
+        first (U-MARVEL: "image and sentence").
+    assistant_text: text after the chat template's assistant start (U-MARVEL closes the turn: "<emb>.<|im_end|>\n").
+    vision_markers: wrap each image/video's tokens in the backbone's vision start/end tokens (a chat template
+        does; VLM2Vec's raw MMEB text does not).
+    media_separator: text between the media block and the text that follows it (VLM2Vec: "\n").
+    instruction_suffix: text after the content of an item that has an instruction (VLM2Vec keeps MMEB's "\n").
+    image_square: resize every image (and video frame) to this square first, before the aspect-preserving bounds
+        (VLM2Vec V1's `--image_resolution high`: 1344).
+    frame_rounding: how uniformly spaced frame positions become indices: `nearest`, or `floor` (numpy
+        linspace with dtype=int, as VLM2Vec and RzenEmbed sample).
+    profile: the published model profile these settings came from (see `uniembed profiles`), if any.
     min_pixels / max_pixels: visual-token bounds for images (pixels; one visual token = 28x28 pixels).
     video_frames / video_fps / video_max_pixels / video_max_source_frames / video_as_images: frame policy;
-        `video_as_images` feeds sampled frames as separate images (RzenEmbed) instead of video tokens (UNITE).
+        `video_as_images` feeds sampled frames as separate images (RzenEmbed) instead of video tokens (UNITE);
+        either way each frame is bounded by `video_min_pixels` (default `min_pixels`) and `video_max_pixels`.
     prompts: named instructions (e.g. {"query": "...", "document": ""}) selected by `prompt_name`.
     max_length: token limit after which text is truncated (visual tokens are never cut).
     """
@@ -55,6 +71,14 @@ class EmbeddingConfig:
     instruction_placement: str = "prefix"
     instruction_separator: str = "\n"
     summary_suffix: bool = False
+    summary_template: str = "\nSummarize above {modality} in one word:"
+    summary_modalities: str = "main"
+    assistant_text: str = ""
+    vision_markers: bool = True
+    media_separator: str = ""
+    instruction_suffix: str = ""
+    image_square: int | None = None
+    frame_rounding: str = "nearest"
     eos_token: str | None = None
     instruction_start_token: str = "<instruction_start>"
     instruction_end_token: str = "<instruction_end>"
@@ -63,11 +87,13 @@ class EmbeddingConfig:
     video_frames: int = 8
     video_fps: float | None = None
     video_max_pixels: int = 180 * 28 * 28
+    video_min_pixels: int | None = None
     video_max_source_frames: int | None = 64
     video_as_images: bool = False
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
     max_length: int = 2048
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -79,6 +105,8 @@ class EmbeddingConfig:
             "positions": POSITIONS,
             "padding_side": PADDING_SIDES,
             "instruction_placement": INSTRUCTION_PLACEMENTS,
+            "summary_modalities": SUMMARY_MODALITIES,
+            "frame_rounding": FRAME_ROUNDINGS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -89,6 +117,10 @@ class EmbeddingConfig:
             raise ConfigError("video_frames must be at least 1")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ConfigError(f"default_prompt_name {self.default_prompt_name!r} not in prompts {sorted(self.prompts)}")
+        if self.image_square is not None and self.image_square < 28:
+            raise ConfigError(f"image_square must be at least 28 pixels, got {self.image_square}")
+        if "{modality}" not in self.summary_template:
+            raise ConfigError(f"summary_template {self.summary_template!r} needs a {{modality}} field")
         if self.max_length < 16:
             raise ConfigError("max_length must be at least 16")
 

@@ -22,6 +22,7 @@ from ..media import DEFAULT_LIMITS, MediaLimits
 from .backbones import Backbone, DecodedItem, backbone_for
 from .config import EmbeddingConfig, SavedModelInfo
 from .pooling import pool
+from .profile import Profile, detect_profile, get_profile
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +110,14 @@ class Embedder:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, attn_implementation: str | None = None,
-                        limits: MediaLimits = DEFAULT_LIMITS, **overrides: Any) -> "Embedder":
+                        limits: MediaLimits = DEFAULT_LIMITS, profile: str | Profile | None = None,
+                        **overrides: Any) -> "Embedder":
         """Load a local directory: a HF checkpoint (optionally a LoRA adapter) plus `uniembed.json`.
 
-        A plain checkpoint without `uniembed.json` loads with defaults; `overrides` set embedding options.
+        `profile` names a published family's settings (`uniembed profiles`); without it, a saved
+        `uniembed.json` is used as written, and a plain checkpoint whose name identifies a known family
+        (e.g. "VLM2Vec-Qwen2VL-7B") gets that family's profile, said in one log line; `profile="none"` keeps the
+        library defaults. `overrides` set single embedding options on top.
         """
         backbone, info = load_backbone(path, dtype, attn_implementation)
         if info is not None and info.kind != "embedder":
@@ -120,9 +125,8 @@ class Embedder:
                               f"uniembed.{info.kind.capitalize()}.from_pretrained")
         directory = Path(path)
         backbone_cls = type(backbone)
-        config = info.embedding if info else cls.default_config(backbone_cls)
-        if overrides:
-            config = config.replace(**overrides)
+        config = resolve_profile_config(directory, backbone, info.embedding if info else None,
+                                        cls.default_config(backbone_cls), profile, overrides)
         embedder = cls(backbone, config, limits=limits, source=str(directory))
         embedder.backbone.model.eval()
         if device is not None:
@@ -135,8 +139,11 @@ class Embedder:
         return EmbeddingConfig(eos_token=backbone_cls.default_eos_token or None)
 
     @classmethod
-    def tiny(cls, seed: int = 0, size: str = "tiny", **overrides: Any) -> "Embedder":
-        """A tiny random Qwen2-VL with an offline tokenizer: same code path as a 7B, for tests and the demo."""
+    def tiny(cls, seed: int = 0, size: str = "tiny", profile: str | Profile | None = None, **overrides: Any) -> "Embedder":
+        """A tiny random Qwen2-VL with an offline tokenizer: same code path as a 7B, for tests and the demo.
+
+        `profile` applies a published family's settings over the library defaults (its pixel bounds too: as a
+        real checkpoint loaded with that profile gets them)."""
         from .backbones.qwen2_vl import Qwen2VLBackbone
         from .tiny import build_image_processor, build_tiny_model, build_tokenizer
 
@@ -145,8 +152,11 @@ class Embedder:
         backbone = Qwen2VLBackbone(model, tokenizer, build_image_processor(), f"tiny-{size}")
         defaults = dict(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28, video_max_pixels=4 * 28 * 28,
                         video_frames=4, eos_token="<|endoftext|>", max_length=512)
-        defaults.update(overrides)
-        return cls(backbone, EmbeddingConfig(**defaults), source=f"tiny:{size}:seed={seed}")
+        if profile not in (None, "none"):  # a profile starts from the library defaults, as from_pretrained does
+            config = get_profile(profile).config(cls.default_config(Qwen2VLBackbone))
+        else:
+            config = EmbeddingConfig(**defaults)
+        return cls(backbone, config.replace(**overrides), source=f"tiny:{size}:seed={seed}")
 
     def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True,
                         state_dict: dict[str, Any] | None = None) -> None:
@@ -211,6 +221,10 @@ class Embedder:
                 digest.update(name.encode() + str(tuple(parameter.shape)).encode() + sample.tobytes())
         return digest.hexdigest()[:20]
 
+    def with_options(self, **overrides: Any) -> "Embedder":
+        """The same model (shared weights) embedding under `overrides` of its config (a profile's per-task layout)."""
+        return Embedder(self.backbone, self.config.replace(**overrides), limits=self.limits, source=self.source)
+
     def invalidate_fingerprint(self) -> None:
         """Call after changing weights (training) so caches keyed on the model are not reused."""
         self._fingerprint = None
@@ -232,6 +246,7 @@ class Embedder:
             "dimension": self.dimension,
             "modalities": list(self.modalities),
             "dtype": str(next(self.module.parameters()).dtype).replace("torch.", ""),
+            "profile": self.config.profile,
             "embedding_config": self.config.to_dict(),
         }
 
@@ -240,17 +255,18 @@ class Embedder:
         """Decode the item's media under the frame policy; errors name the item's position."""
         try:
             images = item.load_images(self.limits)
-            videos = []
+            videos, frame_images = [], 0
             if item.video is not None:
                 frames = item.load_video(num_frames=self.config.video_frames, fps=self.config.video_fps,
-                                         limits=self.limits, max_source_frames=self.config.video_max_source_frames)
+                                         limits=self.limits, max_source_frames=self.config.video_max_source_frames,
+                                         frame_rounding=self.config.frame_rounding)
                 if self.config.video_as_images:
-                    images = images + frames
+                    images, frame_images = images + frames, len(frames)
                 else:
                     videos = [frames]
         except InputError as exc:
             raise exc.at(position) from None
-        return DecodedItem(item, images, videos)
+        return DecodedItem(item, images, videos, frame_images=frame_images)
 
     def prepare(self, item: Item, position: int | None = None) -> DecodedItem:
         """`decode` plus tokenisation and pixel preprocessing: all of an item's share of `collate`."""
@@ -373,9 +389,34 @@ def load_embedder(spec: str, device: str | torch.device | None = None, dtype: st
         parts = spec.split(":")
         size = parts[1] if len(parts) > 1 and parts[1] else "tiny"
         seed = int(parts[2]) if len(parts) > 2 else 0
-        embedder = Embedder.tiny(seed=seed, size=size, **overrides)
+        embedder = Embedder.tiny(seed=seed, size=size, **overrides)  # `profile=` travels in overrides
         return embedder.to(device) if device is not None else embedder
     return Embedder.from_pretrained(spec, device=device, dtype=dtype, **overrides)
+
+
+def resolve_profile_config(directory: Path, backbone: Backbone, saved: EmbeddingConfig | None,
+                           default: EmbeddingConfig, profile: str | Profile | None,
+                           overrides: dict[str, Any]) -> EmbeddingConfig:
+    """The embedding config a checkpoint loads with: an explicit profile over the defaults; else its saved
+    `uniembed.json`; else the profile its name identifies (logged); else the defaults. `overrides` last."""
+    model_type = str(getattr(getattr(backbone.hf_model, "config", None), "model_type", ""))
+    if profile == "none":
+        config = saved or default.replace(profile=None)
+    elif profile is not None:
+        chosen = get_profile(profile)
+        if not chosen.applies_to(model_type):
+            raise ConfigError(f"profile {chosen.name!r} is for {list(chosen.backbones)} checkpoints, but "
+                              f"'{directory}' is a {model_type!r} model; pick a profile from `uniembed profiles`")
+        config = chosen.config(default)
+    elif saved is not None:
+        config = saved
+    else:
+        found = detect_profile(directory, model_type)
+        config = found.config(default) if found else default
+        if found:
+            logger.info("uniembed: '%s' looks like a %s checkpoint; embedding under profile '%s' "
+                        "(pass profile='none' for the library defaults)", directory, found.family, found.name)
+    return config.replace(**overrides) if overrides else config
 
 
 def load_backbone(path: str | os.PathLike, dtype: str | torch.dtype | None = None,

@@ -31,15 +31,24 @@ class ChatFormat:
     assistant_start: str
 
 
-def summary_suffix(item: Item) -> str:
-    """UNITE/UniME's one-word summary prompt, naming the item's main modality."""
+def summary_suffix(item: Item, config: EmbeddingConfig | None = None) -> str:
+    """The one-word summary prompt (UNITE, UniME), naming the item's main modality or (`summary_modalities:
+    all`) every present one, in the order sentence, image, video."""
+    template = config.summary_template if config else EmbeddingConfig.summary_template
+    has_text = bool(item.text or item.instruction)
+    present = [noun for noun, here in (("sentence", has_text), ("image", bool(item.modality & IMAGE)),
+                                       ("video", bool(item.modality & VIDEO))) if here]
+    if config is not None and config.summary_modalities != "main" and present:
+        if config.summary_modalities == "all_media_first":
+            present = present[1:] + present[:1] if present[0] == "sentence" else present
+        return template.format(modality=" and ".join(present))
     if item.modality & VIDEO:
         noun = "video"
     elif item.modality & IMAGE:
         noun = "image"
     else:
         noun = "sentence"
-    return f"\nSummarize above {noun} in one word:"
+    return template.format(modality=noun)
 
 
 def content_segments(item: Item, config: EmbeddingConfig, num_media: tuple[int, int],
@@ -52,18 +61,19 @@ def content_segments(item: Item, config: EmbeddingConfig, num_media: tuple[int, 
     num_images, num_videos = num_media
     media = [Segment("image", index=media_offset[0] + i) for i in range(num_images)]
     media += [Segment("video", index=media_offset[1] + i) for i in range(num_videos)]
-    user: list[Segment] = []
-    if config.images_first:
-        user += media
+    words: list[Segment] = []
     if instruction:
-        user.append(Segment("instruction", instruction))
+        words.append(Segment("instruction", instruction))
         if item.text:
-            user.append(Segment("text", config.instruction_separator))
+            words.append(Segment("text", config.instruction_separator))
     if item.text:
-        user.append(Segment("text", item.text))
-    if not config.images_first:
-        user += media
-    return user
+        words.append(Segment("text", item.text))
+    if instruction and config.instruction_suffix:
+        words.append(Segment("text", config.instruction_suffix))
+    separator = [Segment("text", config.media_separator)] if media and words and config.media_separator else []
+    if config.images_first:
+        return media + separator + words
+    return words + separator + media
 
 
 def chat_segments(user: list[Segment], config: EmbeddingConfig, chat: ChatFormat, system: str | None) -> list[Segment]:
@@ -73,7 +83,7 @@ def chat_segments(user: list[Segment], config: EmbeddingConfig, chat: ChatFormat
     segments = [Segment("text", f"{chat.system_start}{system}{chat.turn_end}")] if system else []
     segments.append(Segment("text", chat.user_start))
     segments += user
-    segments.append(Segment("text", f"{chat.turn_end}{chat.assistant_start}"))
+    segments.append(Segment("text", f"{chat.turn_end}{chat.assistant_start}{config.assistant_text}"))
     return segments
 
 
@@ -85,7 +95,7 @@ def build_segments(item: Item, config: EmbeddingConfig, chat: ChatFormat, num_me
         system, instruction = instruction, None
     user = content_segments(item, config, num_media, instruction)
     if config.summary_suffix:
-        user.append(Segment("text", summary_suffix(item)))
+        user.append(Segment("text", summary_suffix(item, config)))
     segments = chat_segments(user, config, chat, system)
     if config.pooling == "eos" and config.eos_token:
         segments.append(Segment("text", config.eos_token))

@@ -36,6 +36,7 @@ import yaml
 
 from ..data.sampler import BATCHING
 from ..errors import ConfigError, reject_unknown_fields
+from ..models.profile import get_profile
 
 LOSS_KINDS = ("contrastive", "relational", "listwise", "reranker")
 # kinds whose step is their own objective (training/objectives.py), not the built-in embedding step
@@ -125,6 +126,7 @@ class Recipe:
     model: str
     stages: list[StageSpec]
     embedding: dict[str, Any] = field(default_factory=dict)
+    profile: str | None = None  # the model profile it trains under (`uniembed profiles`); `embedding` overrides it
     trainable: TrainableSpec = field(default_factory=TrainableSpec)
     seed: int = 0
     save_every: int = 0
@@ -199,6 +201,8 @@ def recipe_from_dict(data: Mapping[str, Any]) -> Recipe:
 
 
 def validate(recipe: Recipe) -> None:
+    if recipe.profile is not None:
+        get_profile(recipe.profile)  # an unknown name fails here, listing the known ones
     names = [stage.name for stage in recipe.stages]
     if len(set(names)) != len(names):
         raise ConfigError(f"stage names must be unique, got {names}")

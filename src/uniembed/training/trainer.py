@@ -161,7 +161,7 @@ class Trainer:
         previous = previous_embedding_stage(self.recipe, index)
         if previous is not None and stage.from_previous:
             return Embedder.from_pretrained(stage_dir(self.run_dir, previous, self.recipe.stages[previous]))
-        return load_embedder(self.recipe.model, **self.recipe.embedding)
+        return load_embedder(self.recipe.model, profile=self.recipe.profile, **self.recipe.embedding)
 
 
 class StageRunner:

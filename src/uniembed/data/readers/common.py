@@ -255,32 +255,52 @@ def strip_placeholders(text: str | None) -> tuple[str, bool]:
     return MEDIA_PLACEHOLDER.sub("", text).strip(), found
 
 
+# Where a reference instruction ends and the item's own content begins, inside one line: MMEB's
+# "... with the following question: What is it?" and RefCOCO's "... isolates the object labeled as "dog"".
+_CONTENT_MARKERS = (": ", " labeled as ")
+
+
 def _looks_like_instruction(text: str) -> bool:
     first = text.strip().split(" ", 1)[0].lower().strip(",.:")
     return first in _INSTRUCTION_VERBS
 
 
+def _split_line(line: str) -> tuple[str, str | None]:
+    """(instruction, content) of an instruction line: split after the first content marker, if any."""
+    for marker in _CONTENT_MARKERS:
+        head, sep, tail = line.partition(marker)
+        if sep and tail.strip() and head.strip():
+            return head + sep.rstrip(), tail.strip()
+    return line, None
+
+
 @lru_cache(maxsize=1 << 16)  # MMEB repeats the same few instruction texts on every row
 def split_instruction(text: str | None, split: bool = True) -> tuple[str | None, str | None]:
-    """(instruction, content) from MMEB-style text, placeholders removed.
+    """(instruction, content) from MMEB-style text, placeholders removed, decided by the text's structure.
 
-    "<|image_1|>\\nRepresent the given image for classification\\n" -> ("Represent ... classification", None);
-    "Find me an everyday image that matches the given caption: A dog." -> ("Find me ... caption:", "A dog.");
-    a first line that reads as an instruction is split from the lines after it; anything else is content.
+    MMEB puts an item's media placeholder first and the task instruction on the line after it:
+    "<|image_1|>\nRepresent the given image for classification\n" -> ("Represent ... classification", None);
+    "<|image_1|>\nRepresent the given image with the following question: What is it?" -> (".. question:", "What is it?").
+    Text without a placeholder is content unless it reads "<instruction verb> ...: <content>" (MMEB's text-to-image
+    queries, "Find me an everyday image that matches the given caption: A dog.") or puts an instruction on a line
+    of its own above the content: a one-line label such as "use a knife" or a caption stays content.
     """
-    body, _ = strip_placeholders(text)
+    body, had_placeholder = strip_placeholders(text)
     if not body:
         return None, None
     if not split:
         return None, body
     lines = [line.strip() for line in body.splitlines() if line.strip()]
-    if len(lines) > 1 and _looks_like_instruction(lines[0]):
-        return lines[0], "\n".join(lines[1:])
-    if _looks_like_instruction(body):
+    if had_placeholder:
+        instruction, content = _split_line(lines[0])
+        rest = "\n".join(part for part in [content or "", *lines[1:]] if part)
+        return instruction, rest or None
+    if len(lines) > 1 and (lines[0].endswith(":") or _looks_like_instruction(lines[0])):
+        return lines[0], "\n".join(lines[1:])  # an instruction on its own line, the content below it
+    if len(lines) == 1 and _looks_like_instruction(body):
         head, sep, tail = body.partition(": ")
-        if sep and tail.strip() and "\n" not in head:
+        if sep and tail.strip():
             return head + ":", tail.strip()
-        return body, None
     return None, body
 
 

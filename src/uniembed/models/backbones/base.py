@@ -57,6 +57,7 @@ class DecodedItem:
     segments: list[Segment] | None = None
     tokens: tuple[list[int], list[bool], list["VisualInput"]] | None = None
     prepared_for: EmbeddingConfig | None = None
+    frame_images: int = 0  # how many of `images` (the last ones) are video frames (`video_as_images`)
 
 
 @dataclass
@@ -101,6 +102,11 @@ class Backbone:
         """Token ids that stand for one image/video in the sequence."""
         raise NotImplementedError
 
+    def vision_marker_ids(self) -> tuple[int, int] | None:
+        """(start, end) ids that `media_placeholder` wraps around the visual tokens, if it does; optional hook,
+        used to drop them under `vision_markers: false` (VLM2Vec's raw layout)."""
+        return None
+
     def position_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, visuals: list[list[VisualInput]],
                      config: EmbeddingConfig) -> torch.Tensor:
         raise NotImplementedError
@@ -130,9 +136,13 @@ class Backbone:
 
     def tokenize_item(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
         """Token ids of one item, a per-token instruction flag, and its visual inputs in sequence order."""
+        first_frame = len(decoded.images) - decoded.frame_images
+        frame_config = frame_bounds(config) if decoded.frame_images else config
         visuals_by_kind: dict[str, list[VisualInput]] = {
-            "image": [self.preprocess_image(image, config) for image in decoded.images],
-            "video": [self.preprocess_video(frames, config) for frames in decoded.videos],
+            "image": [self.preprocess_image(fixed_square(image, config), config if i < first_frame else frame_config)
+                      for i, image in enumerate(decoded.images)],
+            "video": [self.preprocess_video([fixed_square(frame, config) for frame in frames], config)
+                      for frames in decoded.videos],
         }
         segments = decoded.segments
         if segments is None:
@@ -163,7 +173,7 @@ class Backbone:
             if segment.kind in ("image", "video"):
                 flush()
                 visual = visuals_by_kind[segment.kind][segment.index]
-                placeholder = self.media_placeholder(visual)
+                placeholder = self._placeholder(visual, config)
                 ids.extend(placeholder)
                 flags.extend([False] * len(placeholder))
                 visuals.append(visual)
@@ -171,6 +181,13 @@ class Backbone:
                 text_run.append((segment.text, segment.kind == "instruction"))
         flush()
         return ids, flags, visuals
+
+    def _placeholder(self, visual: VisualInput, config: EmbeddingConfig) -> list[int]:
+        placeholder = self.media_placeholder(visual)
+        markers = None if config.vision_markers else self.vision_marker_ids()
+        if markers and len(placeholder) >= 2 and (placeholder[0], placeholder[-1]) == markers:
+            return placeholder[1:-1]
+        return placeholder
 
     def _encode_text_run(self, pieces: list[tuple[str, bool]], config: EmbeddingConfig) -> tuple[list[int], list[bool]]:
         """Tokenise consecutive text pieces as ONE string (as a processor would), flagging instruction tokens.
@@ -269,6 +286,22 @@ class Backbone:
         if pad is None:
             pad = self.tokenizer.eos_token_id
         return int(pad if pad is not None else 0)
+
+
+def frame_bounds(config: EmbeddingConfig) -> EmbeddingConfig:
+    """The config whose image bounds are the per-frame video bounds (frames fed as images, RzenEmbed)."""
+    low = config.video_min_pixels or config.min_pixels
+    return config.replace(min_pixels=low, max_pixels=max(low, config.video_max_pixels))
+
+
+def fixed_square(image: Image.Image, config: EmbeddingConfig) -> Image.Image:
+    """The image resized to `image_square` x `image_square` (PIL's default bicubic filter, as VLM2Vec V1's
+    `image.resize((1344, 1344))`) when the config asks for a fixed square first; else unchanged."""
+    # TIGER-AI-Lab/VLM2Vec@ba1e02b (v1.0) src/dataset.py:16-20; @6e1e1d4 src/data/collator/eval_collator.py:162-163
+    side = config.image_square
+    if side is None or image.size == (side, side):
+        return image
+    return image.resize((side, side))
 
 
 def attention_bias(attention_mask: torch.Tensor, attention: str, dtype: torch.dtype) -> torch.Tensor:

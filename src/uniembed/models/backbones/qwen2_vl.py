@@ -134,12 +134,17 @@ class Qwen2VLBackbone(Backbone):
         return self._visual("image", [image], config.min_pixels, config.max_pixels)
 
     def preprocess_video(self, frames: list[Image.Image], config: EmbeddingConfig) -> VisualInput:
-        return self._visual("video", frames, config.min_pixels, max(config.min_pixels, config.video_max_pixels))
+        low = config.video_min_pixels or config.min_pixels
+        return self._visual("video", frames, low, max(low, config.video_max_pixels))
 
     def media_placeholder(self, visual: VisualInput) -> list[int]:
         config = self.model.config
         token = config.image_token_id if visual.kind == "image" else config.video_token_id
         return [config.vision_start_token_id] + [token] * visual.num_tokens + [config.vision_end_token_id]
+
+    def vision_marker_ids(self) -> tuple[int, int]:
+        config = self.model.config
+        return int(config.vision_start_token_id), int(config.vision_end_token_id)
 
     # ---- positions -------------------------------------------------------------------------------
     def _video_time_scale(self) -> float:
