@@ -134,7 +134,7 @@ class Trainer:
                     logger.info("stage %d (%s) already complete: %s", index, stage.name, output)
                     continue
                 resume_from = latest if latest is not None and latest.stage == index else None
-                StageRunner(self, index, stage, resume_from).run()
+                self.stage_runner(index, stage, resume_from).run()
         finally:
             self.log.close()
         for index, stage in enumerate(self.recipe.stages):
@@ -145,6 +145,10 @@ class Trainer:
         self.ctx.barrier()
         self.ctx.close()
         return self.run_dir / "model"
+
+    def stage_runner(self, index: int, stage: StageSpec, resume_from: ckpt.CheckpointRef | None) -> "StageRunner":
+        """The runner of one stage (benchmarks subclass it to count tokens and time steps)."""
+        return StageRunner(self, index, stage, resume_from)
 
     def _link(self, name: str, target: Path) -> None:
         if not self.ctx.is_main:
