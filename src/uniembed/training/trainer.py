@@ -8,6 +8,7 @@ checkpoint and, on one CPU process with the same seed, ends with exactly the sam
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -33,9 +34,9 @@ from .objectives import is_reranker_stage, objective_for, previous_embedding_sta
 from .logs import TrainingLog
 from .prefetch import BatchPrefetcher, PreparedBatch
 from .optim import build_optimizer, build_scheduler
-from .recipe import Recipe, StageSpec, save_recipe
+from .recipe import Recipe, StageSpec, learning_notes, save_recipe
 from .teacher import CachedTextTeacher
-from .trainable import apply_trainable, load_trainable_state, trainable_state
+from .trainable import apply_trainable, describe_trainable, load_trainable_state, trainable_state
 from .zero import ZeroEngine, deepspeed_config
 
 logger = logging.getLogger("uniembed.train")
@@ -90,6 +91,19 @@ def init_distributed() -> DistContext:
     return DistContext(rank=rank, world=world, local_rank=local_rank, device=device, owns_group=owns_group)
 
 
+def _is_write_failure(exc: Exception, run_dir: Path) -> bool:
+    """An OSError about a path in the run folder, or a disk that is full or read-only (torch.save reports its
+    own write failures as RuntimeError)."""
+    if isinstance(exc, RuntimeError):
+        return "PytorchStreamWriter" in str(exc) or "cannot be opened" in str(exc)
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return True
+    root = os.path.abspath(run_dir)
+    paths = [p for p in (getattr(exc, "filename", None), getattr(exc, "filename2", None)) if p]
+    return any(os.path.abspath(os.fspath(p)).startswith(root) or root.startswith(os.path.abspath(os.fspath(p)))
+               for p in paths)
+
+
 def stage_dir(run_dir: Path, index: int, stage: StageSpec) -> Path:
     return Path(run_dir) / f"stage{index}-{stage.name}"
 
@@ -109,10 +123,47 @@ class Trainer:
         self.on_step = on_step
         self.show_progress = show_progress
         self.ctx = init_distributed()
-        self.log = TrainingLog(self.run_dir, enabled=self.ctx.is_main)
+        try:
+            self.log = TrainingLog(self.run_dir, enabled=self.ctx.is_main)
+        except OSError as exc:
+            if not _is_write_failure(exc, self.run_dir):
+                raise
+            raise self._write_error(exc) from exc
 
     def run(self) -> Path:
-        """Train every stage; returns the directory of the final model (loads with Embedder.from_pretrained)."""
+        """Train every stage; returns the directory of the final model (loads with Embedder.from_pretrained).
+
+        A failure to write the run (read-only folder, full disk) raises TrainingError naming the folder, the fix
+        and the last good checkpoint."""
+        if self.ctx.is_main:
+            for note in learning_notes(self.recipe):  # before any time is spent
+                logger.warning(note)
+        try:
+            return self._run()
+        except (OSError, RuntimeError) as exc:
+            if not _is_write_failure(exc, self.run_dir):
+                raise
+            raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: Exception) -> TrainingError:
+        code = getattr(exc, "errno", None)
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free disk space (or raise the quota), or choose another --out"
+        elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = "make the folder writable, or choose another --out"
+        else:
+            fix = "check that the folder can be written (a folder, not a file; space left), or choose another --out"
+        try:
+            last = ckpt.latest_checkpoint(self.run_dir)
+        except OSError:
+            last = None
+        where = f" ('{exc.filename}')" if getattr(exc, "filename", None) else ""
+        reason = getattr(exc, "strerror", None) or str(exc)
+        resume = f"; after the fix, --resume continues from it" if last else " (nothing was saved yet)"
+        return TrainingError(f"cannot write the run folder '{self.run_dir}': {reason}{where}. Fix: {fix}. "
+                             f"Last good checkpoint: {last.path if last else 'none'}{resume}.")
+
+    def _run(self) -> Path:
         existing = ckpt.list_checkpoints(self.run_dir) or any(self.run_dir.glob("stage*-*/uniembed.json"))
         if existing and not self.resume:
             raise ConfigError(f"run directory '{self.run_dir}' already holds a run; pass --resume to continue it "
@@ -225,8 +276,8 @@ class StageRunner:
         self.module = module.to(self.ctx.device).train()
         self.wrapped: torch.nn.Module = self.module
         trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
-        logger.info("stage %d (%s): %s trainable of %s parameters", self.index, self.stage.name,
-                    f"{trainable:,}", f"{self.embedder.num_parameters():,}")
+        logger.info("stage %d (%s): %s trainable of %s parameters: %s", self.index, self.stage.name,
+                    f"{trainable:,}", f"{self.embedder.num_parameters():,}", describe_trainable(self.module, spec))
 
     def _wrap_model(self) -> None:
         spec = self.recipe.stage_trainable(self.stage)
