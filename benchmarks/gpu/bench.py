@@ -95,8 +95,8 @@ GPU = Scale("gpu", "2b", train_rows=1100, test_queries=100, batch=1024, memory_b
             in_process=False,
             caps={"environment": 30, "model": 75, "data": 75, "train vlm2vec": 100, "train vlm2vec memory": 45,
                   "train unite": 130, "encode sdpa": 45, "encode flash_attention_2": 45, "eval": 75})
-SMOKE = Scale("smoke", "tiny", train_rows=16, test_queries=16, batch=8, memory_batch=4, chunk=2, steps=2,
-              visual_tokens=4, encode_count=8, encode_batch=4, eval_batch=8, eval_tasks=2, budget_s=170, in_process=True,
+SMOKE = Scale("smoke", "tiny", train_rows=8, test_queries=4, batch=8, memory_batch=4, chunk=2, steps=2,
+              visual_tokens=4, encode_count=8, encode_batch=4, eval_batch=8, eval_tasks=1, budget_s=170, in_process=True,
               caps={"environment": 30, "model": 30, "data": 60, "train vlm2vec": 40, "train vlm2vec memory": 40,
                     "train unite": 40, "encode sdpa": 30, "encode flash_attention_2": 30, "eval": 60})
 
@@ -437,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = SMOKE if args.smoke or args.scale == "smoke" else GPU
     if scale is SMOKE:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the smoke run is a CPU run, even on a GPU machine
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny matrices: threads only fight over shared cores
     if args.child:
         print("RESULT " + json.dumps(section_result(args.child, scale, Path(args.work))), flush=True)
         return 0
