@@ -7,9 +7,11 @@
 
 Each command runs `--repeats` times; the fastest run is kept (the machine may be shared). Also records whether a
 run printed third-party import chatter (DeepSpeed's "Setting accelerator to CPU", FAISS's AVX512 loader lines).
-Writes benchmarks/results/cli_startup-<label>.json.
+With `--trees before=/path/to/main/src after=src` the same commands alternate between source trees (PYTHONPATH),
+run by run, so load from other jobs hits both alike. Writes benchmarks/results/cli_startup-<label>.json.
 
     .venv/bin/python benchmarks/cli_startup.py --label after [--repeats 3]
+    .venv/bin/python benchmarks/cli_startup.py --label compare --trees main=/work/main/src branch=src
 """
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ RESULTS = Path(__file__).parent / "results"
 CHATTER = ("Setting accelerator to CPU", "Loading faiss with AVX512", "Could not load library with AVX")
 
 
-def timed(arguments: list[str], cwd: Path) -> tuple[float, str]:
+def timed(arguments: list[str], cwd: Path, src: str | None = None) -> tuple[float, str]:
+    env = dict(os.environ, PYTHONPATH=str(Path(src).resolve())) if src else None
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "uniembed.cli.main", *arguments], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env=env)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"uniembed {' '.join(arguments)} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -42,7 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--label", required=True, help="name of this measurement (e.g. before / after)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--trees", nargs="+", default=[], metavar="NAME=SRC", help="source trees to alternate")
     args = parser.parse_args()
+    trees = dict(t.split("=", 1) for t in args.trees) or {args.label: None}
     from uniembed.data.synth.generate import generate
     from uniembed.demo import write_mixtures
 
@@ -64,17 +69,22 @@ def main() -> None:
                                                "--set", f"stages.*.data={mixture}", "--set", "stages.*.batch_size=4"],
         }
         for name, make in commands.items():
-            runs, chatter = [], set()
+            runs = {tree: [] for tree in trees}
+            chatter: dict[str, set] = {tree: set() for tree in trees}
             for repeat in range(args.repeats):
-                seconds, output = timed(make(repeat), work)
-                runs.append(round(seconds, 2))
-                chatter.update(c for c in CHATTER if c in output)
-            rows[name] = {"seconds_min": min(runs), "runs": runs, "import_chatter": sorted(chatter)}
-            print(f"{name:45s} {min(runs):6.2f} s  {runs}  chatter: {sorted(chatter) or 'none'}", flush=True)
+                for tree, src in trees.items():
+                    seconds, output = timed(make(f"{repeat}-{tree}"), work, src)
+                    runs[tree].append(round(seconds, 2))
+                    chatter[tree].update(c for c in CHATTER if c in output)
+            for tree in trees:
+                key = name if len(trees) == 1 else f"{name} [{tree}]"
+                rows[key] = {"seconds_min": min(runs[tree]), "runs": runs[tree], "import_chatter": sorted(chatter[tree])}
+                print(f"{key:55s} {min(runs[tree]):6.2f} s  {runs[tree]}  chatter: {sorted(chatter[tree]) or 'none'}",
+                      flush=True)
     payload = {"date": datetime.date.today().isoformat(), "label": args.label,
                "machine": f"{platform.processor() or 'CPU'}, {os.cpu_count()} cores (shared with other jobs)",
                "load_average": round(os.getloadavg()[0], 2), "python": platform.python_version(),
-               "command": f"python benchmarks/cli_startup.py --label {args.label} --repeats {args.repeats}",
+               "command": "python benchmarks/cli_startup.py " + " ".join(sys.argv[1:]),
                "results": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"cli_startup-{args.label}.json").write_text(json.dumps(payload, indent=2) + "\n")
