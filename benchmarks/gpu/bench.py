@@ -55,8 +55,12 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 RECIPES = ROOT / "recipes"
 
-# Qwen2-VL-2B-Instruct's config.json (Qwen/Qwen2-VL-2B-Instruct on the Hugging Face Hub, the values
-# transformers' Qwen2VLConfig documents for that checkpoint): a 1.5B language model and a 675M vision tower.
+# Qwen2-VL-2B's geometry: the language model of Qwen2-1.5B (hidden 1536, 28 layers, 12 heads / 2 KV heads, MLP 8960,
+# vocabulary 151936, tied embeddings, rope theta 1e6, M-RoPE sections 16/24/24) and the Qwen2-VL vision tower
+# (depth 32, width 1280, 16 heads, MLP ratio 4, patch 14, 2x2 merge into 1536: transformers 5.23
+# models/qwen2_vl/configuration_qwen2_vl.py Qwen2VLVisionConfig defaults, with hidden_size set to the LM's width);
+# the same values as benchmarks/encode_throughput.py --gpu-2b. Built, it counts 2,208,985,600 parameters
+# (1.310B in language-model layers, 0.665B in the vision tower): the 2.2B of Qwen/Qwen2-VL-2B-Instruct.
 QWEN2_VL_2B = {
     "text": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
                  num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,

@@ -39,6 +39,7 @@ LOSS_KINDS = ("contrastive", "relational", "listwise", "reranker")
 OBJECTIVE_KINDS = ("listwise", "reranker")
 TRAIN_MODES = ("lora", "dora", "full")
 SCHEDULES = ("constant", "linear", "cosine")
+DISTRIBUTED = ("ddp", "fsdp", "deepspeed")  # how the model spans ranks: sharding.py, zero.py
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -265,10 +266,8 @@ def validate(recipe: Recipe) -> None:
 
 
 def _validate_distributed(recipe: Recipe) -> None:
-    from .sharding import STRATEGIES
-
-    if recipe.distributed not in STRATEGIES:
-        raise ConfigError(f"distributed {recipe.distributed!r} is not one of {STRATEGIES}")
+    if recipe.distributed not in DISTRIBUTED:
+        raise ConfigError(f"distributed {recipe.distributed!r} is not one of {DISTRIBUTED}")
     if recipe.deepspeed and recipe.distributed != "deepspeed":
         raise ConfigError("the recipe sets `deepspeed` options but distributed is not deepspeed")
     if recipe.distributed == "deepspeed":
