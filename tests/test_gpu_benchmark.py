@@ -25,7 +25,7 @@ def test_smoke_run_writes_every_section(tmp_path):
     out = tmp_path / "gpu-smoke.md"
     env = dict(os.environ, PYTHON=sys.executable)
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu" / "run.sh"), "--smoke", "--out", str(out)],
-                          capture_output=True, text=True, timeout=400, env=env)
+                          capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(out.with_suffix(".json").read_text())
     sections = report["sections"]
