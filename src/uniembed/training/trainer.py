@@ -35,10 +35,10 @@ def _is_write_failure(exc: Exception, run_dir: Path) -> bool:
         return "PytorchStreamWriter" in str(exc) or "cannot be opened" in str(exc)
     if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
         return True
-    root = os.path.abspath(run_dir)
-    paths = [p for p in (getattr(exc, "filename", None), getattr(exc, "filename2", None)) if p]
-    return any(os.path.abspath(os.fspath(p)).startswith(root) or root.startswith(os.path.abspath(os.fspath(p)))
-               for p in paths)
+    root = Path(os.path.abspath(run_dir))
+    paths = [Path(os.path.abspath(os.fspath(p))) for p in (getattr(exc, "filename", None), getattr(exc, "filename2", None)) if p]
+    # a path in the run folder, or the folder (or a parent) it could not create
+    return any(path == root or root in path.parents or path in root.parents for path in paths)
 
 
 class Trainer:
