@@ -10,6 +10,7 @@ import importlib
 import logging
 import sys
 
+from .. import __version__
 from ..errors import ConfigError, InputError
 
 VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup")
@@ -17,7 +18,8 @@ VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "trai
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uniembed", description="Universal multimodal embeddings: train, evaluate, serve.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (and third-party import messages)")
+    parser.add_argument("--version", action="version", version=f"uniembed {__version__}")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
         try:
@@ -34,11 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        from ..quiet import quiet_third_party_logs
+
+        quiet_third_party_logs()
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        return int(args.func(args) or 0)
+        with logging_redirect_tqdm():  # log lines printed above a progress bar, not through it
+            return int(args.func(args) or 0)
     except (InputError, ConfigError, FileNotFoundError) as exc:
         print(f"uniembed {args.verb}: error: {exc}", file=sys.stderr)
         return 2

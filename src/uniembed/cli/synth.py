@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.synth import SIZES, generate
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("synth", help="generate the synthetic multimodal benchmark",
                                    description="Draw the synthetic benchmark (image, video, visual-document and text "
                                                "tasks plus training splits) in the MMEB / MMEB-V2 / BEIR layouts.")
     parser.add_argument("--out", required=True, help="output folder (must be empty unless --overwrite)")
-    parser.add_argument("--size", choices=sorted(SIZES), default="small",
+    # not `choices=SIZES`: that would import the generator (0.3 s) on every `uniembed --help`; generate() checks it
+    parser.add_argument("--size", default="small", metavar="{full,small,tiny}",
                         help="tiny: tests (seconds); small: the demo default (< 1 min on 2 cores); full: 1000 queries per task")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     parser.add_argument("--workers", type=int, default=None, help="drawing processes (default: CPU count)")
@@ -21,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.synth import generate
+
     metadata = generate(args.out, size=args.size, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
                         progress=not args.no_progress)
     print(f"wrote {len(metadata['tasks'])} test tasks ({metadata['num_test_queries']} queries) and "

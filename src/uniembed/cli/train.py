@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -9,7 +10,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("recipe", help="recipe YAML (see recipes/)")
     parser.add_argument("--out", required=True, help="run directory: checkpoints, logs, one model per stage")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any recipe key, e.g. --set model=tiny --set stages.0.max_steps=100")
+                        help="override any recipe key, e.g. --set model=tiny --set stages.0.max_steps=100; what trains: "
+                             "trainable.mode=lora|dora|full, trainable.freeze_vision=true|false (the vision tower; "
+                             "frozen by default, also in full mode), stages.N.trainable... where a stage has its own")
     parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     parser.add_argument("--skip-bad-rows", action="store_true", help="count, report and skip malformed data rows")
     parser.add_argument("--no-progress", action="store_true")
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         final = Trainer(recipe, args.out, resume=args.resume, show_progress=not args.no_progress).run()
     except TrainingError as exc:
-        print(f"uniembed train: {exc}")
+        print(f"uniembed train: error: {exc}", file=sys.stderr)
         return 3
     print(f"trained {recipe.name}: final model {final}")
     return 0

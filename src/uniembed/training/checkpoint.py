@@ -117,3 +117,12 @@ def write_json(path: Path, payload: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+# ---- the run folder's layout: one folder per stage output ---------------------------------------
+def stage_dir(run_dir: Path, index: int, stage: Any) -> Path:
+    return Path(run_dir) / f"stage{index}-{stage.name}"
+
+
+def stage_done(run_dir: Path, index: int, stage: Any) -> bool:
+    return (stage_dir(run_dir, index, stage) / "uniembed.json").exists()

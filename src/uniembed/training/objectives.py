@@ -25,7 +25,7 @@ import logging
 import math
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -39,13 +39,30 @@ from ..losses import listwise_distillation_loss
 from ..mining.sources import targets_pool
 from ..models.embedder import Embedder
 from ..models.reranker import Reranker, RerankerConfig
+from .checkpoint import stage_dir
 from .recipe import Recipe, StageSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..data.sampler import SampledBatch
-    from .trainer import StageRunner
 
 logger = logging.getLogger("uniembed.train")
+
+
+class StageRunner(Protocol):
+    """What an objective uses of the stage it runs in (stage.py's `StageRunner`, which imports this module)."""
+
+    recipe: Recipe
+    stage: StageSpec
+    index: int
+    ctx: Any  # distributed.DistContext
+    trainer: Any  # its run: `run_dir`
+    embedder: Embedder
+    wrapped: nn.Module
+    temperature: Any  # losses.Temperature
+
+    def _autocast(self) -> contextlib.AbstractContextManager: ...
+
+    def _encode(self, decoded: list) -> torch.Tensor: ...
 
 
 def is_reranker_stage(stage: StageSpec) -> bool:
@@ -187,8 +204,6 @@ class ListwiseObjective(Objective):
 
     def reranker_dir(self) -> Path:
         """`loss.reranker` as a stage of this run or a directory; by default the latest re-ranker stage."""
-        from .trainer import stage_dir
-
         recipe, name = self.runner.recipe, self.stage.loss.reranker
         stages = recipe.stages[: self.runner.index]
         if name is None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import os
 import typing
 from dataclasses import dataclass, field
@@ -38,11 +39,13 @@ from ..data.sampler import BATCHING
 from ..errors import ConfigError, reject_unknown_fields
 from ..models.profile import get_profile
 
+logger = logging.getLogger("uniembed.train")
 LOSS_KINDS = ("contrastive", "relational", "listwise", "reranker")
 # kinds whose step is their own objective (training/objectives.py), not the built-in embedding step
 OBJECTIVE_KINDS = ("listwise", "reranker")
 TRAIN_MODES = ("lora", "dora", "full")
 SCHEDULES = ("constant", "linear", "cosine")
+DISTRIBUTED = ("ddp", "fsdp", "deepspeed")  # how the model spans ranks: sharding.py, zero.py
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -191,13 +194,48 @@ def recipe_from_dict(data: Mapping[str, Any]) -> Recipe:
         raw["temperature"] = _build(TemperatureSpec, raw.get("temperature", {}), f"{where}.temperature")
         if raw.get("trainable") is not None:
             raw["trainable"] = _build(TrainableSpec, raw["trainable"], f"{where}.trainable")
+            _warn_unused_lora_options(data["stages"][index]["trainable"], raw["trainable"], f"{where}.trainable")
         raw.setdefault("name", f"stage{index}")
         stages.append(_build(StageSpec, raw, where))
     data["stages"] = stages
-    data["trainable"] = _build(TrainableSpec, data.get("trainable", {}), "trainable")
+    raw_trainable = data.get("trainable") or {}
+    data["trainable"] = _build(TrainableSpec, raw_trainable, "trainable")
+    _warn_unused_lora_options(raw_trainable, data["trainable"], "trainable")
+    if raw_trainable and all(stage.trainable is not None for stage in stages):
+        logger.warning("the recipe-level `trainable` is unused: every stage sets its own (set "
+                       "stages.*.trainable.<key> instead, e.g. --set stages.*.trainable.mode=full)")
     recipe = _build(Recipe, data, "recipe")
     validate(recipe)
     return recipe
+
+
+LORA_OPTIONS = ("r", "alpha", "dropout", "target_modules")
+
+
+def _warn_unused_lora_options(raw: Any, spec: TrainableSpec, where: str) -> None:
+    """LoRA options given with full fine-tuning change nothing: said, not silently ignored."""
+    given = [key for key in LORA_OPTIONS if isinstance(raw, Mapping) and key in raw]
+    if spec.mode == "full" and given:
+        logger.warning("%s: %s %s LoRA option(s), unused with mode: full", where, ", ".join(given),
+                       "is a" if len(given) == 1 else "are")
+
+
+def learning_notes(recipe: Recipe) -> list[str]:
+    """Warnings about a recipe that will run but cannot learn as set (logged before training starts)."""
+    notes = []
+    random_model = str(recipe.model).startswith("tiny")
+    full_before = False
+    for stage in recipe.stages:
+        spec = recipe.stage_trainable(stage)
+        full_before = (full_before and stage.from_previous) or spec.mode == "full"
+        if random_model and spec.mode in ("lora", "dora") and not full_before:
+            notes.append(
+                f"stage '{stage.name}' trains {spec.mode.upper()} adapters on a randomly initialised model "
+                f"({recipe.model}): adapters adjust what pretrained weights already know, so on random weights the "
+                "loss stays near ln(batch size) and retrieval stays at chance. To learn with a tiny model, train "
+                "every weight: --set trainable.mode=full --set trainable.freeze_vision=false (as recipes/demo.yaml "
+                "does; stages with their own `trainable`: stages.N.trainable...); LoRA needs a pretrained `model`.")
+    return notes
 
 
 def validate(recipe: Recipe) -> None:
@@ -240,10 +278,8 @@ def validate(recipe: Recipe) -> None:
 
 
 def _validate_distributed(recipe: Recipe) -> None:
-    from .sharding import STRATEGIES
-
-    if recipe.distributed not in STRATEGIES:
-        raise ConfigError(f"distributed {recipe.distributed!r} is not one of {STRATEGIES}")
+    if recipe.distributed not in DISTRIBUTED:
+        raise ConfigError(f"distributed {recipe.distributed!r} is not one of {DISTRIBUTED}")
     if recipe.deepspeed and recipe.distributed != "deepspeed":
         raise ConfigError("the recipe sets `deepspeed` options but distributed is not deepspeed")
     if recipe.distributed == "deepspeed":

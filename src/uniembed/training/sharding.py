@@ -16,9 +16,8 @@ import torch.distributed as dist
 from torch import nn
 
 from ..losses.gradcache import batch_length, split_into
+from .recipe import DISTRIBUTED as STRATEGIES  # noqa: F401  (the names a recipe may choose)
 from .trainable import is_vision
-
-STRATEGIES = ("ddp", "fsdp", "deepspeed")
 
 
 def is_sharded(module: nn.Module) -> bool:

@@ -1,101 +1,44 @@
-"""The training engine: runs a recipe's stages with checkpoints, resume, logging and distribution.
+"""The training engine: runs a recipe's stages (stage.py) with checkpoints, resume, logging and distribution.
 
-One process per device (`torchrun` / `accelerate launch` set the environment); every rank embeds its
-slice of each global batch, candidates are gathered with the local loss, and GradCache chunks the
-forward pass when the stage asks for it. A run killed at any moment resumes from the newest complete
-checkpoint and, on one CPU process with the same seed, ends with exactly the same weights.
+One process per device (`torchrun` / `accelerate launch` set the environment, see distributed.py). A run
+killed at any moment resumes from the newest complete checkpoint and, on one CPU process with the same seed,
+ends with exactly the same weights. A failure to write the run names the folder, the fix and the last good
+checkpoint.
 """
 from __future__ import annotations
 
-import contextlib
+import errno
 import logging
-import math
 import os
-import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-import torch.distributed as dist
-from tqdm.auto import tqdm
-
-from ..data.mixture import Mixture, load_mixture
-from ..data.sampler import MixtureSampler, SampledBatch
 from ..errors import ConfigError
-from ..losses import (GradCache, Temperature, all_reduce_gradients, local_contrastive_loss,
-                      relational_distillation_loss, split_batch)
-from ..models.embedder import Embedder, EmbeddingModule, load_embedder
+from ..models.embedder import Embedder, load_embedder
 from . import checkpoint as ckpt
-from . import sharding
-from .objectives import is_reranker_stage, objective_for, previous_embedding_stage
+from .checkpoint import stage_dir, stage_done
+from .distributed import DistContext, init_distributed
 from .logs import TrainingLog
-from .prefetch import BatchPrefetcher, PreparedBatch
-from .optim import build_optimizer, build_scheduler
-from .recipe import Recipe, StageSpec, save_recipe
-from .teacher import CachedTextTeacher
-from .trainable import apply_trainable, load_trainable_state, trainable_state
-from .zero import ZeroEngine, deepspeed_config
+from .objectives import is_reranker_stage, previous_embedding_stage
+from .recipe import Recipe, StageSpec, learning_notes, save_recipe
+from .stage import KEEP_CHECKPOINTS, StageRunner, TrainingError
 
+__all__ = ["Trainer", "StageRunner", "TrainingError", "DistContext", "init_distributed", "stage_dir", "stage_done",
+           "KEEP_CHECKPOINTS"]
 logger = logging.getLogger("uniembed.train")
-KEEP_CHECKPOINTS = 2
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
-
-
-@dataclass
-class DistContext:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-    owns_group: bool = False  # this context created the process group, so it destroys it at the end
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-    def all_ranks(self, value: Any) -> list[Any]:
-        """`value` from every rank, in rank order (picklable values; a list of one on a single process)."""
-        if self.world == 1:
-            return [value]
-        gathered: list[Any] = [None] * self.world
-        dist.all_gather_object(gathered, value)
-        return gathered
-
-    def close(self) -> None:
-        if self.owns_group and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def init_distributed() -> DistContext:
-    """Join the process group that torchrun / accelerate describe in the environment (gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    owns_group = world > 1 and not dist.is_initialized()
-    if owns_group:
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-    rank = dist.get_rank() if world > 1 else 0
-    return DistContext(rank=rank, world=world, local_rank=local_rank, device=device, owns_group=owns_group)
-
-
-def stage_dir(run_dir: Path, index: int, stage: StageSpec) -> Path:
-    return Path(run_dir) / f"stage{index}-{stage.name}"
-
-
-def stage_done(run_dir: Path, index: int, stage: StageSpec) -> bool:
-    return (stage_dir(run_dir, index, stage) / "uniembed.json").exists()
+def _is_write_failure(exc: Exception, run_dir: Path) -> bool:
+    """An OSError about a path in the run folder, or a disk that is full or read-only (torch.save reports its
+    own write failures as RuntimeError)."""
+    if isinstance(exc, RuntimeError):
+        return "PytorchStreamWriter" in str(exc) or "cannot be opened" in str(exc)
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return True
+    root = Path(os.path.abspath(run_dir))
+    paths = [Path(os.path.abspath(os.fspath(p))) for p in (getattr(exc, "filename", None), getattr(exc, "filename2", None)) if p]
+    # a path in the run folder, or the folder (or a parent) it could not create
+    return any(path == root or root in path.parents or path in root.parents for path in paths)
 
 
 class Trainer:
@@ -109,10 +52,47 @@ class Trainer:
         self.on_step = on_step
         self.show_progress = show_progress
         self.ctx = init_distributed()
-        self.log = TrainingLog(self.run_dir, enabled=self.ctx.is_main)
+        try:
+            self.log = TrainingLog(self.run_dir, enabled=self.ctx.is_main)
+        except OSError as exc:
+            if not _is_write_failure(exc, self.run_dir):
+                raise
+            raise self._write_error(exc) from exc
 
     def run(self) -> Path:
-        """Train every stage; returns the directory of the final model (loads with Embedder.from_pretrained)."""
+        """Train every stage; returns the directory of the final model (loads with Embedder.from_pretrained).
+
+        A failure to write the run (read-only folder, full disk) raises TrainingError naming the folder, the fix
+        and the last good checkpoint."""
+        if self.ctx.is_main:
+            for note in learning_notes(self.recipe):  # before any time is spent
+                logger.warning(note)
+        try:
+            return self._run()
+        except (OSError, RuntimeError) as exc:
+            if not _is_write_failure(exc, self.run_dir):
+                raise
+            raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: Exception) -> TrainingError:
+        code = getattr(exc, "errno", None)
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free disk space (or raise the quota), or choose another --out"
+        elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = "make the folder writable, or choose another --out"
+        else:
+            fix = "check that the folder can be written (a folder, not a file; space left), or choose another --out"
+        try:
+            last = ckpt.latest_checkpoint(self.run_dir)
+        except OSError:
+            last = None
+        where = f" ('{exc.filename}')" if getattr(exc, "filename", None) else ""
+        reason = getattr(exc, "strerror", None) or str(exc)
+        resume = f"; after the fix, --resume continues from it" if last else " (nothing was saved yet)"
+        return TrainingError(f"cannot write the run folder '{self.run_dir}': {reason}{where}. Fix: {fix}. "
+                             f"Last good checkpoint: {last.path if last else 'none'}{resume}.")
+
+    def _run(self) -> Path:
         existing = ckpt.list_checkpoints(self.run_dir) or any(self.run_dir.glob("stage*-*/uniembed.json"))
         if existing and not self.resume:
             raise ConfigError(f"run directory '{self.run_dir}' already holds a run; pass --resume to continue it "
@@ -134,7 +114,7 @@ class Trainer:
                     logger.info("stage %d (%s) already complete: %s", index, stage.name, output)
                     continue
                 resume_from = latest if latest is not None and latest.stage == index else None
-                StageRunner(self, index, stage, resume_from).run()
+                self.stage_runner(index, stage, resume_from).run()
         finally:
             self.log.close()
         for index, stage in enumerate(self.recipe.stages):
@@ -145,6 +125,10 @@ class Trainer:
         self.ctx.barrier()
         self.ctx.close()
         return self.run_dir / "model"
+
+    def stage_runner(self, index: int, stage: StageSpec, resume_from: ckpt.CheckpointRef | None) -> "StageRunner":
+        """The runner of one stage (benchmarks subclass it to count tokens and time steps)."""
+        return StageRunner(self, index, stage, resume_from)
 
     def _link(self, name: str, target: Path) -> None:
         if not self.ctx.is_main:
@@ -162,359 +146,3 @@ class Trainer:
         if previous is not None and stage.from_previous:
             return Embedder.from_pretrained(stage_dir(self.run_dir, previous, self.recipe.stages[previous]))
         return load_embedder(self.recipe.model, profile=self.recipe.profile, **self.recipe.embedding)
-
-
-class StageRunner:
-    """One stage: model set-up, data, optimizer, the step loop and its checkpoints."""
-
-    def __init__(self, trainer: Trainer, index: int, stage: StageSpec, resume_from: ckpt.CheckpointRef | None) -> None:
-        self.trainer, self.index, self.stage, self.resume_from = trainer, index, stage, resume_from
-        self.recipe, self.ctx = trainer.recipe, trainer.ctx
-        self.zero: ZeroEngine | None = None  # DeepSpeed's engine, made once the optimizer exists
-        self.temperature_optimizer: torch.optim.Optimizer | None = None  # its own only under DeepSpeed
-        torch.manual_seed(self.recipe.seed + 1000 * index)
-        self.embedder = trainer.base_embedder(index)
-        self.objective = objective_for(self)  # None: the built-in contrastive / relational step
-        self._set_up_model()
-        # `data` resolves against the recipe's folder (stage.data_dir); a mixture file's paths against its own folder
-        self.mixture = load_mixture(stage.data, base_dir=stage.data_dir, skip_bad_rows=stage.skip_bad_rows)
-        if stage.mine is not None:
-            self.mixture = self._mine(self.mixture)
-        if self.objective is not None:
-            self.mixture = self.objective.prepare(self.mixture)
-        self._wrap_model()  # after mining: the main process mines alone, with the unsharded model
-        self.sampler = MixtureSampler(self.mixture, stage.batch_size, seed=self.recipe.seed + index,
-                                      epochs=None if stage.max_steps else stage.epochs,
-                                      rank=self.ctx.rank, world_size=self.ctx.world, batching=stage.batching)
-        self.total_steps = stage.max_steps or self.sampler.estimated_steps() or 1
-        self.sampler_state = self.sampler.state_dict()  # the position after the last batch that trained
-        tasks = list(self.mixture.sources) if stage.temperature.per_task else None
-        self.temperature = Temperature(stage.temperature.init, learnable=stage.temperature.learnable, tasks=tasks,
-                                       min_tau=stage.temperature.min, max_tau=stage.temperature.max).to(self.ctx.device)
-        self.zero = self._zero_engine() if self.recipe.distributed == "deepspeed" and self.ctx.world > 1 else None
-        if self.zero is None:
-            self.optimizer = build_optimizer(self.module, self.temperature.parameters(), stage.lr, stage.weight_decay)
-        self.scheduler = build_scheduler(self.optimizer, stage.schedule, self.total_steps, stage.warmup_ratio)
-        self.temperature_scheduler = (None if self.temperature_optimizer is None else build_scheduler(
-            self.temperature_optimizer, stage.schedule, self.total_steps, stage.warmup_ratio))
-        self.teacher = self._teacher() if stage.loss.kind == "relational" else None
-        self.step = 0
-        if resume_from is not None:
-            self._restore(resume_from.path)
-        self.grad_cache = GradCache([self._encode], self._loss, stage.grad_cache_chunk,
-                                    sync_modules=[self.wrapped] if self.ctx.world > 1 and self.zero is None else (),
-                                    split_fn=sharding.equal_chunk_split if self.sharded else split_batch,
-                                    backward=self.zero.backward if self.zero is not None else None)
-
-    # ---- set-up --------------------------------------------------------------------------------
-    def _set_up_model(self) -> None:
-        spec = self.recipe.stage_trainable(self.stage)
-        backbone = self.embedder.backbone
-        backbone.model = apply_trainable(backbone.hf_model, spec)
-        if self.recipe.gradient_checkpointing:
-            backbone.hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            if hasattr(backbone.model, "enable_input_require_grads"):
-                backbone.model.enable_input_require_grads()
-        self.embedder.module = EmbeddingModule(backbone, self.embedder.config)
-        module = self.objective.build_module(self.embedder) if self.objective else self.embedder.module
-        self.module = module.to(self.ctx.device).train()
-        self.wrapped: torch.nn.Module = self.module
-        trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
-        logger.info("stage %d (%s): %s trainable of %s parameters", self.index, self.stage.name,
-                    f"{trainable:,}", f"{self.embedder.num_parameters():,}")
-
-    def _wrap_model(self) -> None:
-        spec = self.recipe.stage_trainable(self.stage)
-        vision_trains = spec.mode == "full" and not (spec.freeze_vision or spec.text_only)
-        self.wrapped = sharding.wrap_for_training(
-            self.module, strategy=self.recipe.distributed, world=self.ctx.world, device=self.ctx.device,
-            find_unused_parameters=vision_trains, bf16=self._bf16())
-        self.sharded = sharding.is_sharded(self.module)
-        if self.sharded:
-            logger.info("stage %d (%s): FSDP2 over %d ranks (%d blocks sharded)", self.index, self.stage.name,
-                        self.ctx.world, sum(sharding.is_sharded(sub) for sub in self.module.modules()))
-
-    def _zero_engine(self) -> ZeroEngine:
-        """DeepSpeed ZeRO around the model, with the model's optimizer; the temperature gets its own."""
-        stage = self.stage
-        self.optimizer = build_optimizer(self.module, [], stage.lr, stage.weight_decay)
-        learnable = [p for p in self.temperature.parameters() if p.requires_grad]
-        self.temperature_optimizer = build_optimizer(None, learnable, stage.lr, 0.0) if learnable else None
-        config = deepspeed_config(self.recipe.deepspeed, batch_size=stage.batch_size, world=self.ctx.world,
-                                  max_grad_norm=stage.max_grad_norm, bf16=self._bf16())
-        zero = ZeroEngine(self.module, self.optimizer, config)
-        self.wrapped = zero.engine
-        logger.info("stage %d (%s): DeepSpeed ZeRO-%d over %d ranks", self.index, stage.name,
-                    config["zero_optimization"]["stage"], self.ctx.world)
-        return zero
-
-    def _mine(self, mixture: Mixture) -> Mixture:
-        """The stage's mixture with negatives mined by the model it starts from (cached in the run directory)."""
-        from ..mining.stage import mine_mixture, mining_options
-
-        options = mining_options(self.stage.mine, f"stage '{self.stage.name}'")
-        self.module.eval()
-        try:
-            return mine_mixture(self.embedder, mixture, options,
-                                self.trainer.run_dir / "mined" / stage_dir(self.trainer.run_dir, self.index, self.stage).name,
-                                is_main=self.ctx.is_main, barrier=self.ctx.barrier, progress=self.trainer.show_progress)
-        finally:
-            self.module.train()
-
-    def _teacher(self) -> CachedTextTeacher:
-        texts = []
-        for source in self.mixture.sources.values():
-            for example in source.examples:
-                if not example.query.text or not example.positives[0].text or example.query.modality != 1:
-                    raise ConfigError(f"relational distillation is text-only; source '{source.name}' has a "
-                                      f"non-text example ({example.query.describe()})")
-                texts += [example.query.text, example.positives[0].text]
-        return CachedTextTeacher(self.stage.loss.teacher, texts, self.trainer.run_dir / "cache")
-
-    # ---- the step ----------------------------------------------------------------------------------
-    def _bf16(self) -> bool:
-        return self.ctx.device.type == "cuda" and self.recipe.precision in ("auto", "bf16")
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        # under DeepSpeed its bf16 mode casts the model itself
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self._bf16() and self.zero is None else contextlib.nullcontext()
-
-    def _encode(self, decoded: list) -> torch.Tensor:
-        # Length groups halve the padded tokens of a step. Not under FSDP: every forward of a sharded layer
-        # all-gathers, so every rank would have to run the same number of groups.
-        batch = self.embedder.collate(decoded) if self.sharded else self.embedder.collate_by_length(decoded)
-        with self._autocast():
-            return self.wrapped(batch)
-
-    def _loss(self, embeddings: torch.Tensor, *, batch: SampledBatch, num_queries: int,
-              candidate_modality: torch.Tensor, target_modality: torch.Tensor) -> torch.Tensor:
-        queries, candidates = embeddings[:num_queries], embeddings[num_queries:]
-        options = self.stage.loss
-        if options.kind == "relational":
-            texts_q = [example.query.text for example in batch.examples]
-            texts_c = [example.positives[0].text for example in batch.examples]
-            return relational_distillation_loss(queries, candidates, self.teacher.embed(texts_q).to(queries.device),
-                                                self.teacher.embed(texts_c).to(queries.device), options.distill_temperature)
-        tau = self.temperature(batch.sources) if self.temperature.tasks else self.temperature()
-        return local_contrastive_loss(
-            queries, candidates, temperature=tau,
-            target_modality=target_modality if options.modality_mask else None,
-            candidate_modality=candidate_modality if options.modality_mask else None,
-            false_negative_margin=options.false_negative_margin, hardness_alpha=options.hardness_alpha,
-            top_k=options.top_k, symmetric=options.symmetric)
-
-    def _train_step(self, ready: PreparedBatch) -> float:
-        loss = self.objective.step(ready.batch) if self.objective else self._embedding_step(ready.batch, ready.prepared)
-        value = float(loss.detach())
-        if self.ctx.world > 1:
-            all_reduce_gradients(list(self.temperature.parameters()))
-            reduced = torch.tensor([value], device=self.ctx.device)
-            dist.all_reduce(reduced)
-            value = float(reduced) / self.ctx.world
-        return value
-
-    def _step_items(self, batch: SampledBatch) -> list:
-        """Queries, then positives, then each example's first `num_negatives` hard negatives."""
-        options = self.stage.loss
-        queries = [example.query for example in batch.examples]
-        positives = [example.positives[0] for example in batch.examples]
-        negatives = [] if options.kind == "relational" else [
-            negative for example in batch.examples for negative in example.negatives[: options.num_negatives]]
-        return queries + positives + negatives
-
-    def _prepare_batch(self, batch: SampledBatch) -> list | None:
-        """The step's items decoded and tokenised (run in the loader thread, ahead of the step)."""
-        if self.objective is not None:
-            return None
-        return [self.embedder.prepare(item, position) for position, item in enumerate(self._step_items(batch))]
-
-    def _embedding_step(self, batch: SampledBatch, decoded: list) -> torch.Tensor:
-        device = self.ctx.device
-        num_queries = len(batch.examples)
-        candidates = [prepared.item for prepared in decoded[num_queries:]]
-        return self.grad_cache.step(
-            decoded, batch=batch, num_queries=num_queries,
-            candidate_modality=torch.tensor([item.modality for item in candidates], device=device),
-            target_modality=torch.tensor([example.target_modality for example in batch.examples], device=device))
-
-    def _optimizer_step(self, loss: float) -> float:
-        if self.zero is not None:
-            return self._zero_step(loss)
-        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
-        max_norm = self.stage.max_grad_norm or float("inf")
-        norm = (sharding.clip_gradients(parameters, max_norm) if self.sharded
-                else torch.nn.utils.clip_grad_norm_(parameters, max_norm))
-        if not math.isfinite(loss) or not torch.isfinite(norm):
-            raise self._non_finite("loss" if not math.isfinite(loss) else "gradient norm", "stopped without applying it")
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.temperature.clamp_()
-        return float(norm)
-
-    def _zero_step(self, loss: float) -> float:
-        """DeepSpeed clips and steps the model; the temperature's optimizer steps beside it, its gradient clipped
-        by the norm over both, as one optimizer would. Returns that norm."""
-        if not math.isfinite(loss):
-            raise self._non_finite("loss", "stopped without applying it")
-        model_norm = self.zero.step()
-        if model_norm is not None and not math.isfinite(model_norm):  # found while stepping: never checkpointed
-            raise self._non_finite("gradient norm", "stopped; this step is not saved")
-        self.scheduler.step()
-        grads = [p.grad for p in self.temperature.parameters() if p.grad is not None]
-        temperature_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-        norm = None if model_norm is None else math.hypot(model_norm, temperature_norm)
-        if self.temperature_optimizer is not None:
-            total = temperature_norm if norm is None else norm  # no model norm from DeepSpeed: the temperature's own
-            for grad in grads:
-                grad.mul_(min((self.stage.max_grad_norm or float("inf")) / (total + 1e-6), 1.0))
-            self.temperature_optimizer.step()
-            self.temperature_scheduler.step()
-            self.temperature_optimizer.zero_grad(set_to_none=True)
-        self.temperature.clamp_()
-        return float("nan") if norm is None else norm
-
-    def _non_finite(self, what: str, outcome: str) -> TrainingError:
-        last = ckpt.latest_checkpoint(self.trainer.run_dir)
-        return TrainingError(
-            f"non-finite {what} at stage {self.index} ('{self.stage.name}') step {self.step}; {outcome}. Last good "
-            f"checkpoint: {last.path if last else 'none'}. Lower the learning rate, raise the temperature, or check "
-            "the data, then resume with --resume.")
-
-    # ---- loop --------------------------------------------------------------------------------------
-    def run(self) -> None:
-        progress = tqdm(total=self.total_steps, initial=self.step, desc=f"stage {self.index} {self.stage.name}",
-                        unit="step", disable=not (self.trainer.show_progress and self.ctx.is_main))
-        save_every = self.recipe.save_every
-        started, pairs = time.perf_counter(), 0
-        loader = BatchPrefetcher(self.sampler, self._prepare_batch)
-        try:
-            while self.step < self.total_steps:
-                ready = loader.next()
-                if ready is None:
-                    break
-                batch, self.sampler_state = ready.batch, ready.sampler_state
-                loss = self._train_step(ready)
-                self.step += 1
-                grad_norm = self._optimizer_step(loss)
-                pairs += batch.global_size
-                entry = self._log_entry(batch, loss, grad_norm, pairs / (time.perf_counter() - started))
-                progress.set_postfix(loss=f"{loss:.4f}", lr=f"{entry['lr']:.2e}", tau=f"{entry['temperature']:.4f}")
-                progress.update(1)
-                if save_every and self.step % save_every == 0 and self.step < self.total_steps:
-                    self._save_checkpoint()
-        finally:
-            loader.close()
-            progress.close()
-        self._save_checkpoint()
-        self._save_output()
-
-    def _log_entry(self, batch: SampledBatch, loss: float, grad_norm: float, throughput: float) -> dict[str, Any]:
-        taus = self.temperature.values()
-        entry = {"stage": self.stage.name, "stage_index": self.index, "step": self.step, "loss": loss,
-                 "lr": self.scheduler.get_last_lr()[0], "temperature": float(sum(taus.values()) / len(taus)),
-                 "grad_norm": grad_norm, "pairs_per_s": throughput, "source": batch.source}
-        if self.step % max(1, self.recipe.log_every) == 0 or self.step == self.total_steps:
-            global_step = sum(s.max_steps or 0 for s in self.recipe.stages[: self.index]) + self.step
-            self.trainer.log.write(entry, global_step)
-            if self.trainer.on_step:
-                self.trainer.on_step(entry)
-        return entry
-
-    # ---- persistence -------------------------------------------------------------------------------
-    def _optimized_modules(self) -> torch.nn.Module:
-        """Every module the optimizer steps, under one root (names key a sharded optimizer's state)."""
-        return torch.nn.ModuleDict({"model": self.module, "temperature": self.temperature})
-
-    def _save_checkpoint(self) -> None:
-        rng_states = self.ctx.all_ranks(ckpt.capture_rng())  # every rank's streams (dropout differs per rank)
-        final = self.trainer.run_dir / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.index, self.step)
-        zero_state = final.parent / f".zero-{final.name}"  # every rank writes its partition, then it moves in
-        if self.sharded:  # collectives: every rank gathers, rank 0 writes
-            full = sharding.full_model_state(self.module)  # empty on every rank but 0
-            weights = {name: full[name] for name, p in self.module.named_parameters() if p.requires_grad and name in full}
-            optimizer = sharding.full_optimizer_state(self._optimized_modules(), self.optimizer)
-        else:
-            weights, optimizer = trainable_state(self.module), self.optimizer.state_dict()
-        if self.zero is not None:
-            optimizer = None  # partitioned: in the deepspeed/ folder
-            if self.ctx.is_main and zero_state.exists():
-                shutil.rmtree(zero_state)  # left by a run killed while saving
-            self.ctx.barrier()
-            self.zero.save(zero_state)
-            self.ctx.barrier()
-        if self.ctx.is_main:
-            with ckpt.atomic_directory(final) as tmp:
-                torch.save(weights, tmp / "trainable.pt")
-                torch.save(self.temperature.state_dict(), tmp / "temperature.pt")
-                if optimizer is not None:
-                    torch.save(optimizer, tmp / "optimizer.pt")
-                else:
-                    os.rename(zero_state, tmp / "deepspeed")
-                if self.temperature_optimizer is not None:
-                    torch.save({"optimizer": self.temperature_optimizer.state_dict(),
-                                "scheduler": self.temperature_scheduler.state_dict()}, tmp / "temperature_optimizer.pt")
-                torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
-                torch.save({"ranks": rng_states}, tmp / "rng.pt")
-                ckpt.write_json(tmp / "sampler.json", self.sampler_state)
-                save_recipe(self.recipe, tmp / "recipe.yaml")
-                ckpt.write_json(tmp / "trainer_state.json", {"stage_index": self.index, "stage": self.stage.name,
-                                                              "step": self.step, "total_steps": self.total_steps,
-                                                              "sharded": self.sharded, "deepspeed": self.zero is not None})
-            ckpt.prune_checkpoints(self.trainer.run_dir, KEEP_CHECKPOINTS)
-        self.ctx.barrier()
-
-    def _restore(self, path: Path) -> None:
-        state = ckpt.read_json(path / "trainer_state.json")
-        for key, used, what in (("sharded", self.sharded, "FSDP sharding"), ("deepspeed", self.zero is not None, "DeepSpeed")):
-            if bool(state.get(key, False)) != used:
-                raise ConfigError(f"checkpoint {path} was written {'with' if state.get(key) else 'without'} {what}; "
-                                  "resume it with the same `distributed` setting and number of ranks")
-        self.temperature.load_state_dict(torch.load(path / "temperature.pt", map_location=self.ctx.device))
-        if self.zero is not None:
-            self.zero.load(path / "deepspeed")  # the weights and this rank's optimizer partition
-            if self.temperature_optimizer is not None:
-                saved = torch.load(path / "temperature_optimizer.pt", map_location=self.ctx.device)
-                self.temperature_optimizer.load_state_dict(saved["optimizer"])
-                self.temperature_scheduler.load_state_dict(saved["scheduler"])
-        elif self.sharded:
-            sharding.load_full_model_state(self.module, torch.load(path / "trainable.pt"))
-            sharding.load_full_optimizer_state(self._optimized_modules(), self.optimizer,
-                                               torch.load(path / "optimizer.pt", weights_only=False))
-        else:
-            load_trainable_state(self.module, torch.load(path / "trainable.pt", map_location=self.ctx.device))
-            self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.ctx.device))
-        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
-        self.sampler.load_state_dict(ckpt.read_json(path / "sampler.json"))
-        self.sampler_state = self.sampler.state_dict()
-        self._restore_rng(torch.load(path / "rng.pt", weights_only=False), path)
-        self.step = int(state["step"])
-        logger.info("resumed stage %d (%s) at step %d from %s", self.index, self.stage.name, self.step, path)
-
-    def _restore_rng(self, saved: dict[str, Any], path: Path) -> None:
-        states = saved["ranks"] if "ranks" in saved else [saved]  # older checkpoints kept rank 0's only
-        if self.ctx.rank < len(states):
-            ckpt.restore_rng(states[self.ctx.rank])
-        if len(states) != self.ctx.world and self.ctx.is_main:
-            logger.warning("checkpoint %s was written by %d process(es), resuming on %d: random streams of the other "
-                           "ranks start from the seed, so the run will not repeat an uninterrupted one exactly",
-                           path, len(states), self.ctx.world)
-
-    def _save_output(self) -> None:
-        """The stage's model, merged: a normal checkpoint that `Embedder.from_pretrained` loads."""
-        weights = None
-        if self.sharded:  # full tensors of the language/vision model, gathered by every rank
-            prefix = next(name for name, sub in self.module.named_children() if sub is self.embedder.backbone.model) + "."
-            weights = {name[len(prefix):]: value for name, value in sharding.full_model_state(self.module).items()
-                       if name.startswith(prefix)}
-        if self.ctx.is_main:
-            out = stage_dir(self.trainer.run_dir, self.index, self.stage)
-            with ckpt.atomic_directory(out) as tmp:
-                if self.objective is not None:
-                    self.objective.save_output(tmp)  # LoRA merged into a copy: a plain checkpoint
-                else:
-                    self.embedder.save_pretrained(tmp, state_dict=weights)
-                save_recipe(self.recipe, tmp / "recipe.yaml")
-                ckpt.write_json(tmp / "training_state.json", {"stage": self.stage.name, "steps": self.step,
-                                                              "temperature": self.temperature.values()})
-        self.ctx.barrier()
