@@ -22,7 +22,7 @@ REQUIRED_COLUMNS = ("qry_text", "qry_img_path", "tgt_text", "tgt_img_path")
 
 
 def read_mmeb_v1(
-    path: str | os.PathLike,
+    path: str | os.PathLike | list[Path],
     image_root: str | os.PathLike | None = None,
     *,
     name: str | None = None,
@@ -31,13 +31,13 @@ def read_mmeb_v1(
     split_instructions: bool = True,
     max_rows: int | None = None,
 ) -> EvalTask:
-    """One MMEB-V1 task from its parquet file (or its data set folder).
+    """One MMEB-V1 task from its parquet file, its data set folder, or a list of its files.
 
     `name` defaults to the data set folder name; `image_root` to the folder holding the data set folders.
     Meta-task and in/out-of-distribution come from the MMEB table when the name is known.
     """
-    path = Path(path)
-    files = table_files(path)
+    files = [Path(p) for p in path] if isinstance(path, list) else table_files(path)
+    path = Path(path) if not isinstance(path, list) else files[0]
     task_dir = path if path.is_dir() else path.parent
     name = name or task_dir.name
     root = image_root if image_root is not None else task_dir.parent
