@@ -3,7 +3,9 @@
 `DIR/metadata.json` (written by `uniembed.data.synth.generate`) lists the test tasks:
     {"tasks": [{"name", "layout", "path", "media_root", "meta_task", "modality_group", "ranking", "metric",
                 "chance_percent" (or "chance" as a fraction), "in_distribution", ...}, ...]}
-`layout` picks the reader: "mmeb_v1" (MMEB-V1 parquet), "mmeb_v2_video" (MMEB-V2 video table), "beir"
+`layout` picks the reader: "mmeb_v1" (MMEB-V1 parquet), "mmeb_v2_video" (an MMEB-V2 video data set's own
+table: `parser` names its reference dataset class, `frames` its frame root, optional `query_instruction`,
+`target_instruction`, `options_in_query`), "beir"
 (visual documents), "mbeir" (path = folder with queries.jsonl, pool.jsonl and optional qrels.txt).
 `path` and `media_root` are relative to DIR. The metadata's labels override the reader's.
 """
@@ -29,9 +31,19 @@ def _read_mmeb(path: Path, data: Path, entry: dict) -> EvalTask:
 
 
 def _read_video(path: Path, data: Path, entry: dict) -> EvalTask:
+    """A video task in an MMEB-V2 data set's layout: `parser` names the reference dataset class whose
+    columns the table has, `frames` its frame root; the entry's instructions replace the reference's."""
+    from ...data.readers.catalog import Source
     from ...data.readers.mmeb_v2_video import read_mmeb_v2_video
 
-    return read_mmeb_v2_video(path, _media_root(data, entry), name=entry["name"], ranking=entry.get("ranking"))
+    if "parser" not in entry or "frames" not in entry:
+        raise InputError(f"task {entry['name']}: a video entry needs 'parser' and 'frames' (format version 2)",
+                         path=data / "metadata.json", fix="regenerate the benchmark with `uniembed synth`")
+    source = Source(entry["name"], "video", entry.get("meta_task", ""), f"uniembed-synth/{entry['name']}", None,
+                    "test", entry["parser"], entry.get("ranking", "local"))
+    instructions = {key: entry[key] for key in ("query_instruction", "target_instruction") if key in entry}
+    return read_mmeb_v2_video(path, data / entry["frames"], name=entry["name"], source=source,
+                              options_in_query=entry.get("options_in_query", True), **instructions)
 
 
 def _read_beir(path: Path, data: Path, entry: dict) -> EvalTask:
