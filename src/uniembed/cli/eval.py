@@ -14,7 +14,7 @@ def register(subparsers) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    description="Evaluate a model; writes results.json, report.md and report.html.\n\n"
                                                f"suites:\n{suites}")
-    add_model_argument(parser)
+    add_model_argument(parser, required=False)
     parser.add_argument("--suite", required=True, choices=sorted(SUITES), metavar="NAME", help="suite name (see above)")
     parser.add_argument("--data", required=True, help="local copy of the suite's data")
     parser.add_argument("--out", help="output directory for the reports (required unless --check)")
@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         text, ready = format_checks(get_suite(args.suite).check_data(args.data, options))
         print(text)
         return 0 if ready else 1
-    if not args.out:
-        raise ConfigError("eval needs --out DIR (or --check)")
+    if not args.out or not args.model:
+        raise ConfigError("eval needs --model and --out (or --check, which needs neither)")
     model = load_model(args.model, args.device, args.dtype)
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
     evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 from ...errors import InputError
 from .common import RowGuard, iter_jsonl, read_parquet_rows
 
-DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".tsv")  # .tsv: BEIR qrels
 _SKIP_DIRS = {".cache", ".git", ".huggingface"}
 
 
