@@ -129,7 +129,7 @@ def test_mbeir_local_and_global_pool(tmp_path):
     for sub in ("query/test", "cand_pool/local", "cand_pool/global", "qrels/test"):
         (tmp_path / sub).mkdir(parents=True)
     pool = [{"did": f"9:{c}", "txt": "", "img_path": f"mbeir_images/{c}.png", "modality": "image"} for c in ("red", "blue", "green")]
-    (tmp_path / "cand_pool/local/mbeir_mscoco_task0_cand_pool.jsonl").write_text("\n".join(json.dumps(r) for r in pool))
+    (tmp_path / "cand_pool/local/mbeir_mscoco_task0_test_cand_pool.jsonl").write_text("\n".join(json.dumps(r) for r in pool))
     (tmp_path / "cand_pool/global/mbeir_union_test_cand_pool.jsonl").write_text(
         "\n".join(json.dumps(r) for r in [{"did": "9:text", "txt": "red", "img_path": "", "modality": "text"}] + pool))
     queries = [{"qid": f"9:{i}", "query_txt": c, "query_img_path": "", "query_modality": "text",
@@ -141,6 +141,14 @@ def test_mbeir_local_and_global_pool(tmp_path):
     glob = scores("mbeir", tmp_path, pool="global").payload
     # the text candidate "red" ties with the red image and comes first in the pool: hit@1 drops, hit@5 does not
     assert glob["metrics"]["mscoco_task0"]["hit@1"] == 50.0 and glob["scores"]["mscoco_task0"] == 100.0
+    # a data root holding the repository folder TIGER-Lab/M-BEIR reads the same
+    import shutil
+
+    for sub in ("query", "cand_pool", "mbeir_images"):
+        shutil.copytree(tmp_path / sub, tmp_path / "root/TIGER-Lab/M-BEIR" / sub)
+    assert scores("mbeir", tmp_path / "root").payload["scores"] == {"mscoco_task0": 100.0}
+    with pytest.raises(InputError, match="looked for .*TIGER-Lab/M-BEIR/query/test"):
+        scores("mbeir", tmp_path / "root" / "TIGER-Lab")
     with pytest.raises(ConfigError, match="pool"):
         get_suite("sugarcrepe").load_tasks(tmp_path, SuiteOptions(pool="global"))
 
