@@ -15,6 +15,7 @@ mmeb-v2: image tasks from ziyjiang/MMEB_Test_Instruct (subset = task), images re
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ...data.examples import EvalTask
@@ -162,6 +163,10 @@ def load_mmeb_v2(data: Path, options: SuiteOptions) -> list[EvalTask]:
                          fix="download the repositories listed by `uniembed eval --suite mmeb-v2 --data ROOT --check` "
                              "(one folder per repository, ROOT/<owner>/<name>), or pass --data-map")
     pick(options.datasets, list(ALL_MMEB_V2), present, "mmeb-v2", data)
+    if len(present) < len(names):
+        logging.getLogger(__name__).warning(
+            "mmeb-v2: %d of %d data sets not found under %s and left out (e.g. %s); `--check` lists what each needs",
+            len(names) - len(present), len(names), data, ", ".join(n for n in names if n not in present)[:200])
     return [_read_v2(ALL_MMEB_V2[name], found[name], layout) for name in present]
 
 
