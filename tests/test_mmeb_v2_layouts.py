@@ -131,8 +131,10 @@ def test_moment_retrieval_and_video_qa_layouts(tmp_path):
     frames(frame_root(tmp_path, "NExTQA") / "11", 2, rgb("red"))
     frames(frame_root(tmp_path, "NExTQA") / "12", 2, rgb("red"))  # gold a0 "blue" is wrong for a red video
     # ActivityNetQA (activitynetqa_dataset.py:34-78): frames under v_<video_name>, candidates yes/no
-    parquet(tmp_path / "VLM2Vec/ActivityNetQA/data/test-00000-of-00001.parquet",
-            {"video_name": ["xyz"], "question": ["is it red"], "answer": ["no"], "question_id": ["q1"]})
+    # (as a JSON array: repositories that keep JSON files are read as they are)
+    anet = tmp_path / "VLM2Vec/ActivityNetQA/test.json"
+    anet.parent.mkdir(parents=True)
+    anet.write_text(json.dumps([{"video_name": "xyz", "question": "is it red", "answer": "no", "question_id": "q1"}]))
     frames(frame_root(tmp_path, "ActivityNetQA") / "v_xyz", 2, rgb("red"))
     payload = run(FakeEncoder(), tmp_path, ["QVHighlight", "NExTQA", "ActivityNetQA"])
     assert payload["scores"]["QVHighlight"] == 100.0 and payload["scores"]["NExTQA"] == 50.0

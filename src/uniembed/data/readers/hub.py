@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ...errors import InputError
-from .common import RowGuard, iter_jsonl, read_parquet_rows
+from .common import RowGuard, read_rows
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".tsv")  # .tsv: BEIR qrels
 _SKIP_DIRS = {".cache", ".git", ".huggingface"}
@@ -90,27 +90,22 @@ def file_columns(path: Path) -> list[str]:
 
 def read_table_rows(path: Path, required: Sequence[str], guard: RowGuard) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row number, row) of a parquet, JSONL or JSON-array file; required columns checked."""
-    if path.suffix == ".parquet":
-        yield from enumerate(read_parquet_rows(path, required))
-        return
     if path.suffix == ".json":
         with open(path, encoding="utf-8") as handle:
             head = handle.read(1024).lstrip()
         if head.startswith("["):
-            try:
-                rows = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON ({exc.msg})", path=path) from exc
-            for number, row in enumerate(rows):
-                missing = [c for c in required if not isinstance(row, dict) or c not in row]
-                if missing:
-                    guard.report.rows_read += 1
-                    guard.bad(InputError(f"missing field(s) {missing}"), number)
-                    continue
-                yield number, row
+            yield from _json_array_rows(path, required, guard)
             return
-    for number, row in iter_jsonl(path, guard):
-        missing = [c for c in required if c not in row]
+    yield from read_rows(path, required, guard)  # parquet, or JSON lines
+
+
+def _json_array_rows(path: Path, required: Sequence[str], guard: RowGuard) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON ({exc.msg})", path=path) from exc
+    for number, row in enumerate(rows):
+        missing = [c for c in required if not isinstance(row, dict) or c not in row]
         if missing:
             guard.report.rows_read += 1
             guard.bad(InputError(f"missing field(s) {missing}"), number)
