@@ -181,12 +181,15 @@ def test_image_tasks_read_mmeb_test_instruct_with_images_from_mmeb_v2(tmp_path):
     # image_cls_dataset.py:15-31 (qry_inst, qry_text, qry_img_path, tgt_text), image.yaml image_root image-tasks/
     parquet(tmp_path / "ziyjiang/MMEB_Test_Instruct/VOC2007/test-00000-of-00001.parquet", {
         "qry_inst": ["<|image_1|> Represent the given image for classification"], "qry_text": [""],
-        "qry_img_path": ["VOC2007/red.png"], "tgt_inst": [""], "tgt_text": [["red", "blue"]],
-        "tgt_img_path": [["", ""]]})
+        "qry_img_path": ["VOC2007/red.png"], "tgt_inst": ["<|image_1|> Represent the given image."],
+        "tgt_text": [["red", "blue"]], "tgt_img_path": [["", ""]]})
     images = tmp_path / MEDIA / "image-tasks" / "VOC2007"
     images.mkdir(parents=True)
     colour_image(images / "red.png", "red")
     assert run(FakeEncoder(), tmp_path, ["VOC2007"])["scores"] == {"VOC2007": 100.0}
+    task = get_suite("mmeb-v2").load_tasks(tmp_path, SuiteOptions(datasets=["VOC2007"]))[0]
+    assert task.queries[0].instruction == "Represent the given image for classification"
+    assert task.candidates[0].instruction is None  # image_cls ranks the raw tgt_text (image_cls_dataset.py:26)
     other = tmp_path / "elsewhere"
     (other / "VOC2007").mkdir(parents=True)
     colour_image(other / "VOC2007" / "red.png", "blue")  # --image-root wins over the default

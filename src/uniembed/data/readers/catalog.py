@@ -158,7 +158,21 @@ MMEB_V2_VISDOC_EXTRA = [
 
 # experiments/public/eval/image.yaml: every image task reads subset <task> of ziyjiang/MMEB_Test_Instruct,
 # split test, image_root image-tasks/, eval_type local.
-MMEB_V2_IMAGE = [Source(name, "image", info.meta_task, MMEB_V2_IMAGE_REPO, name, "test", "mmeb", "local")
+# The parser of each image task (image.yaml `dataset_parser`): image_cls, image_qa and image_i2t rank the raw
+# `tgt_text` (no target instruction, image_cls_dataset.py:26-31, image_i2t_eval.py:26-31); image_t2i and
+# image_i2i_vg put `tgt_inst` on every candidate (image_t2i_eval.py:24-40).
+IMAGE_PARSERS = {
+    "image_cls": ["ImageNet-1K", "N24News", "HatefulMemes", "VOC2007", "SUN397", "Place365", "ImageNet-A",
+                  "ImageNet-R", "ObjectNet", "Country211"],
+    "image_qa": ["OK-VQA", "A-OKVQA", "DocVQA", "InfographicsVQA", "ChartQA", "Visual7W", "ScienceQA", "VizWiz",
+                 "GQA", "TextVQA"],
+    "image_i2t": ["MSCOCO_i2t", "VisualNews_i2t"],
+    "image_t2i": ["VisDial", "MSCOCO_t2i", "VisualNews_t2i", "WebQA", "EDIS", "Wiki-SS-NQ"],
+    "image_i2i_vg": ["CIRR", "NIGHTS", "OVEN", "FashionIQ", "MSCOCO", "RefCOCO", "RefCOCO-Matching",
+                     "Visual7W-Pointing"],
+}
+_IMAGE_PARSER = {task: parser for parser, tasks in IMAGE_PARSERS.items() for task in tasks}
+MMEB_V2_IMAGE = [Source(name, "image", info.meta_task, MMEB_V2_IMAGE_REPO, name, "test", _IMAGE_PARSER[name], "local")
                  for name, info in MMEB_V1_TASKS.items()]
 
 MMEB_V2_VIDEO_TASKS = {s.task: TaskInfo(s.meta_task, None, s.ranking) for s in MMEB_V2_VIDEO}

@@ -127,7 +127,8 @@ def _read_v2(source: Source, folder: Path, layout: Layout) -> EvalTask:
     if source.group == "image":
         images = layout.media_root(MMEB_V2_MEDIA_REPO, layout.image_root, "image-tasks", "MMEB-V2 image folder",
                                    "--image-root")
-        task = read_mmeb_v1(data_files(folder, source.subset, source.split), images, name=source.task)
+        task = read_mmeb_v1(data_files(folder, source.subset, source.split), images, name=source.task,
+                            target_instructions=source.parser in ("image_t2i", "image_i2i_vg"))
     elif source.group == "video":
         task = read_mmeb_v2_video(folder, _video_media(layout) / source.frame_root, name=source.task, source=source)
     else:
