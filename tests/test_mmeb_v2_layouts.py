@@ -253,3 +253,10 @@ def test_published_figures_only_beside_a_whole_suite_and_model_path_in_results(t
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["model_path"] == "models/my-model" and results["model"] == "fake-video-words"
     assert evaluation.payload["scores"] == {"Breakfast": 100.0}
+
+
+def test_an_empty_root_names_the_layout_it_looked_for(tmp_path):
+    from uniembed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"found no data set under --data, so not \['Digits'\]; it looks for DIR/"):
+        get_suite("long-captions").load_tasks(tmp_path, SuiteOptions(datasets=["Digits"]))

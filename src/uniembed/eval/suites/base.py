@@ -84,6 +84,10 @@ def select(available: Iterable[str], requested: Sequence[str] | None, suite: str
     if requested is None:
         return available
     unknown = [name for name in requested if name not in available]
+    if unknown and not available:
+        layout = SUITES[suite].layout if suite in SUITES else ""
+        raise ConfigError(f"suite {suite} found no data set under --data, so not {unknown}; it looks for "
+                          f"{layout or 'its documented layout'} (`uniembed eval --check` lists what each needs)")
     if unknown:
         raise ConfigError(f"suite {suite} has no data set(s) {unknown}; available: {', '.join(available)}")
     return [name for name in available if name in set(requested)]
