@@ -152,16 +152,21 @@ def test_global_video_pool_and_beir_documents(bench):
 
 
 def test_mbeir_slice_links_queries_pool_and_qrels(bench):
-    folder = bench / "mbeir/SynMBEIR_T2I"
-    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
-    pool = {p["did"]: p for p in map(json.loads, (folder / "pool.jsonl").read_text().splitlines())}
-    qrels = [line.split() for line in (folder / "qrels.txt").read_text().splitlines()]
+    # the TIGER-Lab/M-BEIR layout (UniIR src/common/mbeir_embedder.py:270-277, mbeir_retriever.py:394)
+    root = bench / "mbeir"
+    queries = [json.loads(line) for line in (root / "query/test/mbeir_synt2i_task0_test.jsonl").read_text().splitlines()]
+    pool_file = root / "cand_pool/local/mbeir_synt2i_task0_cand_pool.jsonl"
+    pool = {p["did"]: p for p in map(json.loads, pool_file.read_text().splitlines())}
+    qrels = [line.split() for line in (root / "qrels/test/mbeir_synt2i_task0_test_qrels.txt").read_text().splitlines()]
     assert len(queries) == len(qrels) == 16
     for query, (qid, zero, did, relevance, task_id) in zip(queries, qrels):
         assert (query["qid"], zero, relevance, task_id) == (qid, "0", "1", "0") and query["pos_cand_list"] == [did]
         assert query["qid"].startswith("90:") and query["query_modality"] == "text"
         assert all(d in pool for d in query["pos_cand_list"] + query["neg_cand_list"])
         assert (bench / "mbeir" / pool[did]["img_path"]).exists()
+    from uniembed.eval.suites import SuiteOptions, get_suite  # the mbeir suite reads the slice as it is
+
+    assert [t.name for t in get_suite("mbeir").load_tasks(root, SuiteOptions())] == ["synt2i_task0"]
 
 
 def test_training_rows_have_hard_negatives_and_do_not_overlap_test(bench):

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ...errors import InputError
 from .examples import Media, SynthExample, TaskDef
-from .mbeir import mbeir_files
+from .mbeir import MBEIR_NAME, mbeir_files
 from .render import run_job
 from .tasks_docs import DOC_QUERY, build_families
 from .tasks_image import IMAGE_TASKS, IMAGE_TARGET
@@ -264,9 +264,10 @@ def _generate(out: Path, size: str, seed: int, config: SizeConfig, pool, progres
                                     config.test_queries, "test", frozenset())
     for ex in mbeir_examples:
         test_keys |= ex.keys
-    n_queries, n_pool = mbeir_files(out / "mbeir" / MBEIR_TASK, mbeir_examples,
+    n_queries, n_pool = mbeir_files(out / "mbeir", mbeir_examples,
                                     MediaWriter(out / "mbeir", f"mbeir_images/{MBEIR_TASK}", jobs))
-    mbeir_entry = {"name": MBEIR_TASK, "layout": "mbeir", "path": f"mbeir/{MBEIR_TASK}", "media_root": "mbeir",
+    mbeir_entry = {"name": MBEIR_TASK, "layout": "mbeir", "path": "mbeir", "mbeir_task": MBEIR_NAME,
+                   "media_root": "mbeir",
                    "meta_task": "retrieval", "modality_group": "image", "ranking": "global", "metric": "hit@5",
                    "num_queries": n_queries, "num_candidates": n_pool, "candidates_per_query": n_pool,
                    "chance_percent": round(100.0 * min(5, n_pool) / n_pool, 4), "in_distribution": True,
