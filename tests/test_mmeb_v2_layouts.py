@@ -260,3 +260,12 @@ def test_an_empty_root_names_the_layout_it_looked_for(tmp_path):
 
     with pytest.raises(ConfigError, match=r"found no data set under --data, so not \['Digits'\]; it looks for DIR/"):
         get_suite("long-captions").load_tasks(tmp_path, SuiteOptions(datasets=["Digits"]))
+
+
+def test_mbeir_check_lists_the_uniir_files(tmp_path, capsys):
+    (tmp_path / "query/test").mkdir(parents=True)
+    (tmp_path / "query/test/mbeir_mscoco_task0_test.jsonl").write_text(json.dumps(
+        {"qid": "9:1", "query_txt": "a dog", "query_img_path": None, "query_modality": "text", "pos_cand_list": ["9:2"]}))
+    assert main(["eval", "--suite", "mbeir", "--data", str(tmp_path), "--check", "--datasets", "mscoco_task0"]) == 1
+    out = capsys.readouterr().out
+    assert "cand_pool/local/mbeir_mscoco_task0_test_cand_pool.jsonl not found" in out and "mbeir_images" in out

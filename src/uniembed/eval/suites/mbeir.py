@@ -78,6 +78,41 @@ def load_mbeir(data: Path, options: SuiteOptions) -> list[EvalTask]:
     return tasks
 
 
+# The 16 test dataset-task pairs (UniIR configs_scripts/*/eval/inbatch/embed.yaml test_datasets_config)
+MBEIR_TASKS = ["visualnews_task0", "mscoco_task0", "fashion200k_task0", "webqa_task1", "edis_task2", "webqa_task2",
+               "visualnews_task3", "mscoco_task3", "fashion200k_task3", "nights_task4", "oven_task6", "infoseek_task6",
+               "fashioniq_task7", "cirr_task7", "oven_task8", "infoseek_task8"]
+
+
+def check_mbeir(data: Path, options: SuiteOptions) -> list:
+    """Per dataset-task: its query, pool and qrels files and columns, and the image folder."""
+    from ...data.readers.hub import file_columns
+    from ...data.readers.mbeir import POOL_COLUMNS, QUERY_COLUMNS
+    from .layout import Check
+
+    root = mbeir_root(data)
+    checks = []
+    for name in options.datasets or MBEIR_TASKS:
+        dataset, _, task = name.rpartition("_task")
+        queries = root / "query" / "test" / f"mbeir_{name}_test.jsonl"
+        pool = (root / "cand_pool" / "global" / "mbeir_union_test_cand_pool.jsonl" if options.pool == "global"
+                else local_pool(root, dataset, int(task)) if task.isdigit() else root / "cand_pool" / "local")
+        qrels = root / "qrels" / "test" / f"mbeir_{name}_test_qrels.txt"
+        check = Check(name, MBEIR_REPO, root if queries.is_file() else None, [queries],
+                      files=", ".join(str(p.relative_to(root)) for p in (queries, pool, qrels)),
+                      columns=QUERY_COLUMNS + tuple(f"pool.{c}" for c in POOL_COLUMNS))
+        for path, columns, label in ((queries, QUERY_COLUMNS, "queries"), (pool, POOL_COLUMNS, "pool")):
+            if not path.is_file():
+                check.problems.append(f"{label}: {path} not found")
+                continue
+            missing = [c for c in columns if c not in file_columns(path)]
+            if missing:
+                check.problems.append(f"{label}: {path} lacks column(s) {missing}")
+        check.media.append(("images", root / "mbeir_images", (root / "mbeir_images").is_dir()))
+        checks.append(check)
+    return checks
+
+
 register(Suite("mbeir", "M-BEIR: 16 dataset-task pairs, recall@5 (@10 fashion), --pool local|global", load_mbeir,
                layout="DIR/query/test/, DIR/cand_pool/{local,global}/, DIR/qrels/test/, DIR/instructions/",
-               pools=("local", "global")))
+               pools=("local", "global"), check=check_mbeir))
