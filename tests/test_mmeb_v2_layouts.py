@@ -269,3 +269,20 @@ def test_mbeir_check_lists_the_uniir_files(tmp_path, capsys):
     assert main(["eval", "--suite", "mbeir", "--data", str(tmp_path), "--check", "--datasets", "mscoco_task0"]) == 1
     out = capsys.readouterr().out
     assert "cand_pool/local/mbeir_mscoco_task0_test_cand_pool.jsonl not found" in out and "mbeir_images" in out
+
+
+def test_mmeb_v1_repository_folder_and_image_root_order(tmp_path):
+    repo = tmp_path / "TIGER-Lab/MMEB-eval"
+    parquet(repo / "VOC2007/test-00000-of-00001.parquet", {
+        "qry_text": ["<|image_1|>\nRepresent the given image for classification\n"], "qry_img_path": ["VOC2007/x.png"],
+        "tgt_text": [["red", "blue"]], "tgt_img_path": [["", ""]]})
+    with pytest.raises(InputError, match=r"image root not found; tried '.*MMEB-eval/eval_images', '.*MMEB-eval/images'"):
+        get_suite("mmeb-v1").load_tasks(tmp_path, SuiteOptions())
+    (repo / "eval_images/VOC2007").mkdir(parents=True)
+    colour_image(repo / "eval_images/VOC2007/x.png", "red")
+    assert evaluate(FakeEncoder(), "mmeb-v1", tmp_path, progress=False).payload["scores"] == {"VOC2007": 100.0}
+    (tmp_path / "mine/VOC2007").mkdir(parents=True)
+    colour_image(tmp_path / "mine/VOC2007/x.png", "blue")
+    payload = evaluate(FakeEncoder(), "mmeb-v1", tmp_path, progress=False,
+                       data_options={"image_root": str(tmp_path / "mine")}).payload
+    assert payload["scores"] == {"VOC2007": 0.0}

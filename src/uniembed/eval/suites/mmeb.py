@@ -5,7 +5,7 @@ any folder via `--data-map`), each as `huggingface-cli download <owner>/<name> -
 --local-dir ROOT/<owner>/<name>` leaves it; `catalog.MMEB_V2_SOURCES` lists the repository, subset and
 split of each task (the reference's `EVAL_DATASET_HF_PATH`).
 mmeb-v1: TIGER-Lab/MMEB-eval (`<Dataset>/test-*.parquet`); images relative to `--image-root`, else the
-    first of <MMEB-eval>/eval_images, <MMEB-eval>/images, <MMEB-eval> that exists. A ROOT that itself
+    first of <MMEB-eval>/eval_images, <MMEB-eval>/images, <MMEB-eval> that holds the first image. A ROOT that itself
     holds the data set folders is read as the MMEB-eval copy.
 mmeb-v2: image tasks from ziyjiang/MMEB_Test_Instruct (subset = task), images relative to `--image-root`,
     else <TIGER-Lab/MMEB-V2>/image-tasks; video tasks from their own repositories, frames under
@@ -60,22 +60,39 @@ def _v1_folder(layout: Layout) -> tuple[Path, list[Path]]:
                      fix=f"huggingface-cli download {MMEB_V1_REPO} --repo-type dataset --local-dir ROOT/{MMEB_V1_REPO}")
 
 
-def _v1_images(layout: Layout, folder: Path) -> Path:
+def _v1_images(layout: Layout, folder: Path, names: list[str]) -> Path:
+    """--image-root, else the first of <MMEB-eval>/eval_images, images/, <MMEB-eval> holding the first image."""
     tried = [layout.image_root] if layout.image_root else [folder / "eval_images", folder / "images", folder]
-    found = next((p for p in tried if p.is_dir()), None)
-    if found is None:
-        raise InputError("image root not found; tried " + ", ".join(f"'{p}'" for p in tried),
-                         fix="unzip MMEB-eval's images.zip (-> eval_images/) or pass --image-root")
-    return found
+    sample = _first_image(folder, names)
+    for root in tried:
+        if root.is_dir() and (sample is None or (root / sample).exists()):
+            return root
+    raise InputError("image root not found; tried " + ", ".join(f"'{p}'" for p in tried)
+                     + (f" for '{sample}'" if sample else ""),
+                     fix="unzip MMEB-eval's images.zip (-> eval_images/) or pass --image-root")
+
+
+def _first_image(folder: Path, names: list[str]) -> str | None:
+    """The first query image path of the first data set (to tell which image root the tables mean)."""
+    import pyarrow.parquet as pq
+
+    for name in names:
+        for file in sorted((folder / name).glob("*.parquet"))[:1]:
+            try:
+                values = pq.read_table(file, columns=["qry_img_path"]).column(0).to_pylist()
+            except Exception:  # a broken table is reported by its reader
+                return None
+            return next((v for v in values if isinstance(v, str) and v.strip()), None)
+    return None
 
 
 def load_mmeb_v1(data: Path, options: SuiteOptions) -> list[EvalTask]:
     layout = layout_of(data, options)
     folder, _ = _v1_folder(layout)
-    images = _v1_images(layout, folder)
     present = [name for name in MMEB_V1_TASKS if (folder / name).is_dir()]
-    return [read_mmeb_v1(folder / name, images, name=name)
-            for name in pick(options.datasets, list(MMEB_V1_TASKS), present, "mmeb-v1", folder)]
+    names = pick(options.datasets, list(MMEB_V1_TASKS), present, "mmeb-v1", folder)
+    images = _v1_images(layout, folder, names)
+    return [read_mmeb_v1(folder / name, images, name=name) for name in names]
 
 
 def pick(requested: list[str] | None, known: list[str], present: list[str], suite: str, where: Path) -> list[str]:
