@@ -286,3 +286,13 @@ def test_mmeb_v1_repository_folder_and_image_root_order(tmp_path):
     payload = evaluate(FakeEncoder(), "mmeb-v1", tmp_path, progress=False,
                        data_options={"image_root": str(tmp_path / "mine")}).payload
     assert payload["scores"] == {"VOC2007": 0.0}
+
+
+def test_mmeb_v1_check_reports_a_missing_data_set(tmp_path, capsys):
+    parquet(tmp_path / "TIGER-Lab/MMEB-eval/VOC2007/test-00000-of-00001.parquet", {
+        "qry_text": ["q"], "qry_img_path": [""], "tgt_text": [["a"]], "tgt_img_path": [[""]]})
+    (tmp_path / "TIGER-Lab/MMEB-eval/eval_images").mkdir()
+    assert main(["eval", "--suite", "mmeb-v1", "--data", str(tmp_path), "--check",
+                 "--datasets", "VOC2007,ImageNet-1K"]) == 1
+    out = capsys.readouterr().out
+    assert "[ok] VOC2007" in out and "[PROBLEM] ImageNet-1K" in out and "1 of 2 data sets ready" in out

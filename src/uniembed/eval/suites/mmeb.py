@@ -227,10 +227,9 @@ def check_mmeb_v2(data: Path, options: SuiteOptions) -> list[Check]:
 
 def _check_files(check: Check, folder: Path, subset: str | None, split: str | None, columns, label: str = "") -> None:
     try:
-        files = data_files(folder, subset, split) if folder.is_dir() else data_files(folder.parent, subset, split) \
-            if folder.parent.is_dir() and subset is None else []
-        if not files:
+        if not folder.is_dir():
             raise InputError("folder not found", path=folder)
+        files = data_files(folder, subset, split)
     except InputError as exc:
         check.problems.append(f"{label + ': ' if label else ''}{exc.problem}" + (f" ({exc.path})" if exc.path else ""))
         return
