@@ -54,7 +54,7 @@ def lookup(table: dict[str, TaskInfo], name: str) -> TaskInfo | None:
 # ------------------------------------------------------------------------------------------------ MMEB-V2
 # Where each MMEB-V2 data set comes from and how the reference evaluation reads it (TIGER-AI-Lab/VLM2Vec@6e1e1d4):
 #   task names, modality groups: experiments/report_score_v2.py:63-82 (modality2dataset; the leaderboard's names)
-#   hub repository, subset, split: src/constant/dataset_hf_path.py:2-62 (EVAL_DATASET_HF_PATH)
+#   hub repository, subset, split: src/constant/dataset_hf_path.py:4-64 (EVAL_DATASET_HF_PATH)
 #   parser, frame folder, eval_type (local/global), frames: experiments/public/eval/{image,video,visdoc}.yaml
 #   instructions: the TASK_INST_QRY / TASK_INST_TGT / TASK_PROMPT constants of each src/data/eval_dataset/*.py
 #   (cited per parser in mmeb_v2_video.py and visdoc.py). The reference hard-codes them as part of the data.
@@ -83,7 +83,7 @@ def _video(task, meta, repo, subset, split, parser, ranking, frame_root) -> Sour
     return Source(task, "video", meta, repo, subset, split, parser, ranking, frame_root)
 
 
-# experiments/public/eval/video.yaml (frame_root, eval_type, dataset_parser); dataset_hf_path.py:3-29
+# experiments/public/eval/video.yaml:1-166 (frame_root, eval_type, dataset_parser); dataset_hf_path.py:4-29
 MMEB_V2_VIDEO = [
     _video("K700", "video_classification", "VLM2Vec/Kinetics-700", None, "test", "video_classification", "global",
            "video-tasks/frames/video_cls/K700"),
@@ -123,7 +123,7 @@ MMEB_V2_VIDEO = [
            "video-tasks/frames/video_mret/MomentSeeker"),
 ]
 
-# experiments/public/eval/visdoc.yaml (all eval_type: global); dataset_hf_path.py:31-70. The leaderboard's
+# experiments/public/eval/visdoc.yaml (all eval_type: global); dataset_hf_path.py:32-64. The leaderboard's
 # visdoc meta-tasks: ViDoRe-V1, ViDoRe-V2, VisRAG, and the out-of-domain ViDoSeek / MMLongBench sets.
 _VIDORE_V1 = ["arxivqa_test_subsampled_beir", "docvqa_test_subsampled_beir", "infovqa_test_subsampled_beir",
               "tabfquad_test_subsampled_beir", "tatdqa_test_beir", "shiftproject_test_beir",
