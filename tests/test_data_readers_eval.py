@@ -89,44 +89,20 @@ def test_mmeb_v1_malformed_rows(mmeb_root):
         read_mmeb_v1(missing_column, mmeb_root / "images")
 
 
-def _video_root(tmp_path):
-    root = tmp_path / "video"
-    for video, colour in [("v1", (10, 0, 0)), ("v2", (0, 10, 0)), ("v3", (0, 0, 10))]:
-        frames(root / "MSR-VTT" / video, 3, colour)
-        frames(root / "SSv2" / video, 3, colour)
-    return root
-
-
-def test_mmeb_v2_video_global_task_pools_targets_across_rows(tmp_path):
-    root = _video_root(tmp_path)
-    table = parquet(root / "MSR-VTT" / "test.parquet", {
-        "qry_inst": ["Find a video that contains the following visual content:"] * 3,
-        "qry_text": ["a red scene", "a green scene", "a blue scene"],
-        "qry_video_path": ["", "", ""],
-        "tgt_inst": ["Understand the content of the provided video."] * 3,
-        "tgt_text": [[""], [""], [""]],
-        "tgt_video_path": [["MSR-VTT/v1"], ["MSR-VTT/v2"], ["MSR-VTT/v3"]],
-    })
-    task = read_mmeb_v2_video(table.parent)
-    assert task.name == "MSR-VTT" and not task.is_local and task.meta_task == "video_retrieval"
-    assert task.modality_group == "video" and task.video_sampling == MMEB_V2_VIDEO_SAMPLING
-    assert [c.video for c in task.candidates] == [str(root / "MSR-VTT" / v) for v in ("v1", "v2", "v3")]
-    assert task.qrels == [{0: 1.0}, {1: 1.0}, {2: 1.0}] and task.chance == pytest.approx(1 / 3)
-    assert len(task.candidates[0].load_video(**task.video_sampling)) == 3
-
-
-def test_mmeb_v2_video_local_task_and_missing_frames(tmp_path):
-    root = _video_root(tmp_path)
-    rows = [{"qry_inst": "Identify the action.", "qry_text": "", "qry_video_path": "SSv2/v1",
-             "tgt_text": ["pushing left", "pushing right"]},
-            {"qry_text": "x", "qry_video_path": "SSv2/v9", "tgt_text": ["a"]}]
-    table = jsonl(root / "SSv2" / "test.jsonl", rows)
-    with pytest.raises(InputError, match=r"SSv2/test\.jsonl.*row 2.*SSv2/v9"):
-        read_mmeb_v2_video(table.parent)
-    task = read_mmeb_v2_video(table.parent, skip_bad_rows=True)
+def test_mmeb_v2_video_missing_frames_name_the_row_and_can_be_skipped(tmp_path):
+    # SmthSmthV2 columns (TIGER-AI-Lab/VLM2Vec src/data/eval_dataset/ssv2_dataset.py:20-40)
+    frames(tmp_path / "frames" / "1", 3, (255, 0, 0))
+    rows = [{"video_id": "1", "pos_text": "pushing left", "neg_text": ["pushing left", "pushing right"]},
+            {"video_id": "9", "pos_text": "a", "neg_text": ["a", "b"]}]
+    table = jsonl(tmp_path / "SmthSmthV2" / "test.jsonl", rows)
+    with pytest.raises(InputError, match=r"SmthSmthV2/test\.jsonl.*row 2.*frames/9"):
+        read_mmeb_v2_video(table.parent, tmp_path / "frames", name="SmthSmthV2")
+    task = read_mmeb_v2_video(table.parent, tmp_path / "frames", name="SmthSmthV2", skip_bad_rows=True)
     assert task.is_local and task.meta_task == "video_classification" and task.candidate_lists == [[0, 1]]
-    assert task.queries[0].video == str(root / "SSv2" / "v1") and task.queries[0].text is None
-
+    assert task.queries[0].video == str(tmp_path / "frames" / "1") and task.queries[0].text is None
+    assert task.video_sampling == MMEB_V2_VIDEO_SAMPLING and task.qrels == [{0: 1.0}]
+    assert task.queries[0].instruction == ("What actions or object interactions are being performed by the "
+                                           "person in the video?")  # video_classification_utils.py:18
 
 def _visdoc(tmp_path, qrels_scores):
     folder = tmp_path / "ViDoRe_docvqa"
@@ -204,19 +180,6 @@ def test_strip_and_split_helpers_are_what_the_readers_use():
     assert split_instruction("A photo of a dog: running") == (None, "A photo of a dog: running")
     assert split_instruction("<|image_1|>") == (None, None)
     assert Item(text=split_instruction("plain caption")[1]).text == "plain caption"
-
-
-def test_unknown_video_task_whose_rows_list_only_their_gold_ranks_globally(tmp_path):
-    root = _video_root(tmp_path)
-    table = parquet(root / "MyClips" / "test.parquet", {
-        "qry_text": ["red", "green"], "qry_video_path": ["", ""],
-        "tgt_text": [["<|video_1|>\nUnderstand the content of the provided video.\n"]] * 2,
-        "tgt_video_path": [["MSR-VTT/v1"], ["MSR-VTT/v2"]]})
-    task = read_mmeb_v2_video(table.parent, root)
-    assert not task.is_local and task.qrels == [{0: 1.0}, {1: 1.0}]
-    assert task.candidates[0].instruction == "Understand the content of the provided video."
-    assert task.candidates[0].text is None
-    assert read_mmeb_v2_video(table.parent, root, ranking="local").candidate_lists == [[0], [1]]
 
 
 def test_visdoc_chance_is_the_expected_ndcg_of_a_random_ranking(tmp_path):

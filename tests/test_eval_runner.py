@@ -133,7 +133,8 @@ def test_reports_are_written_and_complete(images, tmp_path):
     assert payload["overall"] == pytest.approx(83.3333, abs=1e-3)
     assert payload["chance"] == {"local": 50.0}
     markdown = (tmp_path / "out" / "report.md").read_text()
-    assert "| local | hit@1 | 66.7 | 50.0 |" in markdown
+    assert "| image | retrieval | local | hit@1 | 66.7 | 50.0 |" in markdown
+    assert "| **image** | **all** | 2 | **83.3** |" in markdown and "| **overall** | | 2 | **83.3** |" in markdown
     parser = _Collector()
     parser.feed((tmp_path / "out" / "report.html").read_text())
     charts = [src for src in parser.images if src.startswith("data:image/png;base64,")]
@@ -145,9 +146,16 @@ def test_reports_are_written_and_complete(images, tmp_path):
     assert evaluation.stats.encoded == 7
 
 
-def test_report_puts_published_figures_beside_ours(images, tmp_path):
+def test_report_puts_published_figures_beside_ours_only_for_a_whole_suite(images, tmp_path, monkeypatch):
+    from uniembed.data.readers.catalog import MMEB_V1_TASKS
+    from uniembed.eval import reference
+
     task = local_task(images, "ImageNet-1K")
     task.meta_task = "classification"
+    evaluate(FakeEncoder(), "mmeb-v1", tmp_path, tmp_path / "one", tasks=[task], progress=False)
+    assert "(published)" not in (tmp_path / "one" / "report.md").read_text()  # one task is not the suite
+    assert reference.covers_suite("mmeb-v1", list(MMEB_V1_TASKS)) and not reference.covers_suite("mmeb-v1", ["ImageNet-1K"])
+    monkeypatch.setattr(reference, "covers_suite", lambda suite, names: True)  # as if all 36 had run
     evaluate(FakeEncoder(), "mmeb-v1", tmp_path, tmp_path / "out", tasks=[task], progress=False)
     markdown = (tmp_path / "out" / "report.md").read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| model |"))

@@ -46,30 +46,6 @@ def test_mmeb_v1_scores_100_and_0_and_groups(tmp_path):
         scores("mmeb-v1", tmp_path, datasets=["ImageNet-B"])
 
 
-def test_mmeb_v2_groups_image_video_visdoc(tmp_path):
-    image_root = tmp_path / "image"
-    image_root.mkdir()
-    colour_image(image_root / "red.png", "red")
-    write_mmeb_task(image_root, "VOC2007", [("<|image_1|>\nRepresent the given image\n", "red.png", ["red", "blue"], ["", ""])])
-    doc = tmp_path / "visdoc" / "ViDoRe_docvqa"
-    doc.mkdir(parents=True)
-    for name in ("red", "blue", "green"):
-        colour_image(doc / f"{name}.png", name)
-    (doc / "queries.jsonl").write_text("\n".join(json.dumps({"query-id": q, "query": q}) for q in ("blue", "green")))
-    (doc / "corpus.jsonl").write_text("\n".join(json.dumps({"corpus-id": c, "image": f"{c}.png"}) for c in ("red", "blue", "green")))
-    # graded: for "blue" the blue page has relevance 2 and red 1; "green" query's only relevant page is red
-    (doc / "qrels.jsonl").write_text("\n".join(json.dumps(r) for r in [
-        {"query-id": "blue", "corpus-id": "blue", "score": 2}, {"query-id": "blue", "corpus-id": "red", "score": 1},
-        {"query-id": "green", "corpus-id": "red", "score": 1}]))
-    payload = scores("mmeb-v2", tmp_path).payload
-    assert payload["scores"]["VOC2007"] == 100.0
-    # "blue": blue page first (gain 2), red page ties with green at 0 -> corpus order puts red 2nd (gain 1): ideal.
-    # "green": green page first, then red (tie with blue broken by order) at rank 2 -> 1/log2(3)
-    from math import log2
-    assert payload["scores"]["ViDoRe_docvqa"] == pytest.approx(100 * (1 + 1 / log2(3)) / 2, abs=1e-3)
-    assert set(payload["groups"]) >= {"modality/image", "modality/visdoc"}
-
-
 def test_sugarcrepe_accuracy_with_strict_ties(tmp_path):
     (tmp_path / "images").mkdir()
     colour_image(tmp_path / "images" / "red.png", "red")
@@ -153,7 +129,7 @@ def test_mbeir_local_and_global_pool(tmp_path):
     for sub in ("query/test", "cand_pool/local", "cand_pool/global", "qrels/test"):
         (tmp_path / sub).mkdir(parents=True)
     pool = [{"did": f"9:{c}", "txt": "", "img_path": f"mbeir_images/{c}.png", "modality": "image"} for c in ("red", "blue", "green")]
-    (tmp_path / "cand_pool/local/mbeir_mscoco_task0_cand_pool.jsonl").write_text("\n".join(json.dumps(r) for r in pool))
+    (tmp_path / "cand_pool/local/mbeir_mscoco_task0_test_cand_pool.jsonl").write_text("\n".join(json.dumps(r) for r in pool))
     (tmp_path / "cand_pool/global/mbeir_union_test_cand_pool.jsonl").write_text(
         "\n".join(json.dumps(r) for r in [{"did": "9:text", "txt": "red", "img_path": "", "modality": "text"}] + pool))
     queries = [{"qid": f"9:{i}", "query_txt": c, "query_img_path": "", "query_modality": "text",
@@ -165,6 +141,14 @@ def test_mbeir_local_and_global_pool(tmp_path):
     glob = scores("mbeir", tmp_path, pool="global").payload
     # the text candidate "red" ties with the red image and comes first in the pool: hit@1 drops, hit@5 does not
     assert glob["metrics"]["mscoco_task0"]["hit@1"] == 50.0 and glob["scores"]["mscoco_task0"] == 100.0
+    # a data root holding the repository folder TIGER-Lab/M-BEIR reads the same
+    import shutil
+
+    for sub in ("query", "cand_pool", "mbeir_images"):
+        shutil.copytree(tmp_path / sub, tmp_path / "root/TIGER-Lab/M-BEIR" / sub)
+    assert scores("mbeir", tmp_path / "root").payload["scores"] == {"mscoco_task0": 100.0}
+    with pytest.raises(InputError, match="looked for .*TIGER-Lab/M-BEIR/query/test"):
+        scores("mbeir", tmp_path / "root" / "TIGER-Lab")
     with pytest.raises(ConfigError, match="pool"):
         get_suite("sugarcrepe").load_tasks(tmp_path, SuiteOptions(pool="global"))
 

@@ -18,7 +18,10 @@ from uniembed.data.synth import ALL_TASKS, SizeConfig, chance_local_hit1, expect
 from uniembed.errors import InputError
 
 MMEB_COLUMNS = ["qry_text", "qry_img_path", "tgt_text", "tgt_img_path"]
-VIDEO_COLUMNS = ["qry_text", "qry_img_path", "qry_video_path", "tgt_text", "tgt_img_path", "tgt_video_path"]
+# the MMEB-V2 data sets' own columns (TIGER-AI-Lab/VLM2Vec src/data/eval_dataset/*.py, see video_layouts.py)
+VIDEO_COLUMNS = {"SynMotion": ["video_id", "pos_text", "neg_text"], "SynT2V": ["video_id", "video", "caption"],
+                 "SynVideoQA": ["subset", "question", "video", "candidates", "answer"],
+                 "SynMoment": ["query", "video_path"]}
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +67,10 @@ def test_every_task_is_written_with_its_layout(bench):
     assert {t["meta_task"] for t in meta["tasks"] if t["modality_group"] == "image"} == {
         "classification", "vqa", "retrieval", "grounding"}
     for task in meta["tasks"]:
-        if task["layout"] in ("beir", "mbeir"):
+        if task["layout"] in ("beir", "mbeir", "mmeb_v2_video"):
             continue
         table = pq.read_table(bench / task["path"])
-        assert table.column_names == (VIDEO_COLUMNS if task["layout"] == "mmeb_v2_video" else MMEB_COLUMNS)
+        assert table.column_names == MMEB_COLUMNS
         assert table.num_rows == task["num_queries"] == 16
         for row in table.to_pylist():
             assert row["tgt_text"] and len(row["tgt_text"]) == len(row["tgt_img_path"])
@@ -93,14 +96,36 @@ def test_mmeb_text_carries_placeholders_and_instructions_like_real_mmeb(bench):
     assert image.size == (96, 96)
     crop = Image.open(bench / "mmeb/images" / rows(bench, meta["SynGround"])[0]["tgt_img_path"][0])
     assert crop.size == (40, 40)
-    motion = rows(bench, meta["SynMotion"])[0]
-    assert motion["qry_text"].startswith("<|video_1|>\n") and motion["qry_video_path"].startswith("SynMotion/")
+
+
+def video_rows(out: Path, task: dict) -> list[dict]:
+    return pq.read_table(out / task["path"] / "test-00000-of-00001.parquet").to_pylist()
+
+
+def test_video_tasks_use_the_mmeb_v2_data_sets_own_columns_and_frame_folders(bench):
+    meta = {t["name"]: t for t in metadata(bench)["tasks"]}
+    for name, columns in VIDEO_COLUMNS.items():
+        table = pq.read_table(bench / meta[name]["path"] / "test-00000-of-00001.parquet")
+        assert table.column_names == columns and table.num_rows == 16
+    frames = {name: bench / meta[name]["frames"] for name in VIDEO_COLUMNS}
+    motion = video_rows(bench, meta["SynMotion"])[0]
+    assert motion["pos_text"] == motion["neg_text"][0] and 10 <= len(motion["neg_text"]) <= 20
+    assert (frames["SynMotion"] / motion["video_id"] / "frame_0000.jpg").is_file()
+    t2v = video_rows(bench, meta["SynT2V"])
+    assert all((frames["SynT2V"] / r["video_id"] / "frame_0000.jpg").is_file() for r in t2v)
+    qa = video_rows(bench, meta["SynVideoQA"])[0]
+    assert qa["answer"] in qa["candidates"] and (frames["SynVideoQA"] / qa["subset"] / qa["video"]).is_dir()
+    moment = video_rows(bench, meta["SynMoment"])[0]
+    folder = frames["SynMoment"] / Path(moment["video_path"]).stem
+    clips = sorted(p.name for p in folder.iterdir())
+    assert "query" in clips and "positive" in clips and len(clips) == 11  # query + gold + 9 others
+    assert sorted((folder / "query").iterdir())[0].name == "frame_0000.jpg"
 
 
 def test_candidates_in_a_list_are_all_different(bench):
     """No candidate may be a copy of another (else the gold at index 0 would be ambiguous)."""
     for task in metadata(bench)["tasks"]:
-        if task["ranking"] != "local":
+        if task["ranking"] != "local" or task["layout"] == "mmeb_v2_video":
             continue
         for row in rows(bench, task):
             media = row.get("tgt_video_path") if any(row.get("tgt_video_path", [])) else row["tgt_img_path"]
@@ -111,10 +136,9 @@ def test_candidates_in_a_list_are_all_different(bench):
 
 def test_global_video_pool_and_beir_documents(bench):
     meta = {t["name"]: t for t in metadata(bench)["tasks"]}
-    t2v = rows(bench, meta["SynT2V"])
-    pool = {r["tgt_video_path"][0] for r in t2v}
-    assert all(len(r["tgt_video_path"]) == 1 for r in t2v) and len(pool) == meta["SynT2V"]["num_candidates"]
-    assert len({r["qry_text"] for r in t2v}) == len(t2v)
+    t2v = video_rows(bench, meta["SynT2V"])
+    assert len({r["video_id"] for r in t2v}) == meta["SynT2V"]["num_candidates"] == len(t2v)
+    assert len({r["caption"] for r in t2v}) == len(t2v)
     docs = bench / meta["SynDocs"]["path"]
     queries = pq.read_table(docs / "queries/test-00000-of-00001.parquet").to_pylist()
     corpus = pq.read_table(docs / "corpus/test-00000-of-00001.parquet").to_pylist()
@@ -128,16 +152,21 @@ def test_global_video_pool_and_beir_documents(bench):
 
 
 def test_mbeir_slice_links_queries_pool_and_qrels(bench):
-    folder = bench / "mbeir/SynMBEIR_T2I"
-    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
-    pool = {p["did"]: p for p in map(json.loads, (folder / "pool.jsonl").read_text().splitlines())}
-    qrels = [line.split() for line in (folder / "qrels.txt").read_text().splitlines()]
+    # the TIGER-Lab/M-BEIR layout (UniIR src/common/mbeir_embedder.py:270-277, mbeir_retriever.py:394)
+    root = bench / "mbeir"
+    queries = [json.loads(line) for line in (root / "query/test/mbeir_synt2i_task0_test.jsonl").read_text().splitlines()]
+    pool_file = root / "cand_pool/local/mbeir_synt2i_task0_cand_pool.jsonl"
+    pool = {p["did"]: p for p in map(json.loads, pool_file.read_text().splitlines())}
+    qrels = [line.split() for line in (root / "qrels/test/mbeir_synt2i_task0_test_qrels.txt").read_text().splitlines()]
     assert len(queries) == len(qrels) == 16
     for query, (qid, zero, did, relevance, task_id) in zip(queries, qrels):
         assert (query["qid"], zero, relevance, task_id) == (qid, "0", "1", "0") and query["pos_cand_list"] == [did]
         assert query["qid"].startswith("90:") and query["query_modality"] == "text"
         assert all(d in pool for d in query["pos_cand_list"] + query["neg_cand_list"])
         assert (bench / "mbeir" / pool[did]["img_path"]).exists()
+    from uniembed.eval.suites import SuiteOptions, get_suite  # the mbeir suite reads the slice as it is
+
+    assert [t.name for t in get_suite("mbeir").load_tasks(root, SuiteOptions())] == ["synt2i_task0"]
 
 
 def test_training_rows_have_hard_negatives_and_do_not_overlap_test(bench):
@@ -156,8 +185,11 @@ def test_training_rows_have_hard_negatives_and_do_not_overlap_test(bench):
             pos = (row["pos_text"], row["pos_image_path"], row.get("pos_video_path", ""))
             neg = (row["neg_text"], row["neg_image_path"], row.get("neg_video_path", ""))
             assert pos != neg and any(neg)
-        if subset["name"] in ("SynT2I", "SynT2V"):  # the caption names the whole scene: no test caption reused
-            assert not {r["qry"] for r in table.to_pylist()} & {r["qry_text"] for r in rows(bench, test[subset["name"]])}
+        if subset["name"] == "SynT2I":  # the caption names the whole scene: no test caption reused
+            assert not {r["qry"] for r in table.to_pylist()} & {r["qry_text"] for r in rows(bench, test["SynT2I"])}
+        if subset["name"] == "SynT2V":
+            captions = {r["qry"].split(": ", 1)[1].strip() for r in table.to_pylist()}
+            assert not captions & {r["caption"] for r in video_rows(bench, test["SynT2V"])}
     assert "SynI2I" not in {s["name"] for s in meta["train"]}  # out-of-distribution task
     # no training picture is byte-identical to a test picture
     train_images = {hashlib.sha256(p.read_bytes()).digest() for p in (bench / "mmeb_train/images").rglob("*.png")}
@@ -173,6 +205,11 @@ def test_chance_levels_match_the_candidate_lists(bench):
             expected = 500 / task["num_candidates"]
         elif task["ranking"] == "global":
             expected = 100 / task["num_candidates"]
+        elif task["layout"] == "mmeb_v2_video":  # local video tasks: the reader's own lists
+            from uniembed.eval.suites import SuiteOptions, get_suite
+
+            read = get_suite("synthetic").load_tasks(bench, SuiteOptions(datasets=[task["name"]]))[0]
+            expected = 100 * np.mean([1 / len(c) for c in read.candidate_lists])
         else:
             expected = 100 * np.mean([1 / len(r["tgt_text"]) for r in rows(bench, task)])
         assert task["chance_percent"] == pytest.approx(expected, abs=1e-3), task["name"]

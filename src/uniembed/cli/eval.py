@@ -14,30 +14,53 @@ def register(subparsers) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    description="Evaluate a model; writes results.json, report.md and report.html.\n\n"
                                                f"suites:\n{suites}")
-    add_model_argument(parser)
+    add_model_argument(parser, required=False)
     parser.add_argument("--suite", required=True, choices=sorted(SUITES), metavar="NAME", help="suite name (see above)")
     parser.add_argument("--data", required=True, help="local copy of the suite's data")
-    parser.add_argument("--out", required=True, help="output directory for the reports")
+    parser.add_argument("--out", help="output directory for the reports (required unless --check)")
     parser.add_argument("--datasets", help="comma-separated subset of data sets")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--pool", choices=("local", "global"), default="local", help="candidate pool (M-BEIR)")
     parser.add_argument("--cache", help="embedding cache directory (default: OUT/cache); 'none' disables it")
     parser.add_argument("--seed", type=int, default=0, help="seed of M-BEIR's random instruction draw")
     parser.add_argument("--examples", type=int, default=3, help="ranked examples per task in report.html")
+    parser.add_argument("--check", action="store_true",
+                        help="print what each data set needs (repository, files, columns, media folders) and "
+                             "whether it is under --data, then exit (status 1 when something is missing)")
+    parser.add_argument("--image-root", help="folder the image paths of the tables are relative to (default: "
+                                             "mmeb-v2: <data>/TIGER-Lab/MMEB-V2/image-tasks; mmeb-v1: "
+                                             "<MMEB-eval>/eval_images, then images/)")
+    parser.add_argument("--video-root", help="folder holding video-tasks/frames/... (default: the first of "
+                                             "<data>/TIGER-Lab/MMEB-V2, <data>/MMEB-V2, <data> that has video-tasks/)")
+    parser.add_argument("--data-map", help="YAML mapping a task name or repository id to its local folder "
+                                           "(`MSR-VTT: /disk/msrvtt`); relative paths are relative to the YAML file")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..errors import ConfigError
     from ..eval.evaluate import evaluate
+    from ..eval.suites import SuiteOptions, get_suite
+    from ..eval.suites.layout import format_checks, read_data_map
     from .common import load_model
 
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+    data_options = {"image_root": args.image_root, "video_root": args.video_root,
+                    "data_map": read_data_map(args.data_map)}
+    if args.check:
+        options = SuiteOptions(datasets=datasets, pool=args.pool, seed=args.seed, extra=data_options)
+        text, ready = format_checks(get_suite(args.suite).check_data(args.data, options))
+        print(text)
+        return 0 if ready else 1
+    if not args.out or not args.model:
+        raise ConfigError("eval needs --model and --out (or --check, which needs neither)")
     model = load_model(args.model, args.device, args.dtype, profile=args.profile)
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
-    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
     evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,
-                          batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples)
+                          batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples,
+                          data_options=data_options, model_path=args.model)
     payload = evaluation.payload
     width = max(len(name) for name in [*payload["scores"], *payload["groups"], "overall"])
     chance = payload.get("chance", {})

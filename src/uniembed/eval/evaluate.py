@@ -31,10 +31,15 @@ class Evaluation:
 def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
              datasets: Sequence[str] | None = None, pool: str = "local", batch_size: int = 32,
              cache_dir: str | os.PathLike | None = None, seed: int = 0, examples_per_task: int = 3,
-             decode_workers: int = 2, progress: bool = True, tasks: Sequence[EvalTask] | None = None) -> Evaluation:
-    """Evaluate `encoder` on `suite` (tasks read from `data`, or given) and write reports to `out` when set."""
+             decode_workers: int = 2, progress: bool = True, tasks: Sequence[EvalTask] | None = None,
+             data_options: dict | None = None, model_path: str | None = None) -> Evaluation:
+    """Evaluate `encoder` on `suite` (tasks read from `data`, or given) and write reports to `out` when set.
+
+    `data_options` are the suite's data-location options (`image_root`, `video_root`, `data_map`);
+    `model_path` is how the user named the model (results.json keeps it beside the model's hash)."""
     definition = get_suite(suite)
-    options = SuiteOptions(datasets=list(datasets) if datasets else None, pool=pool, seed=seed)
+    options = SuiteOptions(datasets=list(datasets) if datasets else None, pool=pool, seed=seed,
+                           extra=dict(data_options or {}))
     tasks = list(tasks) if tasks is not None else definition.load_tasks(data, options)
     runs = []
     groups = profile_groups(encoder, tasks)  # the model profile's per-task instructions and layout
@@ -55,7 +60,8 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     overall = definition.overall(run.tasks)
     run_options = {"pool": pool, "batch_size": batch_size, "seed": seed}
     payload = results_payload(suite, encoder.model_id, run.tasks, groups, overall, run.stats, run_options)
+    payload["model_path"] = model_path if model_path is not None else getattr(encoder, "source", None)
     evaluation = Evaluation(payload, run.tasks, tasks, run.stats)
     if out is not None:
-        evaluation.paths = write_reports(out, payload, run.tasks, tasks, published_for(suite, pool))
+        evaluation.paths = write_reports(out, payload, run.tasks, tasks, published_for(suite, pool, [t.name for t in tasks]))
     return evaluation

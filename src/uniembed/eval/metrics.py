@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..data.readers.pool import reference_graded_pairs  # noqa: F401  (the published nDCG pairing)
 from ..errors import InputError
 
 METRIC_NAMES = ("hit", "recall", "precision", "mrr", "ndcg", "map")
@@ -134,3 +135,4 @@ def _check_qrels(qrels: Qrels, n_queries: int, n_candidates: int) -> None:
             if not 0 <= int(candidate) < n_candidates:
                 raise InputError(f"qrels of query {q} name candidate {candidate}, but there are {n_candidates} candidates",
                                  row=q, fix="index candidates from 0 in the order of the score columns")
+

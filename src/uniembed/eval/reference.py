@@ -5,6 +5,8 @@ Each suite maps to a list of (model, {column: value}); a column is a group key o
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 PUBLISHED: dict[str, list[tuple[str, dict[str, float]]]] = {
     "mmeb-v1": [
         ("VLM2Vec Qwen2-VL-7B", {"overall": 65.8, "meta-task/classification": 62.6, "meta-task/vqa": 57.8,
@@ -37,8 +39,33 @@ PUBLISHED: dict[str, list[tuple[str, dict[str, float]]]] = {
 }
 
 
-def published_for(suite: str, pool: str = "local") -> list[tuple[str, dict[str, float]]]:
-    """Reference rows for a suite; M-BEIR rows are filtered to the pool evaluated ("overall:<pool>" -> "overall")."""
+# How many tasks a complete run of each suite scores: published overalls and group means are only
+# comparable with a run over all of them.
+SUITE_TASKS = {"mmeb-v1": 36, "mmeb-v2": 78, "mbeir": 16}
+
+
+def covers_suite(suite: str, task_names: Sequence[str]) -> bool:
+    """Whether a run over `task_names` is the whole suite (suites of unknown size: never)."""
+    wanted = SUITE_TASKS.get(suite)
+    if suite == "mmeb-v2":
+        from ..data.readers.catalog import MMEB_V2_SOURCES
+
+        return set(MMEB_V2_SOURCES) <= set(task_names)
+    if suite == "mmeb-v1":
+        from ..data.readers.catalog import MMEB_V1_TASKS
+
+        return set(MMEB_V1_TASKS) <= set(task_names)
+    return wanted is not None and len(set(task_names)) >= wanted
+
+
+def published_for(suite: str, pool: str = "local",
+                  task_names: Sequence[str] | None = None) -> list[tuple[str, dict[str, float]]]:
+    """Reference rows for a suite; M-BEIR rows are filtered to the pool evaluated ("overall:<pool>" -> "overall").
+
+    With `task_names` (the tasks a run scored), nothing unless the run covered the whole suite: a one-task
+    run is not set beside published overalls."""
+    if task_names is not None and suite in SUITE_TASKS and not covers_suite(suite, task_names):
+        return []
     rows = []
     for model, values in PUBLISHED.get(suite, []):
         renamed = {}
@@ -47,6 +74,8 @@ def published_for(suite: str, pool: str = "local") -> list[tuple[str, dict[str, 
                 column, row_pool = column.split(":")
                 if row_pool != pool:
                     continue
+            if task_names is not None and suite not in SUITE_TASKS and column not in task_names:
+                continue  # per-task figures of suites without a fixed size: only the tasks this run scored
             renamed[column] = value
         if renamed:
             rows.append((model, renamed))

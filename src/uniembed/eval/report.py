@@ -38,6 +38,7 @@ def results_payload(suite: str, model: str, results: Sequence[TaskResult], group
     if chance:
         payload["chance"] = chance
     payload["main_metric"] = {r.name: r.metric for r in results}
+    payload["task_groups"] = {r.name: {"meta_task": r.meta_task, "modality_group": r.modality_group} for r in results}
     payload["num_queries"] = {r.name: r.num_queries for r in results}
     if options:
         payload["options"] = options
@@ -62,15 +63,41 @@ def markdown_report(payload: dict, published: Sequence[tuple[str, dict[str, floa
     lines.append(f"| **{payload['model']} (this run)** | " + " | ".join(_fmt(ours.get(c)) for c in summary_columns) + " |")
     for model, values in published:
         lines.append(f"| {model} (published) | " + " | ".join(_fmt(values.get(c)) for c in summary_columns) + " |")
-    lines += ["", "## Tasks", "", "| task | main metric | score | chance |", "|---|---|---|---|"]
+    lines += leaderboard_lines(payload)
+    lines += ["", "## Tasks", "", "| modality | meta-task | task | main metric | score | chance |",
+              "|---|---|---|---|---|---|"]
     chance = payload.get("chance", {})
+    info = payload.get("task_groups", {})
     for name, score in payload["scores"].items():
-        lines.append(f"| {name} | {payload['main_metric'][name]} | {_fmt(score)} | {_fmt(chance.get(name))} |")
+        where = info.get(name, {})
+        lines.append(f"| {where.get('modality_group', '')} | {where.get('meta_task', '')} | {name} | "
+                     f"{payload['main_metric'][name]} | {_fmt(score)} | {_fmt(chance.get(name))} |")
     encoding = payload.get("encoding")
     if encoding:
         lines += ["", f"Encoded {encoding['encoded']} distinct items ({encoding['from_cache']} more from cache, "
                       f"{encoding['requested']} requested) in {encoding['seconds']:.1f} s."]
     return "\n".join(lines) + "\n"
+
+
+def leaderboard_lines(payload: dict) -> list[str]:
+    """The leaderboard's shape: per modality group its meta-task means and its mean, then the overall
+    (MMEB-V2: image CLS/QA/RET/GD, video CLS/QA/RET/MRET, visdoc ViDoRe-V1/V2/VisRAG/OOD; plain means)."""
+    info = payload.get("task_groups", {})
+    by_group: dict[str, dict[str, list[float]]] = {}
+    for name, score in payload["scores"].items():
+        where = info.get(name, {})
+        metas = by_group.setdefault(where.get("modality_group") or "-", {})
+        metas.setdefault(where.get("meta_task") or "-", []).append(score)
+    if not by_group:
+        return []
+    lines = ["", "## Leaderboard view", "", "| modality | meta-task | tasks | score |", "|---|---|---:|---:|"]
+    for group, metas in by_group.items():
+        for meta, values in metas.items():
+            lines.append(f"| {group} | {meta} | {len(values)} | {_fmt(sum(values) / len(values))} |")
+        scores = [v for values in metas.values() for v in values]
+        lines.append(f"| **{group}** | **all** | {len(scores)} | **{_fmt(sum(scores) / len(scores))}** |")
+    lines.append(f"| **overall** | | {len(payload['scores'])} | **{_fmt(payload['overall'])}** |")
+    return lines
 
 
 def html_report(payload: dict, results: Sequence[TaskResult], tasks: Sequence[EvalTask],

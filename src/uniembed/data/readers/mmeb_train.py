@@ -33,18 +33,23 @@ def read_mmeb_train(
 ) -> list[TrainingExample]:
     """Training examples from one MMEB-train subset (a parquet file, or a folder of them).
 
-    `source` defaults to the subset folder name. `image_root` defaults to the parquet's folder.
+    `source` defaults to the subset folder name. Without `image_root`, the first folder that holds the
+    table's first image is used, tried in this order: `<MMEB-train>/image` (TIGER-AI-Lab/VLM2Vec@6e1e1d4
+    experiments/public/train/train_image.yaml `image_dir: .../MMEB-train/image`), `<MMEB-train>/images`,
+    `<MMEB-train>` (the older README's unzip target), then the subset folder; none holding it is an error
+    listing them.
     """
     files = table_files(path)
     name = source or (Path(path).name if Path(path).is_dir() else Path(path).parent.name)
     examples: list[TrainingExample] = []
     for file in files:
-        root = image_root if image_root is not None else file.parent
-        roots = (root, video_root if video_root is not None else root)
         guard = RowGuard(file, skip_bad_rows, report)
         if report is None:
             report = guard.report
-        for row_number, row in read_rows(file, REQUIRED_COLUMNS, guard):
+        rows = list(read_rows(file, REQUIRED_COLUMNS, guard))
+        root = image_root if image_root is not None else default_image_root(file, rows)
+        roots = (root, video_root if video_root is not None else root)
+        for row_number, row in rows:
             if max_rows is not None and len(examples) >= max_rows:
                 break
             example = guard.build(row_number, lambda: _example(row, roots, name, split_instructions))
@@ -52,6 +57,27 @@ def read_mmeb_train(
                 examples.append(example)
         guard.finish()
     return examples
+
+
+def image_root_candidates(file: Path) -> list[Path]:
+    """Where MMEB-train's image paths may be relative to, in the order tried (see `read_mmeb_train`)."""
+    repo = file.parent.parent
+    return [repo / "image", repo / "images", repo, file.parent]
+
+
+def default_image_root(file: Path, rows: list[tuple[int, dict[str, Any]]]) -> Path:
+    """The first candidate root holding the table's first image path (tables without images: the subset folder)."""
+    first = next((row[column] for _, row in rows for column in ("qry_image_path", "pos_image_path", "neg_image_path")
+                  if isinstance(row.get(column), str) and row[column].strip()), None)
+    candidates = image_root_candidates(file)
+    if first is None:
+        return file.parent
+    for root in candidates:
+        if os.path.exists(os.path.join(root, first)):
+            return root
+    raise InputError(f"image '{first}' not found under any default image root; tried "
+                     + ", ".join(f"'{c}'" for c in candidates), path=file,
+                     fix="unzip MMEB-train's images (see README) or set image_root in the mixture YAML")
 
 
 def _side(row: dict[str, Any], text_column: str, prefix: str, roots: tuple[Any, Any], split: bool) -> Item | None:

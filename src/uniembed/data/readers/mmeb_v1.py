@@ -22,7 +22,7 @@ REQUIRED_COLUMNS = ("qry_text", "qry_img_path", "tgt_text", "tgt_img_path")
 
 
 def read_mmeb_v1(
-    path: str | os.PathLike,
+    path: str | os.PathLike | list[Path],
     image_root: str | os.PathLike | None = None,
     *,
     name: str | None = None,
@@ -30,14 +30,16 @@ def read_mmeb_v1(
     report: ReadReport | None = None,
     split_instructions: bool = True,
     max_rows: int | None = None,
+    target_instructions: bool = True,
 ) -> EvalTask:
-    """One MMEB-V1 task from its parquet file (or its data set folder).
+    """One MMEB-V1 task from its parquet file, its data set folder, or a list of its files.
 
     `name` defaults to the data set folder name; `image_root` to the folder holding the data set folders.
     Meta-task and in/out-of-distribution come from the MMEB table when the name is known.
+    `target_instructions=False` ignores `tgt_inst` (MMEB-V2's classification, QA and i2t parsers do).
     """
-    path = Path(path)
-    files = table_files(path)
+    files = [Path(p) for p in path] if isinstance(path, list) else table_files(path)
+    path = Path(path) if not isinstance(path, list) else files[0]
     task_dir = path if path.is_dir() else path.parent
     name = name or task_dir.name
     root = image_root if image_root is not None else task_dir.parent
@@ -50,7 +52,7 @@ def read_mmeb_v1(
         for row_number, row in read_rows(file, REQUIRED_COLUMNS, guard):
             if max_rows is not None and len(queries) >= max_rows:
                 break
-            parsed = guard.build(row_number, lambda: _parse_row(row, root, split_instructions))
+            parsed = guard.build(row_number, lambda: _parse_row(row, root, split_instructions, target_instructions))
             if parsed is not None:
                 query, candidates = parsed
                 queries.append(query)
@@ -82,7 +84,8 @@ def local_task(name: str, queries: list[Item], pool: CandidatePool, lists: list[
     )
 
 
-def _parse_row(row: dict[str, Any], root: Any, split: bool) -> tuple[Item, list[Item]]:
+def _parse_row(row: dict[str, Any], root: Any, split: bool, target_instructions: bool = True
+               ) -> tuple[Item, list[Item]]:
     query = mmeb_item(row["qry_text"], row["qry_img_path"], root, split=split, instruction=row.get("qry_inst"))
     if query is None:
         raise InputError("empty query (no qry_text and no qry_img_path)")
@@ -96,7 +99,7 @@ def _parse_row(row: dict[str, Any], root: Any, split: bool) -> tuple[Item, list[
     count = max(len(texts), len(images))
     texts = texts or [""] * count
     images = images or [""] * count
-    instructions = _per_candidate(row.get("tgt_inst"), count)
+    instructions = _per_candidate(row.get("tgt_inst") if target_instructions else None, count)
     candidates = []
     for index, (text, image, instruction) in enumerate(zip(texts, images, instructions)):
         item = mmeb_item(text, image, root, split=split, instruction=instruction)

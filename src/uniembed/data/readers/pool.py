@@ -1,6 +1,7 @@
 """A task's candidate pool, de-duplicated by content, and the chance level of its ranking."""
 from __future__ import annotations
 
+import logging
 from math import comb, log2
 from typing import Sequence
 
@@ -52,3 +53,23 @@ def ndcg_chance(pool_size: int, relevances: Sequence[Sequence[float]], k: int) -
         ideal_dcg = sum(rel / log2(rank + 2) for rank, rel in enumerate(ideal))
         total += (sum(rels) / pool_size * discount) / ideal_dcg if ideal_dcg else 0.0
     return total / len(relevances)
+
+
+def reference_graded_pairs(labels: Sequence, grades: Sequence[float]) -> dict:
+    """Label -> grade as VLM2Vec's `RankingMetrics.evaluate` pairs them (published MMEB-V2 visdoc scores).
+
+    The reference de-duplicates the labels with `list(set(labels))` and then zips them with the grades in
+    their original order (TIGER-AI-Lab/VLM2Vec@6e1e1d4 src/utils/eval_utils/metrics.py:214 and 183), so
+    with graded qrels a page can get another page's grade; the ideal DCG is unchanged. For integer ids
+    (ViDoRe's `corpus-id`) set order is deterministic and reproduced exactly here. For string ids it
+    depends on the hash seed of the reference's run, so those keep the true pairing (a warning says so);
+    when every grade is equal the pairing does not matter.
+    """
+    labels, grades = list(labels), list(grades)
+    if len(set(grades)) <= 1 or len(labels) != len(grades):
+        return dict(zip(labels, grades))
+    if all(isinstance(label, int) for label in labels):
+        return dict(zip(list(set(labels)), grades))
+    logging.getLogger("uniembed.data").warning("graded qrels with string ids: the reference's grade pairing depends on "
+                                        "its hash seed and is not reproduced; using the true grades")
+    return dict(zip(labels, grades))

@@ -20,18 +20,19 @@ from tqdm import tqdm
 
 from ...errors import InputError
 from .examples import Media, SynthExample, TaskDef
-from .mbeir import mbeir_files
+from .mbeir import MBEIR_NAME, mbeir_files
 from .render import run_job
 from .tasks_docs import DOC_QUERY, build_families
 from .tasks_image import IMAGE_TASKS, IMAGE_TARGET
 from .tasks_text import TEXT_INSTRUCTION, TEXT_TASKS
 from .tasks_video import POOL_BUILDERS, VIDEO_TASKS
+from .video_layouts import MEDIA_FOLDER, SCHEMAS as VIDEO_SCHEMAS, link_moment_folders, video_rows
 from .writers import (
-    MMEB_EVAL_FILE, MMEB_EVAL_SCHEMA, MMEB_TRAIN_FILE, MMEB_TRAIN_SCHEMA, VIDEO_EVAL_SCHEMA, VIDEO_TRAIN_SCHEMA,
+    MMEB_EVAL_FILE, MMEB_EVAL_SCHEMA, MMEB_TRAIN_FILE, MMEB_TRAIN_SCHEMA, VIDEO_TRAIN_SCHEMA,
     chance_global_hit1, chance_local_hit1, chance_ndcg, write_beir, write_jsonl, write_parquet,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: video test tasks in the MMEB-V2 data sets' own layouts
 DOC_TASK = "SynDocs"
 MBEIR_TASK = "SynMBEIR_T2I"
 TRAIN_VIDEO_FRAMES = 8
@@ -228,6 +229,7 @@ def generate(out_dir: str | os.PathLike, size: str | SizeConfig = "small", seed:
 def _generate(out: Path, size: str, seed: int, config: SizeConfig, pool, progress: bool, start: float) -> dict:
     jobs: dict = {}
     pending: list = []  # (path, rows, schema) written after rendering
+    links: list = []  # moment-retrieval clip folders, linked after rendering
     tasks, train = [], []
     test_keys: set = set()
 
@@ -238,21 +240,34 @@ def _generate(out: Path, size: str, seed: int, config: SizeConfig, pool, progres
             test_keys |= ex.keys
         top = {"image": "mmeb", "video": "video", "text": "text"}[task.group]
         root = {"image": "mmeb/images", "video": "video/frames", "text": ""}[task.group]
+        if task.group == "video":  # the MMEB-V2 data set's own layout (video_layouts.py)
+            media = MediaWriter(out / root, MEDIA_FOLDER[task.name], jobs)
+            rows = eval_rows(examples, media, video=True)  # names the media; the record's counts
+            paths = [(r["qry_video_path"] or r["qry_img_path"],
+                      [v or i for v, i in zip(r["tgt_video_path"], r["tgt_img_path"])]) for r in rows]
+            real_rows, fields = video_rows(task.name, examples, paths)
+            path = f"{top}/{task.name}/{MMEB_EVAL_FILE}"
+            pending.append((out / path, real_rows, VIDEO_SCHEMAS[fields["parser"]]))
+            if fields["parser"] == "moment_retrieval":
+                links.append((out / fields["frames"], paths))
+            record = task_record(task, "mmeb_v2_video", f"{top}/{task.name}", rows, root)
+            tasks.append({**record, **fields})
+            continue
         media = MediaWriter(out / root, task.name, jobs)
-        rows = eval_rows(examples, media, video=task.group == "video")
+        rows = eval_rows(examples, media, video=False)
         path = f"{top}/{task.name}/{MMEB_EVAL_FILE}"
-        pending.append((out / path, rows, VIDEO_EVAL_SCHEMA if task.group == "video" else MMEB_EVAL_SCHEMA))
-        layout = "mmeb_v2_video" if task.group == "video" else "mmeb_v1"
-        tasks.append(task_record(task, layout, path, rows, root))
+        pending.append((out / path, rows, MMEB_EVAL_SCHEMA))
+        tasks.append(task_record(task, "mmeb_v1", path, rows, root))
 
     # ---- M-BEIR slice: captions -> images over a local pool (its own random stream, test keys kept)
     mbeir_examples = build_examples(TASKS_BY_NAME["SynT2I"], task_rng(seed, "test", MBEIR_TASK),
                                     config.test_queries, "test", frozenset())
     for ex in mbeir_examples:
         test_keys |= ex.keys
-    n_queries, n_pool = mbeir_files(out / "mbeir" / MBEIR_TASK, mbeir_examples,
+    n_queries, n_pool = mbeir_files(out / "mbeir", mbeir_examples,
                                     MediaWriter(out / "mbeir", f"mbeir_images/{MBEIR_TASK}", jobs))
-    mbeir_entry = {"name": MBEIR_TASK, "layout": "mbeir", "path": f"mbeir/{MBEIR_TASK}", "media_root": "mbeir",
+    mbeir_entry = {"name": MBEIR_TASK, "layout": "mbeir", "path": "mbeir", "mbeir_task": MBEIR_NAME,
+                   "media_root": "mbeir",
                    "meta_task": "retrieval", "modality_group": "image", "ranking": "global", "metric": "hit@5",
                    "num_queries": n_queries, "num_candidates": n_pool, "candidates_per_query": n_pool,
                    "chance_percent": round(100.0 * min(5, n_pool) / n_pool, 4), "in_distribution": True,
@@ -317,6 +332,8 @@ def _generate(out: Path, size: str, seed: int, config: SizeConfig, pool, progres
     rendered = render_all(jobs.values(), pool, progress)
     for path, rows, schema in pending:
         write_parquet(path, rows, schema)
+    for frames, paths in links:
+        link_moment_folders(frames, paths)
     doc_dir = f"visdoc/{DOC_TASK}"
     write_beir(out / doc_dir, queries, [(cid, rendered[f"page:{cid:06d}"], f"{cid:06d}.png")
                                         for cid in range(len(corpus_pages))], qrels)

@@ -17,8 +17,6 @@ BEIR_FILE = "test-00000-of-00001.parquet"
 STR_LIST = pa.list_(pa.string())
 MMEB_EVAL_SCHEMA = pa.schema([("qry_text", pa.string()), ("qry_img_path", pa.string()),
                               ("tgt_text", STR_LIST), ("tgt_img_path", STR_LIST)])
-VIDEO_EVAL_SCHEMA = pa.schema([("qry_text", pa.string()), ("qry_img_path", pa.string()), ("qry_video_path", pa.string()),
-                               ("tgt_text", STR_LIST), ("tgt_img_path", STR_LIST), ("tgt_video_path", STR_LIST)])
 MMEB_TRAIN_SCHEMA = pa.schema([(c, pa.string()) for c in
                                ("qry", "qry_image_path", "pos_text", "pos_image_path", "neg_text", "neg_image_path")])
 VIDEO_TRAIN_SCHEMA = pa.schema([(c, pa.string()) for c in

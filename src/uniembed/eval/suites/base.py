@@ -14,7 +14,8 @@ from ..runner import TaskResult
 
 @dataclass
 class SuiteOptions:
-    """Options a suite may honour: a subset of data sets, the pool (M-BEIR), the instruction seed."""
+    """Options a suite may honour: a subset of data sets, the pool (M-BEIR), the instruction seed; `extra`
+    holds the data-location options (`image_root`, `video_root`, `data_map`: name -> folder)."""
 
     datasets: list[str] | None = None
     pool: str = "local"
@@ -31,6 +32,23 @@ class Suite:
     summarize: Callable[[Sequence[TaskResult]], dict[str, float]] = group_means
     overall: Callable[[Sequence[TaskResult]], float] = lambda results: mean([r.score for r in results])
     pools: tuple[str, ...] = ("local",)
+    check: Callable[[Path, SuiteOptions], list] | None = None  # what each data set needs, and whether found
+
+    def check_data(self, data: str | os.PathLike, options: SuiteOptions | None = None) -> list:
+        """`layout.Check` rows for `uniembed eval --check` (suites without a check: one row for the root)."""
+        from .layout import Check
+
+        options = options or SuiteOptions()
+        data = Path(data)
+        if self.check is not None:
+            return self.check(data, options)
+        row = Check(self.name, self.layout or "see docs", data if data.is_dir() else None, [data])
+        if data.is_dir():
+            try:
+                self.load(data, options)
+            except (InputError, ConfigError) as exc:
+                row.problems.append(str(exc))
+        return [row]
 
     def load_tasks(self, data: str | os.PathLike, options: SuiteOptions | None = None) -> list[EvalTask]:
         options = options or SuiteOptions()
@@ -66,6 +84,10 @@ def select(available: Iterable[str], requested: Sequence[str] | None, suite: str
     if requested is None:
         return available
     unknown = [name for name in requested if name not in available]
+    if unknown and not available:
+        layout = SUITES[suite].layout if suite in SUITES else ""
+        raise ConfigError(f"suite {suite} found no data set under --data, so not {unknown}; it looks for "
+                          f"{layout or 'its documented layout'} (`uniembed eval --check` lists what each needs)")
     if unknown:
         raise ConfigError(f"suite {suite} has no data set(s) {unknown}; available: {', '.join(available)}")
     return [name for name in available if name in set(requested)]

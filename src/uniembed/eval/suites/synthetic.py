@@ -3,8 +3,11 @@
 `DIR/metadata.json` (written by `uniembed.data.synth.generate`) lists the test tasks:
     {"tasks": [{"name", "layout", "path", "media_root", "meta_task", "modality_group", "ranking", "metric",
                 "chance_percent" (or "chance" as a fraction), "in_distribution", ...}, ...]}
-`layout` picks the reader: "mmeb_v1" (MMEB-V1 parquet), "mmeb_v2_video" (MMEB-V2 video table), "beir"
-(visual documents), "mbeir" (path = folder with queries.jsonl, pool.jsonl and optional qrels.txt).
+`layout` picks the reader: "mmeb_v1" (MMEB-V1 parquet), "mmeb_v2_video" (an MMEB-V2 video data set's own
+table: `parser` names its reference dataset class, `frames` its frame root, optional `query_instruction`,
+`target_instruction`, `options_in_query`), "beir"
+(visual documents), "mbeir" (path = an M-BEIR root, `mbeir_task` = "<dataset>_task<id>": its
+query/test, cand_pool/local and qrels/test files).
 `path` and `media_root` are relative to DIR. The metadata's labels override the reader's.
 """
 from __future__ import annotations
@@ -29,9 +32,19 @@ def _read_mmeb(path: Path, data: Path, entry: dict) -> EvalTask:
 
 
 def _read_video(path: Path, data: Path, entry: dict) -> EvalTask:
+    """A video task in an MMEB-V2 data set's layout: `parser` names the reference dataset class whose
+    columns the table has, `frames` its frame root; the entry's instructions replace the reference's."""
+    from ...data.readers.catalog import Source
     from ...data.readers.mmeb_v2_video import read_mmeb_v2_video
 
-    return read_mmeb_v2_video(path, _media_root(data, entry), name=entry["name"], ranking=entry.get("ranking"))
+    if "parser" not in entry or "frames" not in entry:
+        raise InputError(f"task {entry['name']}: a video entry needs 'parser' and 'frames' (format version 2)",
+                         path=data / "metadata.json", fix="regenerate the benchmark with `uniembed synth`")
+    source = Source(entry["name"], "video", entry.get("meta_task", ""), f"uniembed-synth/{entry['name']}", None,
+                    "test", entry["parser"], entry.get("ranking", "local"))
+    instructions = {key: entry[key] for key in ("query_instruction", "target_instruction") if key in entry}
+    return read_mmeb_v2_video(path, data / entry["frames"], name=entry["name"], source=source,
+                              options_in_query=entry.get("options_in_query", True), **instructions)
 
 
 def _read_beir(path: Path, data: Path, entry: dict) -> EvalTask:
@@ -42,12 +55,16 @@ def _read_beir(path: Path, data: Path, entry: dict) -> EvalTask:
 
 
 def _read_mbeir(path: Path, data: Path, entry: dict) -> EvalTask:
+    """An M-BEIR dataset-task (`mbeir_task`, e.g. "synt2i_task0") under the M-BEIR root `path`."""
     from ...data.readers.mbeir import read_mbeir
+    from ...data.synth.mbeir import mbeir_paths
 
-    qrels = path / "qrels.txt"
-    instructions = path / "instructions.tsv"
-    return read_mbeir(path / "queries.jsonl", path / "pool.jsonl", qrels if qrels.exists() else None,
-                      media_root=_media_root(data, entry),
+    if "mbeir_task" not in entry:
+        raise InputError(f"task {entry['name']}: an mbeir entry needs 'mbeir_task' (format version 2)",
+                         path=data / "metadata.json", fix="regenerate the benchmark with `uniembed synth`")
+    queries, pool, qrels = mbeir_paths(path, entry["mbeir_task"])
+    instructions = path / "instructions" / "query_instructions.tsv"
+    return read_mbeir(queries, pool, qrels if qrels.exists() else None, media_root=_media_root(data, entry),
                       instructions=instructions if instructions.exists() else None, name=entry["name"])
 
 
