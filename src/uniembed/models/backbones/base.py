@@ -67,6 +67,7 @@ class VisualInput:
     pixel_values: torch.Tensor  # (patches, patch_dim)
     grid_thw: tuple[int, int, int]
     num_tokens: int
+    timestamps: tuple[float, ...] = ()  # seconds per temporal patch, for backbones that write them (Qwen3-VL)
 
 
 class Backbone:
@@ -75,6 +76,7 @@ class Backbone:
     model_types: ClassVar[tuple[str, ...]] = ()
     chat: ClassVar[ChatFormat]
     default_eos_token: ClassVar[str] = ""
+    config_defaults: ClassVar[dict[str, Any]] = {}  # embedding options a plain checkpoint of this family loads with
 
     def __init__(self, model: Any, tokenizer: Any, image_processor: Any, name_or_path: str) -> None:
         self.model = model
@@ -96,6 +98,10 @@ class Backbone:
 
     def preprocess_video(self, frames: list[Image.Image], config: EmbeddingConfig) -> VisualInput:
         raise NotImplementedError
+
+    def preprocess_images(self, images: list[Image.Image], config: EmbeddingConfig) -> list[VisualInput]:
+        """An item's images; a family whose token form depends on the image count (LLaVA-OneVision) overrides it."""
+        return [self.preprocess_image(image, config) for image in images]
 
     def media_placeholder(self, visual: VisualInput) -> list[int]:
         """Token ids that stand for one image/video in the sequence."""
@@ -131,7 +137,7 @@ class Backbone:
     def tokenize_item(self, decoded: DecodedItem, config: EmbeddingConfig) -> tuple[list[int], list[bool], list[VisualInput]]:
         """Token ids of one item, a per-token instruction flag, and its visual inputs in sequence order."""
         visuals_by_kind: dict[str, list[VisualInput]] = {
-            "image": [self.preprocess_image(image, config) for image in decoded.images],
+            "image": self.preprocess_images(decoded.images, config),
             "video": [self.preprocess_video(frames, config) for frames in decoded.videos],
         }
         segments = decoded.segments
@@ -289,3 +295,14 @@ def attention_bias(attention_mask: torch.Tensor, attention: str, dtype: torch.dt
     allowed = allowed | (eye & ~attention_mask.bool()[:, None, :, None])
     bias = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
     return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def forward_mask(attention_mask: torch.Tensor, attention: str, hf_config: Any, dtype: torch.dtype) -> torch.Tensor:
+    """The mask a transformers language model is called with: the 2-D padding mask for flash attention (causal
+    only), else `attention_bias` (a 4-D mask transformers passes through unchanged)."""
+    implementation = getattr(hf_config, "_attn_implementation", "sdpa") or "sdpa"
+    if implementation.startswith("flash"):
+        if attention == "bidirectional":
+            raise ConfigError("bidirectional attention needs attn_implementation='sdpa' or 'eager', not flash")
+        return attention_mask
+    return attention_bias(attention_mask, attention, dtype)
