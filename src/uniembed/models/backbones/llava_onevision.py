@@ -144,7 +144,7 @@ class LlavaOnevisionBackbone(Backbone):
             else:
                 runs.append(1 if tiles > 1 else -1)
         output = inner.get_image_features(
-            pixel_values=batch["image_pixel_values"].to(dtype), image_sizes=grids[:, 1:],
+            batch["image_pixel_values"].to(dtype), image_sizes=grids[:, 1:],
             batch_num_images=torch.tensor([abs(n) for n in runs]),
             vision_feature_layer=config.vision_feature_layer,
             vision_feature_select_strategy=config.vision_feature_select_strategy,
@@ -157,10 +157,15 @@ class LlavaOnevisionBackbone(Backbone):
         frames = batch["video_grid_thw"][:, 0].tolist()
         features = []
         for pixels in torch.split(batch["video_pixel_values"].to(dtype), frames):
+            # positional: transformers 5.17 names it `pixel_values`, 5.23 `pixel_values_videos`
             output = inner.get_video_features(
-                pixel_values_videos=pixels[None], vision_feature_layer=config.vision_feature_layer,
+                pixels[None], vision_feature_layer=config.vision_feature_layer,
                 vision_feature_select_strategy=config.vision_feature_select_strategy, return_dict=True)
-            features.append(output.pooler_output.flatten(0, 1))
+            video = output.pooler_output.flatten(0, 1)
+            if video.shape[0] == len(pixels) * math.ceil(self.tile_side / 2) ** 2:
+                # transformers 5.17 appends the video's newline feature in forward, 5.23 in get_video_features
+                video = torch.cat([video, inner.image_newline[None].to(video)])
+            features.append(video)
         return torch.cat(features, dim=0)
 
     def hidden_states(self, batch: dict[str, torch.Tensor], config: EmbeddingConfig) -> torch.Tensor:
