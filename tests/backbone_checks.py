@@ -71,3 +71,22 @@ def assert_save_load_and_lora(model: Embedder, items: list, tmp_path) -> None:
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
     np.testing.assert_allclose(Embedder.from_pretrained(tmp_path / "adapter").encode(items), expected, atol=1e-5)
     assert np.abs(expected - before).max() > 1e-4
+
+
+def assert_reranker_and_soup(family: str, tmp_path) -> None:
+    """The re-ranker scores (query, candidate) prompts on this backbone, and two checkpoints soup."""
+    from PIL import Image
+
+    from uniembed.models.reranker import Reranker
+    from uniembed.soup import uniform_soup
+
+    scores = Reranker.from_embedder(Embedder.tiny(family=family)).score(
+        "a red square", ["a blue circle", {"image": Image.new("RGB", (64, 64), "red"), "text": "red"}])
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+    first, second = Embedder.tiny(family=family, seed=0), Embedder.tiny(family=family, seed=1)
+    first.save_pretrained(tmp_path / "a")
+    second.save_pretrained(tmp_path / "b")
+    soup = uniform_soup([tmp_path / "a", tmp_path / "b"]).embedder
+    name, weight = next(iter(soup.backbone.model.state_dict().items()))
+    expected = (first.backbone.model.state_dict()[name] + second.backbone.model.state_dict()[name]) / 2
+    torch.testing.assert_close(weight, expected)

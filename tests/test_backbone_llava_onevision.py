@@ -8,8 +8,8 @@ from uniembed import ConfigError, Embedder, Item
 from uniembed.models.backbones import llava_onevision
 from uniembed.models.backbones.base import attention_bias
 
-from backbone_checks import (assert_batch_invariant, assert_save_load_and_lora, mismatches, parity_items,
-                             variant)
+from backbone_checks import (assert_batch_invariant, assert_reranker_and_soup, assert_save_load_and_lora, mismatches,
+                             parity_items, variant)
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,7 @@ def test_save_load_identical_and_lora_adapter_loads(llava, media_dir, tmp_path):
     assert_save_load_and_lora(llava, items, tmp_path)
     llava.backbone.save(tmp_path / "plain")
     assert Embedder.from_pretrained(tmp_path / "plain").config.positions == "1d"  # the family's default
+
+
+def test_reranker_and_soup(tmp_path):
+    assert_reranker_and_soup("llava_onevision", tmp_path)

@@ -8,8 +8,8 @@ from uniembed import Embedder, Item
 from uniembed.models.backbones import qwen3_vl
 from uniembed.models.backbones.base import attention_bias
 
-from backbone_checks import (assert_batch_invariant, assert_save_load_and_lora, mismatches, parity_items,
-                             variant)
+from backbone_checks import (assert_batch_invariant, assert_reranker_and_soup, assert_save_load_and_lora, mismatches,
+                             parity_items, variant)
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +91,7 @@ def test_tiny_spec_and_geometry():
     assert model.backbone.model.config.model_type == "qwen3_vl" and model.source == "tiny:qwen3_vl:tiny:seed=3"
     assert (vision.patch_size, vision.spatial_merge_size, list(vision.deepstack_visual_indexes)) == (16, 2, [0])
     assert model.backbone.model.config.text_config.rope_parameters["mrope_interleaved"] is True
+
+
+def test_reranker_and_soup(tmp_path):
+    assert_reranker_and_soup("qwen3_vl", tmp_path)
