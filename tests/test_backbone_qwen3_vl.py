@@ -95,3 +95,12 @@ def test_tiny_spec_and_geometry():
 
 def test_reranker_and_soup(tmp_path):
     assert_reranker_and_soup("qwen3_vl", tmp_path)
+
+
+def test_tiny_specs_parse_family_size_and_seed():
+    from uniembed.models.tiny import parse_tiny_spec
+
+    assert parse_tiny_spec("tiny") == ("qwen2_vl", "tiny", 0)
+    assert parse_tiny_spec("tiny:small:2") == ("qwen2_vl", "small", 2)
+    assert parse_tiny_spec("tiny:qwen3_vl") == ("qwen3_vl", "tiny", 0)
+    assert parse_tiny_spec("tiny:llava_onevision:mini:5") == ("llava_onevision", "mini", 5)

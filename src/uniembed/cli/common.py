@@ -7,7 +7,8 @@ from typing import Any
 
 def add_model_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--model", required=required,
-                        help="checkpoint directory, or 'tiny' / 'tiny:small' for a random tiny Qwen2-VL")
+                        help="checkpoint directory, or 'tiny' / 'tiny:small' for a random tiny Qwen2-VL "
+                             "('tiny:qwen3_vl', 'tiny:llava_onevision[:size[:seed]]' for the other families)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: the checkpoint's)")
 

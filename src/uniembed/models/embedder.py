@@ -369,12 +369,9 @@ def load_embedder(spec: str, device: str | torch.device | None = None, dtype: st
     """An Embedder from a checkpoint directory or a `tiny[:family][:size[:seed]]` spec (a random tiny VLM;
     family `qwen2_vl` by default, or `qwen3_vl`, `llava_onevision`)."""
     if spec.startswith("tiny"):
-        from .tiny import TINY_FAMILIES
+        from .tiny import parse_tiny_spec
 
-        parts = spec.split(":")[1:]
-        family = parts.pop(0) if parts and parts[0] in TINY_FAMILIES else "qwen2_vl"
-        size = parts[0] if parts and parts[0] else "tiny"
-        seed = int(parts[1]) if len(parts) > 1 else 0
+        family, size, seed = parse_tiny_spec(spec)
         embedder = Embedder.tiny(seed=seed, size=size, family=family, **overrides)
         return embedder.to(device) if device is not None else embedder
     return Embedder.from_pretrained(spec, device=device, dtype=dtype, **overrides)

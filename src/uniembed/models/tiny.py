@@ -266,6 +266,14 @@ _COMMON_DEFAULTS = dict(video_frames=4, eos_token="<|endoftext|>", max_length=51
 TINY_FAMILIES = ("qwen2_vl", "qwen3_vl", "llava_onevision")
 
 
+def parse_tiny_spec(spec: str) -> tuple[str, str, int]:
+    """(family, size, seed) of a `tiny[:family][:size[:seed]]` model spec ("tiny:qwen3_vl:small:1")."""
+    parts = spec.split(":")[1:]
+    family = parts.pop(0) if parts and parts[0] in TINY_FAMILIES else "qwen2_vl"
+    size = parts[0] if parts and parts[0] else "tiny"
+    return family, size, int(parts[1]) if len(parts) > 1 else 0
+
+
 def build_tiny_parts(family: str, size: str = "tiny", seed: int = 0) -> tuple[Any, Any, Any, dict[str, Any]]:
     """(model, tokenizer, image processor, embedding-option defaults) of a tiny `family` model, offline."""
     if family == "qwen2_vl":
