@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uniembed import ConfigError, Embedder, Item
+from uniembed import ConfigError, Embedder
 from uniembed.models.backbones import llava_onevision
 from uniembed.models.backbones.base import attention_bias
 

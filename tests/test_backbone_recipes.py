@@ -14,16 +14,9 @@ from uniembed.eval.evaluate import evaluate
 from uniembed.training.recipe import load_recipe
 from uniembed.training.trainer import Trainer
 
+from test_training_recipes import synth_tiny  # noqa: F401  (the tiny synthetic benchmark fixture)
+
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-
-
-@pytest.fixture(scope="module")
-def synth_tiny(tmp_path_factory):
-    from uniembed.data.synth.generate import generate
-
-    root = tmp_path_factory.mktemp("synth")
-    generate(root, size="tiny", seed=0)
-    return root
 
 
 QUICK = ["stages.*.max_steps=1"]

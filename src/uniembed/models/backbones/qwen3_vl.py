@@ -85,18 +85,7 @@ class Qwen3VLBackbone(Qwen2VLBackbone):
         return super()._mrope_row(ids, blocks)
 
     # ---- forward ---------------------------------------------------------------------------------
-    def hidden_states(self, batch: dict[str, torch.Tensor], config: EmbeddingConfig) -> torch.Tensor:
-        """transformers' Qwen3VLModel (DeepStack, interleaved M-RoPE) on uniembed's positions and 4-D mask."""
-        inner = self.hf_model.model
-        dtype = self.hf_model.dtype
-        mask = forward_mask(batch["attention_mask"], config.attention, self.hf_model.config, dtype)
-        kwargs: dict[str, Any] = {}
-        if "image_pixel_values" in batch:
-            kwargs["pixel_values"] = batch["image_pixel_values"].to(dtype)
-            kwargs["image_grid_thw"] = batch["image_grid_thw"]
-        if "video_pixel_values" in batch:
-            kwargs["pixel_values_videos"] = batch["video_pixel_values"].to(dtype)
-            kwargs["video_grid_thw"] = batch["video_grid_thw"]
-        outputs = inner(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"],
-                        use_cache=False, **kwargs)
-        return outputs.last_hidden_state
+    def language_mask(self, attention_mask: torch.Tensor, config: EmbeddingConfig, dtype: torch.dtype) -> Any:
+        """Qwen3-VL's text model takes the 4-D mask itself (transformers' Qwen3VLModel runs DeepStack and the
+        interleaved M-RoPE on uniembed's positions)."""
+        return forward_mask(attention_mask, config.attention, self.hf_model.config, dtype)
