@@ -90,3 +90,20 @@ def assert_reranker_and_soup(family: str, tmp_path) -> None:
     name, weight = next(iter(soup.backbone.model.state_dict().items()))
     expected = (first.backbone.model.state_dict()[name] + second.backbone.model.state_dict()[name]) / 2
     torch.testing.assert_close(weight, expected)
+
+
+def assert_serves(model: Embedder) -> None:
+    """/v1/embeddings returns the model's own embeddings for text and an image (data URI)."""
+    from fastapi.testclient import TestClient
+
+    from uniembed.serving.app import create_app
+    from uniembed.serving.config import ServerConfig
+
+    from serving_helpers import data_uri, png_bytes
+
+    image = data_uri(png_bytes())
+    with TestClient(create_app(model, ServerConfig(served_model_name="m"))) as client:
+        reply = client.post("/v1/embeddings", json={"input": ["a red circle", {"image": image}]})
+    assert reply.status_code == 200, reply.text
+    served = np.array([row["embedding"] for row in reply.json()["data"]], dtype=np.float32)
+    np.testing.assert_allclose(served, model.encode(["a red circle", {"image": image}]), atol=1e-5)

@@ -8,8 +8,8 @@ from uniembed import ConfigError, Embedder
 from uniembed.models.backbones import llava_onevision
 from uniembed.models.backbones.base import attention_bias
 
-from backbone_checks import (assert_batch_invariant, assert_reranker_and_soup, assert_save_load_and_lora, mismatches,
-                             parity_items, variant)
+from backbone_checks import (assert_batch_invariant, assert_reranker_and_soup, assert_save_load_and_lora, assert_serves,
+                             mismatches, parity_items, variant)
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,7 @@ def test_save_load_identical_and_lora_adapter_loads(llava, media_dir, tmp_path):
 
 def test_reranker_and_soup(tmp_path):
     assert_reranker_and_soup("llava_onevision", tmp_path)
+
+
+def test_serves_embeddings():
+    assert_serves(Embedder.tiny(family="llava_onevision"))

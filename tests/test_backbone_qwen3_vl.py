@@ -8,8 +8,8 @@ from uniembed import Embedder, Item
 from uniembed.models.backbones import qwen3_vl
 from uniembed.models.backbones.base import attention_bias
 
-from backbone_checks import (assert_batch_invariant, assert_reranker_and_soup, assert_save_load_and_lora, mismatches,
-                             parity_items, variant)
+from backbone_checks import (assert_batch_invariant, assert_reranker_and_soup, assert_save_load_and_lora, assert_serves,
+                             mismatches, parity_items, variant)
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +104,7 @@ def test_tiny_specs_parse_family_size_and_seed():
     assert parse_tiny_spec("tiny:small:2") == ("qwen2_vl", "small", 2)
     assert parse_tiny_spec("tiny:qwen3_vl") == ("qwen3_vl", "tiny", 0)
     assert parse_tiny_spec("tiny:llava_onevision:mini:5") == ("llava_onevision", "mini", 5)
+
+
+def test_serves_embeddings():
+    assert_serves(Embedder.tiny(family="qwen3_vl"))
