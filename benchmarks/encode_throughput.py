@@ -1,15 +1,17 @@
 """Encode throughput: items per second for text, image and video items.
 
-CPU (default): the tiny random Qwen2-VL models. With --gpu-2b on a CUDA machine: a Qwen2-VL-2B-sized
-random model in bf16. Writes benchmarks/results/encode_throughput_<device>.json and prints a table.
+CPU (default): the tiny random models of each backbone family (Qwen2-VL, Qwen3-VL, LLaVA-OneVision). With
+--gpu-2b on a CUDA machine: a Qwen2-VL-2B-sized random model in bf16. Writes
+benchmarks/results/encode_throughput_<device>.json and prints a table.
 
-    .venv/bin/python benchmarks/encode_throughput.py [--sizes tiny small] [--gpu-2b]
+    .venv/bin/python benchmarks/encode_throughput.py [--sizes tiny small] [--families qwen3_vl] [--gpu-2b]
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -84,11 +86,14 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small"])
     parser.add_argument("--count", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--out", default=None, help="file name under benchmarks/results (default by device)")
+    parser.add_argument("--families", nargs="+", default=["qwen2_vl", "qwen3_vl", "llava_onevision"])
     parser.add_argument("--gpu-2b", action="store_true", help="also measure a 2B-sized random model in bf16 on CUDA")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    models = [(f"tiny:{size}", Embedder.tiny(size=size).to(device)) for size in args.sizes]
+    models = [(f"tiny:{family}:{size}", Embedder.tiny(size=size, family=family).to(device))
+              for family in args.families for size in args.sizes]
     if args.gpu_2b:
         models.append(("qwen2-vl-2b-random-bf16", qwen2vl_2b(device)))
     rows = []
@@ -101,10 +106,14 @@ def main() -> None:
             print(f"{name:28s} {kind:6s} {rate:9.1f} items/s")
     machine = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
     payload = {"date": datetime.date.today().isoformat(), "device": device, "machine": machine,
-               "torch": torch.__version__, "command": "python benchmarks/encode_throughput.py", "results": rows,
-               "notes": "images 224x224 (tiny: max 16 visual tokens; 2B: max 256); video = 8 frames; text ~15 words"}
+               "torch": torch.__version__, "command": f"python benchmarks/encode_throughput.py --sizes {' '.join(args.sizes)} "
+               f"--families {' '.join(args.families)} --count {args.count}", "results": rows,
+               "load_average_1m": round(os.getloadavg()[0], 1),
+               "notes": "images 224x224 (tiny Qwen2-VL: max 16 visual tokens of 28 px; tiny Qwen3-VL: 16 of 32 px; "
+                        "tiny LLaVA-OneVision: AnyRes, up to 9 tiles of 32 px + base tile, 172 tokens; 2B: max 256); "
+                        "video = 8 frames; text ~15 words"}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"encode_throughput_{device}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / (args.out or f"encode_throughput_{device}.json")).write_text(json.dumps(payload, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@
 Each recipe runs in a fresh subprocess (so peak RSS is its own) for a fixed number of steps on the
 synthetic benchmark; pairs/s is averaged over the steps after the first (warm-up) few.
 
-    .venv/bin/python benchmarks/train_throughput.py [--steps 20] [--model tiny:small]
+    .venv/bin/python benchmarks/train_throughput.py [--steps 20] [--models tiny:small tiny:qwen3_vl:small]
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import os
 import platform
 import resource  # noqa: F401  (used by the child launcher)
 import subprocess
@@ -19,12 +20,15 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+# options a family needs whatever the recipe says (LLaVA-OneVision has 1-D RoPE only)
+FAMILY_OVERRIDES = {"llava_onevision": ["embedding.positions=1d"]}
 
 
 def run_recipe(name: str, model: str, steps: int, batch: int, data: Path, mixture: Path, work: Path) -> dict:
     run_dir = work / name
     overrides = [f"model={model}", "save_every=0", f"stages.*.max_steps={steps}", f"stages.*.batch_size={batch}",
                  "stages.*.epochs=null", f"stages.*.data={mixture}", "embedding.max_pixels=12544"]
+    overrides += [o for family, extra in FAMILY_OVERRIDES.items() if f":{family}" in model for o in extra]
     arguments = ["train", str(RECIPES / f"{name}.yaml"), "--out", str(run_dir), "--no-progress"]
     arguments += [a for o in overrides for a in ("--set", o)]
     # the child reports its own peak RSS (RUSAGE_CHILDREN would be a running maximum over all recipes)
@@ -46,7 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--model", default="tiny:small")
+    parser.add_argument("--models", nargs="+", default=["tiny:small"], help="model specs, e.g. tiny:qwen3_vl:mini")
+    parser.add_argument("--out", default="train_throughput_cpu.json", help="file name under benchmarks/results")
     parser.add_argument("--recipes", nargs="+", default=["vlm2vec", "unite", "demo"])
     args = parser.parse_args()
     from uniembed.data.synth.generate import generate
@@ -57,20 +62,24 @@ def main() -> None:
         work = Path(tmp)
         generate(work / "data", size="tiny", seed=0)
         mixture = write_mixtures(work / "data", work / "mixtures")["stage2"]
-        for name in args.recipes:
-            row = run_recipe(name, args.model, args.steps, args.batch_size, work / "data", mixture, work)
-            rows.append(row)
-            print(json.dumps(row))
+        for model in args.models:
+            for name in args.recipes:
+                row = run_recipe(name, model, args.steps, args.batch_size, work / "data", mixture,
+                                 work / model.replace(":", "_"))
+                rows.append(row)
+                print(json.dumps(row))
     import torch
 
     payload = {"date": datetime.date.today().isoformat(), "device": "cpu",
                "machine": f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads",
                "command": f"python benchmarks/train_throughput.py --steps {args.steps} --batch-size {args.batch_size} "
-                          f"--model {args.model}", "results": rows,
+                          f"--models {' '.join(args.models)} --recipes {' '.join(args.recipes)}", "results": rows,
+               "load_average_1m": round(os.getloadavg()[0], 1),
                "notes": "each recipe keeps its own options (LoRA/full, GradCache, gradient checkpointing, masks); "
-                        "data: synthetic tiny split mixture of all tasks; images capped at 16 visual tokens"}
+                        "data: synthetic tiny split mixture of all tasks; images capped at 16 visual tokens (Qwen families; "
+                        "LLaVA-OneVision tiles by its grid pinpoints instead)"}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "train_throughput_cpu.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / args.out).write_text(json.dumps(payload, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -245,6 +245,13 @@ def _sample_frame_list(frames: list, num_frames, fps, limits, max_source_frames,
     return [load_image(frames[i], limits) for i in uniform_indices(len(frames), count, rounding)]
 
 
+def _timed_image(seconds: float, frame: Any) -> Image.Image:
+    """A decoded frame as RGB, its timestamp kept in `info["seconds"]` (Qwen3-VL writes it into the prompt)."""
+    image = frame.to_image().convert("RGB")
+    image.info["seconds"] = seconds
+    return image
+
+
 def _decode_video_file(path: Path, num_frames: int | None, fps: float | None, limits: MediaLimits,
                        rounding: str = "nearest") -> list[Image.Image]:
     import av
@@ -274,8 +281,7 @@ def _decode_video_file(path: Path, num_frames: int | None, fps: float | None, li
             else:
                 count = num_frames or len(decoded)
             count = min(count, limits.max_frames)
-            picks = uniform_indices(len(decoded), count, rounding)
-            return [decoded[i][1].to_image().convert("RGB") for i in picks]
+            return [_timed_image(*decoded[i]) for i in uniform_indices(len(decoded), count, rounding)]
     except InputError:
         raise
     except Exception as exc:  # PyAV raises many error types for corrupt input

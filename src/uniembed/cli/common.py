@@ -7,9 +7,10 @@ from typing import Any
 
 def add_model_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--model", required=required,
-                        help="checkpoint directory, or a random tiny Qwen2-VL built offline: 'tiny[:SIZE[:SEED]]' "
-                             "with SIZE tiny (0.5M parameters, the default), mini (1.1M) or small (2.3M), "
-                             "e.g. 'tiny:mini'")
+                        help="checkpoint directory, or a random model built offline: 'tiny[:FAMILY][:SIZE[:SEED]]' "
+                             "with FAMILY qwen2_vl (the default), qwen3_vl or llava_onevision and SIZE tiny "
+                             "(0.5M parameters, the default), mini (1.1M) or small (2.3M), e.g. 'tiny:mini', "
+                             "'tiny:qwen3_vl'")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: the checkpoint's)")
     parser.add_argument("--profile", default=None,

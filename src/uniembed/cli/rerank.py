@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 
 def load_reranker(spec: str, device: str | None = None, dtype: str | None = None):
-    """A Reranker from a directory, or `tiny[:size[:seed]]` for a random tiny one."""
+    """A Reranker from a directory, or `tiny[:family][:size[:seed]]` for a random tiny one."""
     import torch
 
     from ..models.reranker import Reranker
@@ -45,9 +45,10 @@ def load_reranker(spec: str, device: str | None = None, dtype: str | None = None
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("tiny"):
-        parts = spec.split(":")
-        size = parts[1] if len(parts) > 1 and parts[1] else "tiny"
-        return Reranker.tiny(seed=int(parts[2]) if len(parts) > 2 else 0, size=size).to(device)
+        from ..models.tiny import parse_tiny_spec
+
+        family, size, seed = parse_tiny_spec(spec)
+        return Reranker.tiny(seed=seed, size=size, family=family).to(device)
     return Reranker.from_pretrained(spec, device=device, dtype=dtype)
 
 

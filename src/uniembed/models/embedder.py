@@ -136,27 +136,27 @@ class Embedder:
     @staticmethod
     def default_config(backbone_cls: type[Backbone]) -> EmbeddingConfig:
         """Defaults for a plain checkpoint: last-token pooling, causal, M-RoPE, left padding, chat template."""
-        return EmbeddingConfig(eos_token=backbone_cls.default_eos_token or None)
+        return EmbeddingConfig(eos_token=backbone_cls.default_eos_token or None, **backbone_cls.config_defaults)
 
     @classmethod
-    def tiny(cls, seed: int = 0, size: str = "tiny", profile: str | Profile | None = None, **overrides: Any) -> "Embedder":
-        """A tiny random Qwen2-VL with an offline tokenizer: same code path as a 7B, for tests and the demo.
+    def tiny(cls, seed: int = 0, size: str = "tiny", family: str = "qwen2_vl", profile: str | Profile | None = None,
+             **overrides: Any) -> "Embedder":
+        """A tiny random VLM of `family` (`qwen2_vl`, `qwen3_vl`, `llava_onevision`) with an offline tokenizer and
+        processor: the same code path as the full-size model, for tests and the demo.
 
         `profile` applies a published family's settings over the library defaults (its pixel bounds too: as a
         real checkpoint loaded with that profile gets them)."""
-        from .backbones.qwen2_vl import Qwen2VLBackbone
-        from .tiny import build_image_processor, build_tiny_model, build_tokenizer
+        from .tiny import build_tiny_parts
 
-        tokenizer = build_tokenizer()
-        model = build_tiny_model(tokenizer, size=size, seed=seed)
-        backbone = Qwen2VLBackbone(model, tokenizer, build_image_processor(), f"tiny-{size}")
-        defaults = dict(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28, video_max_pixels=4 * 28 * 28,
-                        video_frames=4, eos_token="<|endoftext|>", max_length=512)
+        model, tokenizer, image_processor, defaults = build_tiny_parts(family, size, seed)
+        backbone_cls = backbone_for(model.config.model_type)
+        backbone = backbone_cls(model, tokenizer, image_processor, f"tiny-{family}-{size}")
         if profile not in (None, "none"):  # a profile starts from the library defaults, as from_pretrained does
-            config = get_profile(profile).config(cls.default_config(Qwen2VLBackbone))
+            config = get_profile(profile).config(cls.default_config(backbone_cls))
         else:
             config = EmbeddingConfig(**defaults)
-        return cls(backbone, config.replace(**overrides), source=f"tiny:{size}:seed={seed}")
+        tag = "" if family == "qwen2_vl" else f"{family}:"
+        return cls(backbone, config.replace(**overrides), source=f"tiny:{tag}{size}:seed={seed}")
 
     def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True,
                         state_dict: dict[str, Any] | None = None) -> None:
@@ -384,12 +384,13 @@ class Embedder:
 
 def load_embedder(spec: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                   **overrides: Any) -> Embedder:
-    """An Embedder from a checkpoint directory or a `tiny[:size[:seed]]` spec (random tiny Qwen2-VL)."""
+    """An Embedder from a checkpoint directory or a `tiny[:family][:size[:seed]]` spec (a random tiny VLM;
+    family `qwen2_vl` by default, or `qwen3_vl`, `llava_onevision`)."""
     if spec.startswith("tiny"):
-        parts = spec.split(":")
-        size = parts[1] if len(parts) > 1 and parts[1] else "tiny"
-        seed = int(parts[2]) if len(parts) > 2 else 0
-        embedder = Embedder.tiny(seed=seed, size=size, **overrides)  # `profile=` travels in overrides
+        from .tiny import parse_tiny_spec
+
+        family, size, seed = parse_tiny_spec(spec)
+        embedder = Embedder.tiny(seed=seed, size=size, family=family, **overrides)  # `profile=` travels in overrides
         return embedder.to(device) if device is not None else embedder
     return Embedder.from_pretrained(spec, device=device, dtype=dtype, **overrides)
 

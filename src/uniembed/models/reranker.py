@@ -130,9 +130,10 @@ class Reranker:
         return cls(embedder.backbone, embedder.config, config, limits=embedder.limits, source=embedder.source)
 
     @classmethod
-    def tiny(cls, seed: int = 0, size: str = "tiny", config: RerankerConfig | None = None) -> "Reranker":
-        """A random tiny Qwen2-VL re-ranker (its tokenizer keeps Yes/No whole): tests and demos."""
-        return cls.from_embedder(Embedder.tiny(seed=seed, size=size), config)
+    def tiny(cls, seed: int = 0, size: str = "tiny", config: RerankerConfig | None = None,
+             family: str = "qwen2_vl") -> "Reranker":
+        """A random tiny re-ranker of `family` (its tokenizer keeps Yes/No whole): tests and demos."""
+        return cls.from_embedder(Embedder.tiny(seed=seed, size=size, family=family), config)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from .recipe import TrainableSpec
 
 logger = logging.getLogger(__name__)
-VISION_PREFIXES = ("visual", "vision_tower", "vision_model")
+VISION_PREFIXES = ("visual", "vision_tower", "vision_model", "multi_modal_projector")  # LLaVA: projector with the tower
 
 
 def is_vision(name: str) -> bool:

@@ -68,6 +68,7 @@ class VisualInput:
     pixel_values: torch.Tensor  # (patches, patch_dim)
     grid_thw: tuple[int, int, int]
     num_tokens: int
+    timestamps: tuple[float, ...] = ()  # seconds per temporal patch, for backbones that write them (Qwen3-VL)
 
 
 class Backbone:
@@ -76,6 +77,7 @@ class Backbone:
     model_types: ClassVar[tuple[str, ...]] = ()
     chat: ClassVar[ChatFormat]
     default_eos_token: ClassVar[str] = ""
+    config_defaults: ClassVar[dict[str, Any]] = {}  # embedding options a plain checkpoint of this family loads with
 
     def __init__(self, model: Any, tokenizer: Any, image_processor: Any, name_or_path: str) -> None:
         self.model = model
@@ -97,6 +99,11 @@ class Backbone:
 
     def preprocess_video(self, frames: list[Image.Image], config: EmbeddingConfig) -> VisualInput:
         raise NotImplementedError
+
+    def preprocess_images(self, images: list[Image.Image], configs: list[EmbeddingConfig]) -> list[VisualInput]:
+        """An item's images, each under its own config (a video frame fed as an image takes the per-frame bounds);
+        a family whose token form depends on the image count (LLaVA-OneVision) overrides it."""
+        return [self.preprocess_image(image, image_config) for image, image_config in zip(images, configs)]
 
     def media_placeholder(self, visual: VisualInput) -> list[int]:
         """Token ids that stand for one image/video in the sequence."""
@@ -139,8 +146,9 @@ class Backbone:
         first_frame = len(decoded.images) - decoded.frame_images
         frame_config = frame_bounds(config) if decoded.frame_images else config
         visuals_by_kind: dict[str, list[VisualInput]] = {
-            "image": [self.preprocess_image(fixed_square(image, config), config if i < first_frame else frame_config)
-                      for i, image in enumerate(decoded.images)],
+            "image": self.preprocess_images([fixed_square(image, config) for image in decoded.images],
+                                            [config if i < first_frame else frame_config
+                                             for i in range(len(decoded.images))]),
             "video": [self.preprocess_video([fixed_square(frame, config) for frame in frames], config)
                       for frames in decoded.videos],
         }
@@ -322,3 +330,14 @@ def attention_bias(attention_mask: torch.Tensor, attention: str, dtype: torch.dt
     allowed = allowed | (eye & ~attention_mask.bool()[:, None, :, None])
     bias = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
     return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def forward_mask(attention_mask: torch.Tensor, attention: str, hf_config: Any, dtype: torch.dtype) -> torch.Tensor:
+    """The mask a transformers language model is called with: the 2-D padding mask for flash attention (causal
+    only), else `attention_bias` (a 4-D mask transformers passes through unchanged)."""
+    implementation = getattr(hf_config, "_attn_implementation", "sdpa") or "sdpa"
+    if implementation.startswith("flash"):
+        if attention == "bidirectional":
+            raise ConfigError("bidirectional attention needs attn_implementation='sdpa' or 'eager', not flash")
+        return attention_mask
+    return attention_bias(attention_mask, attention, dtype)

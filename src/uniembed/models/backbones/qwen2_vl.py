@@ -18,7 +18,7 @@ from PIL import Image
 from ...errors import ConfigError
 from ..config import EmbeddingConfig
 from ..templates import ChatFormat
-from .base import Backbone, VisualInput, attention_bias, register_backbone
+from .base import Backbone, VisualInput, forward_mask, register_backbone
 
 QWEN_CHAT = ChatFormat(
     system_start="<|im_start|>system\n",
@@ -194,17 +194,15 @@ class Qwen2VLBackbone(Backbone):
         return positions
 
     # ---- forward ---------------------------------------------------------------------------------
+    def language_mask(self, attention_mask: torch.Tensor, config: EmbeddingConfig, dtype: torch.dtype) -> Any:
+        """The mask argument of the language model: Qwen2-VL's takes one 4-D mask per attention kind."""
+        mask = forward_mask(attention_mask, config.attention, self.hf_model.config, dtype)
+        return mask if mask.ndim == 2 else {"full_attention": mask, "sliding_attention": mask}
+
     def hidden_states(self, batch: dict[str, torch.Tensor], config: EmbeddingConfig) -> torch.Tensor:
         inner = self.hf_model.model
-        implementation = getattr(self.hf_model.config, "_attn_implementation", "sdpa") or "sdpa"
         dtype = self.hf_model.dtype
-        if implementation.startswith("flash"):
-            if config.attention == "bidirectional":
-                raise ConfigError("bidirectional attention needs attn_implementation='sdpa' or 'eager', not flash")
-            mask: Any = batch["attention_mask"]
-        else:
-            bias = attention_bias(batch["attention_mask"], config.attention, dtype)
-            mask = {"full_attention": bias, "sliding_attention": bias}
+        mask = self.language_mask(batch["attention_mask"], config, dtype)
         kwargs: dict[str, Any] = {}
         if "image_pixel_values" in batch:
             kwargs["pixel_values"] = batch["image_pixel_values"].to(dtype)

@@ -1,0 +1,91 @@
+"""Qwen3-VL: the Qwen2-VL token layout with 16-px patches (32x32 px per visual token), DeepStack and timestamps.
+
+What differs from Qwen2-VL, and where it lives:
+- geometry (patch 16, merge 2, temporal patch 2) is read from the checkpoint's vision config, so the
+  Qwen2-VL pixel code applies unchanged (factor 32 instead of 28);
+- a video is one block per temporal patch, each preceded by its timestamp text `<{t:.1f} seconds>`
+  (transformers' Qwen3VLProcessor.replace_video_token), and M-RoPE counts each block as a (1, h, w) grid
+  (Qwen3VLModel.get_rope_index splits video_grid_thw per frame);
+- interleaved M-RoPE and the DeepStack injection of vision features into the first LM layers happen
+  inside transformers' Qwen3VLModel, which this backbone calls with its own positions and mask.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import torch
+from PIL import Image
+
+from ..config import EmbeddingConfig
+from .base import VisualInput, forward_mask, register_backbone
+from .qwen2_vl import Qwen2VLBackbone
+
+QWEN3_VL_TOKEN_PIXELS = 32 * 32  # one visual token: a 2x2 merge of 16-px patches
+DEFAULT_VIDEO_FPS = 2.0  # frames with no timestamp (frame folders, lists) are taken as sampled at 2 fps
+
+
+def frame_seconds(frames: list[Image.Image], fps: float | None) -> list[float]:
+    """Each frame's time in seconds: the decoder's timestamp when it kept one, else its index at `fps`."""
+    rate = fps or DEFAULT_VIDEO_FPS
+    return [float(frame.info.get("seconds", index / rate)) for index, frame in enumerate(frames)]
+
+
+@register_backbone
+class Qwen3VLBackbone(Qwen2VLBackbone):
+    model_types = ("qwen3_vl",)
+    config_defaults: ClassVar[dict[str, Any]] = {
+        "min_pixels": 4 * QWEN3_VL_TOKEN_PIXELS,
+        "max_pixels": 1280 * QWEN3_VL_TOKEN_PIXELS,
+        "video_max_pixels": 180 * QWEN3_VL_TOKEN_PIXELS,
+    }
+
+    @classmethod
+    def model_class(cls, model_type: str) -> Any:
+        from transformers import Qwen3VLForConditionalGeneration
+
+        return Qwen3VLForConditionalGeneration
+
+    # ---- video: one timestamped block per temporal patch ------------------------------------------
+    def preprocess_video(self, frames: list[Image.Image], config: EmbeddingConfig) -> VisualInput:
+        visual = super().preprocess_video(frames, config)
+        seconds = frame_seconds(frames, config.video_fps)
+        tp = self.temporal_patch_size
+        seconds += [seconds[-1]] * (-len(seconds) % tp)  # padded like the frames (last one repeated)
+        # each temporal patch is stamped with the mean time of its first and last frame
+        visual.timestamps = tuple((seconds[i] + seconds[i + tp - 1]) / 2 for i in range(0, len(seconds), tp))
+        return visual
+
+    def media_placeholder(self, visual: VisualInput) -> list[int]:
+        if visual.kind == "image":
+            return super().media_placeholder(visual)
+        config = self.model.config
+        t, h, w = visual.grid_thw
+        per_frame = [config.vision_start_token_id] + [config.video_token_id] * (h * w // self.merge_size ** 2) \
+            + [config.vision_end_token_id]
+        ids: list[int] = []
+        for second in visual.timestamps or [float(i) for i in range(t)]:
+            ids += self._stamp_ids(second) + per_frame
+        return ids
+
+    def _stamp_ids(self, second: float) -> list[int]:
+        cache = self.__dict__.setdefault("_stamps", {})
+        text = f"<{second:.1f} seconds>"
+        if text not in cache:
+            cache[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return list(cache[text])
+
+    def _mrope_row(self, ids: list[int], visuals: list[VisualInput]) -> torch.Tensor:
+        """A video counts as one (1, h, w) block per temporal patch, as transformers' Qwen3-VL splits it."""
+        blocks: list[VisualInput] = []
+        for visual in visuals:
+            t, h, w = visual.grid_thw
+            frame = replace(visual, kind="image", grid_thw=(1, h, w)) if visual.kind == "video" else visual
+            blocks += [frame] * (t if visual.kind == "video" else 1)
+        return super()._mrope_row(ids, blocks)
+
+    # ---- forward ---------------------------------------------------------------------------------
+    def language_mask(self, attention_mask: torch.Tensor, config: EmbeddingConfig, dtype: torch.dtype) -> Any:
+        """Qwen3-VL's text model takes the 4-D mask itself (transformers' Qwen3VLModel runs DeepStack and the
+        interleaved M-RoPE on uniembed's positions)."""
+        return forward_mask(attention_mask, config.attention, self.hf_model.config, dtype)
