@@ -275,12 +275,27 @@ def load_image(source: ImageSource, limits: MediaLimits = DEFAULT_LIMITS) -> Ima
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)):
         raise InputError(f"unsupported image source of type {type(source).__name__}", fix="pass a PIL image, a path, bytes or a data URI")
     data, where = source_bytes(source, limits)
+    with _opened_image(data, where) as image:
+        _check_pixels(image.width, image.height, limits, where)
+        image.load()
+        return image.convert("RGB")
+
+
+def image_size(data: bytes, limits: MediaLimits = DEFAULT_LIMITS, where: str | None = None) -> tuple[int, int]:
+    """Width and height from an image's header (no pixels decoded), refused over `max_pixels`."""
+    with _opened_image(data, where) as image:
+        _check_pixels(image.width, image.height, limits, where)
+        return image.width, image.height
+
+
+@contextlib.contextmanager
+def _opened_image(data: bytes, where: str | None) -> Iterator[Image.Image]:
+    """A lazily opened image; decoding errors (here or in the caller's block) become InputError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            _check_pixels(image.width, image.height, limits, where)
-            image.load()
+            with Image.open(io.BytesIO(data)) as image:
+                yield image
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
@@ -288,7 +303,6 @@ def load_image(source: ImageSource, limits: MediaLimits = DEFAULT_LIMITS) -> Ima
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot decode image ({exc.__class__.__name__}: {exc})", path=where,
                          fix="re-export the file as PNG or JPEG") from exc
-    return image.convert("RGB")
 
 
 def uniform_indices(total: int, count: int) -> list[int]:
@@ -417,7 +431,7 @@ def _open_video(source: Path | bytes) -> Iterator[tuple[Any, Any, str | None]]:
         names = set(container.format.name.split(","))
         expected = _CONTAINERS.get(Path(where).suffix.lower()) if where else None
         if any(name.endswith("_pipe") or name == "image2" for name in names) or (expected and expected not in names):
-            what = f"a {Path(where).suffix.lower()[1:].upper()} video" if expected else "a video"
+            what = f"the {Path(where).suffix.lower()} video its extension says" if expected else "a video"
             raise InputError(f"file is not {what}: its content is '{container.format.name}'", path=where,
                              fix="pass a real video file (an image belongs in 'image')")
         if not container.streams.video:

@@ -1,9 +1,12 @@
 """Dynamic batching: concurrent requests are merged into model batches under a token budget.
 
-Requests enqueue their items; one asyncio task forms batches in arrival order and runs each in the
-single model thread. A batch closes when the next item would break the budget (rows x longest
-estimated length > `max_batch_tokens`, or more than `max_batch_items` rows) or `max_wait_s` after
-its first item arrived; it waits only while other requests are still being parsed (`expecting`),
+Requests enqueue their items; one asyncio task forms batches and runs each in the single model
+thread. Batches are filled round-robin over the waiting requests (oldest first, one item each per
+round), so a request of many items shares every batch with those behind it instead of holding the
+model for all its batches. An item's cost is capped by the model's `max_length` (text beyond it is
+truncated), so no single item exceeds what one batch holds. A batch closes when the next item would
+break the budget (rows x longest estimated length > `max_batch_tokens`, or more than `max_batch_items`
+rows) or `max_wait_s` after its first item arrived; it waits only while other requests are still being parsed (`expecting`),
 so a lone request is not delayed. A request larger than a batch spans several batches. When a batch fails,
 its requests are retried one by one so a bad request fails alone and everyone else is served.
 With `merge_requests=False` a batch never mixes requests (the "no batching" baseline).
@@ -37,8 +40,10 @@ class _Job:
     text_tokens: np.ndarray = field(init=False)
     visual_tokens: np.ndarray = field(init=False)
     remaining: int = field(init=False)
+    pending: collections.deque = field(init=False)
 
     def __post_init__(self) -> None:
+        self.pending = collections.deque()
         self.vectors = np.zeros((len(self.items), self.dimension), dtype=np.float32)
         self.text_tokens = np.zeros(len(self.items), dtype=np.int64)
         self.visual_tokens = np.zeros(len(self.items), dtype=np.int64)
@@ -73,7 +78,7 @@ class DynamicBatcher:
         self.max_wait_s = max_wait_s if merge_requests else 0.0
         self.merge_requests = merge_requests
         self.observer = observer
-        self._queue: collections.deque[_Entry] = collections.deque()
+        self._jobs: collections.deque[_Job] = collections.deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,14 +98,14 @@ class DynamicBatcher:
 
     @property
     def queued_items(self) -> int:
-        return len(self._queue)
+        return sum(len(job.pending) for job in self._jobs)
 
     def _ensure_started(self) -> None:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._loop is not loop:
             self._loop = loop
             self._wakeup = asyncio.Event()
-            self._queue.clear()
+            self._jobs.clear()
             self._task = loop.create_task(self._run(), name="uniembed-batcher")
 
     async def stop(self) -> None:
@@ -121,8 +126,8 @@ class DynamicBatcher:
         job = _Job(list(items), asyncio.get_running_loop().create_future(), self.dimension)
         if not job.items:
             return BatchOutput(job.vectors, job.text_tokens, job.visual_tokens)
-        for index, item in enumerate(job.items):
-            self._queue.append(_Entry(job, index, max(1, int(self.cost(item)))))
+        job.pending.extend(_Entry(job, index, max(1, int(self.cost(item)))) for index, item in enumerate(job.items))
+        self._jobs.append(job)
         assert self._wakeup is not None
         self._wakeup.set()
         try:
@@ -136,7 +141,7 @@ class DynamicBatcher:
         assert self._wakeup is not None
         while True:
             self._drop_abandoned()
-            if not self._queue:
+            if not self._jobs:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -151,8 +156,9 @@ class DynamicBatcher:
                     self._fail(entry.job, exc, [])
 
     def _drop_abandoned(self) -> None:
-        while self._queue and self._queue[0].job.abandoned:
-            self._queue.popleft()
+        """Forget requests that timed out, were cancelled or are fully batched: their items never run."""
+        if any(job.abandoned or not job.pending for job in self._jobs):
+            self._jobs = collections.deque(job for job in self._jobs if job.pending and not job.abandoned)
 
     def _fits(self, batch: list[_Entry], entry: _Entry) -> bool:
         if not batch:
@@ -170,10 +176,8 @@ class DynamicBatcher:
         deadline = time.monotonic() + self.max_wait_s
         while True:
             self._drop_abandoned()
-            while self._queue and self._fits(batch, self._queue[0]):
-                batch.append(self._queue.popleft())
-                self._drop_abandoned()
-            full = bool(self._queue) or len(batch) >= self.max_batch_items
+            self._fill(batch)
+            full = bool(self._jobs) or len(batch) >= self.max_batch_items
             remaining = deadline - time.monotonic()
             if full or remaining <= 0 or not batch or self._expected == 0:
                 return batch
@@ -182,6 +186,17 @@ class DynamicBatcher:
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
+
+    def _fill(self, batch: list[_Entry]) -> None:
+        """Add items round-robin over the waiting requests (oldest first) while they fit."""
+        progress = True
+        while progress:
+            progress = False
+            for job in self._jobs:
+                if job.pending and self._fits(batch, job.pending[0]):
+                    batch.append(job.pending.popleft())
+                    progress = True
+            self._drop_abandoned()
 
     async def _execute(self, batch: list[_Entry]) -> None:
         loop = asyncio.get_running_loop()

@@ -2,7 +2,9 @@
 
 Runs in the server's single model thread. It follows `Embedder.encode` step for step (decode, collate,
 forward), so a served embedding equals `Embedder.encode` of the same item, and it reads the usage
-(text and visual tokens per item) from the same collated batch instead of tokenising twice.
+(text and visual tokens per item) from the same collated batch instead of tokenising twice. Items are
+decoded and preprocessed one at a time and their full-size pixels dropped at once, so a batch holds
+at most one decoded medium at full size (plus every item's model-sized pixels).
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ class ModelRunner:
 
     def cost(self, item: Item) -> int:
         """Estimated sequence length (text + visual tokens) used to fill batches up to the token budget."""
-        return int(self.model.estimate_length(item)) + TEMPLATE_OVERHEAD_TOKENS
+        length = min(int(self.model.estimate_length(item)), int(self.model.config.max_length))
+        return length + TEMPLATE_OVERHEAD_TOKENS  # text past max_length is truncated: it costs no more
 
     def resolve_instruction(self, items: Sequence[Item], input_type: str | None) -> list[Item]:
         """Apply the model's named prompt for `input_type` (query/document) as `encode_query` would;
@@ -49,7 +52,11 @@ class ModelRunner:
 
         self.calls += 1
         model = self.model
-        decoded = [model.decode(item, position) for position, item in enumerate(items)]
+        decoded = []
+        for position, item in enumerate(items):
+            prepared = model.prepare(item, position)
+            prepared.images, prepared.videos = [], []  # the prepared tokens hold the model-sized pixels
+            decoded.append(prepared)
         batch = model.collate(decoded)
         was_training = model.module.training
         model.module.eval()
