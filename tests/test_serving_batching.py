@@ -24,7 +24,7 @@ class CountingRunner(ModelRunner):
     def encode(self, items):
         self.batch_sizes.append(len(items))
         for position, item in enumerate(items):
-            if self.fail_on is not None and item.text == self.fail_on:
+            if self.fail_on is not None and getattr(item, "item", item).text == self.fail_on:  # prepared items
                 raise InputError("this item breaks the model", position=position)
         return super().encode(items)
 

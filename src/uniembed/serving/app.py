@@ -67,7 +67,8 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
                          max_request_pixels=config.max_request_pixels, max_text_chars=text_cap)
     batcher = DynamicBatcher(runner.encode, runner.cost, runner.dimension, max_batch_tokens=config.max_batch_tokens,
                              max_batch_items=config.max_batch_items, max_wait_s=config.max_wait_ms / 1000.0,
-                             merge_requests=config.batching, observer=metrics.observe_batch)
+                             merge_requests=config.batching, observer=metrics.observe_batch,
+                             prepare=runner.prepare)
     state = ServerState(model, config, runner, batcher, policy, metrics, search, reranker, int(time.time()))
 
     @contextlib.asynccontextmanager

@@ -9,7 +9,9 @@ break the budget (rows x longest estimated length > `max_batch_tokens`, or more 
 rows) or `max_wait_s` after its first item arrived; it waits only while other requests are still being parsed (`expecting`),
 so a lone request is not delayed. A request larger than a batch spans several batches. When a batch fails,
 its requests are retried one by one so a bad request fails alone and everyone else is served.
-With `merge_requests=False` a batch never mixes requests (the "no batching" baseline).
+With `merge_requests=False` a batch never mixes requests (the "no batching" baseline). With `prepare`,
+a batch's items are decoded one by one in the model thread just before it runs, skipping requests that
+timed out or disconnected meanwhile, so abandoned work costs at most the item being decoded.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -59,6 +61,7 @@ class _Entry:
     job: _Job
     index: int
     cost: int
+    prepared: Any = None  # the item decoded and preprocessed, while its batch runs
 
 
 BatchObserver = Callable[[int, int, float], None]  # (items, padded tokens, seconds)
@@ -69,8 +72,10 @@ class DynamicBatcher:
 
     def __init__(self, encode_batch: Callable[[Sequence[Item]], BatchOutput], cost: Callable[[Item], int],
                  dimension: int, max_batch_tokens: int = 16384, max_batch_items: int = 64, max_wait_s: float = 0.005,
-                 merge_requests: bool = True, observer: BatchObserver | None = None) -> None:
+                 merge_requests: bool = True, observer: BatchObserver | None = None,
+                 prepare: Callable[[Item, int], Any] | None = None) -> None:
         self.encode_batch = encode_batch
+        self.prepare = prepare
         self.cost = cost
         self.dimension = dimension
         self.max_batch_tokens = max_batch_tokens
@@ -198,10 +203,32 @@ class DynamicBatcher:
                     progress = True
             self._drop_abandoned()
 
+    async def _prepare(self, batch: list[_Entry]) -> list[_Entry]:
+        """Decode the batch's items one at a time in the model thread, skipping those of requests that
+        were abandoned meanwhile; a bad item fails its own request only."""
+        loop = asyncio.get_running_loop()
+        for entry in batch:
+            if entry.job.abandoned:
+                continue
+            try:
+                entry.prepared = await loop.run_in_executor(self._executor, self.prepare,
+                                                            entry.job.items[entry.index], entry.index)
+            except Exception as exc:  # the error names the item's position within its own request
+                self._fail(entry.job, exc, [])
+        return [entry for entry in batch if not entry.job.abandoned]
+
+    @staticmethod
+    def _inputs(entries: list[_Entry]) -> list[Any]:
+        return [entry.job.items[entry.index] if entry.prepared is None else entry.prepared for entry in entries]
+
     async def _execute(self, batch: list[_Entry]) -> None:
         loop = asyncio.get_running_loop()
-        items = [entry.job.items[entry.index] for entry in batch]
         started = time.perf_counter()
+        if self.prepare is not None:
+            batch = await self._prepare(batch)
+            if not batch:
+                return
+        items = self._inputs(batch)
         try:
             output = await loop.run_in_executor(self._executor, self.encode_batch, items)
         except Exception as exc:  # one bad request must not fail the others: retry per request
@@ -220,7 +247,7 @@ class DynamicBatcher:
             return
         loop = asyncio.get_running_loop()
         for entries in jobs.values():
-            items = [entry.job.items[entry.index] for entry in entries]
+            items = self._inputs(entries)
             try:
                 output = await loop.run_in_executor(self._executor, self.encode_batch, items)
             except Exception as exc:

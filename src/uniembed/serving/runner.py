@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..inputs import Item
+from ..models.backbones.base import DecodedItem
 
 TEMPLATE_OVERHEAD_TOKENS = 24  # chat-template tokens around every item, for batch budgeting
 
@@ -47,16 +48,20 @@ class ModelRunner:
         prompt_name = input_type if input_type in self.model.config.prompts else None
         return self.model.resolve_items(items, prompt_name=prompt_name)
 
-    def encode(self, items: Sequence[Item]) -> BatchOutput:
+    def prepare(self, item: Item, position: int | None = None) -> DecodedItem:
+        """Decode, tokenise and preprocess one item, then drop its full-size pixels (the prepared
+        tokens hold the model-sized ones)."""
+        prepared = self.model.prepare(item, position)
+        prepared.images, prepared.videos = [], []
+        return prepared
+
+    def encode(self, items: Sequence[Item | DecodedItem]) -> BatchOutput:
         import torch
 
         self.calls += 1
         model = self.model
-        decoded = []
-        for position, item in enumerate(items):
-            prepared = model.prepare(item, position)
-            prepared.images, prepared.videos = [], []  # the prepared tokens hold the model-sized pixels
-            decoded.append(prepared)
+        decoded = [item if isinstance(item, DecodedItem) else self.prepare(item, position)
+                   for position, item in enumerate(items)]
         batch = model.collate(decoded)
         was_training = model.module.training
         model.module.eval()
