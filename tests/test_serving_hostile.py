@@ -41,7 +41,7 @@ def test_slow_bodies_hold_no_slot_and_are_cut_off(tiny_embedder):
 
 
 class SlowPrepareRunner(ModelRunner):
-    """Each item takes `delay_s` to decode (as a long video does); counts the items it decoded."""
+    """Each media item takes `delay_s` to decode (as a long video does); counts the items it decoded."""
 
     def __init__(self, model, delay_s: float) -> None:
         super().__init__(model)
@@ -60,7 +60,9 @@ def test_the_request_behind_a_timed_out_one_is_served(tiny_embedder):
 
     async def scenario():
         async with async_client(app) as client:
-            heavy = await client.post("/v1/embeddings", json={"input": [f"heavy {i}" for i in range(60)]})
+            image = data_uri(png_bytes())
+            heavy = await client.post("/v1/embeddings", json={"input": [{"text": f"heavy {i}", "image": image}
+                                                                        for i in range(60)]})
             behind = await client.post("/v1/embeddings", json={"input": "behind"})
             return heavy, behind
 

@@ -9,9 +9,14 @@ break the budget (rows x longest estimated length > `max_batch_tokens`, or more 
 rows) or `max_wait_s` after its first item arrived; it waits only while other requests are still being parsed (`expecting`),
 so a lone request is not delayed. A request larger than a batch spans several batches. When a batch fails,
 its requests are retried one by one so a bad request fails alone and everyone else is served.
-With `merge_requests=False` a batch never mixes requests (the "no batching" baseline). With `prepare`,
-a batch's items are decoded one by one in the model thread just before it runs, skipping requests that
-timed out or disconnected meanwhile, so abandoned work costs at most the item being decoded.
+With `merge_requests=False` a batch never mixes requests (the "no batching" baseline).
+
+With `prepare`, items carrying media are decoded (and preprocessed) one at a time in a decode thread
+beside the model thread, round-robin over the requests, and become batchable once decoded; text-only
+items go straight to the model thread. So a request of huge images or long videos never holds up the
+model for others, at most one item is at full size at a time, decoding runs at most two batch budgets
+ahead of the model, and requests that time out or disconnect are skipped: abandoned work costs at most
+the item being decoded.
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ class _Job:
     visual_tokens: np.ndarray = field(init=False)
     remaining: int = field(init=False)
     pending: collections.deque = field(init=False)
+    decode_turns: int = 0
 
     def __post_init__(self) -> None:
         self.pending = collections.deque()
@@ -61,7 +67,9 @@ class _Entry:
     job: _Job
     index: int
     cost: int
-    prepared: Any = None  # the item decoded and preprocessed, while its batch runs
+    prepared: Any = None  # the item decoded and preprocessed (by the decode thread)
+    ready: bool = True  # batchable: no media, or decoded
+    decoding: bool = False
 
 
 BatchObserver = Callable[[int, int, float], None]  # (items, padded tokens, seconds)
@@ -88,6 +96,9 @@ class DynamicBatcher:
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model")
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-decode")
+        self._decode_task: asyncio.Task | None = None
+        self._decode_wakeup: asyncio.Event | None = None
         self._expected = 0
 
     @contextlib.contextmanager
@@ -110,20 +121,24 @@ class DynamicBatcher:
         if self._task is None or self._task.done() or self._loop is not loop:
             self._loop = loop
             self._wakeup = asyncio.Event()
+            self._decode_wakeup = asyncio.Event()
             self._jobs.clear()
             self._task = loop.create_task(self._run(), name="uniembed-batcher")
+            self._decode_task = loop.create_task(self._decode_loop(), name="uniembed-decoder")
 
     async def stop(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        self._task = None
+        for task in (self._task, self._decode_task):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._task = self._decode_task = None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._decoder.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, items: Sequence[Item]) -> BatchOutput:
         """Embed `items` (in order) as part of whatever batches form; cancellation drops queued items."""
@@ -131,10 +146,13 @@ class DynamicBatcher:
         job = _Job(list(items), asyncio.get_running_loop().create_future(), self.dimension)
         if not job.items:
             return BatchOutput(job.vectors, job.text_tokens, job.visual_tokens)
-        job.pending.extend(_Entry(job, index, max(1, int(self.cost(item)))) for index, item in enumerate(job.items))
+        for index, item in enumerate(job.items):
+            media = self.prepare is not None and (bool(item.image_sources) or item.video is not None)
+            job.pending.append(_Entry(job, index, max(1, int(self.cost(item))), ready=not media))
         self._jobs.append(job)
-        assert self._wakeup is not None
+        assert self._wakeup is not None and self._decode_wakeup is not None
         self._wakeup.set()
+        self._decode_wakeup.set()
         try:
             return await job.future
         finally:
@@ -159,6 +177,41 @@ class DynamicBatcher:
                 log.exception("batch of %d items failed", len(batch))
                 for entry in batch:
                     self._fail(entry.job, exc, [])
+            assert self._decode_wakeup is not None
+            self._decode_wakeup.set()  # room to decode ahead again
+
+    # ---- the decode loop -------------------------------------------------------------------------
+    async def _decode_loop(self) -> None:
+        assert self._decode_wakeup is not None and self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            entry = self._next_to_decode()
+            if entry is None:
+                self._decode_wakeup.clear()
+                await self._decode_wakeup.wait()
+                continue
+            entry.decoding = True
+            entry.job.decode_turns += 1
+            try:
+                entry.prepared = await loop.run_in_executor(self._decoder, self.prepare,
+                                                            entry.job.items[entry.index], entry.index)
+            except Exception as exc:  # the error names the item's position within its own request
+                self._fail(entry.job, exc, [])
+            entry.decoding, entry.ready = False, True
+            self._wakeup.set()
+
+    def _next_to_decode(self) -> _Entry | None:
+        """The next media item to decode: from the request decoded least so far (oldest first), while
+        decoded items waiting for a batch cost less than two batch budgets."""
+        ahead = sum(e.cost for job in self._jobs for e in job.pending if e.prepared is not None)
+        if ahead >= 2 * self.max_batch_tokens:
+            return None
+        best: _Entry | None = None
+        for job in self._jobs:
+            if job.abandoned or (best is not None and job.decode_turns >= best.job.decode_turns):
+                continue
+            best = next((e for e in job.pending if not e.ready and not e.decoding), best)
+        return best
 
     def _drop_abandoned(self) -> None:
         """Forget requests that timed out, were cancelled or are fully batched: their items never run."""
@@ -178,13 +231,21 @@ class DynamicBatcher:
     async def _form_batch(self) -> list[_Entry]:
         assert self._wakeup is not None
         batch: list[_Entry] = []
-        deadline = time.monotonic() + self.max_wait_s
+        deadline: float | None = None
         while True:
             self._drop_abandoned()
             self._fill(batch)
-            full = bool(self._jobs) or len(batch) >= self.max_batch_items
+            if not batch:  # nothing ready (media still decoding): wait for a decode or a request
+                if not self._jobs:
+                    return batch
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            deadline = deadline or time.monotonic() + self.max_wait_s
+            ready_left = any(e.ready for job in self._jobs for e in job.pending)
+            full = ready_left or len(batch) >= self.max_batch_items
             remaining = deadline - time.monotonic()
-            if full or remaining <= 0 or not batch or self._expected == 0:
+            if full or remaining <= 0 or self._expected == 0:
                 return batch
             self._wakeup.clear()
             try:
@@ -193,29 +254,17 @@ class DynamicBatcher:
                 pass
 
     def _fill(self, batch: list[_Entry]) -> None:
-        """Add items round-robin over the waiting requests (oldest first) while they fit."""
+        """Add ready items round-robin over the waiting requests (oldest first) while they fit."""
         progress = True
         while progress:
             progress = False
             for job in self._jobs:
-                if job.pending and self._fits(batch, job.pending[0]):
-                    batch.append(job.pending.popleft())
+                entry = next((e for e in job.pending if e.ready), None)
+                if entry is not None and self._fits(batch, entry):
+                    job.pending.remove(entry)
+                    batch.append(entry)
                     progress = True
             self._drop_abandoned()
-
-    async def _prepare(self, batch: list[_Entry]) -> list[_Entry]:
-        """Decode the batch's items one at a time in the model thread, skipping those of requests that
-        were abandoned meanwhile; a bad item fails its own request only."""
-        loop = asyncio.get_running_loop()
-        for entry in batch:
-            if entry.job.abandoned:
-                continue
-            try:
-                entry.prepared = await loop.run_in_executor(self._executor, self.prepare,
-                                                            entry.job.items[entry.index], entry.index)
-            except Exception as exc:  # the error names the item's position within its own request
-                self._fail(entry.job, exc, [])
-        return [entry for entry in batch if not entry.job.abandoned]
 
     @staticmethod
     def _inputs(entries: list[_Entry]) -> list[Any]:
@@ -224,10 +273,6 @@ class DynamicBatcher:
     async def _execute(self, batch: list[_Entry]) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        if self.prepare is not None:
-            batch = await self._prepare(batch)
-            if not batch:
-                return
         items = self._inputs(batch)
         try:
             output = await loop.run_in_executor(self._executor, self.encode_batch, items)
