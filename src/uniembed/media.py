@@ -275,10 +275,10 @@ def load_image(source: ImageSource, limits: MediaLimits = DEFAULT_LIMITS) -> Ima
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)):
         raise InputError(f"unsupported image source of type {type(source).__name__}", fix="pass a PIL image, a path, bytes or a data URI")
     data, where = source_bytes(source, limits)
-    with _opened_image(data, where) as image:
+    with _opened_image(data, where, keep=True) as image:
         _check_pixels(image.width, image.height, limits, where)
         image.load()
-        return image.convert("RGB")
+        return image if image.mode == "RGB" else image.convert("RGB")  # no second full-size copy
 
 
 def image_size(data: bytes, limits: MediaLimits = DEFAULT_LIMITS, where: str | None = None) -> tuple[int, int]:
@@ -289,13 +289,18 @@ def image_size(data: bytes, limits: MediaLimits = DEFAULT_LIMITS, where: str | N
 
 
 @contextlib.contextmanager
-def _opened_image(data: bytes, where: str | None) -> Iterator[Image.Image]:
-    """A lazily opened image; decoding errors (here or in the caller's block) become InputError."""
+def _opened_image(data: bytes, where: str | None, keep: bool = False) -> Iterator[Image.Image]:
+    """A lazily opened image (closed after the block unless `keep`); decoding errors (here or in the
+    caller's block) become InputError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            image = Image.open(io.BytesIO(data))
+            try:
                 yield image
+            finally:
+                if not keep:
+                    image.close()
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
