@@ -6,6 +6,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from conftest import write_mp4
 from PIL import Image
 
 from uniembed.errors import InputError
@@ -21,23 +22,11 @@ def _moving(n: int, size: int = 64) -> list[np.ndarray]:
     return frames
 
 
-def write_video(path, frames, codec: str = "mpeg4", fps: int = 4, options: dict | None = None) -> None:
-    with av.open(str(path), mode="w", options=options or {}) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        for array in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     folder = tmp_path_factory.mktemp("clips")
-    write_video(folder / "whole.mp4", _moving(40), options={"movflags": "faststart"})  # index first, as streamed
-    write_video(folder / "whole.webm", _moving(40), codec="libvpx")
+    write_mp4(folder / "whole.mp4", _moving(40), options={"movflags": "faststart"})  # index first, as streamed
+    write_mp4(folder / "whole.webm", _moving(40), codec="libvpx")
     for name in ("whole.mp4", "whole.webm"):
         data = (folder / name).read_bytes()
         (folder / name.replace("whole", "cut")).write_bytes(data[:len(data) * 55 // 100])
@@ -77,7 +66,7 @@ def test_empty_video_file_says_so(tmp_path):
 
 
 def test_a_long_static_video_keeps_only_the_sampled_frames(tmp_path, monkeypatch):
-    write_video(tmp_path / "static.mp4", [np.full((48, 64, 3), 90, np.uint8)] * 600, fps=30)
+    write_mp4(tmp_path / "static.mp4", [np.full((48, 64, 3), 90, np.uint8)] * 600, fps=30)
     converted = []
     original = av.VideoFrame.to_image
 

@@ -8,7 +8,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import GatedRunner, async_client, data_uri, png_bytes, vectors
 

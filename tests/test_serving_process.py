@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -14,24 +13,19 @@ import time
 import urllib.request
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from conftest import write_mp4
 from PIL import Image
+from serving_helpers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")]
 MB = 1024 * 1024
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     command = [sys.executable, "-m", "uniembed.cli.main", "serve", "--model", "tiny", "--port", str(port),
                "--threads", "1", "--max-concurrency", "4", "--body-timeout", "2", "--request-timeout", "20",
@@ -90,15 +84,7 @@ def _uri(data: bytes, mime: str) -> str:
 
 def _static_video(frames: int, width: int, height: int) -> bytes:
     buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=30)
-        stream.width, stream.height, stream.pix_fmt, stream.gop_size = width, height, "yuv420p", 600
-        frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 90, np.uint8), format="rgb24")
-        for _ in range(frames):
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_mp4(buffer, [np.full((height, width, 3), 90, np.uint8)] * frames, fps=30, gop_size=600)
     return buffer.getvalue()
 
 

@@ -11,7 +11,7 @@ import socket
 import threading
 
 import pytest
-from serving_helpers import png_bytes
+from serving_helpers import free_port, png_bytes
 
 from uniembed.errors import InputError
 from uniembed.media import REMOTE_FETCH_FAILED, MediaLimits, address_allowed, fetch_remote
@@ -82,10 +82,7 @@ def test_redirects_are_checked_again_and_capped(loopback_server):
 
 
 def test_failures_read_the_same_open_or_closed_port(loopback_server):
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    closed_port = closed.getsockname()[1]
-    closed.close()
+    closed_port = free_port()
     allowed = _limits("127.0.0.1/32")
     errors = []
     for url in (f"http://127.0.0.1:{closed_port}/x.png", f"http://127.0.0.1:{loopback_server}/missing.png",
