@@ -280,7 +280,8 @@ async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: flo
             tasks += [asyncio.create_task(_slow_body_client(port, stop, hostile_statuses)) for _ in range(64)]
         else:
             tasks += [asyncio.create_task(hostile()) for _ in range(2)]
-        await asyncio.sleep(max(seconds, 14.0) if case == "slow_body" else seconds)  # past the 10 s body timeout
+        seconds = max(seconds, 14.0) if case == "slow_body" else seconds  # slow bodies: past the 10 s body timeout
+        await asyncio.sleep(seconds)
         stop.set()
         await asyncio.wait(tasks, timeout=180)
     hwm = _status_kb(pid, "VmHWM") * 1024
@@ -330,7 +331,7 @@ def run_hostile(args: argparse.Namespace) -> int:
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     lines = [f"# serve_load --hostile: `uniembed serve` under hostile input ({meta['date']})", "",
              f"Machine: {meta['machine']}. Model: {meta['model']}. Command: `{command}`", "",
-             "Each case runs for the stated seconds: 2 hostile clients looping (64 for slow_body) beside 4 normal "
+             f"Each case runs for {args.seconds:g} s (slow_body at least 14 s, past the 10 s body timeout): 2 hostile clients looping (64 for slow_body) beside 4 normal "
              "clients sending one short text each. Peak RSS is the server process's (VmHWM, reset per case).", "",
              "| case | peak RSS MB (baseline) | normal requests | normal status | normal p50 ms | p99 ms | max ms "
              "| hostile status |", "|---|---:|---:|---|---:|---:|---:|---|"]
