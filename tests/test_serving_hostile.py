@@ -139,6 +139,7 @@ def test_openapi_tells_what_the_server_sends(tiny_embedder):
     for status in ("400", "401", "404", "408", "413", "429", "500", "504"):
         response = paths["/v1/embeddings"]["post"]["responses"][status]
         assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse"), status
+    assert all("422" not in op["responses"] for path in paths.values() for op in path.values())  # never sent
     assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
     # "" is refused by the schema too, not only by the server

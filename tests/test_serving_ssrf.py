@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 
 import pytest
 from serving_helpers import free_port, png_bytes
@@ -25,6 +26,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", "http://" + self.path[len("/redirect/"):])
             self.end_headers()
+            return
+        if self.path == "/trickle":  # a byte every 0.2 s, for ever
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
             return
         if self.path == "/loop":
             self.send_response(302)
@@ -79,6 +91,13 @@ def test_redirects_are_checked_again_and_capped(loopback_server):
     # an allowed redirect is followed; an endless one stops at max_redirects
     assert fetch_remote(f"http://127.0.0.1:{port}/redirect/127.0.0.1:{port}/red.png", allowed) == PNG
     _refused(f"http://127.0.0.1:{port}/loop", allowed)
+
+
+def test_a_trickling_server_is_cut_off_at_the_time_limit(loopback_server):
+    started = time.monotonic()
+    _refused(f"http://127.0.0.1:{loopback_server}/trickle",
+             MediaLimits(allow_remote=True, remote_allow=("127.0.0.1/32",), remote_timeout_s=1.0))
+    assert time.monotonic() - started < 5  # the whole fetch has one deadline, not one per read
 
 
 def test_failures_read_the_same_open_or_closed_port(loopback_server):

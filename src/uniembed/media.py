@@ -381,12 +381,12 @@ def _sample_frame_list(frames: list, num_frames, fps, limits, max_source_frames,
     if not frames:
         raise InputError("video has no frames", path=where)
     if max_source_frames:
-        frames = [frames[i] for i in uniform_indices(len(frames), max_source_frames)]
+        frames = [frames[i] for i in sample_indices(len(frames), max_source_frames)]
     count = num_frames if num_frames else len(frames)
     if fps and not num_frames:
         count = len(frames)  # a frame list carries no timestamps: keep all, within the limit
     count = min(count, limits.max_frames)
-    return [load_image(frames[i], limits) for i in uniform_indices(len(frames), count)]
+    return [load_image(frames[i], limits) for i in sample_indices(len(frames), count)]
 
 
 @dataclass(frozen=True)

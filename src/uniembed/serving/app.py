@@ -31,7 +31,7 @@ from .media_policy import MediaPolicy, VideoPolicy
 from .metrics import ServerMetrics
 from .rerank import Reranker, ranked
 from .runner import BatchOutput, ModelRunner
-from .schemas import EmbeddingRequest, error_responses, EmbeddingResponse, RerankRequest, RerankResponse, SearchRequest, SearchResponse
+from .schemas import EmbeddingRequest, error_responses, truthful_openapi, EmbeddingResponse, RerankRequest, RerankResponse, SearchRequest, SearchResponse
 from .search import SearchService
 
 T = TypeVar("T")
@@ -81,6 +81,14 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
                   description="Universal multimodal embeddings: OpenAI-compatible /v1/embeddings with "
                               "mixed-modality items.")
     app.state.uniembed = state
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = truthful_openapi(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(GuardMiddleware, config=config, metrics=metrics)
     _install_error_handlers(app)
     _add_routes(app, state)
