@@ -82,15 +82,30 @@ def test_loopback_is_refused_unless_allowed(loopback_server):
     assert fetch_remote(f"http://localhost:{port}/red.png", _limits("localhost")) == PNG
 
 
-def test_redirects_are_checked_again_and_capped(loopback_server):
+def _name_for_loopback(monkeypatch, name: str = "media.test") -> None:
+    """Resolve `name` to 127.0.0.1 (a stand-in for an allowed public host); other names as usual."""
+    real = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        if host == name:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
+def test_redirects_are_checked_again_and_capped(monkeypatch, loopback_server):
     port = loopback_server
-    allowed = _limits("127.0.0.1/32")
-    # a redirect to another loopback address (not on the allow-list) is refused before connecting
-    _refused(f"http://127.0.0.1:{port}/redirect/127.0.0.2:{port}/red.png", allowed)
-    _refused(f"http://127.0.0.1:{port}/redirect/[::1]:{port}/red.png", allowed)
+    _name_for_loopback(monkeypatch)
+    allowed = _limits("media.test")  # the host is allowed by name; its address 127.0.0.1 is not
+    assert fetch_remote(f"http://media.test:{port}/red.png", allowed) == PNG  # the control
+    # a redirect from the allowed host to loopback (a live server) is refused
+    _refused(f"http://media.test:{port}/redirect/127.0.0.1:{port}/red.png", allowed)
+    _refused(f"http://media.test:{port}/redirect/localhost:{port}/red.png", allowed)
+    _refused(f"http://media.test:{port}/redirect/[::1]:{port}/red.png", allowed)
     # an allowed redirect is followed; an endless one stops at max_redirects
-    assert fetch_remote(f"http://127.0.0.1:{port}/redirect/127.0.0.1:{port}/red.png", allowed) == PNG
-    _refused(f"http://127.0.0.1:{port}/loop", allowed)
+    assert fetch_remote(f"http://media.test:{port}/redirect/media.test:{port}/red.png", allowed) == PNG
+    _refused(f"http://media.test:{port}/loop", allowed)
 
 
 def test_a_trickling_server_is_cut_off_at_the_time_limit(loopback_server):
@@ -113,7 +128,7 @@ def test_failures_read_the_same_open_or_closed_port(loopback_server):
     assert len(errors) == 3 and len(set(errors)) == 1
 
 
-@pytest.mark.parametrize("address", ["10.1.2.3", "169.254.169.254", "192.168.0.1", "172.16.5.4", "100.64.0.1",
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "10.1.2.3", "169.254.169.254", "192.168.0.1", "172.16.5.4", "100.64.0.1",
                                      "224.0.0.1", "240.0.0.1", "0.0.0.0", "fe80::1", "fc00::1", "ff02::1",
                                      "::ffff:10.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a00:1", "2002:a00:1::"])
 def test_private_ranges_are_refused_before_any_connection(monkeypatch, address):
@@ -142,3 +157,20 @@ def test_a_name_resolving_to_public_and_private_is_refused(monkeypatch):
         (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))])
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("connected"))
     _refused("http://rebind.example/cat.png", _limits())
+
+
+def test_the_checked_address_is_the_one_connected_no_second_lookup(monkeypatch, loopback_server):
+    """DNS rebinding: the name is resolved once; a second lookup (which would answer differently) never happens."""
+    answers = iter(["127.0.0.1", "10.9.9.9"])
+    lookups = []
+    real = socket.getaddrinfo
+
+    def rebinding(host, port, *args, **kwargs):
+        if host != "media.test":
+            return real(host, port, *args, **kwargs)
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    assert fetch_remote(f"http://media.test:{loopback_server}/red.png", _limits("127.0.0.1/32")) == PNG
+    assert lookups == ["media.test"]
