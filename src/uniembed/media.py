@@ -335,7 +335,7 @@ class SampledFrames(list):
 
     frames_read: int = 0
     frames_expected: int = 0
-    indices: list[int] = []
+    indices: Sequence[int] = ()
 
 
 # container format names PyAV (FFmpeg) reports for each video extension; used to refuse a file that is
@@ -490,6 +490,7 @@ def _decode_video_file(source: Path | bytes, num_frames: int | None, fps: float 
             kept, read = _keep_frames(container, stream, set(picks), where)
     frames = SampledFrames(kept[i] for i in picks if i in kept)
     frames.frames_read, frames.frames_expected, frames.indices = read, info.frames, picks
+    log.debug("video %s: decoded %d of %d declared frames, kept %s", where or "<bytes>", read, info.frames, picks)
     return frames
 
 
