@@ -74,7 +74,8 @@ def _peak_growth(pid: int, action) -> tuple[int, object]:
     before = _status(pid, "VmRSS")
     result = action()
     growth = _status(pid, "VmHWM") - before
-    print(f"peak RSS growth {growth / MB:.0f} MB")  # shown with -s; the README quotes these
+    after = _status(pid, "VmRSS") - before
+    print(f"peak RSS growth {growth / MB:.0f} MB, {after / MB:.0f} MB after")  # shown with -s; the README quotes these
     return growth, result
 
 
