@@ -95,8 +95,8 @@ class DynamicBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model")
-        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-decode")
+        self._executor, self._decoder = self._threads()
+        self._closed = False
         self._decode_task: asyncio.Task | None = None
         self._decode_wakeup: asyncio.Event | None = None
         self._expected = 0
@@ -112,6 +112,11 @@ class DynamicBatcher:
             if self._wakeup is not None:
                 self._wakeup.set()
 
+    @staticmethod
+    def _threads() -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        return (ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model"),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-decode"))
+
     @property
     def queued_items(self) -> int:
         return sum(len(job.pending) for job in self._jobs)
@@ -119,6 +124,9 @@ class DynamicBatcher:
     def _ensure_started(self) -> None:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._loop is not loop:
+            if self._closed:  # the app was shut down and started again (a new lifespan): new threads
+                self._executor, self._decoder = self._threads()
+                self._closed = False
             self._loop = loop
             self._wakeup = asyncio.Event()
             self._decode_wakeup = asyncio.Event()
@@ -139,6 +147,7 @@ class DynamicBatcher:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._decoder.shutdown(wait=False, cancel_futures=True)
+        self._closed = True
 
     async def submit(self, items: Sequence[Item]) -> BatchOutput:
         """Embed `items` (in order) as part of whatever batches form; cancellation drops queued items."""
