@@ -6,6 +6,15 @@ request when the previous one returns). Reports throughput and p50/p99 latency p
 mean model batch size read from the server's /metrics.
 
     .venv/bin/python benchmarks/serve_load.py --requests 256 --out benchmarks/results/serve_load_cpu
+
+`--hostile` instead runs one server (default limits) through hostile cases, each for `--seconds`: none
+(baseline), bomb (24 PNGs of 49 megapixels per request, refused from their headers), big images (4 such
+PNGs, within the pixel budget, decoded), long video (a static 720p MP4 of 2,100 frames), huge text
+(one 30 MB text item) and slow body (64 clients sending 2 bytes/s). Alongside, normal clients send
+small text requests; reported: the server's peak RSS (from /proc) and the normal requests' latency
+and status codes.
+
+    .venv/bin/python benchmarks/serve_load.py --hostile --out benchmarks/results/serve_hostile_cpu
 """
 from __future__ import annotations
 
@@ -50,11 +59,12 @@ WORKLOADS = {
 }
 
 
-def start_server(batching: bool, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(batching: bool, threads: int, extra: tuple[str, ...] = ("--max-concurrency", "256")
+                 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "uniembed.cli.main", "serve", "--model", "tiny", "--device", "cpu",
                "--host", "127.0.0.1", "--port", str(port), "--threads", str(threads), "--log-level", "warning",
-               "--max-concurrency", "256"]
+               *extra]
     if not batching:
         command.append("--no-batching")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -118,7 +128,12 @@ def main() -> int:
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server")
     parser.add_argument("--out", default="benchmarks/results/serve_load_cpu", help="writes OUT.json and OUT.md")
+    parser.add_argument("--hostile", action="store_true", help="run the hostile cases instead (see above)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--hostile: seconds per case")
+    parser.add_argument("--cases", nargs="+", default=list(HOSTILE_CASES), help="--hostile: which cases")
     args = parser.parse_args()
+    if args.hostile:
+        return run_hostile(args)
     rows = []
     servers = {mode: start_server(mode == "on", args.threads) for mode in ("on", "off")}
     try:  # both servers run side by side and are measured back to back, so machine load drifts equally
@@ -166,6 +181,166 @@ def write_results(rows: list[dict], args: argparse.Namespace) -> None:
                      f"| {r['p50_ms']} | {r['p99_ms']} | {r['server_p50_ms']} | {r['server_p99_ms']} "
                      f"| {r['model_batches']} | {r['mean_batch_items']} | {r['errors']} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+# ---- hostile cases ----------------------------------------------------------------------------------
+def _png_uri(width: int, height: int) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (20, 160, 90)).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _static_video_uri(frames: int = 2100, width: int = 1280, height: int = 720) -> str:
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt, stream.gop_size = width, height, "yuv420p", 600
+        frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 90, np.uint8), format="rgb24")
+        for _ in range(frames):
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return "data:video/mp4;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+HOSTILE_CASES = ("none", "bomb", "big_images", "long_video", "huge_text", "slow_body")
+
+
+def _hostile_body(case: str, media: dict) -> dict | None:
+    if case == "bomb":
+        return {"input": [{"image": media["png49"]}] * 24}
+    if case == "big_images":
+        return {"input": [{"image": media["png49"]}] * 4}
+    if case == "long_video":
+        return {"input": [{"video": media["video"]}]}
+    if case == "huge_text":
+        return {"input": [media["text"]]}
+    return None
+
+
+async def _slow_body_client(port: int, stop: asyncio.Event, statuses: list) -> None:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n")
+        while not stop.is_set() and not reader.at_eof():
+            writer.write(b"  ")
+            await writer.drain()
+            try:
+                line = await asyncio.wait_for(reader.readline(), 1.0)
+                if line:
+                    statuses.append(int(line.split()[1]))
+                    break
+            except asyncio.TimeoutError:
+                pass
+        writer.close()
+    except (OSError, IndexError, ValueError):
+        statuses.append("closed")
+
+
+async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: float) -> dict:
+    stop = asyncio.Event()
+    peak = {"rss": 0}
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    baseline = _rss(pid)
+
+    async def sample() -> None:
+        while not stop.is_set():
+            peak["rss"] = max(peak["rss"], _rss(pid))
+            await asyncio.sleep(0.02)
+
+    hostile_statuses: list = []
+    latencies: list[float] = []
+    normal_statuses: list[int] = []
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        body = _hostile_body(case, media)
+        raw = json.dumps(body).encode() if body is not None else None  # encoded once: the client's loop stays free
+
+        async def hostile() -> None:
+            while raw is not None and not stop.is_set():
+                response = await client.post("/v1/embeddings", content=raw,
+                                             headers={"content-type": "application/json"})
+                hostile_statuses.append(response.status_code)
+
+        async def normal(worker: int) -> None:
+            index = 0
+            while not stop.is_set():
+                started = time.perf_counter()
+                response = await client.post("/v1/embeddings", json={"input": f"normal {worker} {index}"})
+                latencies.append(time.perf_counter() - started)
+                normal_statuses.append(response.status_code)
+                index += 1
+
+        port = int(url.rsplit(":", 1)[1])
+        tasks = [asyncio.create_task(sample()), *(asyncio.create_task(normal(w)) for w in range(4))]
+        if case == "slow_body":
+            tasks += [asyncio.create_task(_slow_body_client(port, stop, hostile_statuses)) for _ in range(64)]
+        else:
+            tasks += [asyncio.create_task(hostile()) for _ in range(2)]
+        seconds = max(seconds, 14.0) if case == "slow_body" else seconds  # slow bodies: past the 10 s body timeout
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.wait(tasks, timeout=180)
+    hwm = _status_kb(pid, "VmHWM") * 1024
+    values = np.array(latencies) * 1000
+    codes = {str(code): normal_statuses.count(code) for code in sorted(set(normal_statuses))}
+    hostile_codes = {str(code): hostile_statuses.count(code) for code in sorted(set(hostile_statuses), key=str)}
+    return {"case": case, "seconds": seconds, "baseline_rss_mb": round(baseline / 2**20),
+            "peak_rss_mb": round(max(hwm, peak["rss"]) / 2**20),
+            "normal_requests": len(latencies), "normal_status": codes,
+            "normal_p50_ms": round(float(np.percentile(values, 50)), 1) if len(values) else None,
+            "normal_p99_ms": round(float(np.percentile(values, 99)), 1) if len(values) else None,
+            "normal_max_ms": round(float(values.max()), 1) if len(values) else None,
+            "hostile_status": hostile_codes}
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _rss(pid: int) -> int:
+    return _status_kb(pid, "VmRSS") * 1024
+
+
+def run_hostile(args: argparse.Namespace) -> int:
+    media = {"png49": _png_uri(7000, 7000), "video": _static_video_uri(),
+             "text": "tokens of a very long document " * (30 * 2**20 // 31)}
+    process, url = start_server(True, args.threads, extra=())
+    rows = []
+    try:
+        asyncio.run(run_load(url, "text", 4, 16))  # warm-up
+        for case in args.cases:
+            row = asyncio.run(_hostile_case(url, process.pid, case, media, args.seconds))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/serve_load.py " + " ".join(sys.argv[1:])
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": "2-core CPU shared with other jobs, no GPU",
+            "model": "tiny (random tiny Qwen2-VL), default server limits", "server_torch_threads": args.threads,
+            "python": platform.python_version(), "command": command}
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    lines = [f"# serve_load --hostile: `uniembed serve` under hostile input ({meta['date']})", "",
+             f"Machine: {meta['machine']}. Model: {meta['model']}. Command: `{command}`", "",
+             f"Each case runs for {args.seconds:g} s (slow_body at least 14 s, past the 10 s body timeout): 2 hostile clients looping (64 for slow_body) beside 4 normal "
+             "clients sending one short text each. Peak RSS is the server process's (VmHWM, reset per case).", "",
+             "| case | peak RSS MB (baseline) | normal requests | normal status | normal p50 ms | p99 ms | max ms "
+             "| hostile status |", "|---|---:|---:|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['peak_rss_mb']} ({r['baseline_rss_mb']}) | {r['normal_requests']} "
+                     f"| {r['normal_status']} | {r['normal_p50_ms']} | {r['normal_p99_ms']} | {r['normal_max_ms']} "
+                     f"| {r['hostile_status']} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -52,13 +52,18 @@ def media_dir(tmp_path):
     return tmp_path
 
 
-def write_mp4(path, frames, fps: int = 4) -> None:
+def write_mp4(path, frames, fps: int = 4, codec: str = "mpeg4", options: dict | None = None,
+              gop_size: int | None = None) -> None:
+    """Encode RGB arrays with PyAV to `path` (a file name, or a BytesIO written as MP4)."""
     import av
 
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
+    target = path if hasattr(path, "write") else str(path)
+    with av.open(target, mode="w", format="mp4" if hasattr(path, "write") else None, options=options or {}) as container:
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
+        if gop_size:
+            stream.gop_size = gop_size
         for array in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
                 container.mux(packet)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import socket
 import threading
 
 import httpx
@@ -16,6 +17,13 @@ def png_bytes(colour: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (just now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:

@@ -5,6 +5,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from serving_helpers import async_client, data_uri, image_from, png_bytes
 
 from uniembed import Item
@@ -24,7 +25,7 @@ class CountingRunner(ModelRunner):
     def encode(self, items):
         self.batch_sizes.append(len(items))
         for position, item in enumerate(items):
-            if self.fail_on is not None and item.text == self.fail_on:
+            if self.fail_on is not None and getattr(item, "item", item).text == self.fail_on:  # prepared items
                 raise InputError("this item breaks the model", position=position)
         return super().encode(items)
 
@@ -93,3 +94,11 @@ def test_large_request_spans_several_batches_in_order(tiny_embedder, batching):
     got = np.array([row["embedding"] for row in response.json()["data"]], dtype=np.float32)
     assert runner.batch_sizes == [5, 5, 2]
     np.testing.assert_allclose(got, tiny_embedder.encode(TEXTS), atol=1e-5)
+
+
+def test_the_app_serves_again_after_a_restart_of_its_lifespan(tiny_embedder):
+    app = create_app(tiny_embedder, ServerConfig())
+    for _ in range(2):  # shutdown closes the model and decode threads; the next startup makes new ones
+        with TestClient(app) as client:
+            assert client.post("/v1/embeddings", json={"input": [{"text": "x", "image": data_uri(png_bytes())}]}
+                               ).status_code == 200

@@ -32,6 +32,17 @@ def test_flags_reach_the_config(tmp_path, monkeypatch):
     assert config.served_model_name == "mine"
 
 
+def test_hostile_input_flags_reach_the_config():
+    _, config = _config("--remote-allow", "10.0.0.0/8,media.internal", "--remote-allow", "::1", "--max-redirects",
+                        "1", "--body-timeout", "2", "--min-body-rate", "1000", "--max-request-megapixels", "5",
+                        "--max-text-chars", "100")
+    assert config.remote_allow == ("10.0.0.0/8", "media.internal", "::1") and config.max_redirects == 1
+    assert config.body_timeout_s == 2 and config.min_body_rate == 1000
+    assert config.max_request_pixels == 5_000_000 and config.max_text_chars == 100
+    with pytest.raises(ConfigError, match="neither a CIDR nor a host name"):
+        _config("--remote-allow", "http://x/")
+
+
 def test_bad_flag_values_are_config_errors(tmp_path):
     with pytest.raises(ConfigError):
         _config("--max-concurrency", "0")

@@ -1,28 +1,21 @@
 """A real uvicorn server on 127.0.0.1 and the official `openai` client, unchanged."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import numpy as np
 import pytest
 import uvicorn
-from serving_helpers import data_uri, image_from, png_bytes
+from serving_helpers import data_uri, free_port, image_from, png_bytes
 
 from uniembed.serving import ServerConfig, create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def base_url(tiny_embedder):
     app = create_app(tiny_embedder, ServerConfig(served_model_name="tiny", api_key="key-123"))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

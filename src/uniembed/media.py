@@ -7,21 +7,28 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
+import ipaddress
+import logging
 import os
 import re
+import socket
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Iterator, Sequence, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
 
+log = logging.getLogger(__name__)
+
 ImageSource = Union[Image.Image, str, os.PathLike, bytes]
-VideoSource = Union[str, os.PathLike, Sequence[ImageSource]]
+VideoSource = Union[str, os.PathLike, bytes, Sequence[ImageSource]]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
@@ -33,15 +40,21 @@ class MediaLimits:
     """Safety limits applied to every decoded medium.
 
     `max_pixels` guards against decompression bombs (checked from the header, before decoding);
-    `max_file_bytes` against huge uploads; `max_frames` bounds frames decoded per video.
-    Remote URLs are fetched only when `allow_remote` is set.
+    `max_file_bytes` against huge uploads; `max_frames` bounds frames kept per video and
+    `max_video_frames` the frames a video may hold at all (every frame is decoded, only the sampled
+    ones are kept). Remote URLs are fetched only when `allow_remote` is set, and then only from public
+    addresses unless `remote_allow` (CIDRs or host names) names them, within `remote_timeout_s`
+    (the whole fetch) and `max_redirects`.
     """
 
     max_pixels: int = 50_000_000
     max_file_bytes: int = 256 * 1024 * 1024
     max_frames: int = 256
+    max_video_frames: int = 100_000
     allow_remote: bool = False
     remote_timeout_s: float = 10.0
+    remote_allow: tuple[str, ...] = ()
+    max_redirects: int = 3
 
 
 DEFAULT_LIMITS = MediaLimits()
@@ -82,23 +95,130 @@ def decode_data_uri(uri: str) -> bytes:
     return unquote_to_bytes(payload)
 
 
+REMOTE_FETCH_FAILED = "remote medium could not be fetched"
+
+
 def fetch_remote(url: str, limits: MediaLimits) -> bytes:
-    """Download a remote medium, only when explicitly allowed, within size and time limits."""
+    """Download a remote medium, only when explicitly allowed, from public addresses, within limits.
+
+    The host is resolved once and every address checked (loopback, private, link-local, multicast,
+    reserved and unspecified ranges are refused, IPv4-mapped IPv6 judged as its IPv4 address) unless
+    `limits.remote_allow` names the host or a network holding the address; the connection goes to the
+    checked address (no second lookup), each redirect is checked the same way, at most
+    `max_redirects`. Every failure gives the same message, so errors tell nothing of the network.
+    """
     if not limits.allow_remote:
         raise InputError(
             f"remote URL '{describe_source(url)}' not fetched",
             fix="download it yourself, pass a data URI, or enable remote media explicitly",
         )
-    import urllib.request
-
+    deadline = time.monotonic() + limits.remote_timeout_s
     try:
-        with urllib.request.urlopen(url, timeout=limits.remote_timeout_s) as response:  # noqa: S310
-            data = response.read(limits.max_file_bytes + 1)
-    except Exception as exc:  # network errors of every kind
-        raise InputError(f"could not fetch '{url}': {exc}", path=url) from exc
-    if len(data) > limits.max_file_bytes:
-        raise InputError(f"remote file larger than {limits.max_file_bytes} bytes", path=url)
-    return data
+        return _fetch(url, limits, deadline)
+    except Exception as exc:  # refusals and network errors of every kind give one text
+        log.info("remote fetch of %s failed: %s: %s", describe_source(url), type(exc).__name__, exc)
+        raise InputError(REMOTE_FETCH_FAILED, fix="check that the URL is public and the file small enough, "
+                                                  "or send the file inline as a data URI") from None
+
+
+class RemoteRefused(Exception):
+    """A remote fetch refused by policy (address, scheme, redirects, size, time)."""
+
+
+def _fetch(url: str, limits: MediaLimits, deadline: float) -> bytes:
+    import http.client
+    from urllib.parse import urljoin, urlsplit
+
+    for _ in range(limits.max_redirects + 1):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RemoteRefused(f"unsupported URL {describe_source(url)}")
+        host = parts.hostname
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = resolve_public(host, port, limits.remote_allow)
+        sock = socket.create_connection((address, port), timeout=_remaining(deadline))
+        if parts.scheme == "https":
+            import ssl
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        connection = http.client.HTTPConnection(host, port, timeout=_remaining(deadline))
+        connection.sock = sock  # already connected to the checked address: http.client does no lookup
+        try:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            connection.request("GET", target, headers={"User-Agent": "uniembed", "Accept-Encoding": "identity"})
+            response = connection.getresponse()
+            if response.status in (301, 302, 303, 307, 308):
+                location = response.getheader("Location")
+                if not location:
+                    raise RemoteRefused("redirect without Location")
+                url = urljoin(url, location)
+                continue
+            if response.status != 200:
+                raise RemoteRefused(f"HTTP {response.status}")
+            return _read_limited(response, sock, limits.max_file_bytes, deadline)
+        finally:
+            connection.close()
+    raise RemoteRefused(f"more than {limits.max_redirects} redirects")
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise RemoteRefused("time limit reached")
+    return left
+
+
+def _read_limited(response: Any, sock: socket.socket, limit: int, deadline: float) -> bytes:
+    declared = response.getheader("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RemoteRefused(f"Content-Length {declared} over {limit}")
+    chunks, size = [], 0
+    while True:
+        sock.settimeout(_remaining(deadline))
+        chunk = response.read1(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise RemoteRefused(f"body over {limit} bytes")
+        chunks.append(chunk)
+
+
+def resolve_public(host: str, port: int, allow: Sequence[str] = ()) -> str:
+    """The address to connect to for `host`: resolved once, refused when any address is not public
+    (unless `allow` names the host or a network holding the address)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not addresses:
+        raise RemoteRefused(f"{host} resolves to no address")
+    for address in addresses:
+        if not address_allowed(address, host, allow):
+            raise RemoteRefused(f"{host} resolves to the non-public address {address}")
+    return addresses[0]
+
+
+def address_allowed(address: str, host: str = "", allow: Sequence[str] = ()) -> bool:
+    """Whether a fetch may connect to `address`: a public one, or one the allow-list names."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    for entry in allow:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            if host and entry.lower().rstrip(".") == host.lower().rstrip("."):
+                return True
+    return _is_public(ip)
+
+
+def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None and not _is_public(embedded):
+            return False
+        if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64: judge the IPv4 address it stands for
+            return _is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return ip.is_global and not (ip.is_multicast or ip.is_private or ip.is_loopback or ip.is_link_local
+                                 or ip.is_reserved or ip.is_unspecified)
 
 
 def _read_file(path: Path, limits: MediaLimits) -> bytes:
@@ -155,12 +275,32 @@ def load_image(source: ImageSource, limits: MediaLimits = DEFAULT_LIMITS) -> Ima
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)):
         raise InputError(f"unsupported image source of type {type(source).__name__}", fix="pass a PIL image, a path, bytes or a data URI")
     data, where = source_bytes(source, limits)
+    with _opened_image(data, where, keep=True) as image:
+        _check_pixels(image.width, image.height, limits, where)
+        image.load()
+        return image if image.mode == "RGB" else image.convert("RGB")  # no second full-size copy
+
+
+def image_size(data: bytes, limits: MediaLimits = DEFAULT_LIMITS, where: str | None = None) -> tuple[int, int]:
+    """Width and height from an image's header (no pixels decoded), refused over `max_pixels`."""
+    with _opened_image(data, where) as image:
+        _check_pixels(image.width, image.height, limits, where)
+        return image.width, image.height
+
+
+@contextlib.contextmanager
+def _opened_image(data: bytes, where: str | None, keep: bool = False) -> Iterator[Image.Image]:
+    """A lazily opened image (closed after the block unless `keep`); decoding errors (here or in the
+    caller's block) become InputError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            _check_pixels(image.width, image.height, limits, where)
-            image.load()
+            try:
+                yield image
+            finally:
+                if not keep:
+                    image.close()
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
@@ -168,7 +308,6 @@ def load_image(source: ImageSource, limits: MediaLimits = DEFAULT_LIMITS) -> Ima
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot decode image ({exc.__class__.__name__}: {exc})", path=where,
                          fix="re-export the file as PNG or JPEG") from exc
-    return image.convert("RGB")
 
 
 FRAME_ROUNDINGS = ("nearest", "floor")
@@ -202,6 +341,21 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=natural_key)
 
 
+class SampledFrames(list):
+    """The frames a video decoded to, saying what was decoded: `frames_read` of `frames_expected`
+    (from the container's metadata) and the `indices` kept."""
+
+    frames_read: int = 0
+    frames_expected: int = 0
+    indices: Sequence[int] = ()
+
+
+# container format names PyAV (FFmpeg) reports for each video extension; used to refuse a file that is
+# not what its extension says (a PNG renamed .mp4 opens as "png_pipe")
+_CONTAINERS = {".mp4": "mov", ".m4v": "mov", ".mov": "mov", ".mkv": "matroska", ".webm": "matroska",
+               ".avi": "avi", ".mpg": "mpeg", ".mpeg": "mpeg"}
+
+
 def load_video(
     source: VideoSource,
     num_frames: int | None = 8,
@@ -212,10 +366,15 @@ def load_video(
 ) -> list[Image.Image]:
     """Decode a video to a list of RGB frames, sampled uniformly by count (`num_frames`) or rate (`fps`).
 
-    Sources: a video file (PyAV), a folder of frame images (MMEB-V2 layout), or a list of images.
-    `max_source_frames` first restricts a frame folder or list to that many uniformly spaced frames
-    (MMEB-V2 samples 8 from at most 64). `frame_rounding` is `uniform_indices`' rounding of the final pick.
+    Sources: a video file or its bytes (PyAV), a folder of frame images (MMEB-V2 layout), or a list of
+    images. `max_source_frames` first restricts a frame folder or list to that many uniformly spaced
+    frames (MMEB-V2 samples 8 from at most 64); `frame_rounding` is `uniform_indices`' rounding of the final
+    pick. A video file is decoded as a stream that keeps only the sampled frames (memory: the kept frames,
+    whatever the length); one that decodes to fewer frames than its container declares is refused, whatever
+    the container. Frames decoded from a file keep their time in `info["seconds"]` (Qwen3-VL's timestamps).
     """
+    if isinstance(source, (bytes, bytearray)):
+        return _decode_video_file(bytes(source), num_frames, fps, limits, frame_rounding)
     if isinstance(source, (list, tuple)):
         return _sample_frame_list(list(source), num_frames, fps, limits, max_source_frames, None, frame_rounding)
     if not isinstance(source, (str, os.PathLike)):
@@ -237,56 +396,140 @@ def _sample_frame_list(frames: list, num_frames, fps, limits, max_source_frames,
     if not frames:
         raise InputError("video has no frames", path=where)
     if max_source_frames:
-        frames = [frames[i] for i in uniform_indices(len(frames), max_source_frames)]
+        frames = [frames[i] for i in sample_indices(len(frames), max_source_frames)]
     count = num_frames if num_frames else len(frames)
     if fps and not num_frames:
         count = len(frames)  # a frame list carries no timestamps: keep all, within the limit
     count = min(count, limits.max_frames)
-    return [load_image(frames[i], limits) for i in uniform_indices(len(frames), count, rounding)]
+    return [load_image(frames[i], limits) for i in sample_indices(len(frames), count, rounding)]
 
 
-def _timed_image(seconds: float, frame: Any) -> Image.Image:
-    """A decoded frame as RGB, its timestamp kept in `info["seconds"]` (Qwen3-VL writes it into the prompt)."""
-    image = frame.to_image().convert("RGB")
-    image.info["seconds"] = seconds
-    return image
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file's container declares, read without decoding a frame."""
+
+    width: int
+    height: int
+    frames: int  # declared, or estimated from duration x frame rate, or counted packets
+    rate: float  # frames per second
+
+    @property
+    def span_s(self) -> float:
+        """Seconds from the first frame to the last."""
+        return max(0, self.frames - 1) / self.rate
+
+    def sample_count(self, num_frames: int | None, fps: float | None, max_frames: int) -> int:
+        """How many frames the policy keeps: `num_frames`, or `fps` x duration (capped by `num_frames`)."""
+        if fps:
+            count = max(1, int(self.span_s * fps) + 1)
+            count = min(count, num_frames) if num_frames else count
+        else:
+            count = num_frames or self.frames
+        return max(1, min(count, max_frames, self.frames))
 
 
-def _decode_video_file(path: Path, num_frames: int | None, fps: float | None, limits: MediaLimits,
-                       rounding: str = "nearest") -> list[Image.Image]:
+def probe_video(source: Path | bytes, limits: MediaLimits = DEFAULT_LIMITS) -> VideoInfo:
+    """A video's size and frame count from its container (no decoding), under the limits."""
+    with _open_video(source) as (container, stream, where):
+        return _video_info(container, stream, where, limits)
+
+
+@contextlib.contextmanager
+def _open_video(source: Path | bytes) -> Iterator[tuple[Any, Any, str | None]]:
     import av
 
-    size = path.stat().st_size
-    if size > limits.max_file_bytes:
-        raise InputError(f"video is {size} bytes, over the limit of {limits.max_file_bytes}", path=path)
+    where = None if isinstance(source, bytes) else str(source)
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
+    if size == 0:
+        raise InputError("file is empty", path=where, fix="pass a video file with content")
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError("file has no video stream", path=path)
-            stream = container.streams.video[0]
-            _check_pixels(stream.codec_context.width, stream.codec_context.height, limits, str(path))
-            decoded: list[tuple[float, Image.Image]] = []
-            for frame in container.decode(stream):
-                seconds = float(frame.time) if frame.time is not None else len(decoded) / float(stream.average_rate or 25)
-                decoded.append((seconds, frame))
-                if len(decoded) > limits.max_frames * 8 and num_frames:
-                    break
-            if not decoded:
-                raise InputError("video decodes to no frames", path=path)
-            if fps:
-                duration = decoded[-1][0] - decoded[0][0]
-                count = max(1, int(duration * fps) + 1)
-                if num_frames:
-                    count = min(count, num_frames)
-            else:
-                count = num_frames or len(decoded)
-            count = min(count, limits.max_frames)
-            return [_timed_image(*decoded[i]) for i in uniform_indices(len(decoded), count, rounding)]
-    except InputError:
-        raise
-    except Exception as exc:  # PyAV raises many error types for corrupt input
-        raise InputError(f"cannot decode video ({exc.__class__.__name__}: {exc})", path=path,
-                         fix="re-encode it (e.g. H.264 MP4) or pass a folder of frames") from exc
+        container = av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source))
+    except Exception as exc:  # PyAV raises many error types for what is not a video
+        raise InputError(f"cannot decode video ({exc.__class__.__name__}: {exc})", path=where,
+                         fix="re-encode it (e.g. H.264 MP4) or pass a folder of frames") from None
+    try:
+        names = set(container.format.name.split(","))
+        expected = _CONTAINERS.get(Path(where).suffix.lower()) if where else None
+        if any(name.endswith("_pipe") or name == "image2" for name in names) or (expected and expected not in names):
+            what = f"the {Path(where).suffix.lower()} video its extension says" if expected else "a video"
+            raise InputError(f"file is not {what}: its content is '{container.format.name}'", path=where,
+                             fix="pass a real video file (an image belongs in 'image')")
+        if not container.streams.video:
+            raise InputError("file has no video stream", path=where)
+        yield container, container.streams.video[0], where
+    finally:
+        container.close()
+
+
+def _video_info(container: Any, stream: Any, where: str | None, limits: MediaLimits) -> VideoInfo:
+    width, height = stream.codec_context.width, stream.codec_context.height
+    _check_pixels(width, height, limits, where)
+    rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+    seconds = 0.0
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / 1_000_000
+    frames = int(stream.frames or 0) or int(round(seconds * rate))
+    if frames <= 0:  # nothing declared: count the packets (demuxing, not decoding)
+        frames = sum(1 for packet in container.demux(stream) if packet.size)
+        container.seek(0)
+    if frames > limits.max_video_frames:
+        raise InputError(f"video holds {frames} frames, over the limit of {limits.max_video_frames}", path=where,
+                         fix="trim the video or pass a folder of sampled frames")
+    return VideoInfo(width, height, frames, rate)
+
+
+def _decode_video_file(source: Path | bytes, num_frames: int | None, fps: float | None,
+                       limits: MediaLimits, rounding: str = "nearest") -> SampledFrames:
+    """Stream-decode a video, converting and keeping only the frames the policy samples."""
+    if isinstance(source, bytes):
+        if len(source) > limits.max_file_bytes:
+            raise InputError(f"video is {len(source)} bytes, over the limit of {limits.max_file_bytes}")
+    elif source.stat().st_size > limits.max_file_bytes:
+        raise InputError(f"video is {source.stat().st_size} bytes, over the limit of {limits.max_file_bytes}",
+                         path=source)
+    with _open_video(source) as (container, stream, where):
+        info = _video_info(container, stream, where, limits)
+        picks = sample_indices(info.frames, info.sample_count(num_frames, fps, limits.max_frames), rounding)
+        kept, read = _keep_frames(container, stream, set(picks), where, info.rate)
+    # a decoder may drop a frame or two at the ends; more missing means a cut or corrupt file
+    if read < info.frames - max(1, info.frames // 50):
+        raise InputError(f"video decodes to {read} of the {info.frames} frames its container declares "
+                         "(truncated or corrupt)", path=where, fix="re-encode the complete file (e.g. H.264 MP4)")
+    if read == 0:
+        raise InputError("video decodes to no frames", path=where)
+    if len(kept) < len(picks):  # slightly fewer frames than declared: sample again from those read
+        picks = sample_indices(read, len(picks), rounding)
+        with _open_video(source) as (container, stream, where):
+            kept, read = _keep_frames(container, stream, set(picks), where, info.rate)
+    frames = SampledFrames(kept[i] for i in picks if i in kept)
+    frames.frames_read, frames.frames_expected, frames.indices = read, info.frames, picks
+    log.debug("video %s: decoded %d of %d declared frames, kept %s", where or "<bytes>", read, info.frames, picks)
+    return frames
+
+
+def _keep_frames(container: Any, stream: Any, wanted: set[int], where: str | None,
+                 rate: float) -> tuple[dict[int, Image.Image], int]:
+    """Decode every frame, converting and keeping only those in `wanted` (each with its time in
+    `info["seconds"]`, which Qwen3-VL writes into the prompt); also the count decoded."""
+    kept: dict[int, Image.Image] = {}
+    read = 0
+    try:
+        for frame in container.decode(stream):
+            if read in wanted:
+                image = frame.to_image().convert("RGB")
+                image.info["seconds"] = float(frame.time) if frame.time is not None else read / rate
+                kept[read] = image
+            read += 1
+    except Exception as exc:  # a corrupt packet ends the stream: the caller judges by the frames read
+        log.info("video %s: decoding stopped after %d frames (%s)", where or "<bytes>", read, exc)
+    return kept, read
+
+
+def sample_indices(total: int, count: int, rounding: str = "nearest") -> list[int]:
+    """The one place video decoding picks frame indices (keeps `uniform_indices`' call in one spot)."""
+    return uniform_indices(total, count, rounding)
 
 
 def pdf_pages(path: str | os.PathLike, dpi: float = 144, pages: Sequence[int] | None = None,

@@ -27,7 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--api-key", default=os.environ.get("UNIEMBED_API_KEY"),
                         help="require 'Authorization: Bearer KEY' on /v1/* (default: $UNIEMBED_API_KEY)")
     parser.add_argument("--allow-local-files", metavar="DIR", help="accept media paths, only inside DIR")
-    parser.add_argument("--allow-remote-media", action="store_true", help="fetch http(s) media URLs (size/time limits)")
+    parser.add_argument("--allow-remote-media", action="store_true",
+                        help="fetch http(s) media URLs from public addresses (size/time/redirect limits)")
+    parser.add_argument("--remote-allow", action="append", default=[], metavar="CIDR_OR_HOST",
+                        help="also fetch from this network or host name (e.g. 10.0.0.0/8, media.internal); "
+                             "repeatable or comma-separated")
+    parser.add_argument("--max-redirects", type=int, default=3, help="redirects followed per remote medium")
     parser.add_argument("--no-batching", action="store_true", help="never merge concurrent requests into one batch")
     parser.add_argument("--max-batch-tokens", type=int, default=16384,
                         help="padded tokens (rows x longest text+visual length) per model batch")
@@ -37,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="request body limit (413 above)")
     parser.add_argument("--max-concurrency", type=int, default=64, help="requests in flight (429 above)")
     parser.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request (504 after)")
+    parser.add_argument("--body-timeout", type=float, default=10.0,
+                        help="seconds a request body may take, plus 1 s per --min-body-rate bytes (408 after)")
+    parser.add_argument("--min-body-rate", type=int, default=64 * 1024, help="bytes/s a body must keep up")
+    parser.add_argument("--max-request-megapixels", type=float, default=200.0,
+                        help="decoded pixels per request, images plus sampled video frames (400 above)")
+    parser.add_argument("--max-text-chars", type=int,
+                        help="characters kept per text, cut before tokenising (default: 32 x max_length, >= 65536)")
     parser.add_argument("--max-media-mb", type=float, default=32.0, help="largest image/video file accepted")
     parser.add_argument("--remote-timeout", type=float, default=10.0, help="seconds to fetch one remote medium")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
@@ -62,6 +74,12 @@ def build_config(args: argparse.Namespace):
         allow_remote_media=args.allow_remote_media,
         max_media_bytes=int(args.max_media_mb * 1024 * 1024),
         remote_timeout_s=args.remote_timeout,
+        remote_allow=tuple(entry.strip() for value in args.remote_allow for entry in value.split(",")),
+        max_redirects=args.max_redirects,
+        body_timeout_s=args.body_timeout,
+        min_body_rate=args.min_body_rate,
+        max_request_pixels=int(args.max_request_megapixels * 1_000_000),
+        max_text_chars=args.max_text_chars,
     )
 
 

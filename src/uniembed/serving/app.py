@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Sequence, TypeVar
@@ -15,7 +16,7 @@ from typing import Any, Awaitable, Sequence, TypeVar
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -30,7 +31,7 @@ from .media_policy import MediaPolicy, VideoPolicy
 from .metrics import ServerMetrics
 from .rerank import Reranker, ranked
 from .runner import BatchOutput, ModelRunner
-from .schemas import EmbeddingRequest, EmbeddingResponse, RerankRequest, RerankResponse, SearchRequest, SearchResponse
+from .schemas import EmbeddingRequest, error_responses, truthful_openapi, EmbeddingResponse, RerankRequest, RerankResponse, SearchRequest, SearchResponse
 from .search import SearchService
 
 T = TypeVar("T")
@@ -59,11 +60,15 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
     metrics = ServerMetrics()
     embedding_config = model.config
     video = VideoPolicy(embedding_config.video_frames, embedding_config.video_fps)
-    policy = MediaPolicy(model.limits, config.allow_local_files, config.allow_remote_media, config.max_media_bytes,
-                         config.remote_timeout_s, video)
+    text_cap = config.max_text_chars or max(65536, 32 * int(embedding_config.max_length))
+    policy = MediaPolicy(dataclasses.replace(model.limits, max_redirects=config.max_redirects),
+                         config.allow_local_files, config.allow_remote_media, config.max_media_bytes,
+                         config.remote_timeout_s, video, remote_allow=config.remote_allow,
+                         max_request_pixels=config.max_request_pixels, max_text_chars=text_cap)
     batcher = DynamicBatcher(runner.encode, runner.cost, runner.dimension, max_batch_tokens=config.max_batch_tokens,
                              max_batch_items=config.max_batch_items, max_wait_s=config.max_wait_ms / 1000.0,
-                             merge_requests=config.batching, observer=metrics.observe_batch)
+                             merge_requests=config.batching, observer=metrics.observe_batch,
+                             prepare=runner.prepare)
     state = ServerState(model, config, runner, batcher, policy, metrics, search, reranker, int(time.time()))
 
     @contextlib.asynccontextmanager
@@ -76,6 +81,14 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
                   description="Universal multimodal embeddings: OpenAI-compatible /v1/embeddings with "
                               "mixed-modality items.")
     app.state.uniembed = state
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = truthful_openapi(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(GuardMiddleware, config=config, metrics=metrics)
     _install_error_handlers(app)
     _add_routes(app, state)
@@ -103,7 +116,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-        return error_response(exc.status_code, str(exc.detail), type=kind, code=f"http_{exc.status_code}")
+        return error_response(exc.status_code, str(exc.detail), type=kind, code=f"http_{exc.status_code}",
+                              headers=getattr(exc, "headers", None))  # keeps Allow on 405
 
     @app.exception_handler(Exception)
     async def server_error(_: Request, exc: Exception) -> JSONResponse:
@@ -170,7 +184,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         state.metrics.tokens.labels("visual").inc(int(output.visual_tokens.sum()))
         return output
 
-    @app.post("/v1/embeddings", response_model=EmbeddingResponse)
+    @app.post("/v1/embeddings", response_model=EmbeddingResponse, responses=error_responses(404))
     async def embeddings(body: EmbeddingRequest) -> JSONResponse:
         """Embed each item of `input` (text, images, video or any combination) into one vector."""
         check_model(body.model)
@@ -189,7 +203,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         return JSONResponse({"object": "list", "data": data, "model": config.served_model_name,
                              "usage": usage(output)})
 
-    @app.post("/v1/search", response_model=SearchResponse)
+    @app.post("/v1/search", response_model=SearchResponse, responses=error_responses(404))
     async def search(body: SearchRequest) -> JSONResponse:
         """Embed `query` and return the `top_k` nearest ids of the loaded index with their stored metadata."""
         check_model(body.model)
@@ -211,7 +225,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         return JSONResponse({"object": "list", "data": hits, "model": config.served_model_name,
                              "usage": usage(output)})
 
-    @app.post("/v1/rerank", response_model=RerankResponse)
+    @app.post("/v1/rerank", response_model=RerankResponse, responses=error_responses(404))
     async def rerank(body: RerankRequest) -> JSONResponse:
         """Re-rank `documents` against `query` with the configured re-ranker (404 when none is)."""
         if state.reranker is None:
@@ -234,7 +248,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
                     **({"document": raw_documents[i]} if body.return_documents else {})} for i, score in order]
         return JSONResponse({"object": "list", "results": results, "model": config.served_model_name})
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses=error_responses(401, 405, 500, only=True))
     async def models() -> dict[str, Any]:
         """The served model: id, embedding dimension, accepted modalities, named prompts and limits."""
         prompts = sorted((getattr(state.model.config, "prompts", {}) or {}).keys())
@@ -246,13 +260,15 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             "reranker": state.reranker is not None,
         }]}
 
-    @app.get("/health")
+    @app.get("/health", responses=error_responses(405, 500, only=True))
     async def health() -> dict[str, Any]:
         """Liveness and readiness for load balancers: 200 while the server accepts requests."""
         return {"status": "ok", "model": config.served_model_name, "dimension": state.runner.dimension,
                 "queued_items": state.batcher.queued_items}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+              "description": "Prometheus text exposition format"}, **error_responses(405, 500, only=True)})
     async def metrics() -> Response:
         """Prometheus metrics: requests, latency, batch sizes, tokens, queue depth."""
         state.metrics.queue_items.set(state.batcher.queued_items)

@@ -1,12 +1,22 @@
 """Dynamic batching: concurrent requests are merged into model batches under a token budget.
 
-Requests enqueue their items; one asyncio task forms batches in arrival order and runs each in the
-single model thread. A batch closes when the next item would break the budget (rows x longest
-estimated length > `max_batch_tokens`, or more than `max_batch_items` rows) or `max_wait_s` after
-its first item arrived; it waits only while other requests are still being parsed (`expecting`),
+Requests enqueue their items; one asyncio task forms batches and runs each in the single model
+thread. Batches are filled round-robin over the waiting requests (oldest first, one item each per
+round), so a request of many items shares every batch with those behind it instead of holding the
+model for all its batches. An item's cost is capped by the model's `max_length` (text beyond it is
+truncated), so no single item exceeds what one batch holds. A batch closes when the next item would
+break the budget (rows x longest estimated length > `max_batch_tokens`, or more than `max_batch_items`
+rows) or `max_wait_s` after its first item arrived; it waits only while other requests are still being parsed (`expecting`),
 so a lone request is not delayed. A request larger than a batch spans several batches. When a batch fails,
 its requests are retried one by one so a bad request fails alone and everyone else is served.
 With `merge_requests=False` a batch never mixes requests (the "no batching" baseline).
+
+With `prepare`, items carrying media are decoded (and preprocessed) one at a time in a decode thread
+beside the model thread, round-robin over the requests, and become batchable once decoded; text-only
+items go straight to the model thread. So a request of huge images or long videos never holds up the
+model for others, at most one item is at full size at a time, decoding runs at most two batch budgets
+ahead of the model, and requests that time out or disconnect are skipped: abandoned work costs at most
+the item being decoded.
 """
 from __future__ import annotations
 
@@ -17,7 +27,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -37,8 +47,11 @@ class _Job:
     text_tokens: np.ndarray = field(init=False)
     visual_tokens: np.ndarray = field(init=False)
     remaining: int = field(init=False)
+    pending: collections.deque = field(init=False)
+    decode_turns: int = 0
 
     def __post_init__(self) -> None:
+        self.pending = collections.deque()
         self.vectors = np.zeros((len(self.items), self.dimension), dtype=np.float32)
         self.text_tokens = np.zeros(len(self.items), dtype=np.int64)
         self.visual_tokens = np.zeros(len(self.items), dtype=np.int64)
@@ -54,6 +67,9 @@ class _Entry:
     job: _Job
     index: int
     cost: int
+    prepared: Any = None  # the item decoded and preprocessed (by the decode thread)
+    ready: bool = True  # batchable: no media, or decoded
+    decoding: bool = False
 
 
 BatchObserver = Callable[[int, int, float], None]  # (items, padded tokens, seconds)
@@ -64,8 +80,10 @@ class DynamicBatcher:
 
     def __init__(self, encode_batch: Callable[[Sequence[Item]], BatchOutput], cost: Callable[[Item], int],
                  dimension: int, max_batch_tokens: int = 16384, max_batch_items: int = 64, max_wait_s: float = 0.005,
-                 merge_requests: bool = True, observer: BatchObserver | None = None) -> None:
+                 merge_requests: bool = True, observer: BatchObserver | None = None,
+                 prepare: Callable[[Item, int], Any] | None = None) -> None:
         self.encode_batch = encode_batch
+        self.prepare = prepare
         self.cost = cost
         self.dimension = dimension
         self.max_batch_tokens = max_batch_tokens
@@ -73,11 +91,14 @@ class DynamicBatcher:
         self.max_wait_s = max_wait_s if merge_requests else 0.0
         self.merge_requests = merge_requests
         self.observer = observer
-        self._queue: collections.deque[_Entry] = collections.deque()
+        self._jobs: collections.deque[_Job] = collections.deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model")
+        self._executor, self._decoder = self._threads()
+        self._closed = False
+        self._decode_task: asyncio.Task | None = None
+        self._decode_wakeup: asyncio.Event | None = None
         self._expected = 0
 
     @contextlib.contextmanager
@@ -91,29 +112,42 @@ class DynamicBatcher:
             if self._wakeup is not None:
                 self._wakeup.set()
 
+    @staticmethod
+    def _threads() -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        return (ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model"),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-decode"))
+
     @property
     def queued_items(self) -> int:
-        return len(self._queue)
+        return sum(len(job.pending) for job in self._jobs)
 
     def _ensure_started(self) -> None:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._loop is not loop:
+            if self._closed:  # the app was shut down and started again (a new lifespan): new threads
+                self._executor, self._decoder = self._threads()
+                self._closed = False
             self._loop = loop
             self._wakeup = asyncio.Event()
-            self._queue.clear()
+            self._decode_wakeup = asyncio.Event()
+            self._jobs.clear()
             self._task = loop.create_task(self._run(), name="uniembed-batcher")
+            self._decode_task = loop.create_task(self._decode_loop(), name="uniembed-decoder")
 
     async def stop(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        self._task = None
+        for task in (self._task, self._decode_task):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._task = self._decode_task = None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._decoder.shutdown(wait=False, cancel_futures=True)
+        self._closed = True
 
     async def submit(self, items: Sequence[Item]) -> BatchOutput:
         """Embed `items` (in order) as part of whatever batches form; cancellation drops queued items."""
@@ -122,9 +156,12 @@ class DynamicBatcher:
         if not job.items:
             return BatchOutput(job.vectors, job.text_tokens, job.visual_tokens)
         for index, item in enumerate(job.items):
-            self._queue.append(_Entry(job, index, max(1, int(self.cost(item)))))
-        assert self._wakeup is not None
+            media = self.prepare is not None and (bool(item.image_sources) or item.video is not None)
+            job.pending.append(_Entry(job, index, max(1, int(self.cost(item))), ready=not media))
+        self._jobs.append(job)
+        assert self._wakeup is not None and self._decode_wakeup is not None
         self._wakeup.set()
+        self._decode_wakeup.set()
         try:
             return await job.future
         finally:
@@ -136,7 +173,7 @@ class DynamicBatcher:
         assert self._wakeup is not None
         while True:
             self._drop_abandoned()
-            if not self._queue:
+            if not self._jobs:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -149,10 +186,46 @@ class DynamicBatcher:
                 log.exception("batch of %d items failed", len(batch))
                 for entry in batch:
                     self._fail(entry.job, exc, [])
+            assert self._decode_wakeup is not None
+            self._decode_wakeup.set()  # room to decode ahead again
+
+    # ---- the decode loop -------------------------------------------------------------------------
+    async def _decode_loop(self) -> None:
+        assert self._decode_wakeup is not None and self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            entry = self._next_to_decode()
+            if entry is None:
+                self._decode_wakeup.clear()
+                await self._decode_wakeup.wait()
+                continue
+            entry.decoding = True
+            entry.job.decode_turns += 1
+            try:
+                entry.prepared = await loop.run_in_executor(self._decoder, self.prepare,
+                                                            entry.job.items[entry.index], entry.index)
+            except Exception as exc:  # the error names the item's position within its own request
+                self._fail(entry.job, exc, [])
+            entry.decoding, entry.ready = False, True
+            self._wakeup.set()
+
+    def _next_to_decode(self) -> _Entry | None:
+        """The next media item to decode: from the request decoded least so far (oldest first), while
+        decoded items waiting for a batch cost less than two batch budgets."""
+        ahead = sum(e.cost for job in self._jobs for e in job.pending if e.prepared is not None)
+        if ahead >= 2 * self.max_batch_tokens:
+            return None
+        best: _Entry | None = None
+        for job in self._jobs:
+            if job.abandoned or (best is not None and job.decode_turns >= best.job.decode_turns):
+                continue
+            best = next((e for e in job.pending if not e.ready and not e.decoding), best)
+        return best
 
     def _drop_abandoned(self) -> None:
-        while self._queue and self._queue[0].job.abandoned:
-            self._queue.popleft()
+        """Forget requests that timed out, were cancelled or are fully batched: their items never run."""
+        if any(job.abandoned or not job.pending for job in self._jobs):
+            self._jobs = collections.deque(job for job in self._jobs if job.pending and not job.abandoned)
 
     def _fits(self, batch: list[_Entry], entry: _Entry) -> bool:
         if not batch:
@@ -167,15 +240,21 @@ class DynamicBatcher:
     async def _form_batch(self) -> list[_Entry]:
         assert self._wakeup is not None
         batch: list[_Entry] = []
-        deadline = time.monotonic() + self.max_wait_s
+        deadline: float | None = None
         while True:
             self._drop_abandoned()
-            while self._queue and self._fits(batch, self._queue[0]):
-                batch.append(self._queue.popleft())
-                self._drop_abandoned()
-            full = bool(self._queue) or len(batch) >= self.max_batch_items
+            self._fill(batch)
+            if not batch:  # nothing ready (media still decoding): wait for a decode or a request
+                if not self._jobs:
+                    return batch
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            deadline = deadline or time.monotonic() + self.max_wait_s
+            ready_left = any(e.ready for job in self._jobs for e in job.pending)
+            full = ready_left or len(batch) >= self.max_batch_items
             remaining = deadline - time.monotonic()
-            if full or remaining <= 0 or not batch or self._expected == 0:
+            if full or remaining <= 0 or self._expected == 0:
                 return batch
             self._wakeup.clear()
             try:
@@ -183,10 +262,27 @@ class DynamicBatcher:
             except asyncio.TimeoutError:
                 pass
 
+    def _fill(self, batch: list[_Entry]) -> None:
+        """Add ready items round-robin over the waiting requests (oldest first) while they fit."""
+        progress = True
+        while progress:
+            progress = False
+            for job in self._jobs:
+                entry = next((e for e in job.pending if e.ready), None)
+                if entry is not None and self._fits(batch, entry):
+                    job.pending.remove(entry)
+                    batch.append(entry)
+                    progress = True
+            self._drop_abandoned()
+
+    @staticmethod
+    def _inputs(entries: list[_Entry]) -> list[Any]:
+        return [entry.job.items[entry.index] if entry.prepared is None else entry.prepared for entry in entries]
+
     async def _execute(self, batch: list[_Entry]) -> None:
         loop = asyncio.get_running_loop()
-        items = [entry.job.items[entry.index] for entry in batch]
         started = time.perf_counter()
+        items = self._inputs(batch)
         try:
             output = await loop.run_in_executor(self._executor, self.encode_batch, items)
         except Exception as exc:  # one bad request must not fail the others: retry per request
@@ -205,7 +301,7 @@ class DynamicBatcher:
             return
         loop = asyncio.get_running_loop()
         for entries in jobs.values():
-            items = [entry.job.items[entry.index] for entry in entries]
+            items = self._inputs(entries)
             try:
                 output = await loop.run_in_executor(self._executor, self.encode_batch, items)
             except Exception as exc:

@@ -1,11 +1,14 @@
-"""ASGI middleware run before any endpoint: API key, concurrency cap, body size limit, request metrics.
+"""ASGI middleware run before any endpoint: API key, body deadline, concurrency cap, body size, metrics.
 
-Refusals are cheap and early: a request without the key never takes a slot (401), a request beyond
-`max_concurrency` is answered 429 at once instead of queueing without bound, and a body over
-`max_body_bytes` is refused (413) before the JSON is parsed.
+Refusals are cheap and early: a request without the key never takes a slot (401); the body is read
+first, under a deadline (`body_timeout_s` plus one second per `min_body_rate` bytes: a slow or silent
+client gets 408 and its connection closed) and the size limit (413, before the JSON is parsed); only
+then does the request take one of `max_concurrency` slots (429 beyond), so slow uploads hold no slot.
+While the endpoint runs, a client that disconnects cancels it: its queued items never reach the model.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from typing import Any, Awaitable, Callable
@@ -22,6 +25,10 @@ PROTECTED_PREFIX = "/v1/"
 
 
 class _BodyTooLarge(Exception):
+    pass
+
+
+class _BodyTooSlow(Exception):
     pass
 
 
@@ -63,6 +70,20 @@ class GuardMiddleware:
         if not (protected and scope["method"] == "POST"):
             await self.app(scope, receive, send)
             return
+        try:
+            body = await self._read_body(scope, receive)
+        except _BodyTooLarge:
+            self.metrics.rejected.labels("too_large").inc()
+            await error_response(413, f"request body over the limit of {self.config.max_body_bytes} bytes",
+                                 code="body_too_large")(scope, receive, send)
+            return
+        except _BodyTooSlow:
+            self.metrics.rejected.labels("slow_body").inc()
+            await error_response(408, "request body not received in time", code="body_timeout",
+                                 headers={"Connection": "close"})(scope, receive, send)
+            return
+        if body is None:  # the client went away
+            return
         if self.in_flight >= self.config.max_concurrency:
             self.metrics.rejected.labels("busy").inc()
             await error_response(429, f"server busy: {self.in_flight} requests in flight (limit "
@@ -73,19 +94,45 @@ class GuardMiddleware:
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
-            try:
-                body = await self._read_body(scope, receive)
-            except _BodyTooLarge:
-                self.metrics.rejected.labels("too_large").inc()
-                await error_response(413, f"request body over the limit of {self.config.max_body_bytes} bytes",
-                                     code="body_too_large")(scope, receive, send)
-                return
-            if body is None:  # the client went away
-                return
-            await self.app(scope, _replay(body, receive), send)
+            await self._run_until_disconnect(scope, body, receive, send)
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
+
+    async def _run_until_disconnect(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+        """Run the endpoint on the read body; cancel it when the client disconnects first."""
+        disconnected = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected.set()
+
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        endpoint = asyncio.ensure_future(self.app(scope, replay, send))
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await asyncio.wait({endpoint, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not endpoint.done():
+                self.metrics.rejected.labels("disconnected").inc()
+                endpoint.cancel()
+            try:
+                await endpoint
+            except asyncio.CancelledError:
+                if not disconnected.is_set():
+                    raise
+        finally:
+            watcher.cancel()
+            endpoint.cancel()
 
     def _authorized(self, scope: Scope) -> bool:
         headers = dict(scope.get("headers") or [])
@@ -95,15 +142,21 @@ class GuardMiddleware:
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, within the size limit and the deadline (which grows with the bytes received)."""
         limit = self.config.max_body_bytes
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _BodyTooLarge
+        started = time.monotonic()
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            deadline = started + self.config.body_timeout_s + size / self.config.min_body_rate
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise _BodyTooSlow from None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
@@ -113,16 +166,3 @@ class GuardMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -5,7 +5,10 @@ Each element of `input` is ONE item and gives ONE embedding:
   {"text", "image", "images", "video", "instruction"}  -> any combination
   [{"type": "text", "text": ...}, {"type": "image_url", "image_url": {"url": ...}},
    {"type": "video_url", "video_url": {"url": ... or [frame urls]}}]   -> one item from its parts
-Media strings go through the `MediaPolicy`; every error names the item's position.
+Media strings go through the `MediaPolicy` (checked and charged to the request's pixel budget, decoded
+later in the model thread); texts and instructions longer than the policy's `max_text_chars` are cut
+before anything tokenises them (the model truncates at `max_length` tokens anyway); every error names
+the item's position.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..inputs import Item
-from .media_policy import MediaPolicy
+from .media_policy import MediaPolicy, PixelBudget
 
 ITEM_FIELDS = ("text", "image", "images", "video", "instruction")
 PART_TYPES = ("text", "image_url", "video_url")
@@ -37,8 +40,8 @@ def split_input(raw: Any, max_items: int) -> list[Any]:
     return values
 
 
-def parse_item(raw: Any, policy: MediaPolicy, position: int | None = None) -> Item:
-    """One raw item -> an `Item` whose media are decoded PIL images / frame lists."""
+def parse_item(raw: Any, policy: MediaPolicy, position: int | None = None, budget: PixelBudget | None = None) -> Item:
+    """One raw item -> an `Item` whose media are checked file bytes (decoded when its batch runs)."""
     try:
         if isinstance(raw, str):
             fields: dict[str, Any] = {"text": raw}
@@ -48,7 +51,7 @@ def parse_item(raw: Any, policy: MediaPolicy, position: int | None = None) -> It
             fields = _content_part_fields(raw)
         else:
             raise InputError(f"an item must be a string, an object or a list of content parts, got {_kind(raw)}")
-        item = _decode_media(fields, policy)
+        item = _decode_media(fields, policy, budget or policy.budget())
     except InputError as exc:
         raise exc.at(position) from None
     if item.is_empty():
@@ -57,7 +60,9 @@ def parse_item(raw: Any, policy: MediaPolicy, position: int | None = None) -> It
 
 
 def parse_items(raw: Any, policy: MediaPolicy, max_items: int) -> list[Item]:
-    return [parse_item(value, policy, position) for position, value in enumerate(split_input(raw, max_items))]
+    """All items of one request, sharing one decoded-pixel budget."""
+    budget = policy.budget()
+    return [parse_item(value, policy, position, budget) for position, value in enumerate(split_input(raw, max_items))]
 
 
 def _object_fields(raw: dict) -> dict[str, Any]:
@@ -127,20 +132,24 @@ def _is_video_source(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
 
-def _decode_media(fields: dict[str, Any], policy: MediaPolicy) -> Item:
+def _decode_media(fields: dict[str, Any], policy: MediaPolicy, budget: PixelBudget) -> Item:
     images = []
     if "image" in fields:
         images.append(fields["image"])
     images.extend(fields.get("images", []))
-    decoded_images = [_labelled(policy.image, source, f"image {n}") for n, source in enumerate(images)]
-    video = _labelled(policy.video, fields["video"], "video") if "video" in fields else None
-    return Item(text=fields.get("text"), images=decoded_images or None, video=video,
-                instruction=fields.get("instruction"))
+    checked = [_labelled(policy.image, source, budget, f"image {n}") for n, source in enumerate(images)]
+    video = _labelled(policy.video, fields["video"], budget, "video") if "video" in fields else None
+    return Item(text=_capped(fields.get("text"), policy), images=checked or None, video=video,
+                instruction=_capped(fields.get("instruction"), policy))
 
 
-def _labelled(decode, source: Any, label: str) -> Any:
+def _capped(text: str | None, policy: MediaPolicy) -> str | None:
+    return text if text is None or len(text) <= policy.max_text_chars else text[:policy.max_text_chars]
+
+
+def _labelled(check, source: Any, budget: PixelBudget, label: str) -> Any:
     try:
-        return decode(source)
+        return check(source, budget)
     except InputError as exc:
         raise InputError(f"{label}: {exc.problem}", fix=exc.fix) from None
 

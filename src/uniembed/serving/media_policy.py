@@ -3,8 +3,14 @@
 By default a request carries its media inline (data URIs or bare base64). Local paths are accepted
 only inside one directory (`--allow-local-files DIR`): the real path, with every symlink resolved,
 must lie in that directory, so neither `..` nor a symlink can reach outside it. Remote URLs are
-fetched only with `--allow-remote-media`, within a size and a time limit. Decoding here (not in the
-model thread) means one request's broken image fails only that request, with the item's index.
+fetched only with `--allow-remote-media`, from public addresses (or those `--remote-allow` names),
+within a size and a time limit.
+
+Media are CHECKED here, not decoded: image headers and video containers are read (size, frame count)
+and charged to the request's decoded-pixel budget, and the item keeps the file bytes; the pixels are
+decoded one item at a time in the model thread when the item's batch runs. So a request costs its
+compressed bytes until then, a broken image fails only its request with the item's index, and a
+request that times out or is abandoned is never decoded.
 """
 from __future__ import annotations
 
@@ -13,15 +19,12 @@ import binascii
 import dataclasses
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from ..errors import InputError
-from ..media import (MediaLimits, decode_data_uri, describe_source, fetch_remote, frame_files, is_data_uri, is_remote_url, load_image,
-                     load_video, uniform_indices)
+from ..media import (MediaLimits, decode_data_uri, fetch_remote, frame_files, image_size, is_data_uri, is_remote_url,
+                     probe_video, sample_indices)
 
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
 _MIN_BASE64_CHARS = 16
@@ -35,13 +38,31 @@ class VideoPolicy:
     fps: float | None = None
 
 
+class PixelBudget:
+    """The decoded pixels one request may cost (images, and the video frames the policy samples)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+
+    def spend(self, pixels: int) -> None:
+        self.spent += pixels
+        if self.spent > self.limit:
+            raise InputError(f"the request's media decode to more than {self.limit} pixels",
+                             fix="send fewer or smaller images / videos, or split the request")
+
+
+NOT_AVAILABLE = "file not available"
+
+
 class MediaPolicy:
     """Turns the media strings of a request into PIL images (and frame lists), under the server's policy."""
 
     def __init__(self, limits: MediaLimits, local_root: str | Path | None = None, allow_remote: bool = False,
                  max_media_bytes: int | None = None, remote_timeout_s: float | None = None,
-                 video: VideoPolicy = VideoPolicy()) -> None:
-        changes: dict[str, Any] = {"allow_remote": allow_remote}
+                 video: VideoPolicy = VideoPolicy(), remote_allow: tuple[str, ...] = (),
+                 max_request_pixels: int | None = None, max_text_chars: int = 65536) -> None:
+        changes: dict[str, Any] = {"allow_remote": allow_remote, "remote_allow": tuple(remote_allow)}
         if max_media_bytes is not None:
             changes["max_file_bytes"] = min(limits.max_file_bytes, max_media_bytes)
         if remote_timeout_s is not None:
@@ -49,6 +70,11 @@ class MediaPolicy:
         self.limits = dataclasses.replace(limits, **changes)
         self.local_root = None if local_root is None else Path(os.path.realpath(local_root))
         self.video_policy = video
+        self.max_request_pixels = max_request_pixels or 4 * self.limits.max_pixels
+        self.max_text_chars = max_text_chars
+
+    def budget(self) -> PixelBudget:
+        return PixelBudget(self.max_request_pixels)
 
     # ---- sources to bytes ------------------------------------------------------------------------
     def _inline_bytes(self, text: str) -> bytes | None:
@@ -93,14 +119,12 @@ class MediaPolicy:
                 candidate = self.local_root / candidate
             real = Path(os.path.realpath(candidate))
             inside = real == self.local_root or self.local_root in real.parents
-            exists = inside and real.exists()
-        except (OSError, ValueError) as exc:  # NUL bytes, over-long names, ...
-            raise InputError(f"invalid path ({exc.__class__.__name__}: {exc})") from None
-        if not inside:
-            raise InputError(f"path '{describe_source(text)}' resolves outside the allowed directory",
-                             fix="name files inside the --allow-local-files directory (no '..', no symlinks out)")
-        if not exists:
-            raise InputError(f"file '{describe_source(text)}' not found in the allowed directory")
+            available = inside and real.exists()
+        except (OSError, ValueError):  # NUL bytes, over-long names, ...
+            available = False
+        if not available:  # one text for outside, missing and invalid: errors tell nothing of the disk
+            raise InputError(NOT_AVAILABLE, fix="name a file inside the --allow-local-files directory "
+                                                "(no '..', no symlinks out)")
         return real
 
     def source_bytes(self, source: Any) -> bytes:
@@ -122,47 +146,46 @@ class MediaPolicy:
             raise InputError(f"unsupported URL scheme in '{source[:40]}'", fix="use a data URI, http(s) or a path")
         path = self.local_path(source)
         try:
-            if not path.is_file():
-                raise InputError(f"'{describe_source(source)}' is not a file")
-            size = path.stat().st_size
-            if size > self.limits.max_file_bytes:
-                raise InputError(f"file '{describe_source(source)}' is {size} bytes, over the limit of "
-                                 f"{self.limits.max_file_bytes}")
+            if not path.is_file() or path.stat().st_size > self.limits.max_file_bytes:
+                raise OSError
             return path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read '{describe_source(source)}' ({exc.strerror or exc})") from None
+        except OSError:
+            raise InputError(NOT_AVAILABLE if not path.is_file() else
+                             f"file over the limit of {self.limits.max_file_bytes} bytes") from None
 
-    # ---- decoding --------------------------------------------------------------------------------
-    def image(self, source: Any) -> Image.Image:
+    # ---- checking (decoding happens in the model thread) -----------------------------------------
+    def image(self, source: Any, budget: PixelBudget | None = None) -> bytes:
+        """The bytes of one image source, its header checked (format, pixel limit) and charged to `budget`."""
         data = self.source_bytes(source)
-        return load_image(data, self.limits)
+        width, height = image_size(data, self.limits)
+        if budget is not None:
+            budget.spend(width * height)
+        return data
 
-    def video(self, source: Any) -> list[Image.Image]:
-        """A video as frames: a list of frame images, a video file (inline or allowed), or an allowed frame folder."""
+    def video(self, source: Any, budget: PixelBudget | None = None) -> bytes | list[Any]:
+        """A video as its file bytes or a list of frame sources (bytes / real paths), checked and charged."""
         if isinstance(source, list):
             if not source:
                 raise InputError("video frame list is empty")
             if len(source) > self.limits.max_frames:
                 raise InputError(f"{len(source)} frames, over the limit of {self.limits.max_frames}",
                                  fix="send fewer frames")
-            return [self.image(frame) for frame in source]
+            return [self.image(frame, budget) for frame in source]
         if isinstance(source, str) and self.names_local_file(source):
             path = self.local_path(source)
             if path.is_dir():
                 files = frame_files(path)
-                frames = [files[i] for i in uniform_indices(len(files), self.limits.max_frames)]
-                if not frames:
+                if not files:
                     raise InputError(f"frame folder '{source}' holds no images")
-                return [self.image(str(frame)) for frame in frames]
-        return self._video_file(self.source_bytes(source))
+                frames = [files[i] for i in sample_indices(len(files), self.limits.max_frames)]
+                for frame in frames:
+                    self.image(str(frame), budget)
+                return frames
+        data = self.source_bytes(source)
+        info = probe_video(data, self.limits)
+        if budget is not None:
+            policy = self.video_policy
+            budget.spend(info.sample_count(policy.num_frames, policy.fps, self.limits.max_frames)
+                         * info.width * info.height)
+        return data
 
-    def _video_file(self, data: bytes) -> list[Image.Image]:
-        """Decode video bytes via a temporary file (PyAV reads files), sampling frames by the model's policy."""
-        with tempfile.TemporaryDirectory(prefix="uniembed-video-") as folder:
-            path = Path(folder) / "upload.mp4"
-            path.write_bytes(data)
-            try:
-                policy = self.video_policy
-                return load_video(path, num_frames=policy.num_frames, fps=policy.fps, limits=self.limits)
-            except InputError as exc:
-                raise InputError(exc.problem, fix=exc.fix) from None

@@ -2,7 +2,9 @@
 
 Runs in the server's single model thread. It follows `Embedder.encode` step for step (decode, collate,
 forward), so a served embedding equals `Embedder.encode` of the same item, and it reads the usage
-(text and visual tokens per item) from the same collated batch instead of tokenising twice.
+(text and visual tokens per item) from the same collated batch instead of tokenising twice. Items are
+decoded and preprocessed one at a time and their full-size pixels dropped at once, so a batch holds
+at most one decoded medium at full size (plus every item's model-sized pixels).
 """
 from __future__ import annotations
 
@@ -12,8 +14,28 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..inputs import Item
+from ..models.backbones.base import DecodedItem
 
 TEMPLATE_OVERHEAD_TOKENS = 24  # chat-template tokens around every item, for batch budgeting
+LARGE_MEDIUM_PIXELS = 8_000_000  # after decoding this much, hand the freed pages back to the OS
+
+
+def release_freed_memory() -> None:
+    """Return freed heap pages to the OS (glibc `malloc_trim`), so RSS falls after a large decode
+    instead of staying at its peak; a no-op elsewhere."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 @dataclass
@@ -36,7 +58,8 @@ class ModelRunner:
 
     def cost(self, item: Item) -> int:
         """Estimated sequence length (text + visual tokens) used to fill batches up to the token budget."""
-        return int(self.model.estimate_length(item)) + TEMPLATE_OVERHEAD_TOKENS
+        length = min(int(self.model.estimate_length(item)), int(self.model.config.max_length))
+        return length + TEMPLATE_OVERHEAD_TOKENS  # text past max_length is truncated: it costs no more
 
     def resolve_instruction(self, items: Sequence[Item], input_type: str | None) -> list[Item]:
         """Apply the model's named prompt for `input_type` (query/document) as `encode_query` would;
@@ -44,12 +67,24 @@ class ModelRunner:
         prompt_name = input_type if input_type in self.model.config.prompts else None
         return self.model.resolve_items(items, prompt_name=prompt_name)
 
-    def encode(self, items: Sequence[Item]) -> BatchOutput:
+    def prepare(self, item: Item, position: int | None = None) -> DecodedItem:
+        """Decode, tokenise and preprocess one item, then drop its full-size pixels (the prepared
+        tokens hold the model-sized ones)."""
+        prepared = self.model.prepare(item, position)
+        pixels = sum(i.width * i.height for i in prepared.images) + sum(
+            f.width * f.height for frames in prepared.videos for f in frames)
+        prepared.images, prepared.videos = [], []
+        if pixels >= LARGE_MEDIUM_PIXELS:
+            release_freed_memory()
+        return prepared
+
+    def encode(self, items: Sequence[Item | DecodedItem]) -> BatchOutput:
         import torch
 
         self.calls += 1
         model = self.model
-        decoded = [model.decode(item, position) for position, item in enumerate(items)]
+        decoded = [item if isinstance(item, DecodedItem) else self.prepare(item, position)
+                   for position, item in enumerate(items)]
         batch = model.collate(decoded)
         was_training = model.module.training
         model.module.eval()

@@ -17,7 +17,7 @@ _VIDEO_URL = {"anyOf": [{"type": "string"}, _STRING_LIST, {
     "type": "object", "properties": {"url": {"anyOf": [{"type": "string"}, _STRING_LIST]}}, "required": ["url"]}]}
 ITEM_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "string", "minLength": 1, "description": "text"},
+        {"type": "string", "minLength": 1, "pattern": r"\S", "description": "text (not only whitespace)"},
         {"type": "object", "additionalProperties": False, "description": "one item; media as data URIs",
          "properties": {"text": {"type": "string"}, "image": {"type": "string"}, "images": _STRING_LIST,
                         "video": {"anyOf": [{"type": "string"}, _STRING_LIST]}, "instruction": {"type": "string"}}},
@@ -31,7 +31,8 @@ ITEM_SCHEMA: dict[str, Any] = {
         ]}},
     ]
 }
-INPUT_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "array", "items": ITEM_SCHEMA, "minItems": 1}]}
+INPUT_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string", "minLength": 1, "pattern": r"\S"},
+                                          {"type": "array", "items": ITEM_SCHEMA, "minItems": 1}]}
 
 RawInput = Annotated[Any, WithJsonSchema(INPUT_SCHEMA)]
 RawItem = Annotated[Any, WithJsonSchema(ITEM_SCHEMA)]
@@ -112,3 +113,46 @@ class RerankResponse(BaseModel):
     object: Literal["list"] = "list"
     results: list[RerankResult]
     model: str
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the server sends: `{"error": {"message", "type", "param", "code"}}`."""
+
+    error: ErrorDetail
+
+
+ERROR_STATUSES = {
+    400: "invalid request (bad JSON, a bad item; the message names it)",
+    401: "missing or invalid API key",
+    404: "unknown model, or the endpoint's index / re-ranker is not loaded",
+    405: "method not allowed (see the Allow header)",
+    408: "request body not received in time",
+    413: "request body over the size limit",
+    429: "server busy: too many requests in flight (see Retry-After)",
+    500: "internal server error",
+    504: "request timed out",
+}
+
+
+def truthful_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop FastAPI's automatic 422 (validation errors are answered 400 with the error schema here)."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    return schema
+
+
+def error_responses(*statuses: int, only: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses an endpoint sends (all of them for POST endpoints)."""
+    chosen = statuses if only else sorted(set(ERROR_STATUSES) | set(statuses))
+    return {status: {"model": ErrorResponse, "description": ERROR_STATUSES[status]} for status in chosen}
