@@ -131,6 +131,11 @@ def test_msrvtt_1ka_csv_both_directions(tmp_path):
     t2v, v2t = get_suite("text-video").load_tasks(tmp_path)
     assert t2v.queries[0].instruction == T2V_INSTRUCTION and v2t.queries[0].instruction is None
     assert t2v.candidates[0].video.endswith("videos/all/video7020.mp4")
+    assert t2v.video_sampling == {"fps": 2.0, "num_frames": 768}  # U-MARVEL: qwen-vl-utils defaults
+    (tmp_path / "other").mkdir()  # --data-map: a data set's name -> its folder anywhere
+    mapped = get_suite("text-video").load_tasks(tmp_path / "other",
+                                                SuiteOptions(extra={"data_map": {"MSR-VTT": tmp_path / "MSR-VTT"}}))
+    assert [t.name for t in mapped] == ["MSR-VTT t2v", "MSR-VTT v2t"]
 
 
 def test_msvd_pickle_and_didemo_paragraphs(tmp_path):

@@ -35,7 +35,8 @@ text-video (the CLIP4Clip releases, ArrowLuo/CLIP4Clip@508ffa3 README.md "Data P
     DIR/DiDeMo/DiDeMo_Videos/<video>       (or videos/; found by file name, videos without a file are left out
                                            as the reference does, dataloader_didemo_retrieval.py:88-98)
     Tasks "<name> t2v" and "<name> v2t"; R@1/5/10 hit-style (a query counts once any positive is in the top
-    k, U-MARVEL eval/eval_zeroshot/eval_msrvtt.py:186-190) and median rank.
+    k, U-MARVEL eval/eval_zeroshot/eval_msrvtt.py:186-190) and median rank. Frames: 2 fps, at most 768
+    (`TEXT_VIDEO_SAMPLING`, U-MARVEL's qwen-vl-utils defaults).
 long-captions (the layouts U-MARVEL's eval reads, scripts/eval/bash/eval_zeroshot.sh:78-79,196-197):
     DIR/ShareGPT4V-1K/datas_for_validation.json   list of {"image_name", "caption"} (datasets_sharegpt4v.py:24-27)
     DIR/ShareGPT4V-1K/val_data/<image_name>
@@ -87,6 +88,9 @@ I2T_INSTRUCTION = "Find an image caption describing the following everyday image
 SUGARCREPE_INSTRUCTION = "Find an image caption describing the following image."  # datasets_sugar_crepe.py:93
 # datasets_sugar_crepe.py:92-97: only these four subsets give the image query the instruction
 SUGARCREPE_INSTRUCTED = ("add_att", "add_obj", "replace_att", "replace_obj")
+# U-MARVEL passes its videos to qwen-vl-utils without nframes, so they are sampled at 2 fps, at least 4 and at most
+# 768 frames, an even count (collators/eval_collator.py:4, collators/qwen2_vision_process.py:23-26)
+TEXT_VIDEO_SAMPLING = {"fps": 2.0, "num_frames": 768}
 
 
 @dataclass(frozen=True)
@@ -344,11 +348,12 @@ def paired_tasks(release: Release, media: list[Item], captions: list[list[str]],
         by_media[m][c] = 1.0
     media_queries = [m.with_instruction(release.instructions.get(backward)) for m in media]
     group = release.kind
+    sampling = dict(TEXT_VIDEO_SAMPLING) if group == "video" else None
     return [EvalTask(f"{release.name} {forward}", text_queries, list(media), text_qrels, metric="hit@1",
-                     meta_task=forward, modality_group=group, extra_metrics=extra),
+                     meta_task=forward, modality_group=group, extra_metrics=extra, video_sampling=sampling),
             EvalTask(f"{release.name} {backward}", media_queries, caption_items,
                      [by_media[m] for m in range(len(media))], metric="hit@1", meta_task=backward,
-                     modality_group=group, extra_metrics=extra)]
+                     modality_group=group, extra_metrics=extra, video_sampling=sampling)]
 
 
 def read_msrvtt(release: Release, folder: Path) -> tuple[list[Path], list[list[str]]]:
