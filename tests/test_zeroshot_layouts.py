@@ -113,7 +113,8 @@ def test_fashioniq_reads_the_release_and_joins_captions_as_searle(tmp_path):
 def msrvtt(root, sentences, columns=("key", "vid_key", "video_id", "sentence")):
     folder = root / "MSR-VTT"
     folder.mkdir(parents=True)
-    with (folder / "MSRVTT_JSFUSION_test.csv").open("w", newline="") as handle:
+    (folder / "msrvtt_data").mkdir()  # as msrvtt_data.zip unpacks
+    with (folder / "msrvtt_data" / "MSRVTT_JSFUSION_test.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for i, (colour, sentence) in enumerate(sentences):

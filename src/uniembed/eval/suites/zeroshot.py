@@ -21,12 +21,14 @@ fashioniq: the official FashionIQ release (XiaoxiaoGuo/fashion-iq; read as miccu
     Query = reference image + "<a> and <b>", each stripped of '.?, ' (SEARLE src/validate.py:46); R@10 and R@50
     per category (validate.py:104-105); the summary averages the categories.
 text-video (the CLIP4Clip releases, ArrowLuo/CLIP4Clip@508ffa3 README.md "Data Preparing"):
-    DIR/MSR-VTT/MSRVTT_JSFUSION_test.csv   columns key,vid_key,video_id,sentence (1K-A: one sentence a video;
+    DIR/MSR-VTT/MSRVTT_JSFUSION_test.csv   (or in msrvtt_data/, annotations/) columns key,vid_key,video_id,
+                                           sentence (1K-A: one sentence a video;
                                            dataloaders/dataloader_msrvtt_retrieval.py:29, U-MARVEL
                                            dataset/datasets_msrvtt.py:24-29)
     DIR/MSR-VTT/videos/all/<video_id>.mp4  (or videos/, MSRVTT_Videos/; U-MARVEL datasets_msrvtt.py:45)
-    DIR/MSVD/test_list.txt, DIR/MSVD/raw-captions.pkl   {video id: [[token, ...], ...]}; a caption is its tokens
-                                           joined by spaces (dataloader_msvd_retrieval.py:45-52,70;
+    DIR/MSVD/test_list.txt, DIR/MSVD/raw-captions.pkl (or in msvd_data/)   {video id: [[token, ...], ...]};
+                                           a caption is its tokens joined by spaces
+                                           (dataloader_msvd_retrieval.py:45-52,70;
                                            U-MARVEL datasets_msvd.py:26-36)
     DIR/MSVD/YouTubeClips/<id>.avi         (or MSVD_Videos/; found by file stem, dataloader_msvd_retrieval.py:55-60)
     DIR/DiDeMo/test_list.txt, DIR/DiDeMo/test_data.json   [{"video", "description", "times", ...}]; all
@@ -105,6 +107,7 @@ class Release:
     kind: str = "image"  # "image" or "video" (which --*-root flag replaces the media folder)
     instructions: dict = field(default_factory=dict)  # direction -> query instruction (None: none)
     source: str = ""
+    subdirs: tuple[str, ...] = ("",)  # where in the folder the files may be (a release zip's own folder)
 
 
 # ---- shared helpers ----------------------------------------------------------------------------------
@@ -153,7 +156,14 @@ def folder_candidates(release: Release, data: Path, options: SuiteOptions) -> li
 
 def find_folder(release: Release, data: Path, options: SuiteOptions) -> Path | None:
     """The first candidate folder holding the release's first file."""
-    return next((p for p in folder_candidates(release, data, options) if (p / release.files[0]).is_file()), None)
+    return next((p for p in folder_candidates(release, data, options)
+                 if any((p / sub / release.files[0]).is_file() for sub in release.subdirs)), None)
+
+
+def file_path(release: Release, folder: Path, index: int) -> Path:
+    """The release's `index`-th file, in the first of its subfolders that holds the first file."""
+    sub = next((d for d in release.subdirs if (folder / d / release.files[0]).is_file()), release.subdirs[0])
+    return folder / sub / release.files[index]
 
 
 def media_candidates(release: Release, folder: Path, options: SuiteOptions) -> list[Path]:
@@ -165,7 +175,8 @@ def media_folder(release: Release, folder: Path, options: SuiteOptions) -> Path:
     tried = media_candidates(release, folder, options)
     found = next((p for p in tried if p.is_dir()), None)
     if found is None:
-        raise InputError(f"{release.name}: {release.kind} folder not found; tried " + ", ".join(f"'{p}'" for p in tried),
+        raise InputError(f"{release.name}: {release.kind} folder not found; tried "
+                         + ", ".join(f"'{p}'" for p in tried),
                          fix=f"unpack the {release.kind}s there or pass --{release.kind}-root")
     return found
 
@@ -203,9 +214,9 @@ def check_releases(releases: Sequence[Release], data: Path, options: SuiteOption
         check = Check(release.name, release.source, folder, folder_candidates(release, data, options),
                       files=", ".join(release.files), columns=release.keys)
         if folder is not None:
-            for name in release.files[1:]:
-                if not (folder / name).exists():
-                    check.problems.append(f"{folder / name} not found")
+            for index in range(1, len(release.files)):
+                if not file_path(release, folder, index).exists():
+                    check.problems.append(f"{file_path(release, folder, index)} not found")
             tried = media_candidates(release, folder, options)
             found = next((p for p in tried if p.is_dir()), None)
             check.media.append((f"{release.kind}s", found or tried[0], found is not None))
@@ -250,7 +261,8 @@ def read_circo(release: Release, folder: Path, options: SuiteOptions) -> list[Ev
         missing = [str(t) for t in [reference, *targets] if str(t) not in position]
         if missing:
             raise InputError(f"image id(s) {missing} not in {info_path.name}", path=annotations_path, row=n)
-        queries.append(Item(text=str(caption), image=str(existing(paths[position[str(reference)]], annotations_path, n)),
+        reference_path = existing(paths[position[str(reference)]], annotations_path, n)
+        queries.append(Item(text=str(caption), image=str(reference_path),
                             instruction=release.instructions["composed"]))
         qrels.append({position[str(t)]: 1.0 for t in targets})
         query_ids.append(str(query_id))
@@ -264,7 +276,8 @@ def load_circo(data: Path, options: SuiteOptions) -> list[EvalTask]:
     select(["CIRCO"], options.datasets, "circo")
     folder = find_folder(CIRCO, data, options)
     if folder is None:
-        raise InputError(f"no {CIRCO.files[0]}; tried " + ", ".join(str(p) for p in folder_candidates(CIRCO, data, options)),
+        tried = ", ".join(str(p) for p in folder_candidates(CIRCO, data, options))
+        raise InputError(f"no {CIRCO.files[0]}; tried {tried}",
                          path=data, fix="point --data at the CIRCO clone (annotations/, COCO2017_unlabeled/)")
     return read_circo(CIRCO, folder, options)
 
@@ -328,7 +341,8 @@ def load_fashioniq(data: Path, options: SuiteOptions) -> list[EvalTask]:
 def summarize_fashioniq(results: Sequence[TaskResult]) -> dict[str, float]:
     r10 = mean([r.metrics["hit@10"] for r in results])
     r50 = mean([r.metrics["hit@50"] for r in results])
-    return {"R@10 (mean of categories)": r10, "R@50 (mean of categories)": r50, "average of R@10 and R@50": (r10 + r50) / 2}
+    return {"R@10 (mean of categories)": r10, "R@50 (mean of categories)": r50,
+            "average of R@10 and R@50": (r10 + r50) / 2}
 
 
 # ---- paired suites: text-video and long captions -----------------------------------------------------
@@ -357,7 +371,7 @@ def paired_tasks(release: Release, media: list[Item], captions: list[list[str]],
 
 
 def read_msrvtt(release: Release, folder: Path) -> tuple[list[Path], list[list[str]]]:
-    path = folder / release.files[0]
+    path = file_path(release, folder, 0)
     if not path.is_file():
         raise InputError("file not found", path=path)
     with path.open(encoding="utf-8", newline="") as handle:
@@ -371,8 +385,8 @@ def read_msrvtt(release: Release, folder: Path) -> tuple[list[Path], list[list[s
 
 
 def read_msvd(release: Release, folder: Path) -> tuple[list[str], list[list[str]]]:
-    ids = _read_lines(folder / release.files[0])
-    captions_path = folder / release.files[1]
+    ids = _read_lines(file_path(release, folder, 0))
+    captions_path = file_path(release, folder, 1)
     captions = _read_pickle(captions_path)
     if not isinstance(captions, dict):
         raise InputError(f"expected a dict of video id -> captions, got {type(captions).__name__}", path=captions_path)
@@ -384,9 +398,9 @@ def read_msvd(release: Release, folder: Path) -> tuple[list[str], list[list[str]
 
 
 def read_didemo(release: Release, folder: Path) -> tuple[list[str], list[list[str]]]:
-    ids = _read_lines(folder / release.files[0])
+    ids = _read_lines(file_path(release, folder, 0))
     wanted = set(ids)
-    data_path = folder / release.files[1]
+    data_path = file_path(release, folder, 1)
     paragraphs: dict[str, list[str]] = defaultdict(list)
     for n, row in enumerate(read_json(data_path), 1):
         video, description = _field(row, ("video", "description"), data_path, n)
@@ -398,7 +412,7 @@ def read_didemo(release: Release, folder: Path) -> tuple[list[str], list[list[st
 
 def read_text_video(release: Release, folder: Path, options: SuiteOptions) -> list[EvalTask]:
     video_dir = media_folder(release, folder, options)
-    where = folder / release.files[0]
+    where = file_path(release, folder, 0)
     if release.name == "MSR-VTT":
         names, captions = read_msrvtt(release, folder)
         videos = [existing(video_dir / name, where, n) for n, name in enumerate(names, 2)]
@@ -424,10 +438,11 @@ _CLIP4CLIP = "ArrowLuo/CLIP4Clip release"
 TEXT_VIDEO = {r.name: r for r in (
     Release("MSR-VTT", ("MSR-VTT", "msrvtt", "MSRVTT"), ("MSRVTT_JSFUSION_test.csv",),
             ("key", "vid_key", "video_id", "sentence"), ("videos/all", "videos", "MSRVTT_Videos"), "video",
-            {"t2v": T2V_INSTRUCTION, "v2t": None}, f"{_CLIP4CLIP} msrvtt_data.zip + MSRVTT videos"),
+            {"t2v": T2V_INSTRUCTION, "v2t": None}, f"{_CLIP4CLIP} msrvtt_data.zip + MSRVTT videos",
+            ("", "msrvtt_data", "annotations")),  # the zip's folder; U-MARVEL eval_zeroshot.sh:249 annotations/
     Release("MSVD", ("MSVD", "msvd"), ("test_list.txt", "raw-captions.pkl"), ("video id -> [[token, ...]]",),
             ("YouTubeClips", "MSVD_Videos", "videos"), "video", {"t2v": T2V_INSTRUCTION, "v2t": None},
-            f"{_CLIP4CLIP} msvd_data.zip + YouTubeClips"),
+            f"{_CLIP4CLIP} msvd_data.zip + YouTubeClips", ("", "msvd_data")),
     # U-MARVEL does not evaluate DiDeMo: its MSR-VTT instruction is used (not from a DiDeMo reference)
     Release("DiDeMo", ("DiDeMo", "didemo"), ("test_list.txt", "test_data.json"), ("video", "description"),
             ("DiDeMo_Videos", "videos"), "video", {"t2v": T2V_INSTRUCTION, "v2t": None},
@@ -467,7 +482,8 @@ LONG_CAPTIONS = {r.name: r for r in (
 
 def read_long_captions(release: Release, folder: Path, options: SuiteOptions) -> list[EvalTask]:
     image_dir = media_folder(release, folder, options)
-    images, captions = (read_sharegpt4v if release.name == "ShareGPT4V-1K" else read_urban1k)(release, folder, image_dir)
+    read = read_sharegpt4v if release.name == "ShareGPT4V-1K" else read_urban1k
+    images, captions = read(release, folder, image_dir)
     return paired_tasks(release, [Item(image=str(p)) for p in images], captions, "t2i", "i2t", ("hit@5", "hit@10"))
 
 
@@ -483,7 +499,8 @@ def load_paired(releases: dict[str, Release], read: Callable, suite: str) -> Cal
 
 # ---- SugarCrepe --------------------------------------------------------------------------------------
 
-SUGARCREPE = {s: Release(s, ("sugar-crepe", "SugarCrepe"), (f"data/{s}.json",), ("filename", "caption", "negative_caption"),
+SUGARCREPE = {s: Release(s, ("sugar-crepe", "SugarCrepe"), (f"data/{s}.json",),
+                         ("filename", "caption", "negative_caption"),
                          ("images/val2017", "val2017"), "image",
                          {"i2t": SUGARCREPE_INSTRUCTION if s in SUGARCREPE_INSTRUCTED else None},
                          "RAIVNLab/sugar-crepe (git clone) + COCO val2017 images")
@@ -537,7 +554,8 @@ register(Suite("circo", "CIRCO composed image retrieval (mAP@5/10/25/50)", load_
                layout="DIR/annotations/val.json, DIR/COCO2017_unlabeled/annotations/image_info_unlabeled2017.json, "
                       "DIR/COCO2017_unlabeled/unlabeled2017/", check=_checker([CIRCO], read_circo)))
 register(Suite("fashioniq", "FashionIQ composed image retrieval (R@10/50 per category)", load_fashioniq,
-               layout="DIR/captions/cap.<category>.val.json, DIR/image_splits/split.<category>.val.json, DIR/images/", summarize=summarize_fashioniq,
+               layout="DIR/captions/cap.<category>.val.json, DIR/image_splits/split.<category>.val.json, "
+                      "DIR/images/", summarize=summarize_fashioniq,
                overall=lambda results: summarize_fashioniq(results)["average of R@10 and R@50"],
                check=_checker(list(FASHIONIQ.values()), read_fashioniq,
                               lambda o: _with_prefix(o.datasets, "FashionIQ-"))))
@@ -548,7 +566,8 @@ register(Suite("text-video", "text-video retrieval both directions (R@1/5/10, me
                check=_checker(list(TEXT_VIDEO.values()), read_text_video, lambda o: _base_names(o.datasets))))
 register(Suite("long-captions", "long-caption image-text retrieval both directions (R@1)",
                load_paired(LONG_CAPTIONS, read_long_captions, "long-captions"),
-               layout="DIR/ShareGPT4V-1K/datas_for_validation.json + val_data/, DIR/Urban1K/caption/<i>.txt + image/<i>.jpg",
+               layout="DIR/ShareGPT4V-1K/datas_for_validation.json + val_data/, "
+                      "DIR/Urban1K/caption/<i>.txt + image/<i>.jpg",
                check=_checker(list(LONG_CAPTIONS.values()), read_long_captions, lambda o: _base_names(o.datasets))))
 register(Suite("sugarcrepe", "SugarCrepe compositionality (accuracy)",
                load_paired(SUGARCREPE, read_sugarcrepe, "sugarcrepe"),
