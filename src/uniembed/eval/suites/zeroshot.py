@@ -231,7 +231,7 @@ def check_releases(releases: Sequence[Release], data: Path, options: SuiteOption
 
 # ---- CIRCO -------------------------------------------------------------------------------------------
 
-CIRCO = Release("CIRCO", ("CIRCO",),
+CIRCO = Release("CIRCO", ("CIRCO", "circo"),  # "circo": U-MARVEL README.md:61
                 ("annotations/val.json", "COCO2017_unlabeled/annotations/image_info_unlabeled2017.json"),
                 ("id", "reference_img_id", "relative_caption", "gt_img_ids", "images[].id", "images[].file_name"),
                 ("COCO2017_unlabeled/unlabeled2017",), instructions={"composed": CIRCO_INSTRUCTION},
