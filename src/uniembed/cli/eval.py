@@ -31,13 +31,18 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..eval.evaluate import evaluate
+    from ..parallel import join_world, rank_device
     from .common import load_model
 
-    model = load_model(args.model, args.device, args.dtype)
+    world = join_world()  # under torchrun: every rank encodes a share, rank 0 scores and reports
+    model = load_model(args.model, rank_device(args.device), args.dtype)
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
     evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,
-                          batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples)
+                          batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples,
+                          world=world)
+    if evaluation is None:
+        return 0
     payload = evaluation.payload
     width = max(len(name) for name in [*payload["scores"], *payload["groups"], "overall"])
     chance = payload.get("chance", {})

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..data.examples import EvalTask
+from ..parallel import World
 from .cache import EmbeddingCache
 from .encoding import Encoder, EncodeStats
 from .reference import published_for
@@ -30,18 +31,26 @@ class Evaluation:
 def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
              datasets: Sequence[str] | None = None, pool: str = "local", batch_size: int = 32,
              cache_dir: str | os.PathLike | None = None, seed: int = 0, examples_per_task: int = 3,
-             decode_workers: int = 2, progress: bool = True, tasks: Sequence[EvalTask] | None = None) -> Evaluation:
-    """Evaluate `encoder` on `suite` (tasks read from `data`, or given) and write reports to `out` when set."""
+             decode_workers: int = 2, progress: bool = True, tasks: Sequence[EvalTask] | None = None,
+             world: World | None = None) -> Evaluation | None:
+    """Evaluate `encoder` on `suite` (tasks read from `data`, or given) and write reports to `out` when set.
+
+    Under torchrun (`world` distributed) every rank encodes its share; rank 0 scores, writes the reports and
+    returns the evaluation, the other ranks return None.
+    """
     definition = get_suite(suite)
     options = SuiteOptions(datasets=list(datasets) if datasets else None, pool=pool, seed=seed)
     tasks = list(tasks) if tasks is not None else definition.load_tasks(data, options)
     cache = EmbeddingCache(cache_dir, encoder.model_id) if cache_dir is not None else None
     try:
         run = run_tasks(encoder, tasks, batch_size=batch_size, cache=cache, examples_per_task=examples_per_task,
-                        decode_workers=decode_workers, progress=progress)
+                        decode_workers=decode_workers, progress=progress, world=world,
+                        exchange_dir=None if out is None else Path(out) / ".encode-parts")
     finally:
         if cache is not None:
             cache.close()
+    if world is not None and not world.is_main:
+        return None
     groups = definition.summarize(run.tasks)
     overall = definition.overall(run.tasks)
     run_options = {"pool": pool, "batch_size": batch_size, "seed": seed}

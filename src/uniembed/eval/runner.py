@@ -7,6 +7,7 @@ code mining and `uniembed search` use). Every score goes through `eval.metrics`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..data.examples import EvalTask
 from ..index.faiss_index import exact_topk
+from ..parallel import World
 from .cache import EmbeddingCache
 from .encoding import EmbeddingTable, EncodeStats, Encoder, encode_distinct
 from .metrics import first_relevant_ranks, rank_summary, ranking_metrics, topk_metrics
@@ -58,11 +60,17 @@ def task_items(task: EvalTask) -> list:
 
 def run_tasks(encoder: Encoder, tasks: Sequence[EvalTask], batch_size: int = 32, cache: EmbeddingCache | None = None,
               examples_per_task: int = 3, decode_workers: int = 2, progress: bool = True,
-              use_gpu: bool | None = None) -> RunResult:
-    """Encode all tasks' distinct items in one pass, then score every task."""
+              use_gpu: bool | None = None, world: World | None = None,
+              exchange_dir: str | os.PathLike | None = None) -> RunResult:
+    """Encode all tasks' distinct items in one pass, then score every task.
+
+    Under torchrun (`world` distributed) every rank encodes its share; rank 0 scores, the others get no tasks.
+    """
     items = [item for task in tasks for item in task_items(task)]
     table, stats = encode_distinct(encoder, items, batch_size=batch_size, cache=cache, decode_workers=decode_workers,
-                                   progress=progress, desc="encoding all tasks")
+                                   progress=progress, desc="encoding all tasks", world=world, exchange_dir=exchange_dir)
+    if table is None:
+        return RunResult([], stats)
     log.info("encoded %d distinct of %d items (%d from cache) in %.1fs", stats.distinct, stats.requested,
              stats.from_cache, stats.seconds)
     results = [score_task(task, table, examples_per_task, use_gpu) for task in tasks]
