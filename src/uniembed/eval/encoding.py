@@ -109,21 +109,23 @@ def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 3
                     decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True,
                     progress: bool = True, desc: str = "encoding", world: "World | None" = None,
                     exchange_dir: "str | os.PathLike | None" = None,
-                    share: bool = False) -> tuple[EmbeddingTable | None, EncodeStats]:
+                    share: bool = False, keys: Sequence[str] | None = None) -> tuple[EmbeddingTable | None, EncodeStats]:
     """Embeddings of the distinct items among `items`, reading and filling `cache` when given.
 
     With a distributed `world` (every rank passing the same `items`) each rank encodes its share and rank 0
     returns the table; the other ranks return None, or the table too with `share=True` (see `eval.exchange`).
+    `keys`: the items' content keys when the caller already has them (hashing media paths is not free).
     """
     if world is not None and world.distributed:
         from .exchange import encode_across_ranks
 
         return encode_across_ranks(encoder, items, world, batch_size=batch_size, cache=cache,
                                    exchange_dir=exchange_dir, share=share, decode_workers=decode_workers,
-                                   chunk_batches=chunk_batches, by_length=by_length, progress=progress, desc=desc)
+                                   chunk_batches=chunk_batches, by_length=by_length, progress=progress, desc=desc,
+                                   keys=keys)
     start = time.perf_counter()
     stats = EncodeStats(requested=len(items))
-    distinct = distinct_items(items)
+    distinct = distinct_items(items, keys)
     keys = list(distinct)
     stats.distinct = len(keys)
     vectors: dict[str, np.ndarray] = cache.get(keys) if cache is not None else {}
@@ -146,11 +148,11 @@ def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 3
     return table, stats
 
 
-def distinct_items(items: Sequence[Item]) -> dict[str, Item]:
-    """Content key -> first item with that key, in first-seen order."""
+def distinct_items(items: Sequence[Item], keys: Sequence[str] | None = None) -> dict[str, Item]:
+    """Content key -> first item with that key, in first-seen order (`keys`: the items' keys, if known)."""
     distinct: dict[str, Item] = {}
-    for item in items:
-        distinct.setdefault(item.content_key(), item)
+    for item, key in zip(items, keys if keys is not None else (item.content_key() for item in items)):
+        distinct.setdefault(key, item)
     return distinct
 
 

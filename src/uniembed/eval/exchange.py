@@ -108,13 +108,14 @@ class PartFolder:
 def encode_across_ranks(encoder: Encoder, items: Sequence[Item], world: World, *, batch_size: int = 32,
                         cache: EmbeddingCache | None = None, exchange_dir: str | os.PathLike | None = None,
                         share: bool = False, decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True,
-                        progress: bool = True, desc: str = "encoding") -> tuple[EmbeddingTable | None, EncodeStats]:
+                        progress: bool = True, desc: str = "encoding",
+                        keys: Sequence[str] | None = None) -> tuple[EmbeddingTable | None, EncodeStats]:
     """`encode_distinct` on one rank of `world`: the table on rank 0 (on every rank with `share`), else None."""
     if cache is None and exchange_dir is None:
         raise ConfigError("encoding across ranks needs an embedding cache or an exchange folder every rank can read")
     start = time.perf_counter()
     folder = PartFolder(cache.parts_dir if cache is not None else exchange_dir)
-    distinct = distinct_items(items)
+    distinct = distinct_items(items, keys)
     keys = list(distinct)
     stats = EncodeStats(requested=len(items), distinct=len(keys))
     plan = None
