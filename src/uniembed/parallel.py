@@ -59,7 +59,9 @@ def rank_device(device: str | None) -> str | None:
         return device
     import torch
 
-    return f"cuda:{int(os.environ['LOCAL_RANK'])}" if torch.cuda.is_available() else None
+    if not torch.cuda.is_available():
+        return None
+    return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"  # more ranks than GPUs: they share
 
 
 def join_world(timeout_minutes: float = 120) -> World:

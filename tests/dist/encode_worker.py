@@ -29,7 +29,7 @@ from uniembed.parallel import join_world  # noqa: E402
 
 def eval_items() -> list[Item]:
     """Texts of different lengths with repeats (as queries and candidates of several tasks share items)."""
-    return [Item(text=" ".join(["word"] * (1 + i % 7) + [f"t{i % 97}"])) for i in range(240)]
+    return [Item(text=" ".join(["word"] * (1 + i % 4) + [f"t{i % 90}"])) for i in range(240)]  # 180 distinct
 
 
 def corpus_rows(path: Path) -> None:
