@@ -103,17 +103,18 @@ def test_a_killed_rank_and_a_restarted_job_finish_like_one_process(tmp_path):
 def test_two_jobs_writing_one_cache_lose_nothing(tmp_path):
     """Job A holds a long write (a big batch) while job B stores its vectors: B waits instead of failing."""
     script = """
-import sys, time, numpy as np
+import sqlite3, sys, time, numpy as np
 from uniembed.eval.cache import EmbeddingCache
 name, hold = sys.argv[1], float(sys.argv[2])
 cache = EmbeddingCache(sys.argv[3], "shared-model")
 for start in range(0, 200, 20):
     keys = [f"{name}-{i}" for i in range(start, start + 20)]
     cache.put(keys, np.stack([np.full(4, i, np.float32) for i in range(start, start + 20)]))
-    if start == 100 and hold:
-        cache._db.execute("BEGIN IMMEDIATE")  # another writer's long transaction
+    if start == 100 and hold:  # a long write (a big batch) holds the database's write lock
+        writer = sqlite3.connect(cache.path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
         time.sleep(hold)
-        cache._db.commit()
+        writer.execute("COMMIT")
 print(len(cache))
 """
     jobs = [subprocess.Popen([sys.executable, "-c", script, name, hold, str(tmp_path)], stdout=subprocess.PIPE,
