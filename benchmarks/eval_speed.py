@@ -7,7 +7,8 @@ encoding, scoring and, for `uniembed eval`, the reports):
 - cold: `uniembed eval` with an empty embedding cache (every distinct item of the suite once, by length).
 - warm: the same command again (everything cached: the fixed costs of a re-run).
 - cold x2 / warm x2: `torchrun --nproc_per_node 2 -m uniembed.cli.main eval` on a fresh cache, then again
-  (each rank 1 thread; the 1-process runs use the machine's threads): the scaling from 1 to 2 processes.
+  the scaling from 1 to 2 processes. Every process runs `--threads` threads (default 1, as torchrun sets
+  OMP_NUM_THREADS=1 per rank), so 2 processes use twice the cores of one.
 All strategies must give the same scores (the script checks). Writes benchmarks/results/eval_speed.{json,md}.
 
     .venv/bin/python benchmarks/eval_speed.py [--data DIR | --size tiny] [--model tiny] [--batch-size 16] [--repeats 1]
@@ -83,7 +84,7 @@ def eval_command(args: argparse.Namespace, data: Path, out: Path, ranks: int) ->
 
 def eval_result(out: Path) -> tuple[dict, int]:
     payload = json.loads((out / "results.json").read_text())
-    return payload["scores"], payload["encoding"]["encoded"]
+    return {name: round(score, 2) for name, score in payload["scores"].items()}, payload["encoding"]["encoded"]
 
 
 def main() -> None:
@@ -93,6 +94,8 @@ def main() -> None:
     parser.add_argument("--model", default="tiny", help="model spec for uniembed.models.embedder.load_embedder")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1, help="rounds of all strategies (the fastest of each is kept)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per process, every strategy (default 1: one "
+                                                               "core per process, as a rank has one device)")
     parser.add_argument("--worker", choices=("reference",), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -100,7 +103,7 @@ def main() -> None:
         return reference_worker(args)
 
     work = Path(tempfile.mkdtemp(prefix="uniembed-eval-speed-"))
-    env = dict(os.environ)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))  # as torchrun sets it for each rank
     try:
         data = Path(args.data) if args.data else work / "synth"
         if not args.data:
@@ -152,7 +155,7 @@ def main() -> None:
              f"Date {report['date']}, machine: {report['machine']} (load average {report['load_average_at_start']} at "
              f"start), model `{args.model}`, batch size {args.batch_size}, best of {args.repeats} round(s). Every "
              "strategy is one fresh process timed from launch to exit (start-up, model, tasks, encoding, scoring, "
-             "reports); the x2 rows are `torchrun --nproc_per_node 2` with one thread per rank on the same cores.", "",
+             f"reports), each process with {args.threads} thread(s); the x2 rows are `torchrun --nproc_per_node 2`.", "",
              f"Command: `{report['command']}`", "",
              "| strategy | seconds | items encoded | reference / strategy | largest score difference |",
              "|---|---|---|---|---|"]
@@ -161,8 +164,8 @@ def main() -> None:
                      f"| {differences[name]:.4f} |")
     scaling = report["scaling_1_to_2_processes"]
     lines += ["", f"Scaling from 1 to 2 processes: cold {scaling['cold']}x, warm {scaling['warm']}x "
-                  f"(on {cores} shared cores a second process adds no compute; the figure shows the cost of the "
-                  "exchange and of a second start-up, not the speed-up on two GPUs)."]
+                  f"({cores} cores shared with other jobs: each process is one thread, so 2 processes use 2 cores; "
+                  "a warm run encodes nothing and only pays a second start-up and the exchange)."]
     (RESULTS / "eval_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
