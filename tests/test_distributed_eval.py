@@ -135,8 +135,7 @@ def test_balanced_owners_split_by_weight_and_agree_on_every_rank():
     assert balanced_owners(weights, 1) == [0] * len(weights)
 
 
-@pytest.mark.slow  # ~60 s on 2 busy cores: 3 processes load the tiny model and run 3 verbs each
-@pytest.mark.distributed
+@pytest.mark.distributed  # ~20 s on 2 quiet cores (60 s when other jobs load them): 3 processes, 3 verbs each
 def test_cli_eval_encode_and_mine_on_two_ranks_equal_one_process(tmp_path):
     from PIL import Image
 
