@@ -139,7 +139,9 @@ def test_reports_are_written_and_complete(images, tmp_path):
     parser.feed((tmp_path / "out" / "report.html").read_text())
     charts = [src for src in parser.images if src.startswith("data:image/png;base64,")]
     thumbs = [src for src in parser.images if src.startswith("data:image/jpeg;base64,")]
-    assert len(charts) == 1 + 2  # overview + one per task
+    assert not charts  # the overview and each task's metrics are HTML bars
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "aria-label='task scores'" in page and page.count("aria-label='metrics of") == 2 and "ndcg@5</td>" in page
     # local: 3 examples x (top 2 + gold 1); global: 2 examples x (top 3 + gold 1)
     assert len(thumbs) == 3 * 3 + 2 * 4
     assert not any(src.startswith(("file:", "http")) for src in parser.images)

@@ -535,6 +535,40 @@ def sample_indices(total: int, count: int, rounding: str = "nearest") -> list[in
 def pdf_pages(path: str | os.PathLike, dpi: float = 144, pages: Sequence[int] | None = None,
               limits: MediaLimits = DEFAULT_LIMITS) -> list[Image.Image]:
     """Render PDF pages to RGB images (a visual document page is an image). `pages` are 0-based."""
+    return list(iter_pdf_pages(path, dpi, pages, limits))
+
+
+def iter_pdf_pages(path: str | os.PathLike, dpi: float = 144, pages: Sequence[int] | None = None,
+                   limits: MediaLimits = DEFAULT_LIMITS) -> Iterator[Image.Image]:
+    """`pdf_pages` as a stream: one page rendered at a time, so memory does not grow with the page count."""
+    with _open_pdf(path, limits) as (document, where):
+        indices = list(range(len(document))) if pages is None else list(pages)
+        if not indices:
+            raise InputError("PDF has no pages", path=where)
+        for index in indices:
+            if not 0 <= index < len(document):
+                raise InputError(f"page {index} out of range (PDF has {len(document)} pages)", path=where)
+            page = document[index]
+            width, height = page.get_size()
+            scale = dpi / 72.0
+            _check_pixels(int(width * scale), int(height * scale), limits, where)
+            bitmap = page.render(scale=scale)
+            image = bitmap.to_pil().convert("RGB")
+            bitmap.close()
+            page.close()
+            yield image
+
+
+def pdf_page_count(path: str | os.PathLike, limits: MediaLimits = DEFAULT_LIMITS) -> int:
+    """Number of pages of a PDF, without rendering any (an empty PDF is an error)."""
+    with _open_pdf(path, limits) as (document, where):
+        if not len(document):
+            raise InputError("PDF has no pages", path=where)
+        return len(document)
+
+
+@contextlib.contextmanager
+def _open_pdf(path: str | os.PathLike, limits: MediaLimits):
     import pypdfium2 as pdfium
 
     data, where = source_bytes(path, limits)
@@ -543,18 +577,6 @@ def pdf_pages(path: str | os.PathLike, dpi: float = 144, pages: Sequence[int] | 
     except Exception as exc:
         raise InputError(f"cannot open PDF ({exc})", path=where, fix="check the file is a valid PDF") from exc
     try:
-        indices = list(range(len(document))) if pages is None else list(pages)
-        if not indices:
-            raise InputError("PDF has no pages", path=where)
-        images = []
-        for index in indices:
-            if not 0 <= index < len(document):
-                raise InputError(f"page {index} out of range (PDF has {len(document)} pages)", path=where)
-            page = document[index]
-            width, height = page.get_size()
-            scale = dpi / 72.0
-            _check_pixels(int(width * scale), int(height * scale), limits, where)
-            images.append(page.render(scale=scale).to_pil().convert("RGB"))
-        return images
+        yield document, where
     finally:
         document.close()

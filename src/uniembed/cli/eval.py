@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.evaluate import evaluate
     from ..eval.suites import SuiteOptions, get_suite
     from ..eval.suites.layout import format_checks, read_data_map
+    from ..parallel import join_world, rank_device
     from .common import load_model
 
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
@@ -56,11 +57,14 @@ def run(args: argparse.Namespace) -> int:
         return 0 if ready else 1
     if not args.out or not args.model:
         raise ConfigError("eval needs --model and --out (or --check, which needs neither)")
-    model = load_model(args.model, args.device, args.dtype, profile=args.profile)
+    world = join_world()  # under torchrun: every rank encodes a share, rank 0 scores and reports
+    model = load_model(args.model, rank_device(args.device), args.dtype, profile=args.profile)
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
     evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,
                           batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples,
-                          data_options=data_options, model_path=args.model)
+                          data_options=data_options, model_path=args.model, world=world)
+    if evaluation is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
+        return 0
     payload = evaluation.payload
     width = max(len(name) for name in [*payload["scores"], *payload["groups"], "overall"])
     chance = payload.get("chance", {})

@@ -1,7 +1,9 @@
 """`uniembed mine --model DIR --queries FILE [--corpus FILE] --out DIR`: hard negatives for training data.
 
-Sharded runs: `--shard-index i --num-shards n` (read from RANK / WORLD_SIZE under torchrun); each shard
-mines its share of the queries and the last one to finish merges (or run `uniembed mine --merge --out DIR`).
+Sharded runs: `--shard-index i --num-shards n` (independent processes: each embeds the whole pool), or under
+torchrun (RANK / WORLD_SIZE): the ranks encode the pool and the queries together, each its share
+(`uniembed.parallel`), then each mines its queries. The last shard to finish merges (or run
+`uniembed mine --merge --out DIR`).
 """
 from __future__ import annotations
 
@@ -53,21 +55,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def shard_from_environment(index: int | None, count: int | None) -> tuple[int, int]:
-    """Explicit flags win; else torchrun's RANK / WORLD_SIZE; else one shard."""
-    return (index if index is not None else int(os.environ.get("RANK", 0)),
-            count if count is not None else int(os.environ.get("WORLD_SIZE", 1)))
-
-
-def default_device(device: str | None) -> str | None:
-    """Under torchrun each process takes its own GPU (LOCAL_RANK)."""
-    if device is not None or "LOCAL_RANK" not in os.environ:
-        return device
-    import torch
-
-    return f"cuda:{int(os.environ['LOCAL_RANK'])}" if torch.cuda.is_available() else None
-
-
 def model_name(spec: str) -> str:
     """A checkpoint directory as an absolute path (so every shard names the model alike), else the spec."""
     return os.path.abspath(spec) if os.path.isdir(spec) else spec
@@ -76,6 +63,7 @@ def model_name(spec: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..mining import MiningOptions, format_report, load_source, merge_shards, mine_shard, parse_rank_range
+    from ..parallel import SINGLE, join_world, rank_device, shard_from_environment
     from .common import load_model
 
     if args.merge:
@@ -88,13 +76,15 @@ def run(args: argparse.Namespace) -> int:
                             num_negatives=args.num_negatives, absolute_margin=args.absolute_margin,
                             relative_margin=args.relative_margin, max_score=args.max_score,
                             sampling=args.sampling, seed=args.seed)
+    explicit = args.shard_index is not None or args.num_shards is not None
+    world = join_world() if "MASTER_ADDR" in os.environ and not explicit else SINGLE  # a torchrun job
     shard_index, num_shards = shard_from_environment(args.shard_index, args.num_shards)
     source = load_source(args.queries, args.corpus, format=args.format, media_root=args.media_root,
                          video_root=args.video_root, skip_bad_rows=args.skip_bad_rows)
-    model = load_model(args.model, default_device(args.device), args.dtype, profile=args.profile)
+    model = load_model(args.model, rank_device(args.device), args.dtype, profile=args.profile)
     report = mine_shard(model, source, options, args.out, shard_index=shard_index, num_shards=num_shards,
                         batch_size=args.batch_size, cache_dir=args.cache, save_ranking=args.save_ranking,
-                        model_name=model_name(args.model))
+                        model_name=model_name(args.model), progress=world.is_main, world=world)
     if report is None:
         print(json.dumps({"shard": shard_index, "of": num_shards, "status": "done, waiting for the other shards"}))
     else:

@@ -19,11 +19,12 @@ chunk is written to the cache as soon as it is done.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -31,6 +32,9 @@ from tqdm.auto import tqdm
 from ..errors import InputError
 from ..inputs import Item
 from .cache import EmbeddingCache
+
+if TYPE_CHECKING:
+    from ..parallel import World
 
 IMAGE_LOAD = 256   # rough text-character equivalent of one image's visual tokens
 VIDEO_LOAD = 8 * IMAGE_LOAD
@@ -103,40 +107,76 @@ def background_decoder(encoder: Encoder) -> Callable[[Item], Item] | None:
 
 def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 32, cache: EmbeddingCache | None = None,
                     decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True,
-                    progress: bool = True, desc: str = "encoding") -> tuple[EmbeddingTable, EncodeStats]:
-    """Embeddings of the distinct items among `items`, reading and filling `cache` when given."""
+                    progress: bool = True, desc: str = "encoding", world: "World | None" = None,
+                    exchange_dir: "str | os.PathLike | None" = None,
+                    share: bool = False, keys: Sequence[str] | None = None) -> tuple[EmbeddingTable | None, EncodeStats]:
+    """Embeddings of the distinct items among `items`, reading and filling `cache` when given.
+
+    With a distributed `world` (every rank passing the same `items`) each rank encodes its share and rank 0
+    returns the table; the other ranks return None, or the table too with `share=True` (see `eval.exchange`).
+    `keys`: the items' content keys when the caller already has them (hashing media paths is not free).
+    """
+    if world is not None and world.distributed:
+        from .exchange import encode_across_ranks
+
+        return encode_across_ranks(encoder, items, world, batch_size=batch_size, cache=cache,
+                                   exchange_dir=exchange_dir, share=share, decode_workers=decode_workers,
+                                   chunk_batches=chunk_batches, by_length=by_length, progress=progress, desc=desc,
+                                   keys=keys)
     start = time.perf_counter()
     stats = EncodeStats(requested=len(items))
-    distinct: dict[str, Item] = {}
-    for item in items:
-        distinct.setdefault(item.content_key(), item)
+    distinct = distinct_items(items, keys)
     keys = list(distinct)
     stats.distinct = len(keys)
     vectors: dict[str, np.ndarray] = cache.get(keys) if cache is not None else {}
     stats.from_cache = len(vectors)
     missing = [key for key in keys if key not in vectors]
     if missing:
-        missing_items = [distinct[key] for key in missing]
-        chunk = batch_size * max(1, chunk_batches)
-        estimate = getattr(encoder, "estimate_length", None) or length_estimate
-        chunks = length_batches(missing_items, chunk, estimate) if by_length else \
-            [list(range(s, min(s + chunk, len(missing)))) for s in range(0, len(missing), chunk)]
         bar = tqdm(total=len(missing), desc=desc, unit="item", disable=not progress, leave=False)
-        for batch, decoded in _prefetched(chunks, missing_items, background_decoder(encoder), decode_workers, 1):
-            embeddings = np.asarray(encoder.encode(decoded, batch_size=batch_size), dtype=np.float32)
-            if embeddings.shape[0] != len(batch):
-                raise InputError(f"encoder returned {embeddings.shape[0]} embeddings for {len(batch)} items")
-            batch_keys = [missing[i] for i in batch]
+        missing_items = [distinct[key] for key in missing]
+        chunks = plan_chunks(encoder, missing_items, batch_size, chunk_batches, by_length)
+        for batch_keys, embeddings in encode_chunks(encoder, missing, missing_items, chunks, batch_size, decode_workers):
             vectors.update(zip(batch_keys, embeddings))
             if cache is not None:
                 cache.put(batch_keys, embeddings)
-            stats.encoded += len(batch)
+            stats.encoded += len(batch_keys)
             stats.encode_calls += 1
-            bar.update(len(batch))
+            bar.update(len(batch_keys))
         bar.close()
     table = EmbeddingTable(keys, np.stack([vectors[key] for key in keys]) if keys else np.zeros((0, 0), np.float32))
     stats.seconds = time.perf_counter() - start
     return table, stats
+
+
+def distinct_items(items: Sequence[Item], keys: Sequence[str] | None = None) -> dict[str, Item]:
+    """Content key -> first item with that key, in first-seen order (`keys`: the items' keys, if known)."""
+    distinct: dict[str, Item] = {}
+    for item, key in zip(items, keys if keys is not None else (item.content_key() for item in items)):
+        distinct.setdefault(key, item)
+    return distinct
+
+
+def plan_chunks(encoder: Encoder, items: Sequence[Item], batch_size: int, chunk_batches: int = 4,
+                by_length: bool = True) -> list[list[int]]:
+    """Indices of `items` in the chunks `encode` is called with: sorted by length, `chunk_batches` batches each.
+
+    The plan depends only on the items, so the ranks of a job that each take some of these chunks encode
+    exactly the batches one process would (and get bit-identical embeddings).
+    """
+    chunk = batch_size * max(1, chunk_batches)
+    if by_length:
+        return length_batches(items, chunk, getattr(encoder, "estimate_length", None) or length_estimate)
+    return [list(range(s, min(s + chunk, len(items)))) for s in range(0, len(items), chunk)]
+
+
+def encode_chunks(encoder: Encoder, keys: Sequence[str], items: Sequence[Item], chunks: list[list[int]],
+                  batch_size: int, decode_workers: int = 2) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Yield (keys, float32 embeddings) per planned chunk, the next chunk's media decoded meanwhile."""
+    for batch, decoded in _prefetched(chunks, list(items), background_decoder(encoder), decode_workers, 1):
+        embeddings = np.asarray(encoder.encode(decoded, batch_size=batch_size), dtype=np.float32)
+        if embeddings.shape[0] != len(batch):
+            raise InputError(f"encoder returned {embeddings.shape[0]} embeddings for {len(batch)} items")
+        yield [keys[i] for i in batch], embeddings
 
 
 def _prefetched(batches: list[list[int]], items: list[Item], predecode: Callable[[Item], Item] | None, workers: int,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..data.examples import EvalTask
+from ..parallel import World
 from .cache import EmbeddingCache
 from .encoding import Encoder, EncodeStats
 from .profiles import profile_groups
@@ -32,11 +33,15 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
              datasets: Sequence[str] | None = None, pool: str = "local", batch_size: int = 32,
              cache_dir: str | os.PathLike | None = None, seed: int = 0, examples_per_task: int = 3,
              decode_workers: int = 2, progress: bool = True, tasks: Sequence[EvalTask] | None = None,
-             data_options: dict | None = None, model_path: str | None = None) -> Evaluation:
+             data_options: dict | None = None, model_path: str | None = None,
+             world: World | None = None) -> Evaluation | None:
     """Evaluate `encoder` on `suite` (tasks read from `data`, or given) and write reports to `out` when set.
 
     `data_options` are the suite's data-location options (`image_root`, `video_root`, `data_map`);
-    `model_path` is how the user named the model (results.json keeps it beside the model's hash)."""
+    `model_path` is how the user named the model (results.json keeps it beside the model's hash).
+    Under torchrun (`world` distributed) every rank encodes its share; rank 0 scores, writes the reports and
+    returns the evaluation, the other ranks return None.
+    """
     definition = get_suite(suite)
     options = SuiteOptions(datasets=list(datasets) if datasets else None, pool=pool, seed=seed,
                            extra=dict(data_options or {}))
@@ -44,14 +49,20 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     runs = []
     groups = profile_groups(encoder, tasks)  # the model profile's per-task instructions and layout
     tasks = [task for _, group in groups for task in group]
-    for group_encoder, group in groups:
+    for number, (group_encoder, group) in enumerate(groups):
         cache = EmbeddingCache(cache_dir, group_encoder.model_id) if cache_dir is not None else None
+        exchange = None if out is None else Path(out) / ".encode-parts"
+        if exchange is not None and len(groups) > 1:
+            exchange = exchange / f"group-{number}"  # each layout's items are exchanged apart
         try:
             runs.append(run_tasks(group_encoder, group, batch_size=batch_size, cache=cache,
-                                  examples_per_task=examples_per_task, decode_workers=decode_workers, progress=progress))
+                                  examples_per_task=examples_per_task, decode_workers=decode_workers, progress=progress,
+                                  world=world, exchange_dir=exchange))
         finally:
             if cache is not None:
                 cache.close()
+    if world is not None and not world.is_main:
+        return None
     run = runs[0]
     for other in runs[1:]:
         run.tasks.extend(other.tasks)

@@ -1,7 +1,7 @@
 """Write what an evaluation found: results.json, report.md (beside published figures) and report.html.
 
-report.html is self-contained: bar charts are matplotlib PNGs and thumbnails are JPEGs, all embedded as
-base64, so the file can be mailed or opened offline.
+report.html is self-contained: its charts are HTML bars (matplotlib figures cost most of a warm re-run's time)
+and thumbnails are embedded JPEGs, so the file can be mailed or opened offline.
 """
 from __future__ import annotations
 
@@ -109,13 +109,13 @@ def html_report(payload: dict, results: Sequence[TaskResult], tasks: Sequence[Ev
              f"<h1>{_e(payload['suite'])} <small>{_e(payload['model'])}</small></h1>",
              f"<p class='overall'>Overall: <b>{_fmt(payload['overall'])}</b></p>",
              _groups_table(payload, published),
-             f"<h2>All tasks</h2><img class='chart' alt='task scores' src='{_overview_chart(results)}'>"]
+             f"<h2>All tasks</h2>{_overview_bars(results)}"]
     for result in results:
         task = by_name.get(result.name)
         parts.append(f"<section class='task'><h2 id='{_e(result.name)}'>{_e(result.name)} "
                      f"<small>{_e(result.metric)} = {_fmt(result.score)}"
                      + (f", chance {_fmt(result.chance)}" if result.chance is not None else "") + "</small></h2>")
-        parts.append(f"<img class='chart small' alt='metrics of {_e(result.name)}' src='{_metric_chart(result)}'>")
+        parts.append(_metric_bars(result))
         if task is not None:
             parts.append(_examples_html(result, task))
         parts.append("</section>")
@@ -136,48 +136,25 @@ def write_reports(out: str | os.PathLike, payload: dict, results: Sequence[TaskR
 
 # ---- charts --------------------------------------------------------------------------------------
 
-def _figure_uri(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _overview_bars(results: Sequence[TaskResult]) -> str:
+    """Every task's main score as an HTML bar (0-100), its chance level as a red tick."""
+    rows = []
+    for result in results:
+        tick = "" if result.chance is None else f"<i style='left:{_clip(result.chance):.1f}%' title='chance'></i>"
+        rows.append(f"<tr><td>{_e(result.name)}</td><td class='bar'><span style='width:{_clip(result.score):.1f}%'>"
+                    f"</span>{tick}</td><td>{_fmt(result.score)}</td></tr>")
+    return f"<table class='metrics overview' aria-label='task scores'>{''.join(rows)}</table>"
 
 
-def _overview_chart(results: Sequence[TaskResult]) -> str:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(results) + 1))
-    names = [r.name for r in results][::-1]
-    scores = [r.score for r in results][::-1]
-    ax.barh(names, scores, color="#4c72b0", label="score")
-    chance = [(i, r.chance) for i, r in enumerate(list(results)[::-1]) if r.chance is not None]
-    if chance:
-        ax.scatter([c for _, c in chance], [i for i, _ in chance], marker="|", s=200, color="#c44e52", label="chance", zorder=3)
-        ax.legend(loc="lower right")
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("main metric (%)")
-    return _figure_uri(fig)
+def _clip(value: float) -> float:
+    return max(0.0, min(float(value), 100.0))
 
 
-def _metric_chart(result: TaskResult) -> str:
-    plt = _pyplot()
-    names = [n for n in result.metrics if "@" in n]
-    fig, ax = plt.subplots(figsize=(6, 1.8))
-    ax.bar(range(len(names)), [result.metrics[n] for n in names], color="#55a868")
-    ax.set_xticks(range(len(names)), names, rotation=70, fontsize=7)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("%")
-    return _figure_uri(fig)
+def _metric_bars(result: TaskResult) -> str:
+    """The task's cut-off metrics (hit@k, ndcg@k ...) as HTML bars, one row each."""
+    rows = "".join(f"<tr><td>{_e(name)}</td><td class='bar'><span style='width:{_clip(value):.1f}%'>"
+                   f"</span></td><td>{_fmt(value)}</td></tr>" for name, value in result.metrics.items() if "@" in name)
+    return f"<table class='metrics' aria-label='metrics of {_e(result.name)}'>{rows}</table>"
 
 
 # ---- examples ------------------------------------------------------------------------------------
@@ -264,7 +241,9 @@ def _e(text: str) -> str:
 _CSS = """
 body{font-family:sans-serif;margin:2em;max-width:1200px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:13px}
-.chart{max-width:100%}.chart.small{max-width:480px}
+.chart{max-width:100%}.metrics td{border:none;padding:1px 6px}.metrics .bar{width:320px}
+.metrics .bar{position:relative}.metrics .bar span{display:block;height:10px;background:#55a868}
+.overview .bar span{background:#4c72b0}.metrics .bar i{position:absolute;top:0;width:2px;height:14px;background:#c44e52}
 .card{display:inline-block;width:130px;margin:2px;padding:3px;border:2px solid #ddd;font-size:11px;overflow:hidden}
 .card img{max-width:112px;max-height:112px;display:block}.card.hit{border-color:#2a2}.card.gold{border-color:#e90}
 .card.query{border-color:#36c}.inst{color:#888;font-style:italic}

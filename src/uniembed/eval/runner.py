@@ -7,6 +7,7 @@ code mining and `uniembed search` use). Every score goes through `eval.metrics`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..data.examples import EvalTask
 from ..index.faiss_index import exact_topk
+from ..parallel import World
 from .cache import EmbeddingCache
 from .encoding import EmbeddingTable, EncodeStats, Encoder, encode_distinct
 from .metrics import first_relevant_ranks, rank_summary, ranking_metrics, topk_metrics
@@ -58,21 +60,31 @@ def task_items(task: EvalTask) -> list:
 
 def run_tasks(encoder: Encoder, tasks: Sequence[EvalTask], batch_size: int = 32, cache: EmbeddingCache | None = None,
               examples_per_task: int = 3, decode_workers: int = 2, progress: bool = True,
-              use_gpu: bool | None = None) -> RunResult:
-    """Encode all tasks' distinct items in one pass, then score every task."""
+              use_gpu: bool | None = None, world: World | None = None,
+              exchange_dir: str | os.PathLike | None = None) -> RunResult:
+    """Encode all tasks' distinct items in one pass, then score every task.
+
+    Under torchrun (`world` distributed) every rank encodes its share; rank 0 scores, the others get no tasks.
+    """
     items = [item for task in tasks for item in task_items(task)]
+    task_keys = [([q.content_key() for q in task.queries], [c.content_key() for c in task.candidates]) for task in tasks]
     table, stats = encode_distinct(encoder, items, batch_size=batch_size, cache=cache, decode_workers=decode_workers,
-                                   progress=progress, desc="encoding all tasks")
+                                   progress=progress, desc="encoding all tasks", world=world, exchange_dir=exchange_dir,
+                                   keys=[key for queries, candidates in task_keys for key in (*queries, *candidates)])
+    if table is None:
+        return RunResult([], stats)
     log.info("encoded %d distinct of %d items (%d from cache) in %.1fs", stats.distinct, stats.requested,
              stats.from_cache, stats.seconds)
-    results = [score_task(task, table, examples_per_task, use_gpu) for task in tasks]
+    results = [score_task(task, table, examples_per_task, use_gpu, keys) for task, keys in zip(tasks, task_keys)]
     return RunResult(results, stats)
 
 
-def score_task(task: EvalTask, table: EmbeddingTable, examples_per_task: int = 3,
-               use_gpu: bool | None = None) -> TaskResult:
-    queries = table.lookup([q.content_key() for q in task.queries])
-    pool = table.lookup([c.content_key() for c in task.candidates])
+def score_task(task: EvalTask, table: EmbeddingTable, examples_per_task: int = 3, use_gpu: bool | None = None,
+               keys: tuple[list[str], list[str]] | None = None) -> TaskResult:
+    """One task's scores; `keys`: its (query, candidate) content keys when already computed."""
+    query_keys, candidate_keys = keys or ([q.content_key() for q in task.queries], [c.content_key() for c in task.candidates])
+    queries = table.lookup(query_keys)
+    pool = table.lookup(candidate_keys)
     ks = metric_ks(task)
     wants_ranks = any(name in RANK_METRICS for name in task.extra_metrics)
     if task.is_local:

@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..eval.cache import EmbeddingCache
 from ..eval.encoding import Encoder, encode_distinct
 from ..index.faiss_index import exact_topk
+from ..parallel import World
 from .selection import FILTERS, MiningOptions, select_negatives
 from .sources import MiningSource, example_row
 
@@ -52,8 +53,12 @@ def run_signature(source: MiningSource, options: MiningOptions, model: str, num_
 def mine_shard(encoder: Encoder, source: MiningSource, options: MiningOptions, out: str | os.PathLike, *,
                shard_index: int = 0, num_shards: int = 1, batch_size: int = 32, cache_dir: str | os.PathLike | None = None,
                save_ranking: bool = False, model_name: str = "", progress: bool = True,
-               merge: bool = True) -> dict[str, Any] | None:
-    """Mine negatives for this shard's queries; merge when the run is complete. Returns the report once merged."""
+               merge: bool = True, world: World | None = None) -> dict[str, Any] | None:
+    """Mine negatives for this shard's queries; merge when the run is complete. Returns the report once merged.
+
+    With a distributed `world` (torchrun; shard = rank) the ranks encode the pool and every query together, each
+    its share, and all get the whole table; independent shards each encode the pool and their own queries.
+    """
     if not 0 <= shard_index < num_shards:
         raise InputError(f"--shard-index {shard_index} is outside 0..{num_shards - 1}")
     out = Path(out)
@@ -63,10 +68,13 @@ def mine_shard(encoder: Encoder, source: MiningSource, options: MiningOptions, o
     examples = [source.examples[row] for row in rows]
     queries = [example.query for example in examples]
     targets = [example.positives[0] for example in examples]
+    together = source.examples if world is not None and world.distributed else examples
+    items = [*source.pool_items, *(e.query for e in together), *(e.positives[0] for e in together)]
     cache = EmbeddingCache(cache_dir, encoder.model_id) if cache_dir is not None else None
     try:
-        table, stats = encode_distinct(encoder, [*source.pool_items, *queries, *targets], batch_size=batch_size,
-                                       cache=cache, progress=progress, desc=f"mining shard {shard_index}: encoding")
+        table, stats = encode_distinct(encoder, items, batch_size=batch_size, cache=cache, progress=progress,
+                                       desc=f"mining shard {shard_index}: encoding", world=world, share=True,
+                                       exchange_dir=shard_dir / ".encode-parts")
     finally:
         if cache is not None:
             cache.close()
