@@ -111,7 +111,7 @@ def test_ssv2_local_lists_and_msrvtt_subset_and_global_pool(tmp_path):
     tasks = get_suite("mmeb-v2").load_tasks(tmp_path, SuiteOptions(datasets=["MSR-VTT"]))
     assert tasks[0].queries[0].instruction == "Find a video that contains the following visual content:"
     assert tasks[0].candidates[0].instruction == "Understand the content of the provided video."
-    assert tasks[0].video_sampling == {"num_frames": 8, "max_source_frames": 64}
+    assert tasks[0].video_sampling == {"num_frames": 8, "max_source_frames": 64, "frame_rounding": "floor"}
 
 
 def test_moment_retrieval_and_video_qa_layouts(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..inputs import Item
 
@@ -56,8 +57,9 @@ class EvalTask:
     candidate_ids: list[str] | None = None
     extra_metrics: tuple[str, ...] = ()
     # How to sample the frames of video items, as `Item.load_video` keyword arguments
-    # (MMEB-V2: {"num_frames": 8, "max_source_frames": 64}); None = the encoder's default.
-    video_sampling: dict[str, int] | None = None
+    # (MMEB-V2: {"num_frames": 8, "max_source_frames": 64, "frame_rounding": "floor"}); None = the encoder's
+    # own policy. `eval.profiles.profile_groups` applies it (a model profile's pinned video settings win).
+    video_sampling: dict[str, Any] | None = None
 
     @property
     def is_local(self) -> bool:

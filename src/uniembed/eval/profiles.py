@@ -1,8 +1,10 @@
-"""The model profile's share of an evaluation: per-task instructions and per-task prompt layout.
+"""Per-task embedding settings of an evaluation: the benchmark's frame sampling and the model profile's
+instructions and prompt layout.
 
-A published family's evaluation code puts fixed instructions on some tasks (MMEB-V2's visual-document
-queries: "Find a document image that matches the given query:") and sometimes lays those prompts out
-differently; `profile_groups` applies both once, after the suite's tasks are loaded.
+A benchmark fixes how a task's videos are sampled (MMEB-V2: 8 frames of at most 64 saved, `EvalTask.
+video_sampling`); a published family's evaluation code puts fixed instructions on some tasks (MMEB-V2's
+visual-document queries: "Find a document image that matches the given query:") and sometimes lays those
+prompts out differently. `profile_groups` applies all three once, after the suite's tasks are loaded.
 """
 from __future__ import annotations
 
@@ -41,20 +43,46 @@ def with_task_instructions(task: EvalTask, profile: Profile) -> EvalTask:
                    candidates=[relabel(c, candidate, True) for c in task.candidates])
 
 
+# `EvalTask.video_sampling` keys (`Item.load_video`'s keywords) -> the `EmbeddingConfig` field each sets
+SAMPLING_OPTIONS = {"num_frames": "video_frames", "fps": "video_fps", "max_source_frames": "video_max_source_frames",
+                    "frame_rounding": "frame_rounding"}
+
+
+def sampling_options(task: EvalTask, profile: Profile | None) -> dict[str, Any]:
+    """The benchmark's frame sampling for `task`'s videos as embedding options. A setting the profile pins
+    (its authors' own evaluation, e.g. RzenEmbed's 8 frames as images) keeps the profile's value."""
+    unknown = set(task.video_sampling or {}) - set(SAMPLING_OPTIONS)
+    if unknown:
+        raise ValueError(f"task {task.name}: unknown video_sampling key(s) {sorted(unknown)}; "
+                         f"known: {sorted(SAMPLING_OPTIONS)}")
+    pinned = set(profile.embedding) if profile is not None else set()
+    return {SAMPLING_OPTIONS[key]: value for key, value in (task.video_sampling or {}).items()
+            if SAMPLING_OPTIONS[key] not in pinned}
+
+
 def profile_groups(encoder: Encoder, tasks: Sequence[EvalTask]) -> list[tuple[Encoder, list[EvalTask]]]:
-    """Tasks with the encoder's profile applied, grouped by the prompt layout they need; each group comes
-    with the encoder to run it (the same model under that layout). Without a profile: one group, unchanged."""
+    """Tasks with the benchmark's frame sampling and the encoder's profile applied, grouped by the embedding
+    options they need; each group comes with the encoder to run it (the same model under those options).
+    An encoder without options (a plain `encode` object, not an `Embedder`) runs every task as it is."""
     profile = encoder_profile(encoder)
-    if profile is None or not tasks:
+    if not tasks or not hasattr(encoder, "with_options"):
         return [(encoder, list(tasks))]
+    config = encoder.config
     groups: dict[tuple[tuple[str, Any], ...], list[EvalTask]] = {}
     for task in tasks:
-        layout = tuple(sorted(profile.task_layout(task.name).items()))
-        groups.setdefault(layout, []).append(with_task_instructions(task, profile))
-    log.info("profile %s: task instructions applied to %d of %d tasks", profile.name,
-             sum(profile.task_instructions(t.name) is not None for t in tasks), len(tasks))
+        has_video = any(item.video is not None for item in (*task.queries, *task.candidates))
+        options = sampling_options(task, profile) if has_video else {}
+        if profile is not None:
+            options.update(profile.task_layout(task.name))
+            task = with_task_instructions(task, profile)
+        changed = {key: value for key, value in options.items() if getattr(config, key) != value}
+        groups.setdefault(tuple(sorted(changed.items())), []).append(task)
+    if profile is not None:
+        log.info("profile %s: task instructions applied to %d of %d tasks", profile.name,
+                 sum(profile.task_instructions(t.name) is not None for t in tasks), len(tasks))
     result = []
-    for layout, group in groups.items():
-        runner = encoder.with_options(**dict(layout)) if layout else encoder
-        result.append((runner, group))
+    for options, group in groups.items():
+        if options:
+            log.info("%s: embedded with %s", ", ".join(t.name for t in group), dict(options))
+        result.append((encoder.with_options(**dict(options)) if options else encoder, group))
     return result

@@ -28,7 +28,10 @@ from .common import ReadReport, RowGuard, as_text_list, text_or_none
 from .hub import data_files, read_table_rows
 from .pool import CandidatePool, hit_chance
 
-MMEB_V2_VIDEO_SAMPLING = {"num_frames": 8, "max_source_frames": 64}
+# 8 frames, linspace over at most 64 saved frames, positions truncated to int (floor):
+# TIGER-AI-Lab/VLM2Vec@6e1e1d4 experiments/public/eval/video.yaml (num_frames 8, max_frames_saved 64),
+# src/utils/vision_utils/vision_utils.py:254-262 (np.linspace(..., dtype=int))
+MMEB_V2_VIDEO_SAMPLING = {"num_frames": 8, "max_source_frames": 64, "frame_rounding": "floor"}
 
 # Instructions the reference hard-codes per dataset class (part of its data, not a model profile).
 VIDEO_TARGET = "Understand the content of the provided video."  # msrvtt_dataset.py:11 (and every retrieval class)
@@ -279,7 +282,7 @@ def read_mmeb_v2_video(
     query_instruction: str | None = _UNSET,
     target_instruction: str | None = _UNSET,
     options_in_query: bool = True,
-    video_sampling: dict[str, int] | None = None,
+    video_sampling: dict[str, Any] | None = None,
     skip_bad_rows: bool = False,
     report: ReadReport | None = None,
     max_rows: int | None = None,

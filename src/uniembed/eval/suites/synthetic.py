@@ -12,6 +12,7 @@ query/test, cand_pool/local and qrels/test files).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -43,8 +44,11 @@ def _read_video(path: Path, data: Path, entry: dict) -> EvalTask:
     source = Source(entry["name"], "video", entry.get("meta_task", ""), f"uniembed-synth/{entry['name']}", None,
                     "test", entry["parser"], entry.get("ranking", "local"))
     instructions = {key: entry[key] for key in ("query_instruction", "target_instruction") if key in entry}
-    return read_mmeb_v2_video(path, data / entry["frames"], name=entry["name"], source=source,
+    task = read_mmeb_v2_video(path, data / entry["frames"], name=entry["name"], source=source,
                               options_in_query=entry.get("options_in_query", True), **instructions)
+    # the synthetic benchmark's protocol is the model's own frame policy (the demo trains and scores at its
+    # own frame count), not MMEB-V2's 8 of 64
+    return dataclasses.replace(task, video_sampling=None)
 
 
 def _read_beir(path: Path, data: Path, entry: dict) -> EvalTask:
