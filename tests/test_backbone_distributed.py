@@ -109,6 +109,7 @@ def test_dora_trains_under_ddp_with_grad_cache_on_new_backbones(tmp_path, data_d
     """DoRA on 2 DDP ranks, GradCache chunks of 2 on ranks with different numbers of rows, one launch per
     family: the adapters move and the saved adapter loads and encodes."""
     for family in FAMILIES:
+        (tmp_path / family).mkdir()
         recipe = family_recipe(family, data_dir, tmp_path / family)
         recipe["trainable"] = {"mode": "dora", "r": 4, "alpha": 8, "dropout": 0.0}
         recipe["distributed"] = "ddp"
@@ -116,7 +117,7 @@ def test_dora_trains_under_ddp_with_grad_cache_on_new_backbones(tmp_path, data_d
         run = tmp_path / family / "dora"
         torchrun_train(recipe, run)
         model = Embedder.from_pretrained(run / "model")
-        assert model.backbone.hf_model.config.model_type == family or family in str(type(model.backbone))
+        assert model.backbone.hf_model.config.model_type == family
         base = Embedder.tiny(family=family, seed=0)
         assert model.encode(["a red circle"]).shape == (1, 64)
         assert not torch.allclose(torch.as_tensor(model.encode(["a red circle"])),
