@@ -23,7 +23,7 @@ from uniembed.training.sharding import shard_units
 from uniembed.training.trainable import apply_trainable, is_vision
 
 from test_training_engine import (assert_close_to_ddp, data_dir, final_weights,  # noqa: F401  (data_dir: fixture)
-                                  torchrun_train, uneven_full_recipe)
+                                  killed_copy, torchrun_train, uneven_full_recipe)
 
 FAMILIES = ["qwen3_vl", "llava_onevision"]
 
@@ -64,7 +64,7 @@ def family_recipe(family: str, data_dir: Path, tmp_path: Path) -> dict:
     text-only, so some ranks' shares skip the vision tower (and Qwen3-VL's DeepStack injection) while others run it."""
     recipe = uneven_full_recipe(data_dir, tmp_path, text_only=True)
     recipe["model"] = f"tiny:{family}"
-    recipe["save_every"] = 0
+    recipe["save_every"] = 2  # stage 2's checkpoint at step 2 is the FSDP resume point
     recipe["stages"][0]["max_steps"], recipe["stages"][1]["max_steps"] = 2, 3
     if family == "llava_onevision":
         recipe["embedding"] = {"positions": "1d"}
@@ -83,7 +83,7 @@ def differences(run: Path, reference: Path) -> dict[str, float]:
 def test_fsdp_and_deepspeed_match_ddp_on_new_backbone(family, tmp_path, data_dir):  # noqa: F811
     """2 gloo ranks, full fine-tuning with GradCache, some ranks' shares without an image: DDP and FSDP2 end with
     the same weights up to float summation order, DeepSpeed ZeRO-1 with the same language model (see below); the
-    FSDP output loads and encodes. With the vision tower frozen (full mode's default) DDP trains too: an untied LM
+    FSDP output loads and encodes, and resuming it from its mid-stage checkpoint repeats it exactly. With the vision tower frozen (full mode's default) DDP trains too: an untied LM
     head that no step uses, and LLaVA-OneVision's image_newline (outside the tower, used only with images), must
     not stop it (they did: "Expected to have finished reduction in the prior iteration")."""
     recipe = family_recipe(family, data_dir, tmp_path)
@@ -106,6 +106,12 @@ def test_fsdp_and_deepspeed_match_ddp_on_new_backbone(family, tmp_path, data_dir
     model = Embedder.from_pretrained(runs["fsdp"] / "model")
     assert model.backbone.hf_model.config.model_type == family
     assert model.encode(["a red circle"]).shape == (1, 64)
+    # the sharded run resumed from its mid-stage checkpoint repeats itself exactly
+    assert (runs["fsdp"] / "checkpoints" / "stage1-step00000002" / "trainable.pt").exists()
+    resumed = killed_copy(runs["fsdp"], tmp_path / "fsdp_resumed", "stage1-instruct", kept_step=2)
+    torchrun_train(recipe | {"distributed": "fsdp"}, resumed, resume=True)
+    expected, got = final_weights(runs["fsdp"]), final_weights(resumed)
+    assert all(torch.equal(expected[name], got[name]) for name in expected), family
 
     torchrun_train(recipe | {"distributed": "ddp", "trainable": {"mode": "full", "freeze_vision": True}}, runs["frozen"])
     start, end = (load_file(str(runs["frozen"] / where / "model.safetensors")) for where in ("stage0-mixed", "model"))
