@@ -58,6 +58,11 @@ def wrap_for_training(module: nn.Module, *, strategy: str, world: int, device: t
         for block in shard_units(module):
             fully_shard(block, mp_policy=policy)
         fully_shard(module, mp_policy=policy)
+        # A rank whose share has no image leaves the root group's vision tensors (and LLaVA-OneVision's
+        # image_newline) without a gradient; FSDP2 would reduce-scatter fewer tensors there than on the other
+        # ranks ("Received data size doesn't match expected size"). Zeros stand in, as DDP's
+        # find_unused_parameters does (but a tensor no rank used in a step then takes an Adam step, as in ZeRO-1).
+        module.set_reduce_scatter_unused_params(True)
         return module
     from torch.nn.parallel import DistributedDataParallel
 

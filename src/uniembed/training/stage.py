@@ -120,10 +120,13 @@ class StageRunner:
 
     def _wrap_model(self) -> None:
         spec = self.recipe.stage_trainable(self.stage)
-        vision_trains = spec.mode == "full" and not (spec.freeze_vision or spec.text_only)
+        # Full fine-tuning trains parameters some steps never reach, vision tower frozen or not: an untied LM head
+        # (an embedder never calls it), LLaVA-OneVision's image_newline (outside the tower, used only with images),
+        # the tower itself on a rank whose share has no image. DDP must look for them, or its next step fails with
+        # "Expected to have finished reduction". LoRA/DoRA adapters sit in the language model, which every step runs.
         self.wrapped = sharding.wrap_for_training(
             self.module, strategy=self.recipe.distributed, world=self.ctx.world, device=self.ctx.device,
-            find_unused_parameters=vision_trains, bf16=self._bf16())
+            find_unused_parameters=spec.mode == "full", bf16=self._bf16())
         self.sharded = sharding.is_sharded(self.module)
         if self.sharded:
             logger.info("stage %d (%s): FSDP2 over %d ranks (%d blocks sharded)", self.index, self.stage.name,
