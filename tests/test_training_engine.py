@@ -130,6 +130,11 @@ def _train_command(recipe_path: Path, run: Path, resume: bool) -> list[str]:
     return command + (["--resume"] if resume else [])
 
 
+def _checkpoints(run: Path) -> set[Path]:
+    """The run's complete checkpoints (written under a temporary name, then renamed)."""
+    return set((run / "checkpoints").glob("stage*-step*"))
+
+
 def test_sigkill_and_resume_ends_with_identical_weights(tmp_path, data_dir):
     recipe_path = tmp_path / "recipe.yaml"
     recipe_path.write_text(yaml.safe_dump(recipe_dict(data_dir, steps=(5, 4), save_every=1)))
@@ -143,10 +148,13 @@ def test_sigkill_and_resume_ends_with_identical_weights(tmp_path, data_dir):
     for attempt in range(8):
         process = subprocess.Popen(_train_command(recipe_path, run, attempt > 0), env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # kill at a random moment once the run has made progress (mid-step, mid-checkpoint or mid-save)
-        deadline = time.time() + float(rng.uniform(4.0, 9.0))
-        while time.time() < deadline and process.poll() is None:
-            time.sleep(0.05)
+        # kill at a random moment once the run has made progress (mid-step, mid-checkpoint or mid-save): after
+        # its next checkpoint appears, not after a fixed time (a quiet machine finishes the run in seconds)
+        before = _checkpoints(run)
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None and not _checkpoints(run) - before:
+            time.sleep(0.02)
+        time.sleep(float(rng.uniform(0.0, 0.3)))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait()
