@@ -10,6 +10,7 @@ ranks polls those files, so a slow rank never trips a collective's timeout. With
 """
 from __future__ import annotations
 
+import atexit
 import datetime
 import heapq
 import logging
@@ -76,8 +77,20 @@ def join_world(timeout_minutes: float = 120) -> World:
         timeout = datetime.timedelta(minutes=timeout_minutes)
         if not dist.is_initialized():
             dist.init_process_group("gloo", timeout=timeout)
+            # a gloo group left to interpreter teardown can abort the process at exit ("terminate called
+            # without an active exception"): the group this module created is destroyed before that
+            atexit.register(_leave_world)
         _GROUP = dist.group.WORLD if dist.get_backend() == "gloo" else dist.new_group(backend="gloo", timeout=timeout)
     return world
+
+
+def _leave_world() -> None:
+    global _GROUP
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    _GROUP = None
 
 
 def broadcast(value: Any, world: World) -> Any:
