@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
 
 import httpx
 import numpy as np
@@ -24,6 +31,36 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(options: list[str], log: Path, wait_s: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real `uniembed serve OPTIONS --port P` process on 127.0.0.1, its output in `log`: yields (url,
+    process) once /health answers, and stops it afterwards (terminate, then kill)."""
+    port = free_port()
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "uniembed.cli.main", "serve", *options, "--port", str(port)],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + wait_s
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited: {log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1).read()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise AssertionError(f"server not healthy after {wait_s} s: {log.read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:

@@ -5,9 +5,6 @@ cheap default-suite guard of the same path."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -153,7 +150,7 @@ def test_eval_and_serve_cli_on_new_backbone(family, tmp_path):
     """`uniembed eval --model tiny:<family>` writes its report; `uniembed serve --model tiny:<family>` answers
     /v1/embeddings with the vectors the same model gives in-process."""
     from eval_fakes import colour_image
-    from serving_helpers import free_port
+    from serving_helpers import served
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -172,31 +169,12 @@ def test_eval_and_serve_cli_on_new_backbone(family, tmp_path):
     report = json.loads((tmp_path / "out" / "results.json").read_text())
     assert report["encoding"]["encoded"] == 4 and report["scores"]["t1"] in (0.0, 100.0)
 
-    port = free_port()
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "uniembed.cli.main", "serve", "--model", f"tiny:{family}",
-                                    "--port", str(port), "--threads", "1", "--log-level", "warning"],
-                                   stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            assert process.poll() is None, log.read_text()[-2000:]
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        texts = ["a red circle", "two blue squares"]
+    texts = ["a red circle", "two blue squares"]
+    with served(["--model", f"tiny:{family}", "--threads", "1", "--log-level", "warning"],
+                tmp_path / "server.log") as (url, _):
         request = urllib.request.Request(url + "/v1/embeddings", data=json.dumps({"input": texts}).encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
-            served = torch.tensor([row["embedding"] for row in json.loads(response.read())["data"]])
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            served_vectors = torch.tensor([row["embedding"] for row in json.loads(response.read())["data"]])
     expected = torch.as_tensor(Embedder.tiny(family=family, seed=0).encode(texts))
-    torch.testing.assert_close(served, expected.to(served.dtype), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(served_vectors, expected.to(served_vectors.dtype), atol=1e-4, rtol=1e-4)

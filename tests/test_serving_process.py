@@ -7,8 +7,6 @@ import base64
 import io
 import json
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import write_mp4
 from PIL import Image
-from serving_helpers import free_port
+from serving_helpers import served
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")]
 MB = 1024 * 1024
@@ -25,30 +23,11 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    command = [sys.executable, "-m", "uniembed.cli.main", "serve", "--model", "tiny", "--port", str(port),
-               "--threads", "1", "--max-concurrency", "4", "--body-timeout", "2", "--request-timeout", "20",
-               "--max-request-megapixels", "100", "--log-level", "warning"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if process.poll() is not None:
-                pytest.fail(f"server exited: {log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.5)
+    options = ["--model", "tiny", "--threads", "1", "--max-concurrency", "4", "--body-timeout", "2",
+               "--request-timeout", "20", "--max-request-megapixels", "100", "--log-level", "warning"]
+    with served(options, log) as (url, process):
         yield url, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _post(url: str, body: dict, timeout: float = 60) -> tuple[int, dict]:
