@@ -16,7 +16,6 @@ import torch.distributed as dist
 from torch import nn
 
 from ..losses.gradcache import batch_length, split_into
-from .recipe import DISTRIBUTED as STRATEGIES  # noqa: F401  (the names a recipe may choose)
 from .trainable import is_vision
 
 
