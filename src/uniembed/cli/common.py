@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 
@@ -31,3 +32,8 @@ def load_model(spec: str, device: str | None = None, dtype: str | None = None, p
     if profile is not None:
         overrides["profile"] = profile
     return load_embedder(spec, device=device, dtype=dtype, **overrides)
+
+
+def model_name(spec: str) -> str:
+    """A checkpoint directory as an absolute path (so every rank and output names the model alike), else the spec."""
+    return os.path.abspath(spec) if os.path.isdir(spec) else spec

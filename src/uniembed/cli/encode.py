@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_model_argument, load_model
+from .common import add_model_argument, load_model, model_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..corpus import Options, encode_corpus
     from ..parallel import join_world, rank_device
-    from .mine import model_name
 
     world = join_world()
     model = load_model(args.model, rank_device(args.device), args.dtype, profile=args.profile)

@@ -55,16 +55,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def model_name(spec: str) -> str:
-    """A checkpoint directory as an absolute path (so every shard names the model alike), else the spec."""
-    return os.path.abspath(spec) if os.path.isdir(spec) else spec
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..mining import MiningOptions, format_report, load_source, merge_shards, mine_shard, parse_rank_range
     from ..parallel import SINGLE, join_world, rank_device, shard_from_environment
-    from .common import load_model
+    from .common import load_model, model_name
 
     if args.merge:
         report = merge_shards(args.out)
