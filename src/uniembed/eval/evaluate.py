@@ -9,6 +9,7 @@ from typing import Sequence
 
 from ..data.examples import EvalTask
 from ..parallel import World
+from .aggregate import benchmark_results
 from .cache import EmbeddingCache
 from .encoding import Encoder, EncodeStats
 from .profiles import profile_groups
@@ -74,5 +75,6 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     payload["model_path"] = model_path if model_path is not None else getattr(encoder, "source", None)
     evaluation = Evaluation(payload, run.tasks, tasks, run.stats)
     if out is not None:
-        evaluation.paths = write_reports(out, payload, run.tasks, tasks, published_for(suite, pool, [t.name for t in tasks]))
+        compared = [result.name for result in benchmark_results(run.tasks)]  # data sets of one's own: left out
+        evaluation.paths = write_reports(out, payload, run.tasks, tasks, published_for(suite, pool, compared))
     return evaluation

@@ -34,6 +34,10 @@ MMEB_V1_TASKS = _table(
                      "MSCOCO_t2i", "MSCOCO_i2t", "NIGHTS", "WebQA", "MSCOCO"},
 )
 
+# The meta-task and modality group of a data set of one's own read in a benchmark's layout (`--datasets` names
+# its folder): grouped apart and left out of the benchmark's overall and the published-score comparison.
+CUSTOM = "custom"
+
 # M-BEIR data sets scored by recall@10 instead of recall@5.
 MBEIR_RECALL_AT_10 = {"fashion200k", "fashioniq"}
 

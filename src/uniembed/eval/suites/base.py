@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Sequence
 
 from ...data.examples import EvalTask
 from ...errors import ConfigError, InputError
-from ..aggregate import group_means, mean
+from ..aggregate import benchmark_overall, group_means
 from ..runner import TaskResult
 
 
@@ -30,7 +30,7 @@ class Suite:
     load: Callable[[Path, SuiteOptions], list[EvalTask]]
     layout: str = ""
     summarize: Callable[[Sequence[TaskResult]], dict[str, float]] = group_means
-    overall: Callable[[Sequence[TaskResult]], float] = lambda results: mean([r.score for r in results])
+    overall: Callable[[Sequence[TaskResult]], float] = benchmark_overall
     pools: tuple[str, ...] = ("local",)
     check: Callable[[Path, SuiteOptions], list] | None = None  # what each data set needs, and whether found
 

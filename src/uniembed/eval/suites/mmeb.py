@@ -12,6 +12,12 @@ mmeb-v2: image tasks from ziyjiang/MMEB_Test_Instruct (subset = task), images re
     `--video-root`, else the TIGER-Lab/MMEB-V2 copy (`video-tasks/frames/<group>/<DS>/<id>/`); visdoc
     tasks from their BEIR repositories (pages are in the corpus parquet). Groups: modality/image,
     modality/video, modality/visdoc; overall is the plain mean of all task scores (78 when complete).
+Data sets of one's own: `--datasets` may name a folder outside the benchmark's names, in the MMEB-V1 table
+layout (`<Name>/test-*.parquet`: qry_text, qry_img_path, tgt_text, tgt_img_path[, qry_inst, tgt_inst]).
+mmeb-v1 reads it beside the benchmark's data set folders (same image root); mmeb-v2 reads ROOT/<Name> (or
+its --data-map entry), images relative to --image-root, else the first of <Name>/images, <Name>, ROOT that
+holds the first image. Such a task is grouped as "custom" (meta-task and modality) and left out of the
+overall and of the published-score comparison (`aggregate.benchmark_results`).
 """
 from __future__ import annotations
 
@@ -19,13 +25,13 @@ import logging
 from pathlib import Path
 
 from ...data.examples import EvalTask
-from ...data.readers.catalog import (MMEB_V1_TASKS, MMEB_V2_EXTRA_SOURCES, MMEB_V2_MEDIA_REPO, MMEB_V2_SOURCES,
-                                     Source)
+from ...data.readers.catalog import (CUSTOM, MMEB_V1_TASKS, MMEB_V2_EXTRA_SOURCES, MMEB_V2_MEDIA_REPO,
+                                     MMEB_V2_SOURCES, Source)
 from ...data.readers.hub import data_files, file_columns
 from ...data.readers.mmeb_v1 import REQUIRED_COLUMNS, read_mmeb_v1
 from ...data.readers.mmeb_v2_video import PARSERS, read_mmeb_v2_video
 from ...data.readers.visdoc import read_visdoc
-from ...errors import InputError
+from ...errors import ConfigError, InputError
 from .base import Suite, SuiteOptions, register, select
 from .layout import Check, Layout
 
@@ -51,48 +57,74 @@ def _path(value) -> Path | None:
 # ------------------------------------------------------------------------------------------------ MMEB-V1
 
 
-def _v1_folder(layout: Layout) -> tuple[Path, list[Path]]:
+def _v1_folder(layout: Layout, requested: list[str] | None = None) -> tuple[Path, list[Path]]:
+    """The MMEB-eval copy: the first candidate holding a benchmark data set folder or a requested one."""
     tried = layout.repo_candidates(MMEB_V1_REPO) + [layout.root]
+    names = [*MMEB_V1_TASKS, *(requested or [])]
     for folder in tried:
-        if folder.is_dir() and any((folder / name).is_dir() for name in MMEB_V1_TASKS):
+        if folder.is_dir() and any((folder / name).is_dir() for name in names):
             return folder, tried
-    raise InputError("no MMEB-V1 data set folder (e.g. ImageNet-1K/) found; tried " + ", ".join(f"'{p}'" for p in tried),
-                     fix=f"huggingface-cli download {MMEB_V1_REPO} --repo-type dataset --local-dir ROOT/{MMEB_V1_REPO}")
+    own = [name for name in requested or [] if name not in MMEB_V1_TASKS]
+    raise InputError("no MMEB-V1 data set folder (e.g. ImageNet-1K/" + "".join(f", {name}/" for name in own)
+                     + ") found; tried " + ", ".join(f"'{p}'" for p in tried),
+                     fix=f"huggingface-cli download {MMEB_V1_REPO} --repo-type dataset --local-dir ROOT/{MMEB_V1_REPO}"
+                         "; a data set of one's own in the MMEB layout is read when --datasets names its folder")
 
 
 def _v1_images(layout: Layout, folder: Path, names: list[str]) -> Path:
     """--image-root, else the first of <MMEB-eval>/eval_images, images/, <MMEB-eval> holding the first image."""
     tried = [layout.image_root] if layout.image_root else [folder / "eval_images", folder / "images", folder]
-    sample = _first_image(folder, names)
+    return _image_root(tried, _first_image(folder, names), "unzip MMEB-eval's images.zip (-> eval_images/) or pass "
+                                                           "--image-root")
+
+
+def _image_root(tried: list[Path], sample: str | None, fix: str) -> Path:
+    """The first folder of `tried` that holds `sample` (a table's first image path), or just exists."""
     for root in tried:
         if root.is_dir() and (sample is None or (root / sample).exists()):
             return root
     raise InputError("image root not found; tried " + ", ".join(f"'{p}'" for p in tried)
-                     + (f" for '{sample}'" if sample else ""),
-                     fix="unzip MMEB-eval's images.zip (-> eval_images/) or pass --image-root")
+                     + (f" for '{sample}'" if sample else ""), fix=fix)
 
 
 def _first_image(folder: Path, names: list[str]) -> str | None:
     """The first query image path of the first data set (to tell which image root the tables mean)."""
+    return next((_first_table_image(files[0]) for name in names
+                 for files in [sorted((folder / name).glob("*.parquet"))] if files), None)
+
+
+def _first_table_image(file: Path) -> str | None:
     import pyarrow.parquet as pq
 
-    for name in names:
-        for file in sorted((folder / name).glob("*.parquet"))[:1]:
-            try:
-                values = pq.read_table(file, columns=["qry_img_path"]).column(0).to_pylist()
-            except Exception:  # a broken table is reported by its reader
-                return None
-            return next((v for v in values if isinstance(v, str) and v.strip()), None)
-    return None
+    try:
+        values = pq.read_table(file, columns=["qry_img_path"]).column(0).to_pylist()
+    except Exception:  # a broken table is reported by its reader
+        return None
+    return next((v for v in values if isinstance(v, str) and v.strip()), None)
 
 
 def load_mmeb_v1(data: Path, options: SuiteOptions) -> list[EvalTask]:
     layout = layout_of(data, options)
-    folder, _ = _v1_folder(layout)
+    folder, _ = _v1_folder(layout, options.datasets)
     present = [name for name in MMEB_V1_TASKS if (folder / name).is_dir()]
-    names = pick(options.datasets, list(MMEB_V1_TASKS), present, "mmeb-v1", folder)
+    custom = _custom_names(options.datasets, MMEB_V1_TASKS, lambda name: folder / name)
+    names = pick(options.datasets, list(MMEB_V1_TASKS) + custom, present + custom, "mmeb-v1", folder)
     images = _v1_images(layout, folder, names)
-    return [read_mmeb_v1(folder / name, images, name=name) for name in names]
+    return [_as_custom(read_mmeb_v1(folder / name, images, name=name)) if name in custom
+            else read_mmeb_v1(folder / name, images, name=name) for name in names]
+
+
+def _custom_names(requested: list[str] | None, known, folder_of) -> list[str]:
+    """Requested names outside the benchmark whose folder exists: data sets of one's own in the MMEB layout."""
+    return [name for name in requested or [] if name not in known and folder_of(name).is_dir()]
+
+
+def _as_custom(task: EvalTask) -> EvalTask:
+    """A data set of one's own: grouped as "custom" and left out of the benchmark's overall and the
+    published-score comparison (`aggregate.benchmark_results`)."""
+    task.meta_task = task.modality_group = CUSTOM
+    task.in_distribution = None
+    return task
 
 
 def pick(requested: list[str] | None, known: list[str], present: list[str], suite: str, where: Path) -> list[str]:
@@ -100,7 +132,7 @@ def pick(requested: list[str] | None, known: list[str], present: list[str], suit
     are errors that say which, and how to see what each needs)."""
     if requested is None:
         return present
-    names = select(known, requested, suite)  # unknown names: the error lists the suite's task names
+    names = _known(requested, known, suite, where)
     absent = [name for name in names if name not in present]
     if absent:
         raise InputError(f"data set(s) {absent} not found under '{where}'",
@@ -109,15 +141,27 @@ def pick(requested: list[str] | None, known: list[str], present: list[str], suit
     return names
 
 
+def _known(requested: list[str], known: list[str], suite: str, where: Path) -> list[str]:
+    """The requested names in the suite's order; a name that is neither a data set of the benchmark nor a
+    folder of one's own (already in `known`) is an error that lists the benchmark's names."""
+    unknown = [name for name in requested if name not in known]
+    if unknown:
+        raise ConfigError(f"suite {suite} has no data set(s) {unknown}, and '{where}' has no folder of that name "
+                          f"(a data set of one's own in the MMEB layout is read from its folder); the benchmark's "
+                          f"data sets: {', '.join(name for name in known if name not in requested)}")
+    return select(known, requested, suite)
+
+
 def check_mmeb_v1(data: Path, options: SuiteOptions) -> list[Check]:
     layout = layout_of(data, options)
     try:
-        folder, tried = _v1_folder(layout)
+        folder, tried = _v1_folder(layout, options.datasets)
     except InputError:
         folder, tried = None, layout.repo_candidates(MMEB_V1_REPO) + [layout.root]
     checks = []
     for name in options.datasets or list(MMEB_V1_TASKS):
-        check = Check(name, f"{MMEB_V1_REPO} ({name}/test-*.parquet)", None, tried, files=f"{name}/test-*.parquet",
+        origin = MMEB_V1_REPO if name in MMEB_V1_TASKS else "a data set of one's own"
+        check = Check(name, f"{origin} ({name}/test-*.parquet)", None, tried, files=f"{name}/test-*.parquet",
                       columns=REQUIRED_COLUMNS)
         if folder is not None:
             check.folder = folder
@@ -134,13 +178,24 @@ def check_mmeb_v1(data: Path, options: SuiteOptions) -> list[Check]:
 # ------------------------------------------------------------------------------------------------ MMEB-V2
 
 
-def _v2_names(options: SuiteOptions) -> list[str]:
+def _v2_sources(layout: Layout, options: SuiteOptions) -> dict[str, Source]:
+    """name -> Source of the data sets to read: the 78 (or the requested ones, the ViDoRe-v2 English halves
+    included), and requested folders of one's own in the MMEB image-task layout."""
     if options.datasets is None:
-        return list(MMEB_V2_SOURCES)
-    return select(list(ALL_MMEB_V2), options.datasets, "mmeb-v2")
+        return dict(MMEB_V2_SOURCES)
+    custom = {name: Source(name, "image", CUSTOM, name, None, "test", "image_i2i_vg", "local")
+              for name in options.datasets if name not in ALL_MMEB_V2 and layout.find_repo(name, name) is not None}
+    known = {**ALL_MMEB_V2, **custom}
+    return {name: known[name] for name in _known(options.datasets, list(known), "mmeb-v2", layout.root)}
 
 
 def _read_v2(source: Source, folder: Path, layout: Layout) -> EvalTask:
+    if source.meta_task == CUSTOM:
+        files = data_files(folder, source.subset, source.split)
+        tried = [layout.image_root] if layout.image_root else [folder / "images", folder, layout.root]
+        images = _image_root(tried, _first_table_image(files[0]) if files[0].suffix == ".parquet" else None,
+                             "put the images beside the table (or in its images/ folder) or pass --image-root")
+        return _as_custom(read_mmeb_v1(files, images, name=source.task))
     if source.group == "image":
         images = layout.media_root(MMEB_V2_MEDIA_REPO, layout.image_root, "image-tasks", "MMEB-V2 image folder",
                                    "--image-root")
@@ -171,33 +226,38 @@ def _video_media(layout: Layout) -> Path:
 
 def load_mmeb_v2(data: Path, options: SuiteOptions) -> list[EvalTask]:
     layout = layout_of(data, options)
-    names = _v2_names(options)
-    found = {name: layout.find_repo(ALL_MMEB_V2[name].repo, name) for name in names}
+    sources = _v2_sources(layout, options)
+    names = list(sources)
+    found = {name: layout.find_repo(sources[name].repo, name) for name in names}
     present = [name for name in names if found[name] is not None]
     if not present:
-        tried = sorted({str(p) for name in names[:3] for p in layout.repo_candidates(ALL_MMEB_V2[name].repo, name)})
+        tried = sorted({str(p) for name in names[:3] for p in layout.repo_candidates(sources[name].repo, name)})
         raise InputError("no MMEB-V2 repository folder found under the data root; looked for e.g. "
                          + ", ".join(tried), path=data,
                          fix="download the repositories listed by `uniembed eval --suite mmeb-v2 --data ROOT --check` "
                              "(one folder per repository, ROOT/<owner>/<name>), or pass --data-map")
-    pick(options.datasets, list(ALL_MMEB_V2), present, "mmeb-v2", data)
+    pick(options.datasets, names, present, "mmeb-v2", data)
     if len(present) < len(names):
         logging.getLogger(__name__).warning(
             "mmeb-v2: %d of %d data sets not found under %s and left out (e.g. %s); `--check` lists what each needs",
             len(names) - len(present), len(names), data, ", ".join(n for n in names if n not in present)[:200])
-    return [_read_v2(ALL_MMEB_V2[name], found[name], layout) for name in present]
+    return [_read_v2(sources[name], found[name], layout) for name in present]
 
 
 def check_mmeb_v2(data: Path, options: SuiteOptions) -> list[Check]:
     layout = layout_of(data, options)
     checks = []
-    for name in _v2_names(options):
-        source = ALL_MMEB_V2[name]
+    for name, source in _v2_sources(layout, options).items():
         folder = layout.find_repo(source.repo, name)
         subset = f", subset {source.subset}" if source.subset else ""
-        check = Check(name, f"{source.repo}{subset}, split {source.split}", folder,
+        origin = "a data set of one's own" if source.meta_task == CUSTOM else source.repo
+        check = Check(name, f"{origin}{subset}, split {source.split}", folder,
                       layout.repo_candidates(source.repo, name))
-        if source.group == "visdoc":
+        if source.meta_task == CUSTOM:
+            check.files, check.columns = f"{source.split}-*.parquet (or .jsonl/.json)", REQUIRED_COLUMNS
+            if folder is not None:
+                _check_files(check, folder, None, source.split, REQUIRED_COLUMNS)
+        elif source.group == "visdoc":
             check.files = ", ".join(f"{c}/{source.split}-*.parquet" for c in VISDOC_COLUMNS)
             check.columns = tuple(f"{c}.{col}" for c, cols in VISDOC_COLUMNS.items() for col in cols) + \
                 (("queries.language",) if source.language else ())
