@@ -26,7 +26,7 @@ from .batcher import DynamicBatcher
 from .config import ServerConfig
 from .errors import ApiError, bad_input, error_response
 from .guards import GuardMiddleware
-from .items import parse_item, parse_items, split_input
+from .items import parse_item, parse_items, parse_messages, split_input
 from .media_policy import MediaPolicy, VideoPolicy
 from .metrics import ServerMetrics
 from .rerank import Reranker, ranked
@@ -162,11 +162,13 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     async def parse(raw: Any, field: str, single: bool = False) -> list[Item]:
         try:
             with state.batcher.expecting():
-                return await _parse(raw, single)
+                return await _parse(raw, field, single)
         except InputError as exc:
             raise bad_input(exc, field) from None
 
-    async def _parse(raw: Any, single: bool) -> list[Item]:
+    async def _parse(raw: Any, field: str, single: bool) -> list[Item]:
+        if field == "messages":  # vLLM's chat-style request: one item
+            return [await asyncio.to_thread(parse_messages, raw, state.policy)]
         if single:
             return [await asyncio.to_thread(parse_item, raw, state.policy, None)]
         split_input(raw, config.max_items_per_request)  # cheap checks before decoding anything
@@ -186,15 +188,18 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.post("/v1/embeddings", response_model=EmbeddingResponse, responses=error_responses(404))
     async def embeddings(body: EmbeddingRequest) -> JSONResponse:
-        """Embed each item of `input` (text, images, video or any combination) into one vector."""
+        """Embed each item of `input` (text, images, video or any combination) into one vector, or the one
+        item of vLLM's chat-style `messages` (system = instruction, user = the item)."""
         check_model(body.model)
         if body.dimensions is not None and body.dimensions > state.runner.dimension:
             raise ApiError(400, f"dimensions={body.dimensions} exceeds the model's {state.runner.dimension}",
                            param="dimensions", code="invalid_dimensions")
 
+        field = request_form(body)
+
         async def work() -> BatchOutput:
-            items = await parse(body.input, "input")
-            return await embed(items, body.input_type, "input")
+            items = await parse(body.messages if field == "messages" else body.input, field)
+            return await embed(items, body.input_type, field)
 
         output = await with_timeout(work())
         vectors = truncate(output.vectors, body.dimensions, bool(getattr(state.model.config, "normalize", True)))
@@ -273,6 +278,19 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         """Prometheus metrics: requests, latency, batch sizes, tokens, queue depth."""
         state.metrics.queue_items.set(state.batcher.queued_items)
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
+
+
+# ---- request helpers -----------------------------------------------------------------------------------
+def request_form(body: EmbeddingRequest) -> str:
+    """"input" (a batch) or "messages" (vLLM's chat-style request, one item); exactly one must be sent."""
+    sent = [name for name in ("input", "messages") if name in body.model_fields_set]
+    if len(sent) == 2:
+        raise ApiError(400, "send either 'input' (a batch of items) or 'messages' (one chat-style item), not both",
+                       param="messages", code="invalid_request")
+    if not sent:
+        raise ApiError(400, "missing required field 'input' (or 'messages', vLLM's chat-style form)", param="input",
+                       code="invalid_request")
+    return sent[0]
 
 
 # ---- response helpers ----------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ Each element of `input` is ONE item and gives ONE embedding:
   {"text", "image", "images", "video", "instruction"}  -> any combination
   [{"type": "text", "text": ...}, {"type": "image_url", "image_url": {"url": ...}},
    {"type": "video_url", "video_url": {"url": ... or [frame urls]}}]   -> one item from its parts
+`messages` (vLLM's chat-style request) is ONE item: the system message's text is its instruction, the one
+user message's content (a string or the parts above) is the item.
 Media strings go through the `MediaPolicy` (checked and charged to the request's pixel budget, decoded
 later in the model thread); texts and instructions longer than the policy's `max_text_chars` are cut
 before anything tokenises them (the model truncates at `max_length` tokens anyway); every error names
@@ -20,6 +22,7 @@ from .media_policy import MediaPolicy, PixelBudget
 
 ITEM_FIELDS = ("text", "image", "images", "video", "instruction")
 PART_TYPES = ("text", "image_url", "video_url")
+MESSAGE_FIELDS = {"role", "content"}
 
 
 def split_input(raw: Any, max_items: int) -> list[Any]:
@@ -65,6 +68,65 @@ def parse_items(raw: Any, policy: MediaPolicy, max_items: int) -> list[Item]:
     return [parse_item(value, policy, position, budget) for position, value in enumerate(split_input(raw, max_items))]
 
 
+def parse_messages(raw: Any, policy: MediaPolicy) -> Item:
+    """vLLM's chat-style embedding request -> ONE item: the system message is the instruction, the parts of
+    the one user message are the item (text, image_url, video_url; media checked by the policy)."""
+    item = _decode_media(_message_fields(raw), policy, policy.budget())
+    if item.is_empty():
+        raise InputError("empty item: the user message has no text, image or video", fix="give the item content")
+    return item
+
+
+def _message_fields(raw: Any) -> dict[str, Any]:
+    """The item fields of a `messages` list; an error names the message or part (`messages[1].content[2]`).
+
+    The shape is vLLM's `EmbeddingChatRequest.messages` (vllm-project/vllm@ff8d577a972bbcd9bc37b196343f5f9a86609ccb
+    vllm/entrypoints/pooling/embed/protocol.py:59, messages from `ChatRequestMixin` in
+    vllm/entrypoints/pooling/base/protocol.py), with content parts as OpenAI's and vLLM's
+    `ChatCompletionContentPartVideoParam` (vllm/entrypoints/chat_utils.py): `{"type": "text", "text"}`,
+    `{"type": "image_url", "image_url": {"url"}}`, `{"type": "video_url", "video_url": {"url"}}`.
+    """
+    if not isinstance(raw, list) or not raw:
+        raise InputError("messages must be a non-empty list of {role, content} objects")
+    instruction: str | None = None
+    system_seen = False
+    fields: dict[str, Any] | None = None
+    for number, message in enumerate(raw):
+        where = f"messages[{number}]"
+        if not isinstance(message, dict) or set(message) - MESSAGE_FIELDS or "content" not in message:
+            raise InputError(f"{where} must be an object with 'role' and 'content' (and nothing else)")
+        role, content = message.get("role"), message["content"]
+        if role == "system":
+            if system_seen:
+                raise InputError(f"{where}: a second system message", fix="give the instruction in one system message")
+            system_seen = True
+            parts = _content_part_fields([{"type": "text", "text": content}] if isinstance(content, str) else
+                                         _parts(content, where), f"{where}.content[{{}}]")
+            if set(parts) - {"text"}:
+                raise InputError(f"{where}: a system message holds text only (the instruction)")
+            instruction = parts.get("text") or None
+        elif role == "user":
+            if fields is not None:
+                raise InputError(f"{where}: a second user message; one request embeds one item",
+                                 fix="put all parts of the item in one user message, or send items with `input`")
+            fields = {"text": content} if isinstance(content, str) else _content_part_fields(
+                _parts(content, where), f"{where}.content[{{}}]")
+        else:
+            raise InputError(f"{where}: role {role!r} is not supported; use 'system' (the instruction) and 'user' "
+                             "(the item)")
+    if fields is None:
+        raise InputError("messages hold no user message", fix="put the item in a message with role 'user'")
+    if instruction is not None:
+        fields["instruction"] = instruction
+    return fields
+
+
+def _parts(content: Any, where: str) -> list:
+    if not isinstance(content, list):
+        raise InputError(f"{where}.content must be a string or a list of content parts, got {_kind(content)}")
+    return content
+
+
 def _object_fields(raw: dict) -> dict[str, Any]:
     if "type" in raw:
         raise InputError("a bare content part is not an item",
@@ -85,29 +147,33 @@ def _object_fields(raw: dict) -> dict[str, Any]:
     return fields
 
 
-def _content_part_fields(parts: list) -> dict[str, Any]:
+def _content_part_fields(parts: list, where: str = "content part {}") -> dict[str, Any]:
+    """Text, images and one video from a list of OpenAI-style parts; `where` names a part in errors."""
     texts: list[str] = []
     images: list[str] = []
     video: Any = None
     for number, part in enumerate(parts):
+        label = where.format(number)
         if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
-            raise InputError(f"content part {number} must be an object with type one of {list(PART_TYPES)}")
+            kind = f" '{part['type']}'" if isinstance(part, dict) and isinstance(part.get("type"), str) else ""
+            raise InputError(f"{label}: unknown part type{kind}; a part must be an object with type one of "
+                             f"{list(PART_TYPES)}")
         kind = part["type"]
         if kind == "text":
             if not isinstance(part.get("text"), str):
-                raise InputError(f"content part {number}: 'text' must be a string")
+                raise InputError(f"{label}: 'text' must be a string")
             texts.append(part["text"])
             continue
-        url = _part_url(part, kind, number)
+        url = _part_url(part, kind, label)
         if kind == "image_url":
             if not isinstance(url, str):
-                raise InputError(f"content part {number}: image_url.url must be a string")
+                raise InputError(f"{label}: image_url.url must be a string")
             images.append(url)
         else:
             if video is not None:
-                raise InputError(f"content part {number}: an item holds at most one video")
+                raise InputError(f"{label}: an item holds at most one video")
             if not _is_video_source(url):
-                raise InputError(f"content part {number}: video_url.url must be a string or a list of frame URLs")
+                raise InputError(f"{label}: video_url.url must be a string or a list of frame URLs")
             video = url
     fields: dict[str, Any] = {}
     if texts:
@@ -119,12 +185,12 @@ def _content_part_fields(parts: list) -> dict[str, Any]:
     return fields
 
 
-def _part_url(part: dict, kind: str, number: int) -> Any:
+def _part_url(part: dict, kind: str, label: str) -> Any:
     value = part.get(kind)
     if isinstance(value, dict):
         value = value.get("url")
     if value is None:
-        raise InputError(f"content part {number}: missing {kind}.url")
+        raise InputError(f"{label}: missing {kind}.url")
     return value
 
 

@@ -15,28 +15,39 @@ _URL = {"anyOf": [{"type": "string"}, {"type": "object", "properties": {"url": {
                                          "required": ["url"]}]}
 _VIDEO_URL = {"anyOf": [{"type": "string"}, _STRING_LIST, {
     "type": "object", "properties": {"url": {"anyOf": [{"type": "string"}, _STRING_LIST]}}, "required": ["url"]}]}
+PARTS_SCHEMA: dict[str, Any] = {"type": "array", "description": "OpenAI-style content parts of ONE item", "items": {
+    "anyOf": [
+        {"type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+         "required": ["type", "text"]},
+        {"type": "object", "properties": {"type": {"const": "image_url"}, "image_url": _URL},
+         "required": ["type", "image_url"]},
+        {"type": "object", "properties": {"type": {"const": "video_url"}, "video_url": _VIDEO_URL},
+         "required": ["type", "video_url"]},
+    ]}}
 ITEM_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "string", "minLength": 1, "pattern": r"\S", "description": "text (not only whitespace)"},
         {"type": "object", "additionalProperties": False, "description": "one item; media as data URIs",
          "properties": {"text": {"type": "string"}, "image": {"type": "string"}, "images": _STRING_LIST,
                         "video": {"anyOf": [{"type": "string"}, _STRING_LIST]}, "instruction": {"type": "string"}}},
-        {"type": "array", "description": "OpenAI-style content parts of ONE item", "items": {"anyOf": [
-            {"type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
-             "required": ["type", "text"]},
-            {"type": "object", "properties": {"type": {"const": "image_url"}, "image_url": _URL},
-             "required": ["type", "image_url"]},
-            {"type": "object", "properties": {"type": {"const": "video_url"}, "video_url": _VIDEO_URL},
-             "required": ["type", "video_url"]},
-        ]}},
+        PARTS_SCHEMA,
     ]
 }
+# vLLM's chat-style embedding request (`EmbeddingChatRequest.messages`, see items.parse_messages): ONE item.
+MESSAGES_SCHEMA: dict[str, Any] = {
+    "type": "array", "minItems": 1,
+    "description": "vLLM's chat-style form, ONE embedding: an optional system message (the instruction) and one "
+                   "user message (the item: a string or text / image_url / video_url parts)",
+    "items": {"type": "object", "additionalProperties": False, "required": ["role", "content"], "properties": {
+        "role": {"enum": ["system", "user"]},
+        "content": {"anyOf": [{"type": "string"}, PARTS_SCHEMA]}}}}
 INPUT_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string", "minLength": 1, "pattern": r"\S"},
                                           {"type": "array", "items": ITEM_SCHEMA, "minItems": 1}]}
 
 RawInput = Annotated[Any, WithJsonSchema(INPUT_SCHEMA)]
 RawItem = Annotated[Any, WithJsonSchema(ITEM_SCHEMA)]
 RawItems = Annotated[Any, WithJsonSchema({"type": "array", "items": ITEM_SCHEMA, "minItems": 1})]
+RawMessages = Annotated[Any, WithJsonSchema(MESSAGES_SCHEMA)]
 
 
 class _Strict(BaseModel):
@@ -44,7 +55,15 @@ class _Strict(BaseModel):
 
 
 class EmbeddingRequest(_Strict):
-    input: RawInput = Field(description="a string, a list of strings, or a list of items (each gives one embedding)")
+    """Either `input` (a batch: one embedding per item) or `messages` (vLLM's chat-style form: one embedding)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["input"]}, {"required": ["messages"]}]})
+
+    input: RawInput = Field(default=None,
+                            description="a string, a list of strings, or a list of items (each gives one embedding)")
+    messages: RawMessages = Field(default=None, description="vLLM's chat-style request instead of `input`: "
+                                                            "system = instruction, user = the item; one embedding")
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1, description="truncate to this many dimensions and re-normalise")
