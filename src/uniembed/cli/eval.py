@@ -18,7 +18,8 @@ def register(subparsers) -> None:
     parser.add_argument("--suite", required=True, choices=sorted(SUITES), metavar="NAME", help="suite name (see above)")
     parser.add_argument("--data", required=True, help="local copy of the suite's data")
     parser.add_argument("--out", help="output directory for the reports (required unless --check)")
-    parser.add_argument("--datasets", help="comma-separated subset of data sets")
+    parser.add_argument("--datasets", help="comma-separated subset of data sets (beir: qrels splits, default test; "
+                                           "mmeb-v1/v2: may also name an MMEB-layout folder of one's own)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--pool", choices=("local", "global"), default="local", help="candidate pool (M-BEIR)")
     parser.add_argument("--cache", help="embedding cache directory (default: OUT/cache); 'none' disables it")
