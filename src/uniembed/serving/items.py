@@ -81,8 +81,9 @@ def _message_fields(raw: Any) -> dict[str, Any]:
     """The item fields of a `messages` list; an error names the message or part (`messages[1].content[2]`).
 
     The shape is vLLM's `EmbeddingChatRequest.messages` (vllm-project/vllm@ff8d577a972bbcd9bc37b196343f5f9a86609ccb
-    vllm/entrypoints/pooling/embed/protocol.py:59, messages from `ChatRequestMixin` in
-    vllm/entrypoints/pooling/base/protocol.py), with content parts as OpenAI's and vLLM's
+    vllm/entrypoints/pooling/embed/protocol.py:59; `messages: list[ChatCompletionMessageParam]` from
+    `ChatRequestMixin`, vllm@020638a6b026e4d96f34e6e7ed12c3390fbf7416 vllm/entrypoints/pooling/base/protocol.py),
+    with content parts as OpenAI's and vLLM's
     `ChatCompletionContentPartVideoParam` (vllm/entrypoints/chat_utils.py): `{"type": "text", "text"}`,
     `{"type": "image_url", "image_url": {"url"}}`, `{"type": "video_url", "video_url": {"url"}}`.
     """
