@@ -10,7 +10,7 @@ import importlib
 import logging
 import sys
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ConfigError, InputError
 
 VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup")

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ConfigError, InputError
 from ..inputs import Item, as_items
 from ..media import DEFAULT_LIMITS, MediaLimits

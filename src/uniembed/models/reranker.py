@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ConfigError, InputError, reject_unknown_fields
 from ..inputs import Item, as_item, as_items
 from ..media import DEFAULT_LIMITS, MediaLimits
