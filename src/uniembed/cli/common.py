@@ -19,6 +19,13 @@ def add_model_argument(parser: argparse.ArgumentParser, required: bool = True) -
                              "'none' = library defaults (default: the checkpoint's uniembed.json, or its family by name)")
 
 
+def add_dimensions_argument(parser: argparse.ArgumentParser) -> None:
+    """`--dimensions D`: keep the first D coordinates of every vector (Matryoshka), as `encode(truncate_dim=D)`."""
+    parser.add_argument("--dimensions", type=int, default=None, metavar="D",
+                        help="keep the first D coordinates of each vector, re-normalised when the model normalises "
+                             "(Matryoshka; default: the model's full dimension)")
+
+
 def load_model(spec: str, device: str | None = None, dtype: str | None = None, profile: str | None = None,
                **overrides: Any):
     """An Embedder from a directory or a `tiny[:size[:seed]]` spec (under `profile` when given); CUDA is used

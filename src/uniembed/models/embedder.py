@@ -21,7 +21,7 @@ from ..inputs import Item, as_items
 from ..media import DEFAULT_LIMITS, MediaLimits
 from .backbones import Backbone, DecodedItem, backbone_for
 from .config import EmbeddingConfig, SavedModelInfo
-from .pooling import pool
+from .pooling import check_truncate_dim, pool, truncate
 from .profile import Profile, detect_profile, get_profile
 
 logger = logging.getLogger(__name__)
@@ -333,27 +333,33 @@ class Embedder:
     @torch.inference_mode()
     def encode(self, items: Any, batch_size: int = 32, instruction: str | None = None, prompt_name: str | None = None,
                normalize: bool | None = None, show_progress_bar: bool | None = None, convert_to: str = "numpy",
-               device: str | torch.device | None = None) -> np.ndarray | torch.Tensor:
+               device: str | torch.device | None = None, truncate_dim: int | None = None) -> np.ndarray | torch.Tensor:
         """Embed items; returns a float32 N x D array (or tensor with `convert_to="tensor"`) in input order.
 
         An item's embedding does not depend on the rest of its batch, the batch size or the order.
         `instruction` is applied to items that have none; `prompt_name` picks one of the model's named prompts.
+        `truncate_dim=d` keeps the first d coordinates (Matryoshka), re-normalised when the model normalises.
         """
         if convert_to not in ("numpy", "tensor"):
             raise ConfigError(f"convert_to must be 'numpy' or 'tensor', got {convert_to!r}")
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
+        check_truncate_dim(truncate_dim, self.dimension)
+        width = truncate_dim or self.dimension
+        unit = self.config.normalize if normalize is None else normalize
         resolved = self.resolve_items(items, instruction, prompt_name)
         if device is not None:
             self.to(device)
         was_training = self.module.training
         self.module.eval()
-        output = torch.empty((len(resolved), self.dimension), dtype=torch.float32)
+        output = torch.empty((len(resolved), width), dtype=torch.float32)
         progress = tqdm(total=len(resolved), desc="encode", unit="item",
                         disable=not (show_progress_bar if show_progress_bar is not None else len(resolved) > 4 * batch_size))
         try:
             for group, decoded in self.iter_batches(resolved, batch_size):
-                vectors = self.module(self.collate(decoded), normalize=normalize)
+                vectors = self.module(self.collate(decoded), normalize=unit)
+                if truncate_dim is not None:
+                    vectors = truncate(vectors, truncate_dim, unit)
                 output[torch.tensor(group)] = vectors.float().cpu()
                 progress.update(len(group))
         finally:
