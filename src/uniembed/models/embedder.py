@@ -112,13 +112,23 @@ class Embedder:
                         dtype: str | torch.dtype | None = None, attn_implementation: str | None = None,
                         limits: MediaLimits = DEFAULT_LIMITS, profile: str | Profile | None = None,
                         **overrides: Any) -> "Embedder":
-        """Load a local directory: a HF checkpoint (optionally a LoRA adapter) plus `uniembed.json`.
+        """Load a local directory: a HF checkpoint (optionally a LoRA adapter) plus `uniembed.json`; or build a
+        random tiny model from a `tiny[:family][:size[:seed]]` spec (`Embedder.tiny`, float32 whatever `dtype`).
+
+        The one door to a model: the CLI and the trainer load through it. `device="auto"` takes CUDA when
+        present, else the CPU; without `device` the model stays on the CPU.
 
         `profile` names a published family's settings (`uniembed profiles`); without it, a saved
         `uniembed.json` is used as written, and a plain checkpoint whose name identifies a known family
         (e.g. "VLM2Vec-Qwen2VL-7B") gets that family's profile, said in one log line; `profile="none"` keeps the
         library defaults. `overrides` set single embedding options on top.
         """
+        tiny = tiny_spec(path)
+        if tiny is not None:
+            family, size, seed = tiny
+            embedder = cls.tiny(seed=seed, size=size, family=family, profile=profile, **overrides)
+            embedder.limits = limits
+            return embedder.to(resolve_device(device)) if device is not None else embedder
         backbone, info = load_backbone(path, dtype, attn_implementation)
         if info is not None and info.kind != "embedder":
             raise ConfigError(f"'{path}' holds a {info.kind}, not an embedding model; load it with "
@@ -130,7 +140,7 @@ class Embedder:
         embedder = cls(backbone, config, limits=limits, source=str(directory))
         embedder.backbone.model.eval()
         if device is not None:
-            embedder.to(device)
+            embedder.to(resolve_device(device))
         return embedder
 
     @staticmethod
@@ -388,17 +398,21 @@ class Embedder:
         return f"Embedder(source={self.source!r}, dimension={self.dimension}, pooling={self.config.pooling!r})"
 
 
-def load_embedder(spec: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                  **overrides: Any) -> Embedder:
-    """An Embedder from a checkpoint directory or a `tiny[:family][:size[:seed]]` spec (a random tiny VLM;
-    family `qwen2_vl` by default, or `qwen3_vl`, `llava_onevision`)."""
-    if spec.startswith("tiny"):
-        from .tiny import parse_tiny_spec
+def tiny_spec(spec: Any) -> tuple[str, str, int] | None:
+    """(family, size, seed) when `spec` is a `tiny[:family][:size[:seed]]` model spec, else None (a directory:
+    one named `tiny_model` is a checkpoint, not a tiny spec)."""
+    if not isinstance(spec, str) or not (spec == "tiny" or spec.startswith("tiny:")):
+        return None
+    from .tiny import parse_tiny_spec
 
-        family, size, seed = parse_tiny_spec(spec)
-        embedder = Embedder.tiny(seed=seed, size=size, family=family, **overrides)  # `profile=` travels in overrides
-        return embedder.to(device) if device is not None else embedder
-    return Embedder.from_pretrained(spec, device=device, dtype=dtype, **overrides)
+    return parse_tiny_spec(spec)
+
+
+def resolve_device(device: str | torch.device) -> str | torch.device:
+    """`"auto"`: CUDA when present, else the CPU; any other device as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def resolve_profile_config(directory: Path, backbone: Backbone, saved: EmbeddingConfig | None,
