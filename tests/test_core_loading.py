@@ -11,7 +11,7 @@ import torch
 
 import uniembed.cli
 from uniembed import Embedder, Reranker
-from uniembed.models.embedder import resolve_device, tiny_spec
+from uniembed.models.loading import resolve_device, tiny_spec
 
 
 def test_tiny_specs_load_through_from_pretrained(tiny_embedder):

@@ -10,8 +10,8 @@ import importlib
 import logging
 import sys
 
-from ..version import __version__
 from ..errors import ConfigError, InputError
+from ..version import __version__
 
 VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup")
 

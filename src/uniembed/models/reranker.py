@@ -26,13 +26,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..version import __version__
 from ..errors import ConfigError, InputError, reject_unknown_fields
 from ..inputs import Item, as_item, as_items
 from ..media import DEFAULT_LIMITS, MediaLimits
+from ..version import __version__
 from .backbones import Backbone, DecodedItem
 from .config import EmbeddingConfig, SavedModelInfo
-from .embedder import Embedder, load_backbone, resolve_device, tiny_spec
+from .embedder import Embedder
+from .loading import load_backbone, resolve_device, tiny_spec
 from .pooling import last_token_index
 from .templates import Segment, chat_segments, content_segments
 

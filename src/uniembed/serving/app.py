@@ -20,10 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..version import __version__
 from ..errors import ConfigError, InputError
 from ..inputs import Item
 from ..models.pooling import check_truncate_dim, truncate
+from ..version import __version__
 from .batcher import DynamicBatcher
 from .config import ServerConfig
 from .errors import ApiError, bad_input, error_response
