@@ -84,6 +84,9 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..extras import SERVE, require
+
+    require(SERVE, "uniembed serve")  # before the model loads: the server is the `serve` extra
     import uvicorn
 
     from ..serving import SearchService, create_app

@@ -26,6 +26,7 @@ from ...data.readers.mmeb_v1 import REQUIRED_COLUMNS, read_mmeb_v1
 from ...data.readers.mmeb_v2_video import PARSERS, read_mmeb_v2_video
 from ...data.readers.visdoc import read_visdoc
 from ...errors import InputError
+from ...extras import import_optional
 from .base import Suite, SuiteOptions, register, select
 from .layout import Check, Layout
 
@@ -74,8 +75,7 @@ def _v1_images(layout: Layout, folder: Path, names: list[str]) -> Path:
 
 def _first_image(folder: Path, names: list[str]) -> str | None:
     """The first query image path of the first data set (to tell which image root the tables mean)."""
-    import pyarrow.parquet as pq
-
+    pq = import_optional("pyarrow.parquet", "reading MMEB's parquet tables")
     for name in names:
         for file in sorted((folder / name).glob("*.parquet"))[:1]:
             try:
