@@ -80,3 +80,14 @@ def test_core_encodes_without_any_extra_and_missing_extras_name_the_fix():
     assert result["errors"]["create_app"] == [
         "MissingExtra", "the uniembed server needs fastapi, which is not installed: pip install 'uniembed[serve]'"]
     assert result["errors"]["faiss"][0] == "MissingExtra" and "pip install 'uniembed[index]'" in result["errors"]["faiss"][1]
+
+
+def test_only_an_extras_own_package_becomes_missing_extra():
+    import pytest
+
+    from uniembed.extras import MissingExtra, import_optional
+
+    assert import_optional("numpy", "anything").__name__ == "numpy"
+    with pytest.raises(ModuleNotFoundError) as raised:  # not an extra's package: the original error stays
+        import_optional("uniembed_no_such_package", "a test")
+    assert not isinstance(raised.value, MissingExtra)
