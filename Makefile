@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	else \
 		$(PIP) install -q "torch==2.13.0"; \
 	fi
+	# dev = every extra (serve, index, eval, train, demo, teacher) + the test tools: what `make test` and `make demo` use
 	$(PIP) install -q -e ".[dev]"
 	# DeepSpeed ships as source only and imports torch to build: built against the torch above (no isolated
 	# build, which would fetch a CUDA torch), ops compiled on first use

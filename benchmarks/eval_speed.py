@@ -49,9 +49,9 @@ def run_reference(model, tasks, batch_size: int) -> tuple[dict, int]:
 
 def reference_worker(args: argparse.Namespace) -> None:
     from uniembed.eval.suites import SuiteOptions, get_suite
-    from uniembed.models.embedder import load_embedder
+    from uniembed import Embedder
 
-    model = load_embedder(args.model)
+    model = Embedder.from_pretrained(args.model)
     tasks = get_suite("synthetic").load_tasks(args.data, SuiteOptions())
     scores, encoded = run_reference(model, tasks, args.batch_size)
     Path(args.worker_out).write_text(json.dumps({"scores": {k: round(v, 2) for k, v in scores.items()},
@@ -91,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="synthetic benchmark folder (default: generate one of --size)")
     parser.add_argument("--size", default="tiny")
-    parser.add_argument("--model", default="tiny", help="model spec for uniembed.models.embedder.load_embedder")
+    parser.add_argument("--model", default="tiny", help="model spec for uniembed.Embedder.from_pretrained")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1, help="rounds of all strategies (the fastest of each is kept)")
     parser.add_argument("--threads", type=int, default=1, help="threads per process, every strategy (default 1: one "

@@ -84,9 +84,9 @@ def test_save_load_identical_and_lora_adapter_loads(qwen3, media_dir, tmp_path):
 
 
 def test_tiny_spec_and_geometry():
-    from uniembed.models.embedder import load_embedder
+    from uniembed import Embedder
 
-    model = load_embedder("tiny:qwen3_vl:tiny:3")
+    model = Embedder.from_pretrained("tiny:qwen3_vl:tiny:3")
     vision = model.backbone.model.config.vision_config
     assert model.backbone.model.config.model_type == "qwen3_vl" and model.source == "tiny:qwen3_vl:tiny:seed=3"
     assert (vision.patch_size, vision.spatial_merge_size, list(vision.deepstack_visual_indexes)) == (16, 2, [0])

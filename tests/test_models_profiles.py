@@ -275,7 +275,7 @@ def test_profile_detection_saved_profile_and_overrides(tmp_path, caplog):
     source = Embedder.tiny()
     plain = tmp_path / "VLM2Vec-Qwen2VL-2B"
     source.backbone.save(plain)  # a HF checkpoint with no uniembed.json, named as the published one
-    with caplog.at_level(logging.INFO, logger="uniembed.models.embedder"):
+    with caplog.at_level(logging.INFO, logger="uniembed.models.loading"):
         loaded = Embedder.from_pretrained(plain)
     assert loaded.config.profile == "vlm2vec-v1" and not loaded.config.chat_template
     assert [r for r in caplog.records if "profile 'vlm2vec-v1'" in r.getMessage()]

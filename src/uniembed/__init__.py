@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, InputError
 from .inputs import IMAGE, TEXT, VIDEO, Item, as_item, as_items
 from .media import MediaLimits
-
-__version__ = "0.1.0"
+from .version import __version__
 
 _LAZY = {
     "Embedder": ("uniembed.models.embedder", "Embedder"),

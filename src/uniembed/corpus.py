@@ -68,6 +68,7 @@ class Options:
     pdf_dpi: float = 144
     skip_bad: bool = False
     progress: bool = True
+    truncate_dim: int | None = None  # keep the first d coordinates (Matryoshka), as Embedder.encode does
 
 
 def _resolve(value: Any, root: Path) -> Any:
@@ -234,7 +235,7 @@ def encode_chunk(model: Any, rows: list[tuple[int, str, Item]], options: Options
         try:
             vectors = model.encode([item for _, _, item in rows], batch_size=options.batch_size,
                                    instruction=options.instruction, prompt_name=options.prompt_name,
-                                   show_progress_bar=False)
+                                   show_progress_bar=False, truncate_dim=options.truncate_dim)
             return rows, np.asarray(vectors, dtype=np.float32)
         except InputError as exc:
             if exc.position is None:
@@ -275,12 +276,13 @@ def write_shard(out: Path, index: int, planned: Sequence[str], ids: Sequence[str
         np.save(handle, vectors)
     os.replace(tmp, target)
     record = {"shard": index, "rows": len(ids), "bytes": target.stat().st_size, "sha256": file_sha256(target),
-              "planned": planned_hash(planned), "ids": list(ids), "bad": bad}
+              "planned": planned_hash(planned), "dimension": dimension, "ids": list(ids), "bad": bad}
     _write_text(record_path(out, index), json.dumps(record) + "\n")
 
 
-def verified_record(out: Path, index: int, planned: Sequence[str]) -> dict | None:
-    """The shard's record when shard and record are intact and hold this block, else None (redo it)."""
+def verified_record(out: Path, index: int, planned: Sequence[str], dimension: int | None = None) -> dict | None:
+    """The shard's record when shard and record are intact and hold this block (at `dimension` when given and
+    recorded: a rerun with another --dimensions redoes it), else None (redo it)."""
     path, shard = record_path(out, index), out / shard_name(index)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -288,6 +290,8 @@ def verified_record(out: Path, index: int, planned: Sequence[str]) -> dict | Non
     except (OSError, ValueError):  # missing, or damaged (invalid UTF-8 / JSON): not done
         return None
     if not isinstance(record, dict) or record.get("planned") != planned_hash(planned) or record.get("bytes") != size:
+        return None
+    if dimension is not None and record.get("dimension", dimension) != dimension:
         return None
     if record.get("sha256") != file_sha256(shard):
         log.warning("shard %s does not match its recorded checksum: encoding it again", shard)
@@ -318,8 +322,9 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
     rows, parse_bad = read_rows(path, options.skip_bad)
     blocks = plan_blocks(rows, options.shard_size)
     planned = [[slot_id(rows, slot) for slot in block] for block in blocks]
+    width = options.truncate_dim or model.dimension
     if world.is_main:
-        done = [k for k in range(len(blocks)) if verified_record(out, k, planned[k]) is not None]
+        done = [k for k in range(len(blocks)) if verified_record(out, k, planned[k], width) is not None]
         for k in set(range(len(blocks))) - set(done):
             record_path(out, k).unlink(missing_ok=True)  # a stale record must not mark a redone shard finished
     done = set(broadcast(done if world.is_main else None, world))
@@ -343,13 +348,13 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
         bad: list[dict] | None = [] if options.skip_bad else None
         ids, vectors = encode_block(model, iter_block_items(rows, blocks[k], options.pdf_dpi, path, bad),
                                     options, path, bad, on_chunk=show)
-        write_shard(out, k, planned[k], ids, vectors, bad or [], model.dimension)
+        write_shard(out, k, planned[k], ids, vectors, bad or [], width)
     if not world.is_main:
         return None
     wait_for([record_path(out, k) for k in todo], show)
     bar.close()
     records = [json.loads(record_path(out, k).read_text(encoding="utf-8")) for k in range(len(blocks))]
-    _finish(out, rows, blocks, records, parse_bad, model, model_name)
+    _finish(out, rows, blocks, records, parse_bad, model, model_name, width)
     bad_count = len(parse_bad) + sum(len(r["bad"]) for r in records)
     return EncodeSummary(encoded=total, resumed=sum(len(blocks[k]) for k in done), bad_rows=bad_count, out=out)
 
@@ -369,7 +374,7 @@ def _weigher(model: Any):
 
 
 def _finish(out: Path, rows: Sequence[Row], blocks: list[list[Slot]], records: list[dict], parse_bad: list[dict],
-            model: Any, model_name: str | None) -> None:
+            model: Any, model_name: str | None, dimension: int) -> None:
     """Rank 0: the manifest, info.json, metadata.jsonl and bad_rows.jsonl of the whole output; stale shards removed."""
     manifest = "".join(json.dumps({"id": item_id, "shard": record["shard"], "row": row}) + "\n"
                        for record in records for row, item_id in enumerate(record["ids"]))
@@ -380,7 +385,7 @@ def _finish(out: Path, rows: Sequence[Row], blocks: list[list[Slot]], records: l
         record_path(out, index).unlink(missing_ok=True)
         index += 1
     info = {"model_id": model.model_id, "model": model_name or getattr(model, "source", None),
-            "dimension": int(model.dimension), "count": sum(r["rows"] for r in records), "shards": len(records)}
+            "dimension": int(dimension), "count": sum(r["rows"] for r in records), "shards": len(records)}
     _write_text(out / INFO, json.dumps(info, indent=2) + "\n")
     written = {item_id for record in records for item_id in record["ids"]}
     lines = []

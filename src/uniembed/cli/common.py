@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 
 def add_model_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -19,19 +18,18 @@ def add_model_argument(parser: argparse.ArgumentParser, required: bool = True) -
                              "'none' = library defaults (default: the checkpoint's uniembed.json, or its family by name)")
 
 
-def load_model(spec: str, device: str | None = None, dtype: str | None = None, profile: str | None = None,
-               **overrides: Any):
-    """An Embedder from a directory or a `tiny[:size[:seed]]` spec (under `profile` when given); CUDA is used
-    when present."""
-    import torch
+def add_dimensions_argument(parser: argparse.ArgumentParser) -> None:
+    """`--dimensions D`: keep the first D coordinates of every vector (Matryoshka), as `encode(truncate_dim=D)`."""
+    parser.add_argument("--dimensions", type=int, default=None, metavar="D",
+                        help="keep the first D coordinates of each vector, re-normalised when the model normalises "
+                             "(Matryoshka; default: the model's full dimension)")
 
-    from ..models.embedder import load_embedder
 
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if profile is not None:
-        overrides["profile"] = profile
-    return load_embedder(spec, device=device, dtype=dtype, **overrides)
+def load_model(spec: str, device: str | None = None, dtype: str | None = None, profile: str | None = None):
+    """`Embedder.from_pretrained` with the CLI's defaults: `--device` or CUDA when present."""
+    from ..models.embedder import Embedder
+
+    return Embedder.from_pretrained(spec, device=device or "auto", dtype=dtype, profile=profile)
 
 
 def model_name(spec: str) -> str:

@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+    from ..extras import require
+
+    require(("faiss", "pyarrow", "matplotlib"), "uniembed demo")  # before training, not at the report
 
     oversample = None if args.oversample is None else dict(_factor(text) for text in args.oversample)
     payload = run_demo(args.out, size=args.size, seed=args.seed, recipe=args.recipe, overrides=args.overrides,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_model_argument, load_model, model_name
+from .common import add_dimensions_argument, add_model_argument, load_model, model_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,18 +25,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pdf-dpi", type=float, default=144)
     parser.add_argument("--skip-bad", action="store_true", help="report bad rows to bad_rows.jsonl and continue")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dimensions_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..corpus import Options, encode_corpus
+    from ..models.pooling import check_truncate_dim
     from ..parallel import join_world, rank_device
 
     world = join_world()
     model = load_model(args.model, rank_device(args.device), args.dtype, profile=args.profile)
+    check_truncate_dim(args.dimensions, model.dimension, name="--dimensions")
     options = Options(batch_size=args.batch_size, shard_size=args.shard_size, instruction=args.instruction,
                       prompt_name=args.prompt_name, pdf_dpi=args.pdf_dpi, skip_bad=args.skip_bad,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, truncate_dim=args.dimensions)
     summary = encode_corpus(model, args.input, args.out, options, world=world, model_name=model_name(args.model))
     if summary is not None:
         bad = summary.out / "bad_rows.jsonl"

@@ -10,8 +10,9 @@ import importlib
 import logging
 import sys
 
-from .. import __version__
 from ..errors import ConfigError, InputError
+from ..extras import MissingExtra
+from ..version import __version__
 
 VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup")
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with logging_redirect_tqdm():  # log lines printed above a progress bar, not through it
             return int(args.func(args) or 0)
-    except (InputError, ConfigError, FileNotFoundError) as exc:
+    except (InputError, ConfigError, FileNotFoundError, MissingExtra) as exc:
         print(f"uniembed {args.verb}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -36,27 +36,12 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def load_reranker(spec: str, device: str | None = None, dtype: str | None = None):
-    """A Reranker from a directory, or `tiny[:family][:size[:seed]]` for a random tiny one."""
-    import torch
-
-    from ..models.reranker import Reranker
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("tiny"):
-        from ..models.tiny import parse_tiny_spec
-
-        family, size, seed = parse_tiny_spec(spec)
-        return Reranker.tiny(seed=seed, size=size, family=family).to(device)
-    return Reranker.from_pretrained(spec, device=device, dtype=dtype)
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError
     from ..eval.rerank import evaluate_reranked
+    from ..models.reranker import Reranker
     from .common import load_model
 
     try:
@@ -64,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--weights must be comma-separated numbers, got {args.weights!r}") from exc
     model = load_model(args.model, args.device, args.dtype, profile=args.profile)
-    reranker = load_reranker(args.reranker, args.device, args.dtype)
+    reranker = Reranker.from_pretrained(args.reranker, device=args.device or "auto", dtype=args.dtype)
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
     evaluation = evaluate_reranked(model, reranker, args.suite, args.data, args.out, val_data=args.val_data,

@@ -10,7 +10,7 @@ import json
 
 
 def register(subparsers) -> None:
-    from .common import add_model_argument
+    from .common import add_dimensions_argument, add_model_argument
 
     parser = subparsers.add_parser("search", help="search an index with a text and/or image query")
     parser.add_argument("--index", required=True, help="index directory (uniembed index build)")
@@ -22,6 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--nprobe", type=int, default=32, help="IVF lists probed")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_dimensions_argument(parser)  # the --dimensions the index's vectors were encoded with
     parser.set_defaults(func=run)
 
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     service = SearchService(index, read_metadata(metadata_path) if metadata_path.exists() else {}, nprobe=args.nprobe)
     item = Item(text=args.query, image=args.image, video=args.video, instruction=args.instruction)
     prompt = "query" if args.instruction is None and "query" in getattr(model.config, "prompts", {}) else None
-    vector = model.encode([item], prompt_name=prompt) if prompt else model.encode([item])
+    vector = model.encode([item], prompt_name=prompt, truncate_dim=args.dimensions)
     hits = service.search(vector, args.top)
     if args.json:
         print(json.dumps(hits))

@@ -84,6 +84,9 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..extras import SERVE, require
+
+    require(SERVE, "uniembed serve")  # before the model loads: the server is the `serve` extra
     import uvicorn
 
     from ..serving import SearchService, create_app
@@ -99,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
         search = SearchService.load(args.index, args.metadata, dimension=model.dimension, model_id=model.model_id)
     reranker = None
     if args.reranker:
-        from .rerank import load_reranker
+        from ..models.reranker import Reranker
 
-        reranker = load_reranker(args.reranker, args.device, args.dtype)
+        reranker = Reranker.from_pretrained(args.reranker, device=args.device or "auto", dtype=args.dtype)
     app = create_app(model, config, search=search, reranker=reranker)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         log.warning("listening on %s without --api-key: anyone who can reach this port can use the model", args.host)

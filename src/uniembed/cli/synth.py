@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..extras import require
+
+    require(("pyarrow",), "uniembed synth")  # the benchmark is written as parquet
     from ..data.synth import generate
 
     metadata = generate(args.out, size=args.size, seed=args.seed, workers=args.workers, overwrite=args.overwrite,

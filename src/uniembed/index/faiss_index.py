@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..extras import import_optional
 
 log = logging.getLogger(__name__)
 INDEX_META = "index.json"
@@ -25,9 +26,8 @@ MIN_POINTS_PER_CENTROID = 39  # FAISS's own guideline for k-means training
 
 
 def _faiss():
-    import faiss  # imported lazily: the CLI and `import uniembed` stay fast
-
-    return faiss
+    # imported lazily: the CLI and `import uniembed` stay fast, and FAISS is the `index` extra
+    return import_optional("faiss", "FAISS search (uniembed index, search, eval and mining)")
 
 
 def gpu_available() -> bool:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,27 +14,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..errors import ConfigError, InputError
 from ..inputs import Item, as_items
 from ..media import DEFAULT_LIMITS, MediaLimits
+from ..version import __version__
 from .backbones import Backbone, DecodedItem, backbone_for
 from .config import EmbeddingConfig, SavedModelInfo
-from .pooling import pool
-from .profile import Profile, detect_profile, get_profile
-
-logger = logging.getLogger(__name__)
-
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
-
-
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in _DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
-    return _DTYPES[dtype]
+from .loading import load_backbone, resolve_device, resolve_profile_config, tiny_spec
+from .pooling import check_truncate_dim, pool, truncate
+from .profile import Profile, get_profile
 
 
 @dataclass
@@ -112,13 +99,23 @@ class Embedder:
                         dtype: str | torch.dtype | None = None, attn_implementation: str | None = None,
                         limits: MediaLimits = DEFAULT_LIMITS, profile: str | Profile | None = None,
                         **overrides: Any) -> "Embedder":
-        """Load a local directory: a HF checkpoint (optionally a LoRA adapter) plus `uniembed.json`.
+        """Load a local directory: a HF checkpoint (optionally a LoRA adapter) plus `uniembed.json`; or build a
+        random tiny model from a `tiny[:family][:size[:seed]]` spec (`Embedder.tiny`, float32 whatever `dtype`).
+
+        The one door to a model: the CLI and the trainer load through it. `device="auto"` takes CUDA when
+        present, else the CPU; without `device` the model stays on the CPU.
 
         `profile` names a published family's settings (`uniembed profiles`); without it, a saved
         `uniembed.json` is used as written, and a plain checkpoint whose name identifies a known family
         (e.g. "VLM2Vec-Qwen2VL-7B") gets that family's profile, said in one log line; `profile="none"` keeps the
         library defaults. `overrides` set single embedding options on top.
         """
+        tiny = tiny_spec(path)
+        if tiny is not None:
+            family, size, seed = tiny
+            embedder = cls.tiny(seed=seed, size=size, family=family, profile=profile, **overrides)
+            embedder.limits = limits
+            return embedder.to(resolve_device(device)) if device is not None else embedder
         backbone, info = load_backbone(path, dtype, attn_implementation)
         if info is not None and info.kind != "embedder":
             raise ConfigError(f"'{path}' holds a {info.kind}, not an embedding model; load it with "
@@ -130,7 +127,7 @@ class Embedder:
         embedder = cls(backbone, config, limits=limits, source=str(directory))
         embedder.backbone.model.eval()
         if device is not None:
-            embedder.to(device)
+            embedder.to(resolve_device(device))
         return embedder
 
     @staticmethod
@@ -333,27 +330,33 @@ class Embedder:
     @torch.inference_mode()
     def encode(self, items: Any, batch_size: int = 32, instruction: str | None = None, prompt_name: str | None = None,
                normalize: bool | None = None, show_progress_bar: bool | None = None, convert_to: str = "numpy",
-               device: str | torch.device | None = None) -> np.ndarray | torch.Tensor:
+               device: str | torch.device | None = None, truncate_dim: int | None = None) -> np.ndarray | torch.Tensor:
         """Embed items; returns a float32 N x D array (or tensor with `convert_to="tensor"`) in input order.
 
         An item's embedding does not depend on the rest of its batch, the batch size or the order.
         `instruction` is applied to items that have none; `prompt_name` picks one of the model's named prompts.
+        `truncate_dim=d` keeps the first d coordinates (Matryoshka), re-normalised when the model normalises.
         """
         if convert_to not in ("numpy", "tensor"):
             raise ConfigError(f"convert_to must be 'numpy' or 'tensor', got {convert_to!r}")
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
+        check_truncate_dim(truncate_dim, self.dimension)
+        width = truncate_dim or self.dimension
+        unit = self.config.normalize if normalize is None else normalize
         resolved = self.resolve_items(items, instruction, prompt_name)
         if device is not None:
             self.to(device)
         was_training = self.module.training
         self.module.eval()
-        output = torch.empty((len(resolved), self.dimension), dtype=torch.float32)
+        output = torch.empty((len(resolved), width), dtype=torch.float32)
         progress = tqdm(total=len(resolved), desc="encode", unit="item",
                         disable=not (show_progress_bar if show_progress_bar is not None else len(resolved) > 4 * batch_size))
         try:
             for group, decoded in self.iter_batches(resolved, batch_size):
-                vectors = self.module(self.collate(decoded), normalize=normalize)
+                vectors = self.module(self.collate(decoded), normalize=unit)
+                if truncate_dim is not None:
+                    vectors = truncate(vectors, truncate_dim, unit)
                 output[torch.tensor(group)] = vectors.float().cpu()
                 progress.update(len(group))
         finally:
@@ -380,77 +383,6 @@ class Embedder:
 
     def __repr__(self) -> str:
         return f"Embedder(source={self.source!r}, dimension={self.dimension}, pooling={self.config.pooling!r})"
-
-
-def load_embedder(spec: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                  **overrides: Any) -> Embedder:
-    """An Embedder from a checkpoint directory or a `tiny[:family][:size[:seed]]` spec (a random tiny VLM;
-    family `qwen2_vl` by default, or `qwen3_vl`, `llava_onevision`)."""
-    if spec.startswith("tiny"):
-        from .tiny import parse_tiny_spec
-
-        family, size, seed = parse_tiny_spec(spec)
-        embedder = Embedder.tiny(seed=seed, size=size, family=family, **overrides)  # `profile=` travels in overrides
-        return embedder.to(device) if device is not None else embedder
-    return Embedder.from_pretrained(spec, device=device, dtype=dtype, **overrides)
-
-
-def resolve_profile_config(directory: Path, backbone: Backbone, saved: EmbeddingConfig | None,
-                           default: EmbeddingConfig, profile: str | Profile | None,
-                           overrides: dict[str, Any]) -> EmbeddingConfig:
-    """The embedding config a checkpoint loads with: an explicit profile over the defaults; else its saved
-    `uniembed.json`; else the profile its name identifies (logged); else the defaults. `overrides` last."""
-    model_type = str(getattr(getattr(backbone.hf_model, "config", None), "model_type", ""))
-    if profile == "none":
-        config = saved or default.replace(profile=None)
-    elif profile is not None:
-        chosen = get_profile(profile)
-        if not chosen.applies_to(model_type):
-            raise ConfigError(f"profile {chosen.name!r} is for {list(chosen.backbones)} checkpoints, but "
-                              f"'{directory}' is a {model_type!r} model; pick a profile from `uniembed profiles`")
-        config = chosen.config(default)
-    elif saved is not None:
-        config = saved
-    else:
-        found = detect_profile(directory, model_type)
-        config = found.config(default) if found else default
-        if found:
-            logger.info("uniembed: '%s' looks like a %s checkpoint; embedding under profile '%s' "
-                        "(pass profile='none' for the library defaults)", directory, found.family, found.name)
-    return config.replace(**overrides) if overrides else config
-
-
-def load_backbone(path: str | os.PathLike, dtype: str | torch.dtype | None = None,
-                  attn_implementation: str | None = None) -> tuple[Backbone, SavedModelInfo | None]:
-    """The VLM of a local checkpoint directory (a LoRA adapter attached to its base) and its `uniembed.json`."""
-    directory = Path(path)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"model directory '{directory}' not found (uniembed loads local checkpoints only; "
-                                "download the model first, e.g. with `huggingface-cli download`)")
-    info = SavedModelInfo.load(directory)
-    adapter = (directory / "adapter_config.json").exists()
-    weights_dir = Path(_adapter_base(directory, info)) if adapter else directory
-    config_file = weights_dir / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"'{config_file}' missing: not a Hugging Face checkpoint directory")
-    model_type = json.loads(config_file.read_text()).get("model_type", "")
-    backbone = backbone_for(model_type).load(weights_dir, resolve_dtype(dtype), attn_implementation)
-    if adapter:
-        from peft import PeftModel
-
-        backbone.model = PeftModel.from_pretrained(backbone.model, str(directory))
-    return backbone, info
-
-
-def _adapter_base(directory: Path, info: SavedModelInfo | None) -> str:
-    if info and info.base_model:
-        return info.base_model
-    adapter_config = json.loads((directory / "adapter_config.json").read_text())
-    base = adapter_config.get("base_model_name_or_path")
-    if not base or not Path(base).is_dir():
-        raise FileNotFoundError(f"LoRA adapter in '{directory}' refers to base model '{base}', which is not a local "
-                                "directory; set base_model in uniembed.json to the base checkpoint's path")
-    return base
 
 
 def _existing_base_path(backbone: Backbone) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
+
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the last real token of each row, for left and right padding alike."""
@@ -35,3 +37,20 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str,
         count = keep.sum(dim=1, keepdim=True).clamp(min=1).to(hidden.dtype)
         return summed / count
     raise ValueError(f"unknown pooling {mode!r}")
+
+
+def check_truncate_dim(truncate_dim: int | None, dimension: int, name: str = "truncate_dim") -> None:
+    """Refuse a Matryoshka width the model cannot give: below 1 or above its `dimension` (`name` is the
+    option as the caller spelled it: `truncate_dim`, `--dimensions`, the API's `dimensions`)."""
+    if truncate_dim is not None and not 1 <= truncate_dim <= dimension:
+        raise ConfigError(f"{name}={truncate_dim} is outside the model's 1..{dimension} dimensions; "
+                          f"pass at most {dimension}, or leave it out for the full vector")
+
+
+def truncate(vectors: torch.Tensor, truncate_dim: int, normalize: bool) -> torch.Tensor:
+    """The first `truncate_dim` coordinates of each row (a Matryoshka prefix), re-normalised to unit length
+    when the model normalises: a cut unit vector is shorter than 1, and cosine scores assume length 1."""
+    if truncate_dim >= vectors.shape[-1]:
+        return vectors  # the full width is no cut
+    cut = vectors[..., :truncate_dim]
+    return torch.nn.functional.normalize(cut, dim=-1) if normalize else cut

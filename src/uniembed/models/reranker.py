@@ -26,13 +26,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..errors import ConfigError, InputError, reject_unknown_fields
 from ..inputs import Item, as_item, as_items
 from ..media import DEFAULT_LIMITS, MediaLimits
+from ..version import __version__
 from .backbones import Backbone, DecodedItem
 from .config import EmbeddingConfig, SavedModelInfo
-from .embedder import Embedder, load_backbone
+from .embedder import Embedder
+from .loading import load_backbone, resolve_device, tiny_spec
 from .pooling import last_token_index
 from .templates import Segment, chat_segments, content_segments
 
@@ -139,10 +140,18 @@ class Reranker:
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, attn_implementation: str | None = None,
                         limits: MediaLimits = DEFAULT_LIMITS, **overrides: Any) -> "Reranker":
-        """Load a re-ranker directory, or any embedding / plain HF checkpoint as a zero-shot re-ranker.
+        """Load a re-ranker directory, or any embedding / plain HF checkpoint as a zero-shot re-ranker, or build a
+        random tiny one from a `tiny[:family][:size[:seed]]` spec. `device` as in `Embedder.from_pretrained`.
 
         `overrides` set `RerankerConfig` options (e.g. question="...").
         """
+        tiny = tiny_spec(path)
+        if tiny is not None:
+            family, size, seed = tiny
+            config = RerankerConfig.from_dict(overrides) if overrides else None
+            reranker = cls.tiny(seed=seed, size=size, config=config, family=family)
+            reranker.items.limits = limits
+            return reranker.to(resolve_device(device)) if device is not None else reranker
         backbone, info = load_backbone(path, dtype, attn_implementation)
         template = info.embedding if info else Embedder.default_config(type(backbone))
         saved = (info.extra.get(RERANKER_KIND) or {}) if info and info.kind == RERANKER_KIND else {}
@@ -150,7 +159,7 @@ class Reranker:
         reranker = cls(backbone, template, config, limits=limits, source=str(path))
         backbone.model.eval()
         if device is not None:
-            reranker.to(device)
+            reranker.to(resolve_device(device))
         return reranker
 
     def save_pretrained(self, path: str | os.PathLike) -> None:

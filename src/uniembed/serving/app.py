@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Sequence, TypeVar
 
 import numpy as np
+import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
 from ..errors import ConfigError, InputError
 from ..inputs import Item
+from ..models.pooling import check_truncate_dim, truncate
+from ..version import __version__
 from .batcher import DynamicBatcher
 from .config import ServerConfig
 from .errors import ApiError, bad_input, error_response
@@ -191,9 +193,10 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         """Embed each item of `input` (text, images, video or any combination) into one vector, or the one
         item of vLLM's chat-style `messages` (system = instruction, user = the item)."""
         check_model(body.model)
-        if body.dimensions is not None and body.dimensions > state.runner.dimension:
-            raise ApiError(400, f"dimensions={body.dimensions} exceeds the model's {state.runner.dimension}",
-                           param="dimensions", code="invalid_dimensions")
+        try:
+            check_truncate_dim(body.dimensions, state.runner.dimension, name="dimensions")
+        except ConfigError as exc:
+            raise ApiError(400, str(exc), param="dimensions", code="invalid_dimensions") from None
 
         field = request_form(body)
 
@@ -202,7 +205,10 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             return await embed(items, body.input_type, field)
 
         output = await with_timeout(work())
-        vectors = truncate(output.vectors, body.dimensions, bool(getattr(state.model.config, "normalize", True)))
+        vectors = output.vectors
+        if body.dimensions is not None:  # the cut Embedder.encode(truncate_dim=) makes, on the batched vectors
+            normalize = bool(getattr(state.model.config, "normalize", True))
+            vectors = truncate(torch.from_numpy(vectors), body.dimensions, normalize).numpy()
         data = [{"object": "embedding", "index": i, "embedding": format_vector(v, body.encoding_format)}
                 for i, v in enumerate(vectors)]
         return JSONResponse({"object": "list", "data": data, "model": config.served_model_name,
@@ -294,16 +300,6 @@ def request_form(body: EmbeddingRequest) -> str:
 
 
 # ---- response helpers ----------------------------------------------------------------------------------
-def truncate(vectors: np.ndarray, dimensions: int | None, normalize: bool) -> np.ndarray:
-    """Keep the first `dimensions` coordinates (Matryoshka) and re-normalise when the model normalises."""
-    if dimensions is None or dimensions >= vectors.shape[1]:
-        return vectors
-    cut = np.ascontiguousarray(vectors[:, :dimensions])
-    if normalize:
-        cut = cut / np.clip(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12, None)
-    return cut.astype(np.float32)
-
-
 def format_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
     """float: a JSON list; base64: the little-endian float32 bytes, as the OpenAI API sends them."""
     if encoding_format == "base64":

@@ -23,7 +23,7 @@ class TrainingLog:
 
                 self._tb = SummaryWriter(str(self.path.parent / "tensorboard"))
             except Exception as exc:  # TensorBoard is optional at run time
-                logger.warning("TensorBoard logging disabled: %s", exc)
+                logger.warning("TensorBoard logging disabled: %s (pip install 'uniembed[train]')", exc)
 
     def truncate_after(self, stage: int, step: int) -> None:
         """Keep entries up to (stage, step): what a resumed run will log again is removed first."""

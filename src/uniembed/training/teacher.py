@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..extras import import_optional
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,7 @@ class CachedTextTeacher:
         if cache.exists():
             vectors = np.load(cache)
         else:
-            from sentence_transformers import SentenceTransformer
-
+            SentenceTransformer = import_optional("sentence_transformers", "a text teacher").SentenceTransformer
             model = SentenceTransformer(path, device="cuda" if torch.cuda.is_available() else "cpu")
             vectors = model.encode(unique, batch_size=batch_size, normalize_embeddings=True,
                                    show_progress_bar=len(unique) > 1000, convert_to_numpy=True).astype(np.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
-from ..models.embedder import Embedder, load_embedder
+from ..models.embedder import Embedder
 from . import checkpoint as ckpt
 from .checkpoint import stage_dir, stage_done
 from .distributed import DistContext, init_distributed
@@ -145,4 +145,4 @@ class Trainer:
         previous = previous_embedding_stage(self.recipe, index)
         if previous is not None and stage.from_previous:
             return Embedder.from_pretrained(stage_dir(self.run_dir, previous, self.recipe.stages[previous]))
-        return load_embedder(self.recipe.model, profile=self.recipe.profile, **self.recipe.embedding)
+        return Embedder.from_pretrained(self.recipe.model, profile=self.recipe.profile, **self.recipe.embedding)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from ...errors import InputError, location
+from ...extras import import_optional
 from ...inputs import Item
 from ...media import IMAGE_EXTENSIONS
 
@@ -140,8 +141,7 @@ def table_files(path: str | os.PathLike) -> list[Path]:
 
 def read_parquet_rows(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
     """All rows of a parquet file as dicts, after checking the required columns are there."""
-    import pyarrow.parquet as pq
-
+    pq = import_optional("pyarrow.parquet", "reading parquet data")
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files

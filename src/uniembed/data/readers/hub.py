@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ...errors import InputError
+from ...extras import import_optional
 from .common import RowGuard, read_rows
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".tsv")  # .tsv: BEIR qrels
@@ -77,8 +78,7 @@ def _names_a_split(path: Path, folder: Path) -> bool:
 def file_columns(path: Path) -> list[str]:
     """Column names of a data file without reading its rows (first record for JSON)."""
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
+        pq = import_optional("pyarrow.parquet", "reading parquet data")
         try:
             return list(pq.read_schema(path).names)
         except Exception as exc:  # pyarrow raises several types for corrupt files

@@ -32,6 +32,7 @@ from ...data.readers.mmeb_v1 import REQUIRED_COLUMNS, read_mmeb_v1
 from ...data.readers.mmeb_v2_video import PARSERS, read_mmeb_v2_video
 from ...data.readers.visdoc import read_visdoc
 from ...errors import ConfigError, InputError
+from ...extras import import_optional
 from .base import Suite, SuiteOptions, register, select
 from .layout import Check, Layout
 
@@ -94,8 +95,7 @@ def _first_image(folder: Path, names: list[str]) -> str | None:
 
 
 def _first_table_image(file: Path) -> str | None:
-    import pyarrow.parquet as pq
-
+    pq = import_optional("pyarrow.parquet", "reading MMEB's parquet tables")
     try:
         values = pq.read_table(file, columns=["qry_img_path"]).column(0).to_pylist()
     except Exception:  # a broken table is reported by its reader

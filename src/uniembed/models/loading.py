@@ -1,0 +1,105 @@
+"""Loading a model: a checkpoint directory (a LoRA adapter attached to its base) or a `tiny[:family][:size[:seed]]`
+spec, its embedding config (saved, profile or defaults), its dtype and its device. `Embedder.from_pretrained` and
+`Reranker.from_pretrained` are the doors; this module holds what both need."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from .backbones import Backbone, backbone_for
+from .config import EmbeddingConfig, SavedModelInfo
+from .profile import Profile, detect_profile, get_profile
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def tiny_spec(spec: Any) -> tuple[str, str, int] | None:
+    """(family, size, seed) when `spec` is a `tiny[:family][:size[:seed]]` model spec, else None (a directory:
+    one named `tiny_model` is a checkpoint, not a tiny spec)."""
+    if not isinstance(spec, str) or not (spec == "tiny" or spec.startswith("tiny:")):
+        return None
+    from .tiny import parse_tiny_spec
+
+    return parse_tiny_spec(spec)
+
+
+def resolve_device(device: str | torch.device) -> str | torch.device:
+    """`"auto"`: CUDA when present, else the CPU; any other device as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_profile_config(directory: Path, backbone: Backbone, saved: EmbeddingConfig | None,
+                           default: EmbeddingConfig, profile: str | Profile | None,
+                           overrides: dict[str, Any]) -> EmbeddingConfig:
+    """The embedding config a checkpoint loads with: an explicit profile over the defaults; else its saved
+    `uniembed.json`; else the profile its name identifies (logged); else the defaults. `overrides` last."""
+    model_type = str(getattr(getattr(backbone.hf_model, "config", None), "model_type", ""))
+    if profile == "none":
+        config = saved or default.replace(profile=None)
+    elif profile is not None:
+        chosen = get_profile(profile)
+        if not chosen.applies_to(model_type):
+            raise ConfigError(f"profile {chosen.name!r} is for {list(chosen.backbones)} checkpoints, but "
+                              f"'{directory}' is a {model_type!r} model; pick a profile from `uniembed profiles`")
+        config = chosen.config(default)
+    elif saved is not None:
+        config = saved
+    else:
+        found = detect_profile(directory, model_type)
+        config = found.config(default) if found else default
+        if found:
+            logger.info("uniembed: '%s' looks like a %s checkpoint; embedding under profile '%s' "
+                        "(pass profile='none' for the library defaults)", directory, found.family, found.name)
+    return config.replace(**overrides) if overrides else config
+
+
+def load_backbone(path: str | os.PathLike, dtype: str | torch.dtype | None = None,
+                  attn_implementation: str | None = None) -> tuple[Backbone, SavedModelInfo | None]:
+    """The VLM of a local checkpoint directory (a LoRA adapter attached to its base) and its `uniembed.json`."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"model directory '{directory}' not found (uniembed loads local checkpoints only; "
+                                "download the model first, e.g. with `huggingface-cli download`)")
+    info = SavedModelInfo.load(directory)
+    adapter = (directory / "adapter_config.json").exists()
+    weights_dir = Path(_adapter_base(directory, info)) if adapter else directory
+    config_file = weights_dir / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"'{config_file}' missing: not a Hugging Face checkpoint directory")
+    model_type = json.loads(config_file.read_text()).get("model_type", "")
+    backbone = backbone_for(model_type).load(weights_dir, resolve_dtype(dtype), attn_implementation)
+    if adapter:
+        from peft import PeftModel
+
+        backbone.model = PeftModel.from_pretrained(backbone.model, str(directory))
+    return backbone, info
+
+
+def _adapter_base(directory: Path, info: SavedModelInfo | None) -> str:
+    if info and info.base_model:
+        return info.base_model
+    adapter_config = json.loads((directory / "adapter_config.json").read_text())
+    base = adapter_config.get("base_model_name_or_path")
+    if not base or not Path(base).is_dir():
+        raise FileNotFoundError(f"LoRA adapter in '{directory}' refers to base model '{base}', which is not a local "
+                                "directory; set base_model in uniembed.json to the base checkpoint's path")
+    return base
