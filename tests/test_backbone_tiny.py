@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from uniembed.errors import ConfigError
 from uniembed.models.backbones import backbone_for
 from uniembed.models.embedder import Embedder
 from uniembed.models.tiny import TINY_FAMILIES, parse_tiny_spec
@@ -39,6 +40,8 @@ def test_each_tiny_family_is_built_by_its_own_backbone(family):
 
 
 def test_unknown_tiny_family_names_the_known_ones():
-    with pytest.raises(ValueError, match="qwen3_vl"):
+    with pytest.raises(ConfigError, match="qwen3_vl"):
         Embedder.tiny(family="qwen2_5_vl")
+    with pytest.raises(ConfigError, match="small"):
+        Embedder.tiny(size="huge")
     assert parse_tiny_spec("tiny:llava_onevision:mini:2") == ("llava_onevision", "mini", 2)

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.readers import rewrite_negative_ids
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..eval.cache import EmbeddingCache
 from ..eval.encoding import Encoder, encode_distinct
 from ..index.faiss_index import exact_topk
@@ -60,7 +60,7 @@ def mine_shard(encoder: Encoder, source: MiningSource, options: MiningOptions, o
     its share, and all get the whole table; independent shards each encode the pool and their own queries.
     """
     if not 0 <= shard_index < num_shards:
-        raise InputError(f"--shard-index {shard_index} is outside 0..{num_shards - 1}")
+        raise ConfigError(f"--shard-index {shard_index} is outside 0..{num_shards - 1}")
     out = Path(out)
     shard_dir = out / SHARDS_DIR
     shard_dir.mkdir(parents=True, exist_ok=True)

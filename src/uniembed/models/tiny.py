@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError
+
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
     "<|image_pad|>", "<|video_pad|>", "<instruction_start>", "<instruction_end>",
@@ -100,9 +102,9 @@ TINY_SIZES = {
 
 
 def tiny_size(size: str) -> TinySize:
-    """The geometry of a tiny size name (`TINY_SIZES`), or a ValueError listing them."""
+    """The geometry of a tiny size name (`TINY_SIZES`), or a ConfigError listing them."""
     if size not in TINY_SIZES:
-        raise ValueError(f"unknown tiny size {size!r}; choose from {sorted(TINY_SIZES)}")
+        raise ConfigError(f"unknown tiny size {size!r}; choose from {sorted(TINY_SIZES)}")
     return TINY_SIZES[size]
 
 
@@ -151,9 +153,9 @@ def parse_tiny_spec(spec: str) -> tuple[str, str, int]:
 
 
 def check_tiny_family(family: str) -> str:
-    """`family` when it has a tiny model, else a ValueError naming the families that do."""
+    """`family` when it has a tiny model, else a ConfigError naming the families that do."""
     if family not in TINY_FAMILIES:
-        raise ValueError(f"unknown tiny family {family!r}; choose from {list(TINY_FAMILIES)}")
+        raise ConfigError(f"unknown tiny family {family!r}; choose from {list(TINY_FAMILIES)}")
     return family
 
 
