@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ....data.examples import EvalTask
 from ....data.readers.release import Release, file_path
 from ....errors import InputError
-from ..base import SuiteOptions, select
+from ..base import Suite, SuiteOptions, register, select
 from ..layout import Check
 
 LoadOne = Callable[[Release, Path, SuiteOptions], list[EvalTask]]
@@ -107,3 +107,14 @@ def checker(releases: Sequence[Release], load_one: LoadOne, names: Callable = la
         chosen = [r for r in releases if wanted is None or r.name in wanted]
         return check_releases(chosen, data, options, load_one)
     return check
+
+
+def register_releases(name: str, description: str, releases: dict[str, Release],
+                      read: Callable[[Release, Path, Path], list[EvalTask]], layout: str,
+                      names: Callable[[SuiteOptions], list[str] | None] = lambda o: base_names(o.datasets),
+                      **suite: Any) -> Suite:
+    """Register a suite that reads every present release (or the `--datasets` ones) with `read`, each given its
+    media folder; `names` picks the releases `--check` looks at."""
+    load_one = with_media(read)
+    return register(Suite(name, description, load_paired(releases, load_one, name), layout=layout,
+                          check=checker(list(releases.values()), load_one, names), **suite))
