@@ -49,6 +49,9 @@ class Item:
     video: VideoSource | None = None
     instruction: str | None = None
 
+    # unhashable, as before it was frozen: its fields may hold lists and PIL images; key sets by `content_key()`
+    __hash__ = None  # type: ignore[assignment]
+
     def __post_init__(self) -> None:
         if self.text is not None and not isinstance(self.text, str):
             raise InputError(f"text must be a string, got {type(self.text).__name__}")
