@@ -62,7 +62,8 @@ def qwen2vl_2b(device: str) -> Embedder:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     from uniembed.models.backbones.qwen2_vl import Qwen2VLBackbone
-    from uniembed.models.tiny import SPECIAL_TOKENS, build_image_processor, build_tokenizer
+    from uniembed.models.backbones.qwen2_vl import build_image_processor
+    from uniembed.models.tiny import SPECIAL_TOKENS, build_tokenizer
 
     tokenizer = build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}

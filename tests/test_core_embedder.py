@@ -222,7 +222,8 @@ def test_qwen2_5_vl_backbone(media_dir):
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     from uniembed.models.backbones.qwen2_vl import Qwen2VLBackbone
-    from uniembed.models.tiny import SPECIAL_TOKENS, build_image_processor, build_tokenizer
+    from uniembed.models.backbones.qwen2_vl import build_image_processor
+    from uniembed.models.tiny import SPECIAL_TOKENS, build_tokenizer
 
     tokenizer = build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}

@@ -6,7 +6,7 @@ import pytest
 
 from uniembed.cli.main import main
 from uniembed.errors import ConfigError, InputError
-from uniembed.index import ShardWriter, ShardedIndex, build_sharded_index, exact_topk, iter_shards, merge_topk, \
+from uniembed.index import ShardedIndex, build_sharded_index, exact_topk, iter_shards, merge_topk, \
     read_embeddings, read_manifest, write_embeddings
 
 
@@ -15,24 +15,19 @@ def unit(rng, n, d=16):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def test_shard_store_round_trip_and_resume(tmp_path):
+def test_shard_store_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     vectors = unit(rng, 25)
     ids = [f"doc{i}" for i in range(25)]
-    with ShardWriter(tmp_path / "emb", shard_size=10) as writer:
-        writer.add(ids[:7], vectors[:7])
-        writer.add(ids[7:18], vectors[7:18])
-    with ShardWriter(tmp_path / "emb", shard_size=10, resume=True) as writer:
-        assert writer.written_ids == set(ids[:18])
-        writer.add(ids[18:], vectors[18:])
+    write_embeddings(tmp_path / "emb", ids, vectors, shard_size=10)  # the writer `uniembed encode` uses
     assert sorted(p.name for p in (tmp_path / "emb").glob("shard-*.npy")) == [f"shard-0000{i}.npy" for i in range(3)]
     rows = read_manifest(tmp_path / "emb")
-    assert [(r.shard, r.row) for r in (rows[9], rows[10], rows[17], rows[18])] == [(0, 9), (1, 0), (1, 7), (2, 0)]
+    assert [(r.shard, r.row) for r in (rows[9], rows[10], rows[17], rows[18])] == [(0, 9), (1, 0), (1, 7), (1, 8)]
     read_ids, read_vectors = read_embeddings(tmp_path / "emb")
     assert read_ids == ids
     np.testing.assert_array_equal(read_vectors, vectors)
     with pytest.raises(InputError, match="already holds"):
-        ShardWriter(tmp_path / "emb")
+        write_embeddings(tmp_path / "emb", ids, vectors)
 
 
 def test_bad_manifest_names_the_row(tmp_path):

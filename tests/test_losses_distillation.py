@@ -91,12 +91,15 @@ def test_bfloat16_inputs_are_computed_in_float32():
     assert float(loss) == pytest.approx(float(listwise_distillation_loss(student, teacher)), rel=5e-2)
 
 
-def test_bad_shapes_raise_input_error():
-    with pytest.raises(InputError, match="same shape"):
+def test_bad_shapes_raise_value_error_not_input_error():  # programmer misuse of a tensor API
+    with pytest.raises(ValueError, match="same shape"):
         listwise_distillation_loss(torch.randn(2, 3), torch.randn(2, 4))
-    with pytest.raises(InputError, match="teacher has 3 x 5"):
+    with pytest.raises(ValueError, match="teacher has 3 x 5"):
         relational_distillation_loss(torch.randn(4, 8), torch.randn(5, 8), torch.randn(3, 2), torch.randn(5, 2), 0.1)
-    with pytest.raises(InputError, match="same dimension"):
+    with pytest.raises(ValueError, match="same dimension"):
         relational_distillation_loss(torch.randn(4, 8), torch.randn(4, 7), torch.randn(4, 2), torch.randn(4, 2), 0.1)
-    with pytest.raises(InputError, match="positive"):
+    with pytest.raises(ValueError, match="positive"):
         relational_distillation_loss(torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 2), torch.randn(4, 2), 0)
+    with pytest.raises(ValueError) as caught:
+        listwise_distillation_loss(torch.randn(2, 3), torch.randn(2, 4))
+    assert not isinstance(caught.value, InputError)  # InputError is for users' data

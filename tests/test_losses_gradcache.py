@@ -207,17 +207,18 @@ def test_split_batch_shapes():
     chunks = split_batch({"ids": torch.arange(5), "mask": torch.ones(5, 2), "texts": items, "flag": True}, 3)
     assert [c["ids"].tolist() for c in chunks] == [[0, 1, 2], [3, 4]]
     assert chunks[1]["texts"] == ["d", "e"] and chunks[1]["mask"].shape == (2, 2) and chunks[1]["flag"] is True
-    with pytest.raises(InputError, match="same first dimension"):
+    with pytest.raises(ValueError, match="same first dimension") as caught:
         split_batch({"a": torch.ones(3), "b": torch.ones(4)}, 2)
-    with pytest.raises(InputError, match="split_fn"):
+    assert not isinstance(caught.value, InputError)  # programmer misuse of a tensor API, not users' data
+    with pytest.raises(TypeError, match="split_fn"):
         split_batch(object(), 2)
-    with pytest.raises(InputError, match="positive integer"):
+    with pytest.raises(ValueError, match="positive integer"):
         split_batch(items, 0)
 
 
 def test_step_checks_its_inputs():
     tower = Tower()
-    with pytest.raises(InputError, match="2 encoders but step\\(\\) got 1"):
+    with pytest.raises(TypeError, match="2 encoders but step\\(\\) got 1"):
         GradCache([tower, tower], loss_with(Temperature(0.1)), 2).step(torch.randn(4, 3, 10))
-    with pytest.raises(InputError, match="chunk_size"):
+    with pytest.raises(ValueError, match="chunk_size"):
         GradCache([tower], loss_with(Temperature(0.1)), 0)

@@ -69,10 +69,11 @@ def test_state_dict_round_trip():
 
 
 def test_errors():
-    with pytest.raises(InputError, match="unknown task 'ocr'"):
+    with pytest.raises(ConfigError, match="query 1: unknown task 'ocr'"):
         Temperature(0.05, tasks=["a"])(["a", "ocr"])
-    with pytest.raises(InputError, match="task name of every query"):
+    with pytest.raises(ValueError, match="task name of every query") as caught:
         Temperature(0.05, tasks=["a"])()
+    assert not isinstance(caught.value, InputError)
     with pytest.raises(ConfigError, match="outside"):
         Temperature(2.0)
     with pytest.raises(ConfigError, match="distinct"):

@@ -15,7 +15,8 @@ import pytest
 from serving_helpers import free_port, png_bytes
 
 from uniembed.errors import InputError
-from uniembed.media import REMOTE_FETCH_FAILED, MediaLimits, address_allowed, fetch_remote
+from uniembed.media import MediaLimits
+from uniembed.serving.remote import REMOTE_FETCH_FAILED, address_allowed, fetch_remote
 
 PNG = png_bytes("red")
 

@@ -1,5 +1,5 @@
 """The zero-shot suites read each benchmark's official release as it unpacks (file and key names from the
-reference loaders, see the zeroshot module's docstring), scored with the fake colour-word encoder: answers known."""
+reference loaders, see each reader in data/readers/), scored with the fake colour-word encoder: answers known."""
 import csv
 import json
 import pickle

@@ -141,7 +141,8 @@ def section_model(scale: Scale, work: Path, **_: Any) -> dict:
 
     from uniembed import Embedder
     from uniembed.models.backbones.qwen2_vl import Qwen2VLBackbone
-    from uniembed.models.tiny import SPECIAL_TOKENS, build_image_processor, build_tiny_model, build_tokenizer
+    from uniembed.models.backbones.qwen2_vl import build_image_processor, build_tiny_model
+    from uniembed.models.tiny import SPECIAL_TOKENS, build_tokenizer
 
     tokenizer = build_tokenizer()
     cuda = torch.cuda.is_available()

@@ -18,7 +18,6 @@ the same chunks whichever rank takes it, so the output equals a one-process run'
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,15 +30,14 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .errors import InputError
-from .index.store import MANIFEST, shard_name
+from .index.store import (INFO_FILE, METADATA_FILE, record_path, shard_name, verified_record, write_manifest,
+                          write_shard, write_text)
 from .inputs import Item, as_item
 from .parallel import SINGLE, World, balanced_owners, broadcast, wait_for
 
 log = logging.getLogger(__name__)
 MEDIA_KEYS = ("image", "video")
 CONTENT_KEYS = ("text", "image", "images", "video", "instruction", "pdf")
-INFO = "info.json"
-METADATA = "metadata.jsonl"
 BAD_ROWS = "bad_rows.jsonl"
 PAGE_PLACEHOLDER = Image.new("RGB", (8, 8))
 
@@ -249,62 +247,6 @@ def encode_chunk(model: Any, rows: list[tuple[int, str, Item]], options: Options
     return [], None
 
 
-# ---- shard records --------------------------------------------------------------------------------------
-def record_path(out: Path, index: int) -> Path:
-    return out / shard_name(index).replace(".npy", ".json")
-
-
-def planned_hash(ids: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_shard(out: Path, index: int, planned: Sequence[str], ids: Sequence[str], vectors: np.ndarray | None,
-                bad: list[dict], dimension: int) -> None:
-    """The shard file, then its record (the record marks the shard done)."""
-    vectors = np.zeros((0, dimension), np.float32) if vectors is None else np.ascontiguousarray(vectors, np.float32)
-    target = out / shard_name(index)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, vectors)
-    os.replace(tmp, target)
-    record = {"shard": index, "rows": len(ids), "bytes": target.stat().st_size, "sha256": file_sha256(target),
-              "planned": planned_hash(planned), "dimension": dimension, "ids": list(ids), "bad": bad}
-    _write_text(record_path(out, index), json.dumps(record) + "\n")
-
-
-def verified_record(out: Path, index: int, planned: Sequence[str], dimension: int | None = None) -> dict | None:
-    """The shard's record when shard and record are intact and hold this block (at `dimension` when given and
-    recorded: a rerun with another --dimensions redoes it), else None (redo it)."""
-    path, shard = record_path(out, index), out / shard_name(index)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        size = shard.stat().st_size
-    except (OSError, ValueError):  # missing, or damaged (invalid UTF-8 / JSON): not done
-        return None
-    if not isinstance(record, dict) or record.get("planned") != planned_hash(planned) or record.get("bytes") != size:
-        return None
-    if dimension is not None and record.get("dimension", dimension) != dimension:
-        return None
-    if record.get("sha256") != file_sha256(shard):
-        log.warning("shard %s does not match its recorded checksum: encoding it again", shard)
-        return None
-    return record
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 # ---- the job --------------------------------------------------------------------------------------------
 @dataclass
 class EncodeSummary:
@@ -348,7 +290,7 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
         bad: list[dict] | None = [] if options.skip_bad else None
         ids, vectors = encode_block(model, iter_block_items(rows, blocks[k], options.pdf_dpi, path, bad),
                                     options, path, bad, on_chunk=show)
-        write_shard(out, k, planned[k], ids, vectors, bad or [], width)
+        write_shard(out, k, ids, vectors, width, planned=planned[k], bad=bad or [])
     if not world.is_main:
         return None
     wait_for([record_path(out, k) for k in todo], show)
@@ -376,9 +318,7 @@ def _weigher(model: Any):
 def _finish(out: Path, rows: Sequence[Row], blocks: list[list[Slot]], records: list[dict], parse_bad: list[dict],
             model: Any, model_name: str | None, dimension: int) -> None:
     """Rank 0: the manifest, info.json, metadata.jsonl and bad_rows.jsonl of the whole output; stale shards removed."""
-    manifest = "".join(json.dumps({"id": item_id, "shard": record["shard"], "row": row}) + "\n"
-                       for record in records for row, item_id in enumerate(record["ids"]))
-    _write_text(out / MANIFEST, manifest)
+    write_manifest(out, records)
     index = len(blocks)
     while (out / shard_name(index)).exists() or record_path(out, index).exists():  # from an earlier, longer input
         (out / shard_name(index)).unlink(missing_ok=True)
@@ -386,7 +326,7 @@ def _finish(out: Path, rows: Sequence[Row], blocks: list[list[Slot]], records: l
         index += 1
     info = {"model_id": model.model_id, "model": model_name or getattr(model, "source", None),
             "dimension": int(dimension), "count": sum(r["rows"] for r in records), "shards": len(records)}
-    _write_text(out / INFO, json.dumps(info, indent=2) + "\n")
+    write_text(out / INFO_FILE, json.dumps(info, indent=2) + "\n")
     written = {item_id for record in records for item_id in record["ids"]}
     lines = []
     for block in blocks:
@@ -397,9 +337,9 @@ def _finish(out: Path, rows: Sequence[Row], blocks: list[list[Slot]], records: l
                 if page is not None:
                     entry["page"] = page
                 lines.append(json.dumps(entry, ensure_ascii=False) + "\n")
-    _write_text(out / METADATA, "".join(lines))
+    write_text(out / METADATA_FILE, "".join(lines))
     bad = parse_bad + [entry for record in records for entry in record["bad"]]
     if bad:
-        _write_text(out / BAD_ROWS, "".join(json.dumps(entry) + "\n" for entry in sorted(bad, key=lambda e: e["line"])))
+        write_text(out / BAD_ROWS, "".join(json.dumps(entry) + "\n" for entry in sorted(bad, key=lambda e: e["line"])))
     else:
         (out / BAD_ROWS).unlink(missing_ok=True)

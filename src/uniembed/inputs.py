@@ -5,6 +5,7 @@ import hashlib
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any, Iterable, Mapping
 
 from PIL import Image
@@ -32,13 +33,14 @@ def modality_name(mask: int) -> str:
     return "+".join(names) if names else "empty"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Item:
     """One input that gives one embedding.
 
     Any of `text`, `image` (or several `images`) and `video` may be combined; `instruction` is a task
     prompt that templates place separately from the text (e.g. "Retrieve an image that matches the caption").
-    Media are stored as sources and decoded only when the item is encoded.
+    Media are stored as sources and decoded only when the item is encoded. Frozen, so its `content_key` is
+    computed once (mining and eval ask for it several times per item): make a new Item for new content.
     """
 
     text: str | None = None
@@ -46,6 +48,9 @@ class Item:
     images: list[ImageSource] | None = None
     video: VideoSource | None = None
     instruction: str | None = None
+
+    # unhashable, as before it was frozen: its fields may hold lists and PIL images; key sets by `content_key()`
+    __hash__ = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.text is not None and not isinstance(self.text, str):
@@ -98,9 +103,17 @@ class Item:
     def content_key(self) -> str:
         """A stable hash of everything that determines the embedding (content and instruction).
 
-        Paths are keyed by resolved path, size and modification time, so an edited file is re-encoded;
-        in-memory images by their pixels. Used for de-duplication and the on-disk embedding cache.
+        Paths are keyed by resolved path, size and modification time, so an edited file is re-encoded (by a new
+        Item: the key is computed once per Item and kept); in-memory images by their pixels. Used for
+        de-duplication and the on-disk embedding cache.
         """
+        key = self.__dict__.get("_content_key")
+        if key is None:
+            key = self._compute_content_key()
+            object.__setattr__(self, "_content_key", key)  # a cache, not a field: eq, repr and replace ignore it
+        return key
+
+    def _compute_content_key(self) -> str:
         digest = hashlib.sha256()
         for name in ("text", "instruction"):
             value = getattr(self, name)
@@ -142,7 +155,12 @@ class Item:
         return "Item(" + ", ".join(parts) + ")"
 
 
+FINGERPRINT_CACHE_SIZE = 500_000  # remembered path fingerprints (then the memo starts over)
+_path_fingerprints: dict[tuple[str, int, int, int], bytes] = {}
+
+
 def _source_fingerprint(source: Any) -> bytes:
+    """Bytes that change when the source's content may have: pixels, bytes, or a path's identity and stat."""
     if isinstance(source, Image.Image):
         return b"pil:" + hashlib.sha256(source.tobytes() + repr((source.mode, source.size)).encode()).digest()
     if isinstance(source, (bytes, bytearray)):
@@ -151,16 +169,31 @@ def _source_fingerprint(source: Any) -> bytes:
         text = os.fspath(source)
         if text.startswith("data:"):
             return b"uri:" + hashlib.sha256(text.encode()).digest()
-        path = Path(text)
         try:
-            stat = path.stat()
-            if path.is_dir():
-                listing = sorted(p.name for p in path.iterdir())
-                return f"dir:{path.resolve()}:{hashlib.sha256(repr(listing).encode()).hexdigest()}".encode()
-            return f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+            stat = os.stat(text)
         except OSError:
             return f"path:{text}".encode()
+        # one stat per reference; resolving the path (a stat per component) and listing a folder happen once
+        # per distinct file version: an eval task refers to the same image from thousands of candidate lists
+        memo = (text, stat.st_size, stat.st_mtime_ns, stat.st_mode)
+        fingerprint = _path_fingerprints.get(memo)
+        if fingerprint is None:
+            fingerprint = _path_fingerprint(Path(text), stat)
+            if len(_path_fingerprints) >= FINGERPRINT_CACHE_SIZE:
+                _path_fingerprints.clear()
+            _path_fingerprints[memo] = fingerprint
+        return fingerprint
     return f"obj:{type(source).__name__}:{id(source)}".encode()
+
+
+def _path_fingerprint(path: Path, stat: os.stat_result) -> bytes:
+    try:
+        if S_ISDIR(stat.st_mode):
+            listing = sorted(p.name for p in path.iterdir())
+            return f"dir:{path.resolve()}:{hashlib.sha256(repr(listing).encode()).hexdigest()}".encode()
+        return f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+    except OSError:
+        return f"path:{os.fspath(path)}".encode()
 
 
 def _jsonable_source(source: Any) -> Any:

@@ -1,7 +1,8 @@
 """Decoding images, videos and PDF pages from every source users hand us, behind safety limits.
 
 Sources are decoded lazily (an `Item` only stores them), so a batch of paths costs nothing until encoded.
-Every failure raises `InputError` naming the file; the caller adds the item's position.
+Every failure raises `InputError` naming the file; the caller adds the item's position. No network here: a
+remote URL is refused (the server fetches them, `serving/remote.py`).
 """
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ import base64
 import binascii
 import contextlib
 import io
-import ipaddress
 import logging
 import os
 import re
-import socket
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +40,10 @@ class MediaLimits:
     `max_pixels` guards against decompression bombs (checked from the header, before decoding);
     `max_file_bytes` against huge uploads; `max_frames` bounds frames kept per video and
     `max_video_frames` the frames a video may hold at all (every frame is decoded, only the sampled
-    ones are kept). Remote URLs are fetched only when `allow_remote` is set, and then only from public
-    addresses unless `remote_allow` (CIDRs or host names) names them, within `remote_timeout_s`
-    (the whole fetch) and `max_redirects`.
+    ones are kept). The library reads no network: a remote URL is refused. The server's fetcher
+    (`serving/remote.py`) fetches when `allow_remote` is set, only from public addresses unless
+    `remote_allow` (CIDRs or host names) names them, within `remote_timeout_s` (the whole fetch) and
+    `max_redirects`.
     """
 
     max_pixels: int = 50_000_000
@@ -95,132 +94,6 @@ def decode_data_uri(uri: str) -> bytes:
     return unquote_to_bytes(payload)
 
 
-REMOTE_FETCH_FAILED = "remote medium could not be fetched"
-
-
-def fetch_remote(url: str, limits: MediaLimits) -> bytes:
-    """Download a remote medium, only when explicitly allowed, from public addresses, within limits.
-
-    The host is resolved once and every address checked (loopback, private, link-local, multicast,
-    reserved and unspecified ranges are refused, IPv4-mapped IPv6 judged as its IPv4 address) unless
-    `limits.remote_allow` names the host or a network holding the address; the connection goes to the
-    checked address (no second lookup), each redirect is checked the same way, at most
-    `max_redirects`. Every failure gives the same message, so errors tell nothing of the network.
-    """
-    if not limits.allow_remote:
-        raise InputError(
-            f"remote URL '{describe_source(url)}' not fetched",
-            fix="download it yourself, pass a data URI, or enable remote media explicitly",
-        )
-    deadline = time.monotonic() + limits.remote_timeout_s
-    try:
-        return _fetch(url, limits, deadline)
-    except Exception as exc:  # refusals and network errors of every kind give one text
-        log.info("remote fetch of %s failed: %s: %s", describe_source(url), type(exc).__name__, exc)
-        raise InputError(REMOTE_FETCH_FAILED, fix="check that the URL is public and the file small enough, "
-                                                  "or send the file inline as a data URI") from None
-
-
-class RemoteRefused(Exception):
-    """A remote fetch refused by policy (address, scheme, redirects, size, time)."""
-
-
-def _fetch(url: str, limits: MediaLimits, deadline: float) -> bytes:
-    import http.client
-    from urllib.parse import urljoin, urlsplit
-
-    for _ in range(limits.max_redirects + 1):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RemoteRefused(f"unsupported URL {describe_source(url)}")
-        host = parts.hostname
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = resolve_public(host, port, limits.remote_allow)
-        sock = socket.create_connection((address, port), timeout=_remaining(deadline))
-        if parts.scheme == "https":
-            import ssl
-
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-        connection = http.client.HTTPConnection(host, port, timeout=_remaining(deadline))
-        connection.sock = sock  # already connected to the checked address: http.client does no lookup
-        try:
-            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            connection.request("GET", target, headers={"User-Agent": "uniembed", "Accept-Encoding": "identity"})
-            response = connection.getresponse()
-            if response.status in (301, 302, 303, 307, 308):
-                location = response.getheader("Location")
-                if not location:
-                    raise RemoteRefused("redirect without Location")
-                url = urljoin(url, location)
-                continue
-            if response.status != 200:
-                raise RemoteRefused(f"HTTP {response.status}")
-            return _read_limited(response, sock, limits.max_file_bytes, deadline)
-        finally:
-            connection.close()
-    raise RemoteRefused(f"more than {limits.max_redirects} redirects")
-
-
-def _remaining(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise RemoteRefused("time limit reached")
-    return left
-
-
-def _read_limited(response: Any, sock: socket.socket, limit: int, deadline: float) -> bytes:
-    declared = response.getheader("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise RemoteRefused(f"Content-Length {declared} over {limit}")
-    chunks, size = [], 0
-    while True:
-        sock.settimeout(_remaining(deadline))
-        chunk = response.read1(65536)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise RemoteRefused(f"body over {limit} bytes")
-        chunks.append(chunk)
-
-
-def resolve_public(host: str, port: int, allow: Sequence[str] = ()) -> str:
-    """The address to connect to for `host`: resolved once, refused when any address is not public
-    (unless `allow` names the host or a network holding the address)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    if not addresses:
-        raise RemoteRefused(f"{host} resolves to no address")
-    for address in addresses:
-        if not address_allowed(address, host, allow):
-            raise RemoteRefused(f"{host} resolves to the non-public address {address}")
-    return addresses[0]
-
-
-def address_allowed(address: str, host: str = "", allow: Sequence[str] = ()) -> bool:
-    """Whether a fetch may connect to `address`: a public one, or one the allow-list names."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    for entry in allow:
-        try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            if host and entry.lower().rstrip(".") == host.lower().rstrip("."):
-                return True
-    return _is_public(ip)
-
-
-def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None and not _is_public(embedded):
-            return False
-        if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64: judge the IPv4 address it stands for
-            return _is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return ip.is_global and not (ip.is_multicast or ip.is_private or ip.is_loopback or ip.is_link_local
-                                 or ip.is_reserved or ip.is_unspecified)
-
-
 def _read_file(path: Path, limits: MediaLimits) -> bytes:
     if not path.exists():
         raise InputError("file not found", path=path, fix="check the path (relative paths resolve against the data root)")
@@ -251,7 +124,9 @@ def source_bytes(source: str | os.PathLike | bytes, limits: MediaLimits = DEFAUL
             raise InputError(f"data URI holds {len(data)} bytes, over the limit of {limits.max_file_bytes}")
         return data, None
     if is_remote_url(text):
-        return fetch_remote(text, limits), text
+        raise InputError(f"remote URL '{describe_source(text)}' not fetched",
+                         fix="download it yourself or pass a data URI (the library reads no network; the server "
+                             "fetches with --allow-remote-media)")
     return _read_file(Path(text), limits), text
 
 

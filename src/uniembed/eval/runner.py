@@ -104,7 +104,7 @@ def score_task(task: EvalTask, table: EmbeddingTable, examples_per_task: int = 3
     if ranks is not None:
         percent.update(rank_summary(ranks))
     if task.metric not in percent:
-        raise KeyError(f"task {task.name}: metric {task.metric!r} is not one of {sorted(percent)}")
+        raise ValueError(f"task {task.name}: metric {task.metric!r} is not one of {sorted(percent)}")
     examples = [{"query": q, "top": tops[q], "gold": golds[q]} for q in range(len(tops))]
     return TaskResult(task.name, task.metric, percent[task.metric], percent, task.meta_task, task.modality_group,
                       task.in_distribution, None if task.chance is None else _as_percent(task.chance),

@@ -7,13 +7,18 @@ Layout of an embeddings directory:
                                                      encoded (recorded by `index build`, checked by `search`)
     DIR/metadata.jsonl                               optional {"id": str, ...} per item (the input row's other
                                                      fields), copied beside the index and returned with hits
+    DIR/shard-00000.json, ...                        each shard's record {"shard", "rows", "bytes", "sha256",
+                                                     "planned", "ids", "bad"}, written after the shard: a shard
+                                                     is done when its record matches it (`verified_record`)
 The model id may also come from a `model_id` field on the manifest's first row.
-Rows are appended shard by shard; a shard's manifest rows are written only after its .npy file is
-complete, so an interrupted writer leaves a readable prefix (and `ShardWriter(resume=True)` continues it).
+One writer (`write_shard`, then `write_manifest` once every shard is done) serves `uniembed encode` and
+`write_embeddings`; the manifest is written last, so a directory with a manifest is complete.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,7 @@ MANIFEST = "manifest.jsonl"
 INFO_FILE = "info.json"  # written by `uniembed encode`
 MODEL_FILE = "model.json"
 METADATA_FILE = "metadata.jsonl"
+log = logging.getLogger(__name__)
 
 
 def shard_name(index: int) -> str:
@@ -41,82 +47,91 @@ class ManifestRow:
     row: int
 
 
-class ShardWriter:
-    """Appends (ids, embeddings) batches into shards of at most `shard_size` rows."""
-
-    def __init__(self, directory: str | os.PathLike, shard_size: int = 100_000, resume: bool = False) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.shard_size = shard_size
-        self._ids: list[str] = []
-        self._rows: list[np.ndarray] = []
-        self._pending = 0
-        existing = read_manifest(self.directory) if (self.directory / MANIFEST).exists() else []
-        if existing and resume:
-            _drop_cut_tail(self.directory / MANIFEST, existing)
-        if existing and not resume:
-            raise InputError("embeddings directory already holds a manifest", path=self.directory,
-                             fix="choose an empty --out directory or resume")
-        self.written_ids = {row.id for row in existing}
-        self._next_shard = 1 + max((row.shard for row in existing), default=-1)
-        self.dimension: int | None = None
-
-    def add(self, ids: Sequence[str], embeddings: np.ndarray) -> None:
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        if embeddings.ndim != 2 or len(ids) != embeddings.shape[0]:
-            raise InputError(f"{len(ids)} ids for embeddings of shape {embeddings.shape}")
-        if self.dimension is None:
-            self.dimension = embeddings.shape[1]
-        elif embeddings.shape[1] != self.dimension:
-            raise InputError(f"embedding dimension {embeddings.shape[1]} differs from earlier {self.dimension}")
-        self._ids.extend(str(i) for i in ids)
-        self._rows.append(embeddings)
-        self._pending += len(ids)
-        while self._pending >= self.shard_size:
-            self._flush(self.shard_size)
-
-    def close(self) -> None:
-        if self._pending:
-            self._flush(self._pending)
-
-    def __enter__(self) -> "ShardWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _flush(self, count: int) -> None:
-        block = np.concatenate(self._rows) if len(self._rows) > 1 else self._rows[0]
-        shard, rest = block[:count], block[count:]
-        ids, self._ids = self._ids[:count], self._ids[count:]
-        self._rows = [rest] if len(rest) else []
-        self._pending -= count
-        index = self._next_shard
-        self._next_shard += 1
-        tmp = self.directory / (shard_name(index) + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(shard))
-        os.replace(tmp, self.directory / shard_name(index))
-        with open(self.directory / MANIFEST, "a", encoding="utf-8") as handle:
-            for row, item_id in enumerate(ids):
-                handle.write(json.dumps({"id": item_id, "shard": index, "row": row}) + "\n")
+def record_path(directory: Path, index: int) -> Path:
+    """Where shard `index`'s record lives: `shard-0000k.json` beside `shard-0000k.npy`."""
+    return directory / shard_name(index).replace(".npy", ".json")
 
 
-def _drop_cut_tail(path: Path, rows: list[ManifestRow]) -> None:
-    """Rewrite the manifest without a line a killed writer left half-written, so appends start clean."""
-    if path.read_bytes().endswith(b"\n"):
-        return
-    text = "".join(json.dumps({"id": r.id, "shard": r.shard, "row": r.row}) + "\n" for r in rows)
-    tmp = path.with_suffix(".tmp")
+def planned_hash(ids: Sequence[str]) -> str:
+    """The hash of a block's ids that a record keeps, so a changed input redoes the block."""
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` atomically (a temporary file per process, then a rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
+def write_shard(directory: Path, index: int, ids: Sequence[str], vectors: np.ndarray | None, dimension: int, *,
+                planned: Sequence[str] | None = None, bad: Sequence[dict] = ()) -> dict:
+    """Shard `index` (float32 rows, atomically), then its record, which marks it done; returns the record.
+
+    `planned` are the ids the block was meant to hold (default `ids`; rows that failed are in `bad`)."""
+    vectors = np.zeros((0, dimension), np.float32) if vectors is None else np.ascontiguousarray(vectors, np.float32)
+    target = directory / shard_name(index)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, vectors)
+    os.replace(tmp, target)
+    record = {"shard": index, "rows": len(ids), "bytes": target.stat().st_size, "sha256": file_sha256(target),
+              "planned": planned_hash(ids if planned is None else planned), "dimension": int(dimension), "ids": list(ids),
+              "bad": list(bad)}
+    write_text(record_path(directory, index), json.dumps(record) + "\n")
+    return record
+
+
+def verified_record(directory: Path, index: int, planned: Sequence[str], dimension: int | None = None) -> dict | None:
+    """The shard's record when shard and record are intact and hold this block (at `dimension` when given and
+    recorded: a rerun with another --dimensions redoes it), else None (redo it)."""
+    path, shard = record_path(directory, index), directory / shard_name(index)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        size = shard.stat().st_size
+    except (OSError, ValueError):  # missing, or damaged (invalid UTF-8 / JSON): not done
+        return None
+    if not isinstance(record, dict) or record.get("planned") != planned_hash(planned) or record.get("bytes") != size:
+        return None
+    if dimension is not None and record.get("dimension", dimension) != dimension:
+        return None
+    if record.get("sha256") != file_sha256(shard):
+        log.warning("shard %s does not match its recorded checksum: encoding it again", shard)
+        return None
+    return record
+
+
+def write_manifest(directory: Path, records: Sequence[dict]) -> None:
+    """manifest.jsonl for shard records in order: one {"id", "shard", "row"} line per embedding."""
+    write_text(directory / MANIFEST, "".join(json.dumps({"id": item_id, "shard": record["shard"], "row": row}) + "\n"
+                                             for record in records for row, item_id in enumerate(record["ids"])))
+
+
 def write_embeddings(directory: str | os.PathLike, ids: Sequence[str], embeddings: np.ndarray,
                      shard_size: int = 100_000) -> None:
-    """Write a whole (ids, embeddings) set in the shard format."""
-    with ShardWriter(directory, shard_size=shard_size) as writer:
-        writer.add(ids, embeddings)
+    """Write a whole (ids, embeddings) set in the shard format, as `uniembed encode` does (shards, records,
+    manifest), into a directory that holds no manifest yet."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / MANIFEST).exists():
+        raise InputError("embeddings directory already holds a manifest", path=directory,
+                         fix="choose an empty --out directory")
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if embeddings.ndim != 2 or len(ids) != embeddings.shape[0]:
+        raise InputError(f"{len(ids)} ids for embeddings of shape {embeddings.shape}")
+    ids = [str(i) for i in ids]
+    records = [write_shard(directory, k, ids[start:start + shard_size], embeddings[start:start + shard_size],
+                           embeddings.shape[1])
+               for k, start in enumerate(range(0, len(ids), shard_size))]
+    write_manifest(directory, records)
 
 
 def read_manifest(directory: str | os.PathLike) -> list[ManifestRow]:

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import InputError
 from .contrastive import _compute_dtype
 
 
@@ -29,11 +28,9 @@ def relational_distillation_loss(
     _check_pair("student", student_q, student_c)
     _check_pair("teacher", teacher_q, teacher_c)
     if (student_q.shape[0], student_c.shape[0]) != (teacher_q.shape[0], teacher_c.shape[0]):
-        raise InputError(
+        raise ValueError(
             f"student has {student_q.shape[0]} queries x {student_c.shape[0]} candidates but the teacher has "
-            f"{teacher_q.shape[0]} x {teacher_c.shape[0]}",
-            fix="embed the same batch of pairs with both models",
-        )
+            f"{teacher_q.shape[0]} x {teacher_c.shape[0]}; embed the same batch of pairs with both models")
     temperature = _positive_temperature(temperature)
     dtype = _compute_dtype(student_q.dtype)
     student_logits = _similarities(student_q, student_c, dtype) / temperature
@@ -47,11 +44,10 @@ def listwise_distillation_loss(student_logits: Tensor, teacher_logits: Tensor) -
     Both are B x K logits over the same K candidates per query; callers divide by their temperatures first.
     """
     if student_logits.dim() != 2 or student_logits.shape != teacher_logits.shape:
-        raise InputError(
+        raise ValueError(
             f"student and teacher logits must both be B x K with the same shape, got "
-            f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}",
-            fix="score the same K candidates per query with both",
-        )
+            f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}; score the same K candidates per "
+            "query with both")
     dtype = _compute_dtype(student_logits.dtype)
     return _row_kl(student_logits.to(dtype), teacher_logits.detach().to(dtype))
 
@@ -72,11 +68,9 @@ def _similarities(q: Tensor, c: Tensor, dtype: torch.dtype) -> Tensor:
 
 def _check_pair(side: str, q: Tensor, c: Tensor) -> None:
     if q.dim() != 2 or c.dim() != 2 or q.shape[1] != c.shape[1]:
-        raise InputError(
+        raise ValueError(
             f"{side} queries and candidates must be 2-D with the same dimension, got {tuple(q.shape)} and "
-            f"{tuple(c.shape)}",
-            fix=f"embed the {side}'s queries and candidates with the same {side} model",
-        )
+            f"{tuple(c.shape)}; embed the {side}'s queries and candidates with the same {side} model")
 
 
 def _positive_temperature(temperature) -> float | Tensor:
@@ -84,5 +78,5 @@ def _positive_temperature(temperature) -> float | Tensor:
         return temperature
     temperature = float(temperature)
     if not temperature > 0:
-        raise InputError(f"temperature must be positive, got {temperature}", fix="use e.g. 0.05")
+        raise ValueError(f"temperature must be positive, got {temperature} (e.g. 0.05)")
     return temperature

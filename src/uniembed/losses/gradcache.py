@@ -18,7 +18,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import InputError
 
 Encoder = Callable[[Any], Tensor]
 SplitFn = Callable[[Any, int], list]
@@ -32,7 +31,7 @@ def split_batch(batch: Any, chunk_size: int) -> list:
     whose rows are not along dim 0 (e.g. Qwen2-VL's concatenated `pixel_values`) need their own `split_fn`.
     """
     if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     length = batch_length(batch)
     return [_slice(batch, start, min(start + chunk_size, length)) for start in range(0, length, chunk_size)]
 
@@ -41,8 +40,8 @@ def split_into(batch: Any, count: int) -> list:
     """Split a batch (as `split_batch` understands it) into exactly `count` chunks of near-equal size."""
     length = batch_length(batch)
     if not 1 <= count <= length:
-        raise InputError(f"cannot split {length} rows into {count} non-empty chunks",
-                         fix="raise grad_cache_chunk so that every rank's share of the batch fills its chunks")
+        raise ValueError(f"cannot split {length} rows into {count} non-empty chunks; raise grad_cache_chunk so "
+                         "that every rank's share of the batch fills its chunks")
     bounds = [round(k * length / count) for k in range(count + 1)]
     return [_slice(batch, start, stop) for start, stop in zip(bounds, bounds[1:])]
 
@@ -51,22 +50,18 @@ def batch_length(batch: Any) -> int:
     """The number of rows of a batch as understood by `split_batch`."""
     if isinstance(batch, Tensor):
         if batch.dim() == 0:
-            raise InputError("a 0-d tensor is not a batch", fix="stack the inputs along dim 0")
+            raise ValueError("a 0-d tensor is not a batch; stack the inputs along dim 0")
         return batch.shape[0]
     if isinstance(batch, Mapping):
         lengths = {key: batch_length(value) for key, value in batch.items() if _is_batched(value)}
         if not lengths or len(set(lengths.values())) != 1:
-            raise InputError(
-                f"cannot split this batch: its batched values have lengths {lengths}",
-                fix="give every tensor/list value the same first dimension, or pass a split_fn",
-            )
+            raise ValueError(f"cannot split this batch: its batched values have lengths {lengths}; give every "
+                             "tensor/list value the same first dimension, or pass a split_fn")
         return next(iter(lengths.values()))
     if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
         return len(batch)
-    raise InputError(
-        f"cannot split a batch of type {type(batch).__name__}",
-        fix="pass a tensor, a list of items or a dict of tensors, or give GradCache a split_fn",
-    )
+    raise TypeError(f"cannot split a batch of type {type(batch).__name__}; pass a tensor, a list of items or a dict "
+                    "of tensors, or give GradCache a split_fn")
 
 
 def _is_batched(value: Any) -> bool:
@@ -125,7 +120,7 @@ class GradCache:
     ) -> None:
         self.encoders = list(encoders) if isinstance(encoders, Sequence) else [encoders]
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-            raise InputError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
         self.loss_fn = loss_fn
         self.chunk_size = chunk_size
         self.split_fn = split_fn
@@ -140,7 +135,7 @@ class GradCache:
         runs the optimizer.
         """
         if len(inputs) != len(self.encoders):
-            raise InputError(f"GradCache has {len(self.encoders)} encoders but step() got {len(inputs)} inputs")
+            raise TypeError(f"GradCache has {len(self.encoders)} encoders but step() got {len(inputs)} inputs")
         if self.chunk_size is None:
             loss = self.loss_fn(*(encode(batch) for encode, batch in zip(self.encoders, inputs)), **loss_kwargs)
             self._backward(self.scale_loss(loss), True)
@@ -186,11 +181,10 @@ class GradCache:
                 with self._no_sync_except(last_use, (index, position)):
                     embedding = self._encode(encode, part, index)
                     if embedding.shape != embeddings[index][position].shape:
-                        raise InputError(
+                        raise ValueError(
                             f"encoder {index} returned shape {tuple(embedding.shape)} on the replay of chunk "
-                            f"{position} but {tuple(embeddings[index][position].shape)} the first time",
-                            fix="make the encoder deterministic given the random state",
-                        )
+                            f"{position} but {tuple(embeddings[index][position].shape)} the first time; make the "
+                            "encoder deterministic given the random state")
                     if self.backward is None:
                         torch.autograd.backward(embedding, grads[position])
                     else:  # a scalar whose gradient with respect to the embedding is the cached one
@@ -200,7 +194,7 @@ class GradCache:
     def _encode(encode: Encoder, part: Any, index: int) -> Tensor:
         embedding = encode(part)
         if not isinstance(embedding, Tensor) or embedding.dim() < 1:
-            raise InputError(f"encoder {index} must return a tensor with one row per input, got {type(embedding)}")
+            raise TypeError(f"encoder {index} must return a tensor with one row per input, got {type(embedding)}")
         return embedding
 
     def _synced_models_of(self, encoder: Encoder) -> list[nn.Module]:

@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 
 DEFAULT_MIN_TAU = 0.005
 DEFAULT_MAX_TAU = 1.0
@@ -67,18 +67,13 @@ class Temperature(nn.Module):
         if self.tasks is None:
             return torch.exp(-self.log_scale)
         if tasks is None:
-            raise InputError(
-                "this temperature is per task; pass the task name of every query",
-                fix="call temperature(batch_task_names)",
-            )
+            raise ValueError("this temperature is per task; pass the task name of every query: "
+                             "temperature(batch_task_names)")
         indices = []
         for position, name in enumerate(tasks):
             if name not in self._task_index:
-                raise InputError(
-                    f"unknown task {name!r} for the per-task temperature",
-                    position=position,
-                    fix=f"use one of {list(self.tasks)} or add the task to the recipe's temperature tasks",
-                )
+                raise ConfigError(f"query {position}: unknown task {name!r} for the per-task temperature; use one "
+                                  f"of {list(self.tasks)} or add the task to the recipe's temperature tasks")
             indices.append(self._task_index[name])
         index = torch.tensor(indices, dtype=torch.long, device=self.log_scale.device)
         return torch.exp(-self.log_scale[index])

@@ -27,10 +27,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.readers import rewrite_negative_ids
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..eval.cache import EmbeddingCache
 from ..eval.encoding import Encoder, encode_distinct
 from ..index.faiss_index import exact_topk
+from ..jsonl import iter_json_lines
 from ..parallel import World
 from .selection import FILTERS, MiningOptions, select_negatives
 from .sources import MiningSource, example_row
@@ -60,7 +61,7 @@ def mine_shard(encoder: Encoder, source: MiningSource, options: MiningOptions, o
     its share, and all get the whole table; independent shards each encode the pool and their own queries.
     """
     if not 0 <= shard_index < num_shards:
-        raise InputError(f"--shard-index {shard_index} is outside 0..{num_shards - 1}")
+        raise ConfigError(f"--shard-index {shard_index} is outside 0..{num_shards - 1}")
     out = Path(out)
     shard_dir = out / SHARDS_DIR
     shard_dir.mkdir(parents=True, exist_ok=True)
@@ -158,8 +159,8 @@ def merge_shards(out: str | os.PathLike, signature: str | None = None) -> dict[s
                          fix="run `uniembed mine` with --shard-index for each, then --merge")
     records = []
     for header in sorted(headers, key=lambda h: h["shard_index"]):
-        with open(shard_dir / f"{shard_stem(header['shard_index'], header['num_shards'])}.jsonl", encoding="utf-8") as handle:
-            records.extend(json.loads(line) for line in handle if line.strip())
+        path = shard_dir / f"{shard_stem(header['shard_index'], header['num_shards'])}.jsonl"
+        records.extend(record for _, record in iter_json_lines(path))
     records.sort(key=lambda record: record["row"])
     inputs = first["inputs"]
     _write_negatives(out / "negatives.jsonl", records)

@@ -9,7 +9,6 @@ Three training formats (the `--format` of `uniembed mine`, detected from the fil
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from ..data.examples import TrainingExample
 from ..data.readers import ReadReport, read_corpus, read_corpus_ids, read_jsonl_examples, read_mmeb_train
 from ..errors import ConfigError, InputError
 from ..inputs import Item
+from ..jsonl import iter_json_lines
 
 FORMATS = ("auto", "corpus-ids", "jsonl", "mmeb-train")
 
@@ -66,14 +66,8 @@ def detect_format(queries: Path, corpus: Path | None) -> str:
     """corpus-ids when the rows hold `query_id`; jsonl for other JSONL; mmeb-train for parquet / folders."""
     if queries.is_dir() or queries.suffix == ".parquet":
         return "corpus-ids" if corpus is not None and queries.suffix == ".parquet" else "mmeb-train"
-    with open(queries, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"invalid JSON ({exc.msg})", path=queries, row=number) from exc
-                return "corpus-ids" if isinstance(row, dict) and "query_id" in row else "jsonl"
+    for _, row in iter_json_lines(queries):  # the first row decides
+        return "corpus-ids" if isinstance(row, dict) and "query_id" in row else "jsonl"
     raise InputError("the queries file is empty", path=queries)
 
 

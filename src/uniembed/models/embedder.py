@@ -143,10 +143,10 @@ class Embedder:
 
         `profile` applies a published family's settings over the library defaults (its pixel bounds too: as a
         real checkpoint loaded with that profile gets them)."""
-        from .tiny import build_tiny_parts
+        from .tiny import check_tiny_family
 
-        model, tokenizer, image_processor, defaults = build_tiny_parts(family, size, seed)
-        backbone_cls = backbone_for(model.config.model_type)
+        backbone_cls = backbone_for(check_tiny_family(family))
+        model, tokenizer, image_processor, defaults = backbone_cls.build_tiny(size, seed)
         backbone = backbone_cls(model, tokenizer, image_processor, f"tiny-{family}-{size}")
         if profile not in (None, "none"):  # a profile starts from the library defaults, as from_pretrained does
             config = get_profile(profile).config(cls.default_config(backbone_cls))

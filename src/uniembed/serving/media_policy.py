@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..media import (MediaLimits, decode_data_uri, fetch_remote, frame_files, image_size, is_data_uri, is_remote_url,
-                     probe_video, sample_indices)
+from ..media import (MediaLimits, decode_data_uri, frame_files, image_size, is_data_uri, is_remote_url, probe_video,
+                     sample_indices)
+from .remote import fetch_remote
 
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
 _MIN_BASE64_CHARS = 16

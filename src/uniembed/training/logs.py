@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import iter_json_lines
+
 logger = logging.getLogger("uniembed.train")
 
 
@@ -59,10 +61,4 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "logs" / "train.jsonl"
     if not path.exists():
         return []
-    entries = []
-    for line in path.read_text().splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return entries
+    return [entry for _, entry in iter_json_lines(path, on_bad_line=lambda error, number: None)]  # skip cut lines

@@ -5,7 +5,6 @@ of a text file (JSONL, TSV), so a user can jump straight to the culprit (`df.ilo
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -17,6 +16,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from ...errors import InputError, location
 from ...extras import import_optional
+from ...jsonl import iter_json_lines
 from ...inputs import Item
 from ...media import IMAGE_EXTENSIONS
 
@@ -155,23 +155,12 @@ def read_parquet_rows(path: Path, required: Sequence[str]) -> list[dict[str, Any
 
 
 def iter_jsonl(path: Path, guard: RowGuard) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-empty line; a bad line goes through the guard."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                guard.report.rows_read += 1
-                guard.bad(InputError(f"invalid JSON ({exc.msg} at column {exc.colno})", fix="fix or drop the line"),
-                          number)
-                continue
-            if not isinstance(value, dict):
-                guard.report.rows_read += 1
-                guard.bad(InputError(f"expected a JSON object, got {type(value).__name__}"), number)
-                continue
-            yield number, value
+    """(line number, object) per non-empty line (`jsonl.iter_json_lines`); a bad line goes through the guard."""
+    def bad(error: InputError, number: int) -> None:
+        guard.report.rows_read += 1
+        guard.bad(error, number)
+
+    yield from iter_json_lines(path, objects=True, on_bad_line=bad)
 
 
 def read_rows(path: Path, required: Sequence[str], guard: RowGuard) -> Iterator[tuple[int, dict[str, Any]]]:

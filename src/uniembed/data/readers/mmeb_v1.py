@@ -44,6 +44,7 @@ def read_mmeb_v1(
     name = name or task_dir.name
     root = image_root if image_root is not None else task_dir.parent
     pool = CandidatePool()
+    cells: dict[tuple, Item] = {}  # candidate cells seen in this task: one Item (checked once) per distinct cell
     queries: list[Item] = []
     lists: list[list[int]] = []
     for file in files:
@@ -52,7 +53,8 @@ def read_mmeb_v1(
         for row_number, row in read_rows(file, REQUIRED_COLUMNS, guard):
             if max_rows is not None and len(queries) >= max_rows:
                 break
-            parsed = guard.build(row_number, lambda: _parse_row(row, root, split_instructions, target_instructions))
+            parsed = guard.build(row_number, lambda: _parse_row(row, root, split_instructions, target_instructions,
+                                                                      cells))
             if parsed is not None:
                 query, candidates = parsed
                 queries.append(query)
@@ -84,8 +86,11 @@ def local_task(name: str, queries: list[Item], pool: CandidatePool, lists: list[
     )
 
 
-def _parse_row(row: dict[str, Any], root: Any, split: bool, target_instructions: bool = True
-               ) -> tuple[Item, list[Item]]:
+def _parse_row(row: dict[str, Any], root: Any, split: bool, target_instructions: bool = True,
+               cells: dict[tuple, Item] | None = None) -> tuple[Item, list[Item]]:
+    """The query and candidate Items of one row; `cells` memoises candidates by their (text, image, instruction)
+    cells, as a task's lists repeat the same candidates (Items are frozen, so one object serves every list)."""
+    cells = {} if cells is None else cells
     query = mmeb_item(row["qry_text"], row["qry_img_path"], root, split=split, instruction=row.get("qry_inst"))
     if query is None:
         raise InputError("empty query (no qry_text and no qry_img_path)")
@@ -102,7 +107,12 @@ def _parse_row(row: dict[str, Any], root: Any, split: bool, target_instructions:
     instructions = _per_candidate(row.get("tgt_inst") if target_instructions else None, count)
     candidates = []
     for index, (text, image, instruction) in enumerate(zip(texts, images, instructions)):
-        item = mmeb_item(text, image, root, split=split, instruction=instruction)
+        cell = (text, image, instruction)
+        item = cells.get(cell)
+        if item is None:
+            item = mmeb_item(text, image, root, split=split, instruction=instruction)
+            if item is not None:
+                cells[cell] = item
         if item is None:
             raise InputError(f"candidate {index} is empty (no text and no image)")
         candidates.append(item)

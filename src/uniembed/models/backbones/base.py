@@ -90,6 +90,12 @@ class Backbone:
     def load(cls, path: str | Path, dtype: torch.dtype | None, attn_implementation: str | None) -> "Backbone":
         raise NotImplementedError
 
+    @classmethod
+    def build_tiny(cls, size: str = "tiny", seed: int = 0) -> tuple[Any, Any, Any, dict[str, Any]]:
+        """(model, tokenizer, image processor, embedding-option defaults) of a tiny random model of this family,
+        built offline (`models/tiny.py` holds what the families share); optional hook."""
+        raise NotImplementedError(f"{cls.__name__} builds no tiny model")
+
     def save(self, directory: str | Path, state_dict: dict[str, Any] | None = None) -> None:
         """Weights (`state_dict` instead of the model's own, e.g. gathered from shards), tokenizer, processor."""
         raise NotImplementedError

@@ -18,8 +18,56 @@ from PIL import Image
 
 from ...errors import ConfigError
 from ..config import EmbeddingConfig
+from ..tiny import COMMON_DEFAULTS, SPECIAL_TOKENS, build_tokenizer, seeded_model, tiny_size, token_ids
 from .base import Backbone, VisualInput, forward_mask, register_backbone
 from .qwen2_vl import QWEN_CHAT
+
+
+LLAVA_SPECIAL_TOKENS = ("<image>", "<video>")
+LLAVA_TILE = 32  # tiny SigLIP tile (the real one is 384 px, patch 14): 4x4 patches of 8 px
+LLAVA_PATCH = 8
+
+
+def build_llava_tokenizer() -> Any:
+    """The tiny tokenizer with LLaVA's `<image>` / `<video>` appended (shared ids for everything else)."""
+    return build_tokenizer(LLAVA_SPECIAL_TOKENS)
+
+
+def llava_grid_pinpoints(tile: int = LLAVA_TILE, max_tiles: int = 3) -> list[list[int]]:
+    """AnyRes resolutions: every (rows x cols) of tiles up to `max_tiles` a side (the real checkpoint: 6)."""
+    return [[tile * rows, tile * cols] for rows in range(1, max_tiles + 1) for cols in range(1, max_tiles + 1)]
+
+
+def build_tiny_llava_onevision(tokenizer: Any, size: str = "tiny", seed: int = 0,
+                               attn_implementation: str = "sdpa") -> Any:
+    """A randomly initialised LLaVA-OneVision: SigLIP tower, AnyRes tiling with newline tokens, a Qwen2 LM."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+    s = tiny_size(size)
+    ids = token_ids(tokenizer, SPECIAL_TOKENS + LLAVA_SPECIAL_TOKENS)
+    config = LlavaOnevisionConfig(
+        text_config=dict(model_type="qwen2", vocab_size=len(tokenizer), hidden_size=s.hidden,
+                         intermediate_size=s.intermediate, num_hidden_layers=s.layers, num_attention_heads=s.heads,
+                         num_key_value_heads=s.kv_heads, max_position_embeddings=8192,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=s.vision_dim,
+                           intermediate_size=2 * s.vision_dim, num_hidden_layers=max(2, s.vision_depth),
+                           num_attention_heads=s.vision_heads, image_size=LLAVA_TILE, patch_size=LLAVA_PATCH),
+        image_token_id=ids["<image>"], video_token_id=ids["<video>"],
+        vision_feature_layer=-1, vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9",
+        image_grid_pinpoints=llava_grid_pinpoints(),
+    )
+    return seeded_model(LlavaOnevisionForConditionalGeneration, config, seed, attn_implementation)
+
+
+def build_llava_image_processor() -> Any:
+    """LLaVA-OneVision's image processor (PIL backend) at the tiny tile size, offline."""
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
+
+    return LlavaOnevisionImageProcessorPil(size={"height": LLAVA_TILE, "width": LLAVA_TILE},
+                                           image_grid_pinpoints=llava_grid_pinpoints())
 
 
 @register_backbone
@@ -30,6 +78,12 @@ class LlavaOnevisionBackbone(Backbone):
     chat = QWEN_CHAT
     default_eos_token = "<|endoftext|>"
     config_defaults: ClassVar[dict[str, Any]] = {"positions": "1d"}
+
+    @classmethod
+    def build_tiny(cls, size: str = "tiny", seed: int = 0) -> tuple[Any, Any, Any, dict[str, Any]]:
+        tokenizer = build_llava_tokenizer()
+        return (build_tiny_llava_onevision(tokenizer, size=size, seed=seed), tokenizer, build_llava_image_processor(),
+                dict(COMMON_DEFAULTS, positions="1d", max_length=1024))
 
     @classmethod
     def load(cls, path: str | Path, dtype: torch.dtype | None,

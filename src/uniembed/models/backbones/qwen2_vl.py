@@ -18,6 +18,7 @@ from PIL import Image
 from ...errors import ConfigError
 from ..config import EmbeddingConfig
 from ..templates import ChatFormat
+from ..tiny import COMMON_DEFAULTS, build_tokenizer, seeded_model, tiny_size, token_ids
 from .base import Backbone, VisualInput, forward_mask, register_backbone
 
 QWEN_CHAT = ChatFormat(
@@ -45,11 +46,57 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h_bar, w_bar
 
 
+def build_tiny_model(tokenizer: Any, size: str = "tiny", seed: int = 0, attn_implementation: str = "sdpa") -> Any:
+    """A randomly initialised Qwen2-VL with the geometry of `TINY_SIZES[size]` (patch 14, merge 2)."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    s = tiny_size(size)
+    head_dim = s.hidden // s.heads
+    spatial = (head_dim // 2 * 3) // 8  # Qwen2-VL's 16/24/24 split of 64 rotary pairs, scaled
+    mrope = [head_dim // 2 - 2 * spatial, spatial, spatial]
+    ids = token_ids(tokenizer)
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=s.hidden,
+            intermediate_size=s.intermediate,
+            num_hidden_layers=s.layers,
+            num_attention_heads=s.heads,
+            num_key_value_heads=s.kv_heads,
+            max_position_embeddings=8192,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(depth=s.vision_depth, embed_dim=s.vision_dim, hidden_size=s.hidden,
+                           num_heads=s.vision_heads, mlp_ratio=2),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    return seeded_model(Qwen2VLForConditionalGeneration, config, seed, attn_implementation)
+
+
+def build_image_processor(min_pixels: int = 4 * 28 * 28, max_pixels: int = 64 * 28 * 28) -> Any:
+    """Qwen2-VL's image processor (PIL backend: patch 14, merge 2), offline."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels)
+
+
 @register_backbone
 class Qwen2VLBackbone(Backbone):
     model_types = ("qwen2_vl", "qwen2_5_vl")
     chat = QWEN_CHAT
     default_eos_token = "<|endoftext|>"
+
+    @classmethod
+    def build_tiny(cls, size: str = "tiny", seed: int = 0) -> tuple[Any, Any, Any, dict[str, Any]]:
+        tokenizer = build_tokenizer()
+        return (build_tiny_model(tokenizer, size=size, seed=seed), tokenizer, build_image_processor(),
+                dict(COMMON_DEFAULTS, min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28, video_max_pixels=4 * 28 * 28))
 
     @classmethod
     def model_class(cls, model_type: str) -> Any:

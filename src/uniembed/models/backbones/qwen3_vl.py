@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from ..config import EmbeddingConfig
+from ..tiny import COMMON_DEFAULTS, build_tokenizer, seeded_model, tiny_size, token_ids
 from .base import VisualInput, forward_mask, register_backbone
 from .qwen2_vl import Qwen2VLBackbone
 
@@ -31,6 +32,47 @@ def frame_seconds(frames: list[Image.Image], fps: float | None) -> list[float]:
     return [float(frame.info.get("seconds", index / rate)) for index, frame in enumerate(frames)]
 
 
+QWEN3_VL_PATCH = 16  # Qwen3-VL: 16-px patches merged 2x2, i.e. 32x32 px per visual token
+QWEN3_VL_FACTOR = 2 * QWEN3_VL_PATCH
+
+
+def build_tiny_qwen3_vl(tokenizer: Any, size: str = "tiny", seed: int = 0, attn_implementation: str = "sdpa") -> Any:
+    """A randomly initialised Qwen3-VL: DeepStack features from vision block 0 injected after LM layer 0,
+    interleaved M-RoPE, 16-px patches merged 2x2, temporal patches of 2 frames."""
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    s = tiny_size(size)
+    head_dim = s.hidden // s.heads
+    spatial = head_dim // 8  # Qwen3-VL's 24/20/20 of 64 rotary pairs, scaled (height/width interleave with time)
+    ids = token_ids(tokenizer)
+    config = Qwen3VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=s.hidden, intermediate_size=s.intermediate,
+            num_hidden_layers=s.layers, num_attention_heads=s.heads, num_key_value_heads=s.kv_heads,
+            head_dim=head_dim, max_position_embeddings=8192,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_interleaved": True,
+                             "mrope_section": [head_dim // 2 - 2 * spatial, spatial, spatial]},
+            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(depth=s.vision_depth, hidden_size=s.vision_dim, intermediate_size=2 * s.vision_dim,
+                           num_heads=s.vision_heads, out_hidden_size=s.hidden, patch_size=QWEN3_VL_PATCH,
+                           spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
+                           deepstack_visual_indexes=[0]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    return seeded_model(Qwen3VLForConditionalGeneration, config, seed, attn_implementation)
+
+
+def build_qwen3_vl_image_processor(min_pixels: int = 4 * QWEN3_VL_FACTOR ** 2,
+                                   max_pixels: int = 64 * QWEN3_VL_FACTOR ** 2) -> Any:
+    """Qwen3-VL's image processor settings (patch 16, merge 2, mean/std 0.5), offline."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels, patch_size=QWEN3_VL_PATCH,
+                                    merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+
+
 @register_backbone
 class Qwen3VLBackbone(Qwen2VLBackbone):
     model_types = ("qwen3_vl",)
@@ -39,6 +81,13 @@ class Qwen3VLBackbone(Qwen2VLBackbone):
         "max_pixels": 1280 * QWEN3_VL_TOKEN_PIXELS,
         "video_max_pixels": 180 * QWEN3_VL_TOKEN_PIXELS,
     }
+
+    @classmethod
+    def build_tiny(cls, size: str = "tiny", seed: int = 0) -> tuple[Any, Any, Any, dict[str, Any]]:
+        tokenizer = build_tokenizer()
+        token = QWEN3_VL_FACTOR ** 2
+        return (build_tiny_qwen3_vl(tokenizer, size=size, seed=seed), tokenizer, build_qwen3_vl_image_processor(),
+                dict(COMMON_DEFAULTS, min_pixels=4 * token, max_pixels=16 * token, video_max_pixels=4 * token))
 
     @classmethod
     def model_class(cls, model_type: str) -> Any:
