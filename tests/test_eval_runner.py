@@ -7,8 +7,8 @@ import pytest
 from eval_fakes import FakeEncoder, colour_image
 
 from uniembed.data.examples import EvalTask
-from uniembed.eval.cache import EmbeddingCache
-from uniembed.eval.encoding import encode_distinct, length_batches
+from uniembed.encoding import EmbeddingCache, encode_distinct
+from uniembed.encoding.distinct import length_batches
 from uniembed.eval.evaluate import evaluate
 from uniembed.eval.runner import run_tasks
 from uniembed.inputs import Item

@@ -356,7 +356,7 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
 
 def _weigher(model: Any):
     """Estimated tokens of one slot (the model's own estimate when it has one)."""
-    from .eval.encoding import length_estimate
+    from .encoding.distinct import length_estimate
 
     estimate = getattr(model, "estimate_length", None) or length_estimate
 

@@ -9,8 +9,7 @@ from typing import Sequence
 
 from ..data.examples import EvalTask
 from ..parallel import World
-from .cache import EmbeddingCache
-from .encoding import Encoder, EncodeStats
+from ..encoding import EmbeddingCache, EncodeStats, Encoder
 from .profiles import profile_groups
 from .reference import published_for
 from .report import results_payload, write_reports

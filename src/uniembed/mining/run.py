@@ -28,8 +28,7 @@ from tqdm.auto import tqdm
 
 from ..data.readers import rewrite_negative_ids
 from ..errors import InputError
-from ..eval.cache import EmbeddingCache
-from ..eval.encoding import Encoder, encode_distinct
+from ..encoding import EmbeddingCache, Encoder, encode_distinct
 from ..index.faiss_index import exact_topk
 from ..parallel import World
 from .selection import FILTERS, MiningOptions, select_negatives

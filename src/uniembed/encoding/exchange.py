@@ -3,7 +3,7 @@
 Every rank passes the same items. The protocol:
 1. Rank 0 moves the vectors an interrupted job left in the parts folder into the cache, looks up what is
    already done (in the cache, or without one in the parts folder), and broadcasts a run id and that mask.
-2. The missing items are cut into the chunks one process would encode (`encoding.plan_chunks`) and the chunks
+2. The missing items are cut into the chunks one process would encode (`distinct.plan_chunks`) and the chunks
    are split among the ranks by estimated tokens (`parallel.balanced_owners`): the same batches, so the same
    embeddings bit for bit.
 3. Each rank encodes its share chunk by chunk and writes every chunk at once as a part file
@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..inputs import Item
 from ..parallel import World, balanced_owners, barrier, broadcast, wait_for
 from .cache import EmbeddingCache
-from .encoding import (EmbeddingTable, EncodeStats, Encoder, distinct_items, encode_chunks, length_estimate,
+from .distinct import (EmbeddingTable, EncodeStats, Encoder, distinct_items, encode_chunks, length_estimate,
                        plan_chunks)
 
 PART = re.compile(r"^(?P<run>[0-9a-f]+)-r(?P<rank>\d+)-(?P<seq>\d+)-n(?P<count>\d+)\.npz$")

@@ -19,12 +19,11 @@ chunk is written to the cache as soon as it is done.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -32,9 +31,6 @@ from tqdm.auto import tqdm
 from ..errors import InputError
 from ..inputs import Item
 from .cache import EmbeddingCache
-
-if TYPE_CHECKING:
-    from ..parallel import World
 
 IMAGE_LOAD = 256   # rough text-character equivalent of one image's visual tokens
 VIDEO_LOAD = 8 * IMAGE_LOAD
@@ -105,24 +101,13 @@ def background_decoder(encoder: Encoder) -> Callable[[Item], Item] | None:
     return None if getattr(encoder, "decodes_in_background", False) else preload_images
 
 
-def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 32, cache: EmbeddingCache | None = None,
-                    decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True,
-                    progress: bool = True, desc: str = "encoding", world: "World | None" = None,
-                    exchange_dir: "str | os.PathLike | None" = None,
-                    share: bool = False, keys: Sequence[str] | None = None) -> tuple[EmbeddingTable | None, EncodeStats]:
-    """Embeddings of the distinct items among `items`, reading and filling `cache` when given.
+def encode_local(encoder: Encoder, items: Sequence[Item], batch_size: int = 32, cache: EmbeddingCache | None = None,
+                 decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True, progress: bool = True,
+                 desc: str = "encoding", keys: Sequence[str] | None = None) -> tuple[EmbeddingTable, EncodeStats]:
+    """Embeddings of the distinct items among `items` in this process, reading and filling `cache` when given.
 
-    With a distributed `world` (every rank passing the same `items`) each rank encodes its share and rank 0
-    returns the table; the other ranks return None, or the table too with `share=True` (see `eval.exchange`).
     `keys`: the items' content keys when the caller already has them (hashing media paths is not free).
     """
-    if world is not None and world.distributed:
-        from .exchange import encode_across_ranks
-
-        return encode_across_ranks(encoder, items, world, batch_size=batch_size, cache=cache,
-                                   exchange_dir=exchange_dir, share=share, decode_workers=decode_workers,
-                                   chunk_batches=chunk_batches, by_length=by_length, progress=progress, desc=desc,
-                                   keys=keys)
     start = time.perf_counter()
     stats = EncodeStats(requested=len(items))
     distinct = distinct_items(items, keys)
