@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from .errors import InputError
 from .index.store import MANIFEST, shard_name
 from .inputs import Item, as_item
-from .parallel import SINGLE, World, balanced_owners, broadcast, wait_for
+from .parallel import SINGLE, World, balanced_owners, wait_for
 
 log = logging.getLogger(__name__)
 MEDIA_KEYS = ("image", "video")
@@ -322,7 +322,7 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
         done = [k for k in range(len(blocks)) if verified_record(out, k, planned[k]) is not None]
         for k in set(range(len(blocks))) - set(done):
             record_path(out, k).unlink(missing_ok=True)  # a stale record must not mark a redone shard finished
-    done = set(broadcast(done if world.is_main else None, world))
+    done = set(world.broadcast(done if world.is_main else None))
     todo = [k for k in range(len(blocks)) if k not in done]
     weight = _weigher(model)
     owners = balanced_owners([sum(weight(rows[r], page) for r, page in blocks[k]) for k in todo], world.size)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..inputs import Item
-from ..parallel import World, balanced_owners, barrier, broadcast, wait_for
+from ..parallel import World, balanced_owners, wait_for
 from .cache import EmbeddingCache
 from .distinct import (EmbeddingTable, EncodeStats, Encoder, distinct_items, encode_chunks, length_estimate,
                        plan_chunks)
@@ -126,7 +126,7 @@ def encode_across_ranks(encoder: Encoder, items: Sequence[Item], world: World, *
         else:
             done = folder.keys()
         plan = (uuid.uuid4().hex[:16], np.packbits([key in done for key in keys]).tobytes())
-    run, packed = broadcast(plan, world)
+    run, packed = world.broadcast(plan)
     done_mask = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=len(keys)).astype(bool)
     missing = [i for i in range(len(keys)) if not done_mask[i]]
     stats.from_cache = len(keys) - len(missing)
@@ -165,7 +165,7 @@ def encode_across_ranks(encoder: Encoder, items: Sequence[Item], world: World, *
                            "changed during the run?)")
     table = EmbeddingTable(keys, np.stack([vectors[key] for key in keys]) if keys else np.zeros((0, 0), np.float32))
     if share:
-        barrier(world)  # every rank has read the parts before rank 0 removes them
+        world.barrier()  # every rank has read the parts before rank 0 removes them
     if world.is_main:
         if cache is not None:
             if missing_keys:
