@@ -98,7 +98,7 @@ def test_interrupted_encoding_keeps_finished_chunks(images, tmp_path):
 
 def test_batches_are_formed_by_length():
     items = [Item(text="a" * n) for n in (5, 50, 1, 30)]
-    assert length_batches(items, 2) == [[1, 3], [0, 2]]
+    assert length_batches(items, 2, lambda item: len(item.text)) == [[1, 3], [0, 2]]
 
 
 def test_instruction_makes_a_different_item(images):

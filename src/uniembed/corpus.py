@@ -42,6 +42,7 @@ INFO = "info.json"
 METADATA = "metadata.jsonl"
 BAD_ROWS = "bad_rows.jsonl"
 PAGE_PLACEHOLDER = Image.new("RGB", (8, 8))
+PAGE_WEIGHT_PROBE = Image.new("1", (1224, 1584))  # a US Letter page at the default 144 dpi: what a page weighs
 
 
 @dataclass
@@ -355,14 +356,14 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
 
 
 def _weigher(model: Any):
-    """Estimated tokens of one slot (the model's own estimate when it has one)."""
-    from .encoding.distinct import length_estimate
-
-    estimate = getattr(model, "estimate_length", None) or length_estimate
+    """Estimated tokens of one slot (the model's own estimate; every slot weighs the same without one)."""
+    estimate = getattr(model, "estimate_tokens", None)
 
     def weight(row: Row, page: int | None) -> float:
+        if estimate is None:
+            return 1.0
         try:
-            return estimate(as_item({**row.fields, "image": PAGE_PLACEHOLDER}) if page is not None else as_item(row.fields))
+            return estimate(as_item({**row.fields, "image": PAGE_WEIGHT_PROBE}) if page is not None else as_item(row.fields))
         except InputError:
             return 1.0
     return weight

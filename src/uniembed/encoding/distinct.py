@@ -2,13 +2,14 @@
 
 The evaluation runner gathers every query and candidate of every task of a run and calls
 `encode_distinct` once, so an item shared by queries, candidate lists and data sets costs one forward
-pass. Items are keyed by `Item.content_key()` (content and instruction). Missing items are sorted by a
-cheap length estimate so each batch holds items of similar size (little padding), and while one batch
+pass. Items are keyed by `Item.content_key()` (content and instruction). Missing items are sorted by the
+model's token estimate so each batch holds items of similar size (little padding), and while one batch
 is encoded the next batches' images are decoded by a thread pool.
 
 Encoder protocol: `encode(items, batch_size=...) -> float32 N x D` (L2-normalised) and `model_id: str`.
 Optional hooks, duck-typed:
-- `estimate_length(item) -> int`: the model's own size estimate (else `length_estimate`).
+- `estimate_tokens(item) -> int`: the model's token estimate (`Backbone.estimate_tokens`); without it the
+  items keep their order.
 - `predecode(item) -> Item`: an equivalent item with its media decoded in memory (e.g. video frames
   sampled as the model samples them); run in the background threads.
 - `decodes_in_background = True`: the encoder already decodes media in its own workers (as `Embedder`
@@ -31,10 +32,6 @@ from tqdm.auto import tqdm
 from ..errors import InputError
 from ..inputs import Item
 from .cache import EmbeddingCache
-
-IMAGE_LOAD = 256   # rough text-character equivalent of one image's visual tokens
-VIDEO_LOAD = 8 * IMAGE_LOAD
-
 
 class Encoder(Protocol):
     model_id: str
@@ -69,12 +66,6 @@ class EmbeddingTable:
         return self.vectors[[self.row_of[key] for key in keys]]
 
 
-def length_estimate(item: Item) -> int:
-    """A cheap size proxy used to group items of similar length: text length plus visual load."""
-    text = len(item.text or "") + len(item.instruction or "")
-    return text + IMAGE_LOAD * len(item.image_sources) + (VIDEO_LOAD if item.video is not None else 0)
-
-
 def preload_images(item: Item) -> Item:
     """The default background decode: image files become PIL images; other fields are kept."""
     if not item.image_sources:
@@ -86,8 +77,7 @@ def preload_images(item: Item) -> Item:
     return Item(text=item.text, image=images[0], images=images[1:] or None, video=item.video, instruction=item.instruction)
 
 
-def length_batches(items: Sequence[Item], batch_size: int,
-                   estimate: Callable[[Item], int] = length_estimate) -> list[list[int]]:
+def length_batches(items: Sequence[Item], batch_size: int, estimate: Callable[[Item], int]) -> list[list[int]]:
     """Indices of `items` cut into batches of similar length (longest first, so memory errors come early)."""
     order = sorted(range(len(items)), key=lambda i: (-estimate(items[i]), i))
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
@@ -149,8 +139,9 @@ def plan_chunks(encoder: Encoder, items: Sequence[Item], batch_size: int, chunk_
     exactly the batches one process would (and get bit-identical embeddings).
     """
     chunk = batch_size * max(1, chunk_batches)
-    if by_length:
-        return length_batches(items, chunk, getattr(encoder, "estimate_length", None) or length_estimate)
+    estimate = getattr(encoder, "estimate_tokens", None)
+    if by_length and estimate is not None:
+        return length_batches(items, chunk, estimate)
     return [list(range(s, min(s + chunk, len(items)))) for s in range(0, len(items), chunk)]
 
 

@@ -31,8 +31,7 @@ from ..errors import ConfigError
 from ..inputs import Item
 from ..parallel import World, balanced_owners, wait_for
 from .cache import EmbeddingCache
-from .distinct import (EmbeddingTable, EncodeStats, Encoder, distinct_items, encode_chunks, length_estimate,
-                       plan_chunks)
+from .distinct import EmbeddingTable, EncodeStats, Encoder, distinct_items, encode_chunks, plan_chunks
 
 PART = re.compile(r"^(?P<run>[0-9a-f]+)-r(?P<rank>\d+)-(?P<seq>\d+)-n(?P<count>\d+)\.npz$")
 
@@ -133,7 +132,7 @@ def encode_across_ranks(encoder: Encoder, items: Sequence[Item], world: World, *
     missing_keys = [keys[i] for i in missing]
     missing_items = [distinct[key] for key in missing_keys]
     chunks = plan_chunks(encoder, missing_items, batch_size, chunk_batches, by_length)
-    estimate = getattr(encoder, "estimate_length", None) or length_estimate
+    estimate = getattr(encoder, "estimate_tokens", None) or (lambda item: 1)
     owners = balanced_owners([sum(estimate(missing_items[i]) for i in chunk) for chunk in chunks], world.size)
     mine = [chunk for chunk, owner in zip(chunks, owners) if owner == world.rank]
 
