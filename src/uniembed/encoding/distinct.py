@@ -12,8 +12,8 @@ Optional hooks, duck-typed:
   items keep their order.
 - `predecode(item) -> Item`: an equivalent item with its media decoded in memory (e.g. video frames
   sampled as the model samples them); run in the background threads.
-- `decodes_in_background = True`: the encoder already decodes media in its own workers (as `Embedder`
-  does), so nothing is pre-decoded here.
+- `decodes_in_background = True`: the encoder already decodes media in its own workers (`Embedder` does,
+  in `iter_batches`), so nothing is decoded here: one decode stage, never a second pool over decoded images.
 Without either of the last two, image files are pre-loaded into PIL images; videos are left to the encoder.
 Items are handed to `encode` in chunks of `chunk_batches` batches (already sorted by length), and each
 chunk is written to the cache as soon as it is done.

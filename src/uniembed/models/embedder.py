@@ -97,6 +97,10 @@ class Embedder:
     >>> vectors = model.encode(["a red circle", {"text": "a red circle", "image": "scene.png"}])
     """
 
+    # `encode` decodes media in its own threads (`iter_batches`), so callers that batch for it (the distinct-item
+    # encoder of eval, encode and mine) hand it items as they are: one decode stage, one pool
+    decodes_in_background = True
+
     def __init__(self, backbone: Backbone, config: EmbeddingConfig | None = None, *,
                  limits: MediaLimits = DEFAULT_LIMITS, source: str = "") -> None:
         self.backbone = backbone
