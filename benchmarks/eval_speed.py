@@ -33,7 +33,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def run_reference(model, tasks, batch_size: int) -> tuple[dict, int]:
     """The reference strategy in this process: (scores, items encoded)."""
-    from uniembed.eval.encoding import encode_distinct
+    from uniembed.encoding import encode_distinct
     from uniembed.eval.runner import score_task
 
     scores, encoded = {}, 0

@@ -59,7 +59,7 @@ def test_a_killed_rank_and_a_restarted_job_finish_like_one_process(tmp_path):
     import encode_worker
 
     from uniembed.corpus import Options, encode_corpus
-    from uniembed.eval.encoding import encode_distinct
+    from uniembed.encoding import encode_distinct
 
     out = tmp_path / "job"
     out.mkdir()
@@ -104,7 +104,7 @@ def test_two_jobs_writing_one_cache_lose_nothing(tmp_path):
     """Job A holds a long write (a big batch) while job B stores its vectors: B waits instead of failing."""
     script = """
 import sqlite3, sys, time, numpy as np
-from uniembed.eval.cache import EmbeddingCache
+from uniembed.encoding import EmbeddingCache
 name, hold = sys.argv[1], float(sys.argv[2])
 cache = EmbeddingCache(sys.argv[3], "shared-model")
 for start in range(0, 200, 20):

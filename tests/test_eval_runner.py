@@ -7,8 +7,8 @@ import pytest
 from eval_fakes import FakeEncoder, colour_image
 
 from uniembed.data.examples import EvalTask
-from uniembed.eval.cache import EmbeddingCache
-from uniembed.eval.encoding import encode_distinct, length_batches
+from uniembed.encoding import EmbeddingCache, encode_distinct
+from uniembed.encoding.distinct import length_batches
 from uniembed.eval.evaluate import evaluate
 from uniembed.eval.runner import run_tasks
 from uniembed.inputs import Item
@@ -98,7 +98,7 @@ def test_interrupted_encoding_keeps_finished_chunks(images, tmp_path):
 
 def test_batches_are_formed_by_length():
     items = [Item(text="a" * n) for n in (5, 50, 1, 30)]
-    assert length_batches(items, 2) == [[1, 3], [0, 2]]
+    assert length_batches(items, 2, lambda item: len(item.text)) == [[1, 3], [0, 2]]
 
 
 def test_instruction_makes_a_different_item(images):

@@ -338,7 +338,7 @@ def section_eval(scale: Scale, work: Path, **_: Any) -> dict:
     import eval_speed
 
     from uniembed import Embedder
-    from uniembed.eval.cache import EmbeddingCache
+    from uniembed.encoding import EmbeddingCache
     from uniembed.eval.runner import run_tasks
     from uniembed.eval.suites import SuiteOptions, get_suite
 

@@ -33,13 +33,14 @@ from .errors import InputError
 from .index.store import (INFO_FILE, METADATA_FILE, record_path, shard_name, verified_record, write_manifest,
                           write_shard, write_text)
 from .inputs import Item, as_item
-from .parallel import SINGLE, World, balanced_owners, broadcast, wait_for
+from .parallel import SINGLE, World, balanced_owners, wait_for
 
 log = logging.getLogger(__name__)
 MEDIA_KEYS = ("image", "video")
 CONTENT_KEYS = ("text", "image", "images", "video", "instruction", "pdf")
 BAD_ROWS = "bad_rows.jsonl"
 PAGE_PLACEHOLDER = Image.new("RGB", (8, 8))
+PAGE_WEIGHT_PROBE = Image.new("1", (1224, 1584))  # a US Letter page at the default 144 dpi: what a page weighs
 
 
 @dataclass
@@ -269,7 +270,7 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
         done = [k for k in range(len(blocks)) if verified_record(out, k, planned[k], width) is not None]
         for k in set(range(len(blocks))) - set(done):
             record_path(out, k).unlink(missing_ok=True)  # a stale record must not mark a redone shard finished
-    done = set(broadcast(done if world.is_main else None, world))
+    done = set(world.broadcast(done if world.is_main else None))
     todo = [k for k in range(len(blocks)) if k not in done]
     weight = _weigher(model)
     owners = balanced_owners([sum(weight(rows[r], page) for r, page in blocks[k]) for k in todo], world.size)
@@ -302,14 +303,14 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
 
 
 def _weigher(model: Any):
-    """Estimated tokens of one slot (the model's own estimate when it has one)."""
-    from .eval.encoding import length_estimate
-
-    estimate = getattr(model, "estimate_length", None) or length_estimate
+    """Estimated tokens of one slot (the model's own estimate; every slot weighs the same without one)."""
+    estimate = getattr(model, "estimate_tokens", None)
 
     def weight(row: Row, page: int | None) -> float:
+        if estimate is None:
+            return 1.0
         try:
-            return estimate(as_item({**row.fields, "image": PAGE_PLACEHOLDER}) if page is not None else as_item(row.fields))
+            return estimate(as_item({**row.fields, "image": PAGE_WEIGHT_PROBE}) if page is not None else as_item(row.fields))
         except InputError:
             return 1.0
     return weight

@@ -163,6 +163,28 @@ def image_size(data: bytes, limits: MediaLimits = DEFAULT_LIMITS, where: str | N
         return image.width, image.height
 
 
+def header_size(source: ImageSource) -> tuple[int, int] | None:
+    """(width, height) of an image source read from its header alone, for token estimates; None when that is
+    not cheap or not possible (a remote URL, a data URI, an unreadable file: decoding reports those)."""
+    if isinstance(source, Image.Image):
+        return source.size
+    if isinstance(source, (bytes, bytearray)):
+        stream: Any = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        stream = os.fspath(source)
+        if is_remote_url(stream) or is_data_uri(stream):
+            return None
+    else:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(stream) as image:
+                return image.size
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError):
+        return None
+
+
 @contextlib.contextmanager
 def _opened_image(data: bytes, where: str | None, keep: bool = False) -> Iterator[Image.Image]:
     """A lazily opened image (closed after the block unless `keep`); decoding errors (here or in the

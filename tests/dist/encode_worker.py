@@ -1,7 +1,7 @@
 """Worker for tests/test_distributed_eval.py: `torchrun --nproc_per_node 2 encode_worker.py OUT MODE`.
 
 Every rank runs the two multi-rank encoders on the same inputs with a deterministic fake encoder:
-`eval.encoding.encode_distinct` (what `uniembed eval` and `mine` run) into OUT/cache, then
+`encoding.encode_distinct` (what `uniembed eval` and `mine` run) into OUT/cache, then
 `corpus.encode_corpus` (what `uniembed encode` runs) into OUT/corpus. Each rank writes
 OUT/rank-<r>-<MODE>-eval.json and OUT/rank-<r>-<MODE>.json with what it encoded; rank 0 also writes the table to OUT/table-<MODE>.npz.
 MODE "kill-eval" makes rank 1 die after its first chunk of the first run, "kill-encode" after its first shard of
@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval_fakes import FakeEncoder  # noqa: E402
 
 from uniembed.corpus import Options, encode_corpus  # noqa: E402
-from uniembed.eval.cache import EmbeddingCache  # noqa: E402
-from uniembed.eval.encoding import encode_distinct  # noqa: E402
+from uniembed.encoding import EmbeddingCache, encode_distinct  # noqa: E402
 from uniembed.inputs import Item  # noqa: E402
 from uniembed.parallel import join_world  # noqa: E402
 

@@ -9,9 +9,8 @@ from typing import Sequence
 
 from ..data.examples import EvalTask
 from ..parallel import World
+from ..encoding import EmbeddingCache, EncodeStats, Encoder
 from .aggregate import benchmark_results
-from .cache import EmbeddingCache
-from .encoding import Encoder, EncodeStats
 from .profiles import profile_groups
 from .reference import published_for
 from .report import results_payload, write_reports

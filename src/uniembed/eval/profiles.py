@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from ..data.examples import EvalTask
 from ..inputs import IMAGE, VIDEO, Item
 from ..models.profile import Profile, get_profile
-from .encoding import Encoder
+from ..encoding import Encoder
 
 log = logging.getLogger(__name__)
 

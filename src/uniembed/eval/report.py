@@ -17,7 +17,7 @@ from typing import Sequence
 
 from ..data.examples import EvalTask
 from ..inputs import Item
-from .encoding import EncodeStats
+from ..encoding import EncodeStats
 from .runner import TaskResult
 
 THUMBNAIL = 112

@@ -23,8 +23,7 @@ from ..data.examples import EvalTask
 from ..errors import ConfigError
 from ..index.faiss_index import exact_topk
 from ..inputs import Item
-from .cache import EmbeddingCache
-from .encoding import EncodeStats, Encoder, encode_distinct
+from ..encoding import EmbeddingCache, EncodeStats, Encoder, encode_distinct
 from .evaluate import Evaluation
 from .metrics import rank_candidates, topk_metrics
 from .reference import published_for

@@ -17,8 +17,7 @@ import numpy as np
 from ..data.examples import EvalTask
 from ..index.faiss_index import exact_topk
 from ..parallel import World
-from .cache import EmbeddingCache
-from .encoding import EmbeddingTable, EncodeStats, Encoder, encode_distinct
+from ..encoding import EmbeddingCache, EmbeddingTable, EncodeStats, Encoder, encode_distinct
 from .metrics import first_relevant_ranks, rank_summary, ranking_metrics, topk_metrics
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.readers import rewrite_negative_ids
+from ..encoding import EmbeddingCache, Encoder, encode_distinct
 from ..errors import ConfigError, InputError
-from ..eval.cache import EmbeddingCache
-from ..eval.encoding import Encoder, encode_distinct
 from ..index.faiss_index import exact_topk
 from ..jsonl import iter_json_lines
 from ..parallel import World

@@ -21,7 +21,7 @@ from ..data.examples import TrainingExample
 from ..data.mixture import Mixture
 from ..errors import reject_unknown_fields
 from ..inputs import Item
-from ..eval.encoding import Encoder, encode_distinct
+from ..encoding import Encoder, encode_distinct
 from ..index.faiss_index import exact_topk
 from .run import write_atomic
 from .selection import MiningOptions, select_negatives

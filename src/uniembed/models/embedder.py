@@ -84,6 +84,10 @@ class Embedder:
     >>> vectors = model.encode(["a red circle", {"text": "a red circle", "image": "scene.png"}])
     """
 
+    # `encode` decodes media in its own threads (`iter_batches`), so callers that batch for it (the distinct-item
+    # encoder of eval, encode and mine) hand it items as they are: one decode stage, one pool
+    decodes_in_background = True
+
     def __init__(self, backbone: Backbone, config: EmbeddingConfig | None = None, *,
                  limits: MediaLimits = DEFAULT_LIMITS, source: str = "") -> None:
         self.backbone = backbone
@@ -269,12 +273,10 @@ class Embedder:
         """`decode` plus tokenisation and pixel preprocessing: all of an item's share of `collate`."""
         return self.backbone.prepare(self.decode(item, position), self.config)
 
-    def estimate_length(self, item: Item) -> int:
-        """A cheap token-count estimate (no decoding) used to group similar lengths into batches."""
-        visual_tokens = self.config.max_pixels // (28 * 28)
-        video_tokens = self.config.video_frames * self.config.video_max_pixels // (28 * 28) // 2
-        text = len(item.text or "") + len(item.instruction or "")
-        return text // 3 + len(item.image_sources) * visual_tokens + (video_tokens if item.video is not None else 0)
+    def estimate_tokens(self, item: Item) -> int:
+        """The backbone's token estimate of `item` under this model's config (no pixels decoded), used to form
+        batches of similar length here, in eval and encode, and to budget serving's batches."""
+        return self.backbone.estimate_tokens(item, self.config)
 
     def collate(self, decoded: list[DecodedItem]) -> dict[str, Any]:
         return self.backbone.collate(decoded, self.config)
@@ -309,7 +311,7 @@ class Embedder:
 
     def iter_batches(self, items: list[Item], batch_size: int, workers: int = 2) -> Iterator[tuple[list[int], list[DecodedItem]]]:
         """Batches of similar length, media decoded in background threads one batch ahead."""
-        order = sorted(range(len(items)), key=lambda i: -self.estimate_length(items[i]))
+        order = sorted(range(len(items)), key=lambda i: -self.estimate_tokens(items[i]))
         groups = [order[start: start + batch_size] for start in range(0, len(order), batch_size)]
         if not groups:
             return

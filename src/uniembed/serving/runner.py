@@ -58,7 +58,7 @@ class ModelRunner:
 
     def cost(self, item: Item) -> int:
         """Estimated sequence length (text + visual tokens) used to fill batches up to the token budget."""
-        length = min(int(self.model.estimate_length(item)), int(self.model.config.max_length))
+        length = min(int(self.model.estimate_tokens(item)), int(self.model.config.max_length))
         return length + TEMPLATE_OVERHEAD_TOKENS  # text past max_length is truncated: it costs no more
 
     def resolve_instruction(self, items: Sequence[Item], input_type: str | None) -> list[Item]:

@@ -54,7 +54,7 @@ class StageRunner(Protocol):
     recipe: Recipe
     stage: StageSpec
     index: int
-    ctx: Any  # distributed.DistContext
+    ctx: Any  # parallel.World
     trainer: Any  # its run: `run_dir`
     embedder: Embedder
     wrapped: nn.Module

@@ -25,10 +25,10 @@ from ..errors import ConfigError
 from ..losses import (GradCache, Temperature, all_reduce_gradients, local_contrastive_loss,
                       relational_distillation_loss, split_batch)
 from ..models.embedder import Embedder, EmbeddingModule
+from ..parallel import World
 from . import checkpoint as ckpt
 from . import sharding
 from .checkpoint import stage_dir
-from .distributed import DistContext
 from .logs import TrainingLog
 from .objectives import objective_for
 from .optim import build_optimizer, build_scheduler
@@ -51,7 +51,7 @@ class RunHost(Protocol):
 
     recipe: Recipe
     run_dir: Path
-    ctx: DistContext
+    ctx: World
     log: TrainingLog
     show_progress: bool
     on_step: Callable[[dict[str, Any]], None] | None
@@ -80,13 +80,13 @@ class StageRunner:
         self._wrap_model()  # after mining: the main process mines alone, with the unsharded model
         self.sampler = MixtureSampler(self.mixture, stage.batch_size, seed=self.recipe.seed + index,
                                       epochs=None if stage.max_steps else stage.epochs,
-                                      rank=self.ctx.rank, world_size=self.ctx.world, batching=stage.batching)
+                                      rank=self.ctx.rank, world_size=self.ctx.size, batching=stage.batching)
         self.total_steps = stage.max_steps or self.sampler.estimated_steps() or 1
         self.sampler_state = self.sampler.state_dict()  # the position after the last batch that trained
         tasks = list(self.mixture.sources) if stage.temperature.per_task else None
         self.temperature = Temperature(stage.temperature.init, learnable=stage.temperature.learnable, tasks=tasks,
                                        min_tau=stage.temperature.min, max_tau=stage.temperature.max).to(self.ctx.device)
-        self.zero = self._zero_engine() if self.recipe.distributed == "deepspeed" and self.ctx.world > 1 else None
+        self.zero = self._zero_engine() if self.recipe.distributed == "deepspeed" and self.ctx.size > 1 else None
         if self.zero is None:
             self.optimizer = build_optimizer(self.module, self.temperature.parameters(), stage.lr, stage.weight_decay)
         self.scheduler = build_scheduler(self.optimizer, stage.schedule, self.total_steps, stage.warmup_ratio)
@@ -97,7 +97,7 @@ class StageRunner:
         if resume_from is not None:
             self._restore(resume_from.path)
         self.grad_cache = GradCache([self._encode], self._loss, stage.grad_cache_chunk,
-                                    sync_modules=[self.wrapped] if self.ctx.world > 1 and self.zero is None else (),
+                                    sync_modules=[self.wrapped] if self.ctx.size > 1 and self.zero is None else (),
                                     split_fn=sharding.equal_chunk_split if self.sharded else split_batch,
                                     backward=self.zero.backward if self.zero is not None else None)
 
@@ -125,12 +125,12 @@ class StageRunner:
         # the tower itself on a rank whose share has no image. DDP must look for them, or its next step fails with
         # "Expected to have finished reduction". LoRA/DoRA adapters sit in the language model, which every step runs.
         self.wrapped = sharding.wrap_for_training(
-            self.module, strategy=self.recipe.distributed, world=self.ctx.world, device=self.ctx.device,
+            self.module, strategy=self.recipe.distributed, world=self.ctx.size, device=self.ctx.device,
             find_unused_parameters=spec.mode == "full", bf16=self._bf16())
         self.sharded = sharding.is_sharded(self.module)
         if self.sharded:
             logger.info("stage %d (%s): FSDP2 over %d ranks (%d blocks sharded)", self.index, self.stage.name,
-                        self.ctx.world, sum(sharding.is_sharded(sub) for sub in self.module.modules()))
+                        self.ctx.size, sum(sharding.is_sharded(sub) for sub in self.module.modules()))
 
     def _zero_engine(self) -> ZeroEngine:
         """DeepSpeed ZeRO around the model, with the model's optimizer; the temperature gets its own."""
@@ -138,12 +138,12 @@ class StageRunner:
         self.optimizer = build_optimizer(self.module, [], stage.lr, stage.weight_decay)
         learnable = [p for p in self.temperature.parameters() if p.requires_grad]
         self.temperature_optimizer = build_optimizer(None, learnable, stage.lr, 0.0) if learnable else None
-        config = deepspeed_config(self.recipe.deepspeed, batch_size=stage.batch_size, world=self.ctx.world,
+        config = deepspeed_config(self.recipe.deepspeed, batch_size=stage.batch_size, world=self.ctx.size,
                                   max_grad_norm=stage.max_grad_norm, bf16=self._bf16())
         zero = ZeroEngine(self.module, self.optimizer, config)
         self.wrapped = zero.engine
         logger.info("stage %d (%s): DeepSpeed ZeRO-%d over %d ranks", self.index, stage.name,
-                    config["zero_optimization"]["stage"], self.ctx.world)
+                    config["zero_optimization"]["stage"], self.ctx.size)
         return zero
 
     def _mine(self, mixture: Mixture) -> Mixture:
@@ -204,11 +204,11 @@ class StageRunner:
     def _train_step(self, ready: PreparedBatch) -> float:
         loss = self.objective.step(ready.batch) if self.objective else self._embedding_step(ready.batch, ready.prepared)
         value = float(loss.detach())
-        if self.ctx.world > 1:
+        if self.ctx.size > 1:
             all_reduce_gradients(list(self.temperature.parameters()))
             reduced = torch.tensor([value], device=self.ctx.device)
             dist.all_reduce(reduced)
-            value = float(reduced) / self.ctx.world
+            value = float(reduced) / self.ctx.size
         return value
 
     def _step_items(self, batch: SampledBatch) -> list:
@@ -393,10 +393,10 @@ class StageRunner:
         states = saved["ranks"] if "ranks" in saved else [saved]  # older checkpoints kept rank 0's only
         if self.ctx.rank < len(states):
             ckpt.restore_rng(states[self.ctx.rank])
-        if len(states) != self.ctx.world and self.ctx.is_main:
+        if len(states) != self.ctx.size and self.ctx.is_main:
             logger.warning("checkpoint %s was written by %d process(es), resuming on %d: random streams of the other "
                            "ranks start from the seed, so the run will not repeat an uninterrupted one exactly",
-                           path, len(states), self.ctx.world)
+                           path, len(states), self.ctx.size)
 
     def _save_output(self) -> None:
         """The stage's model, merged: a normal checkpoint that `Embedder.from_pretrained` loads."""

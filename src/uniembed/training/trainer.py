@@ -1,6 +1,6 @@
 """The training engine: runs a recipe's stages (stage.py) with checkpoints, resume, logging and distribution.
 
-One process per device (`torchrun` / `accelerate launch` set the environment, see distributed.py). A run
+One process per device (`torchrun` / `accelerate launch` set the environment, see parallel.py). A run
 killed at any moment resumes from the newest complete checkpoint and, on one CPU process with the same seed,
 ends with exactly the same weights. A failure to write the run names the folder, the fix and the last good
 checkpoint.
@@ -15,15 +15,15 @@ from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..models.embedder import Embedder
+from ..parallel import join_world, leave_world
 from . import checkpoint as ckpt
 from .checkpoint import stage_dir, stage_done
-from .distributed import DistContext, init_distributed
 from .logs import TrainingLog
 from .objectives import is_reranker_stage, previous_embedding_stage
 from .recipe import Recipe, StageSpec, learning_notes, save_recipe
 from .stage import KEEP_CHECKPOINTS, StageRunner, TrainingError
 
-__all__ = ["Trainer", "StageRunner", "TrainingError", "DistContext", "init_distributed", "stage_dir", "stage_done",
+__all__ = ["Trainer", "StageRunner", "TrainingError", "stage_dir", "stage_done",
            "KEEP_CHECKPOINTS"]
 logger = logging.getLogger("uniembed.train")
 
@@ -51,7 +51,7 @@ class Trainer:
         self.resume = resume
         self.on_step = on_step
         self.show_progress = show_progress
-        self.ctx = init_distributed()
+        self.ctx = join_world(timeout_minutes=None, accelerator_group=True)  # the job's parallel.World
         try:
             self.log = TrainingLog(self.run_dir, enabled=self.ctx.is_main)
         except OSError as exc:
@@ -123,7 +123,7 @@ class Trainer:
         if output is not None:
             self._link("model", output)
         self.ctx.barrier()
-        self.ctx.close()
+        leave_world()
         return self.run_dir / "model"
 
     def stage_runner(self, index: int, stage: StageSpec, resume_from: ckpt.CheckpointRef | None) -> "StageRunner":

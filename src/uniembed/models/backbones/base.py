@@ -14,6 +14,7 @@ from PIL import Image
 
 from ...errors import ConfigError
 from ...inputs import Item
+from ...media import header_size
 from ..config import EmbeddingConfig
 from ..templates import ChatFormat, Segment, build_segments
 
@@ -127,6 +128,15 @@ class Backbone:
     def hidden_states(self, batch: dict[str, torch.Tensor], config: EmbeddingConfig) -> torch.Tensor:
         raise NotImplementedError
 
+    def image_tokens(self, sizes: list[tuple[int, int] | None], frames: int, config: EmbeddingConfig) -> int:
+        """Sequence tokens of an item's images of these (width, height) sizes (None: unknown, counted at the pixel
+        budget's maximum) plus `frames` video frames fed as images, from the family's own geometry."""
+        raise NotImplementedError
+
+    def video_tokens(self, config: EmbeddingConfig) -> int:
+        """Sequence tokens of one video under the frame policy (`video_frames` frames at the per-frame budget)."""
+        raise NotImplementedError
+
     @property
     def embedding_dim(self) -> int:
         raise NotImplementedError
@@ -134,6 +144,23 @@ class Backbone:
     @property
     def modalities(self) -> tuple[str, ...]:
         return ("text", "image", "video")
+
+    # ---- the token estimate ---------------------------------------------------------------------
+    def estimate_tokens(self, item: Item, config: EmbeddingConfig) -> int:
+        """The item's sequence length without decoding pixels, to sort and budget batches (eval, encode, serving).
+
+        Images count at their real resized size (read from the file header; `image_tokens`), videos at the frame
+        policy's budget (`video_tokens`), text at one token per three characters; the chat template's fixed
+        tokens are left out (the same for every item of a config)."""
+        text = len(item.text or "") + len(item.instruction or "")
+        sizes = [header_size(source) for source in item.image_sources]
+        if config.image_square is not None:
+            sizes = [(config.image_square, config.image_square)] * len(sizes)
+        frames = config.video_frames if item.video is not None and config.video_as_images else 0
+        tokens = text // 3 + (self.image_tokens(sizes, frames, config) if sizes or frames else 0)
+        if item.video is not None and not config.video_as_images:
+            tokens += self.video_tokens(config)
+        return tokens
 
     # ---- shared batching logic -----------------------------------------------------------------
     def prepare(self, decoded: DecodedItem, config: EmbeddingConfig) -> DecodedItem:

@@ -143,6 +143,26 @@ class LlavaOnevisionBackbone(Backbone):
             features, newlines = int(rows // ratio) * int(cols // ratio), int(rows // ratio)
         return self._tile_tokens() + features + newlines
 
+    # ---- the token estimate: the same formulas as the token form ----------------------------------------
+    def image_tokens(self, sizes: list[tuple[int, int] | None], frames: int, config: EmbeddingConfig) -> int:
+        """A lone image is tiled (AnyRes, from its original size; unknown: the largest grid pinpoint); several
+        images (video frames fed as images included) are one base tile and a newline each."""
+        count = len(sizes) + frames
+        if count > 1:
+            return count * (self._tile_tokens() + 1)
+        size = sizes[0] if sizes else ((config.image_square,) * 2 if config.image_square is not None else None)
+        if size is None:
+            return max(self.anyres_tokens(height, width) for height, width in self.model.config.image_grid_pinpoints)
+        return self.anyres_tokens(size[1], size[0])
+
+    def video_tokens(self, config: EmbeddingConfig) -> int:
+        return self._video_feature_count(config.video_frames)
+
+    def _video_feature_count(self, frames: int) -> int:
+        """Features of a video of `frames` frames: each 2x2 pooled, plus one newline."""
+        pooled = math.ceil(self.tile_side / 2)
+        return frames * pooled * pooled + 1
+
     # ---- pixels ----------------------------------------------------------------------------------
     def preprocess_image(self, image: Image.Image, config: EmbeddingConfig) -> VisualInput:
         return self.preprocess_images([image], [config])[0]
@@ -171,8 +191,7 @@ class LlavaOnevisionBackbone(Backbone):
         arrays = [(np.asarray(frame.convert("RGB").resize((self.tile, self.tile), resample=Image.BICUBIC),
                               dtype=np.float32).transpose(2, 0, 1) / 255.0 - mean) / std for frame in frames]
         pixels = torch.from_numpy(np.ascontiguousarray(np.stack(arrays)))
-        pooled = math.ceil(self.tile_side / 2)
-        return VisualInput("video", pixels, (len(frames), self.tile, self.tile), len(frames) * pooled * pooled + 1)
+        return VisualInput("video", pixels, (len(frames), self.tile, self.tile), self._video_feature_count(len(frames)))
 
     def media_placeholder(self, visual: VisualInput) -> list[int]:
         config = self.model.config

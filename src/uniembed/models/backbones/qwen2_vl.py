@@ -19,7 +19,7 @@ from ...errors import ConfigError
 from ..config import EmbeddingConfig
 from ..templates import ChatFormat
 from ..tiny import COMMON_DEFAULTS, build_tokenizer, seeded_model, tiny_size, token_ids
-from .base import Backbone, VisualInput, forward_mask, register_backbone
+from .base import Backbone, VisualInput, forward_mask, frame_bounds, register_backbone
 
 QWEN_CHAT = ChatFormat(
     system_start="<|im_start|>system\n",
@@ -183,6 +183,36 @@ class Qwen2VLBackbone(Backbone):
     def preprocess_video(self, frames: list[Image.Image], config: EmbeddingConfig) -> VisualInput:
         low = config.video_min_pixels or config.min_pixels
         return self._visual("video", frames, low, max(low, config.video_max_pixels))
+
+    # ---- the token estimate: smart_resize's grid, one token per merged patch --------------------------
+    def grid_tokens(self, size: tuple[int, int] | None, min_pixels: int, max_pixels: int) -> int:
+        """Visual tokens of one image of `size` (width, height) resized within the bounds (None: at the maximum)."""
+        factor = self.patch_size * self.merge_size
+        if size is None:
+            return max_pixels // factor ** 2
+        try:
+            height, width = smart_resize(size[1], size[0], factor, min_pixels, max_pixels)
+        except ConfigError:  # decoding refuses it with the reason; the estimate only needs a number
+            return max_pixels // factor ** 2
+        return (height // factor) * (width // factor)
+
+    def _markers(self, config: EmbeddingConfig) -> int:
+        return 2 if config.vision_markers else 0
+
+    def image_tokens(self, sizes: list[tuple[int, int] | None], frames: int, config: EmbeddingConfig) -> int:
+        tokens = sum(self.grid_tokens(size, config.min_pixels, config.max_pixels) for size in sizes)
+        tokens += frames * self._frame_tokens(config) if frames else 0
+        return tokens + (len(sizes) + frames) * self._markers(config)
+
+    def video_tokens(self, config: EmbeddingConfig) -> int:
+        return math.ceil(config.video_frames / self.temporal_patch_size) * self._frame_tokens(config) \
+            + self._markers(config)
+
+    def _frame_tokens(self, config: EmbeddingConfig) -> int:
+        """Visual tokens of one video frame (or temporal patch) under the per-frame bounds, at their maximum."""
+        bounds = frame_bounds(config)
+        frame = (config.image_square,) * 2 if config.image_square is not None else None
+        return self.grid_tokens(frame, bounds.min_pixels, bounds.max_pixels)
 
     def media_placeholder(self, visual: VisualInput) -> list[int]:
         config = self.model.config

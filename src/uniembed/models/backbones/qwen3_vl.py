@@ -11,6 +11,7 @@ What differs from Qwen2-VL, and where it lives:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -116,6 +117,11 @@ class Qwen3VLBackbone(Qwen2VLBackbone):
         for second in visual.timestamps or [float(i) for i in range(t)]:
             ids += self._stamp_ids(second) + per_frame
         return ids
+
+    def video_tokens(self, config: EmbeddingConfig) -> int:
+        """Per temporal patch: its timestamp text, the vision start/end tokens (always written) and the frame's grid."""
+        blocks = math.ceil(config.video_frames / self.temporal_patch_size)
+        return blocks * (len(self._stamp_ids(0.0)) + 2 + self._frame_tokens(config))
 
     def _stamp_ids(self, second: float) -> list[int]:
         cache = self.__dict__.setdefault("_stamps", {})

@@ -3,7 +3,7 @@
 Every rank passes the same items. The protocol:
 1. Rank 0 moves the vectors an interrupted job left in the parts folder into the cache, looks up what is
    already done (in the cache, or without one in the parts folder), and broadcasts a run id and that mask.
-2. The missing items are cut into the chunks one process would encode (`encoding.plan_chunks`) and the chunks
+2. The missing items are cut into the chunks one process would encode (`distinct.plan_chunks`) and the chunks
    are split among the ranks by estimated tokens (`parallel.balanced_owners`): the same batches, so the same
    embeddings bit for bit.
 3. Each rank encodes its share chunk by chunk and writes every chunk at once as a part file
@@ -29,10 +29,9 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..inputs import Item
-from ..parallel import World, balanced_owners, barrier, broadcast, wait_for
+from ..parallel import World, balanced_owners, wait_for
 from .cache import EmbeddingCache
-from .encoding import (EmbeddingTable, EncodeStats, Encoder, distinct_items, encode_chunks, length_estimate,
-                       plan_chunks)
+from .distinct import EmbeddingTable, EncodeStats, Encoder, distinct_items, encode_chunks, plan_chunks
 
 PART = re.compile(r"^(?P<run>[0-9a-f]+)-r(?P<rank>\d+)-(?P<seq>\d+)-n(?P<count>\d+)\.npz$")
 
@@ -126,14 +125,14 @@ def encode_across_ranks(encoder: Encoder, items: Sequence[Item], world: World, *
         else:
             done = folder.keys()
         plan = (uuid.uuid4().hex[:16], np.packbits([key in done for key in keys]).tobytes())
-    run, packed = broadcast(plan, world)
+    run, packed = world.broadcast(plan)
     done_mask = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=len(keys)).astype(bool)
     missing = [i for i in range(len(keys)) if not done_mask[i]]
     stats.from_cache = len(keys) - len(missing)
     missing_keys = [keys[i] for i in missing]
     missing_items = [distinct[key] for key in missing_keys]
     chunks = plan_chunks(encoder, missing_items, batch_size, chunk_batches, by_length)
-    estimate = getattr(encoder, "estimate_length", None) or length_estimate
+    estimate = getattr(encoder, "estimate_tokens", None) or (lambda item: 1)
     owners = balanced_owners([sum(estimate(missing_items[i]) for i in chunk) for chunk in chunks], world.size)
     mine = [chunk for chunk, owner in zip(chunks, owners) if owner == world.rank]
 
@@ -165,7 +164,7 @@ def encode_across_ranks(encoder: Encoder, items: Sequence[Item], world: World, *
                            "changed during the run?)")
     table = EmbeddingTable(keys, np.stack([vectors[key] for key in keys]) if keys else np.zeros((0, 0), np.float32))
     if share:
-        barrier(world)  # every rank has read the parts before rank 0 removes them
+        world.barrier()  # every rank has read the parts before rank 0 removes them
     if world.is_main:
         if cache is not None:
             if missing_keys:

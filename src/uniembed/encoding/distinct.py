@@ -2,29 +2,29 @@
 
 The evaluation runner gathers every query and candidate of every task of a run and calls
 `encode_distinct` once, so an item shared by queries, candidate lists and data sets costs one forward
-pass. Items are keyed by `Item.content_key()` (content and instruction). Missing items are sorted by a
-cheap length estimate so each batch holds items of similar size (little padding), and while one batch
+pass. Items are keyed by `Item.content_key()` (content and instruction). Missing items are sorted by the
+model's token estimate so each batch holds items of similar size (little padding), and while one batch
 is encoded the next batches' images are decoded by a thread pool.
 
 Encoder protocol: `encode(items, batch_size=...) -> float32 N x D` (L2-normalised) and `model_id: str`.
 Optional hooks, duck-typed:
-- `estimate_length(item) -> int`: the model's own size estimate (else `length_estimate`).
+- `estimate_tokens(item) -> int`: the model's token estimate (`Backbone.estimate_tokens`); without it the
+  items keep their order.
 - `predecode(item) -> Item`: an equivalent item with its media decoded in memory (e.g. video frames
   sampled as the model samples them); run in the background threads.
-- `decodes_in_background = True`: the encoder already decodes media in its own workers (as `Embedder`
-  does), so nothing is pre-decoded here.
+- `decodes_in_background = True`: the encoder already decodes media in its own workers (`Embedder` does,
+  in `iter_batches`), so nothing is decoded here: one decode stage, never a second pool over decoded images.
 Without either of the last two, image files are pre-loaded into PIL images; videos are left to the encoder.
 Items are handed to `encode` in chunks of `chunk_batches` batches (already sorted by length), and each
 chunk is written to the cache as soon as it is done.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -32,13 +32,6 @@ from tqdm.auto import tqdm
 from ..errors import InputError
 from ..inputs import Item
 from .cache import EmbeddingCache
-
-if TYPE_CHECKING:
-    from ..parallel import World
-
-IMAGE_LOAD = 256   # rough text-character equivalent of one image's visual tokens
-VIDEO_LOAD = 8 * IMAGE_LOAD
-
 
 class Encoder(Protocol):
     model_id: str
@@ -73,12 +66,6 @@ class EmbeddingTable:
         return self.vectors[[self.row_of[key] for key in keys]]
 
 
-def length_estimate(item: Item) -> int:
-    """A cheap size proxy used to group items of similar length: text length plus visual load."""
-    text = len(item.text or "") + len(item.instruction or "")
-    return text + IMAGE_LOAD * len(item.image_sources) + (VIDEO_LOAD if item.video is not None else 0)
-
-
 def preload_images(item: Item) -> Item:
     """The default background decode: image files become PIL images; other fields are kept."""
     if not item.image_sources:
@@ -90,8 +77,7 @@ def preload_images(item: Item) -> Item:
     return Item(text=item.text, image=images[0], images=images[1:] or None, video=item.video, instruction=item.instruction)
 
 
-def length_batches(items: Sequence[Item], batch_size: int,
-                   estimate: Callable[[Item], int] = length_estimate) -> list[list[int]]:
+def length_batches(items: Sequence[Item], batch_size: int, estimate: Callable[[Item], int]) -> list[list[int]]:
     """Indices of `items` cut into batches of similar length (longest first, so memory errors come early)."""
     order = sorted(range(len(items)), key=lambda i: (-estimate(items[i]), i))
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
@@ -105,24 +91,13 @@ def background_decoder(encoder: Encoder) -> Callable[[Item], Item] | None:
     return None if getattr(encoder, "decodes_in_background", False) else preload_images
 
 
-def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 32, cache: EmbeddingCache | None = None,
-                    decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True,
-                    progress: bool = True, desc: str = "encoding", world: "World | None" = None,
-                    exchange_dir: "str | os.PathLike | None" = None,
-                    share: bool = False, keys: Sequence[str] | None = None) -> tuple[EmbeddingTable | None, EncodeStats]:
-    """Embeddings of the distinct items among `items`, reading and filling `cache` when given.
+def encode_local(encoder: Encoder, items: Sequence[Item], batch_size: int = 32, cache: EmbeddingCache | None = None,
+                 decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True, progress: bool = True,
+                 desc: str = "encoding", keys: Sequence[str] | None = None) -> tuple[EmbeddingTable, EncodeStats]:
+    """Embeddings of the distinct items among `items` in this process, reading and filling `cache` when given.
 
-    With a distributed `world` (every rank passing the same `items`) each rank encodes its share and rank 0
-    returns the table; the other ranks return None, or the table too with `share=True` (see `eval.exchange`).
     `keys`: the items' content keys when the caller already has them (hashing media paths is not free).
     """
-    if world is not None and world.distributed:
-        from .exchange import encode_across_ranks
-
-        return encode_across_ranks(encoder, items, world, batch_size=batch_size, cache=cache,
-                                   exchange_dir=exchange_dir, share=share, decode_workers=decode_workers,
-                                   chunk_batches=chunk_batches, by_length=by_length, progress=progress, desc=desc,
-                                   keys=keys)
     start = time.perf_counter()
     stats = EncodeStats(requested=len(items))
     distinct = distinct_items(items, keys)
@@ -164,8 +139,9 @@ def plan_chunks(encoder: Encoder, items: Sequence[Item], batch_size: int, chunk_
     exactly the batches one process would (and get bit-identical embeddings).
     """
     chunk = batch_size * max(1, chunk_batches)
-    if by_length:
-        return length_batches(items, chunk, getattr(encoder, "estimate_length", None) or length_estimate)
+    estimate = getattr(encoder, "estimate_tokens", None)
+    if by_length and estimate is not None:
+        return length_batches(items, chunk, estimate)
     return [list(range(s, min(s + chunk, len(items)))) for s in range(0, len(items), chunk)]
 
 
