@@ -1,4 +1,4 @@
-"""contrastive_loss against a slow, explicit per-query loop written from the formula in methods.md §2."""
+"""contrastive_loss against a slow, explicit per-query loop written from the formula in docs/methods.md §2."""
 from __future__ import annotations
 
 import itertools

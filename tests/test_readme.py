@@ -1,10 +1,14 @@
-"""The README runs as written: its ```bash and ```python blocks are executed against the tiny model.
+"""The README and the docs run as written: their ```bash and ```python blocks are executed against the tiny model.
 
 The convention (also in the README's Development section):
 
-- Blocks fenced ```bash or ```python are executed, in README order, in one temporary folder shared by all
-  of them (a later block may use what an earlier one made), as a user following the README from a clone's
-  root would: the folder holds a link `recipes` to the repository's recipes/ and nothing else.
+- The pages are README.md, every docs/*.md and benchmarks/README.md (PAGES). Each page runs as its own test, in
+  its own temporary folder: a page never relies on files another page's blocks made. A page whose examples
+  need files (images, a saved model, an index) starts with the small block that makes them, repeated on each
+  page that needs it.
+- Blocks fenced ```bash or ```python are executed, in page order, in the page's folder, shared by all of its
+  blocks (a later block may use what an earlier one of the same page made), as a user following the page from
+  a clone's root would: the folder holds a link `recipes` to the repository's recipes/ and nothing else.
 - In a bash block `uniembed` is this checkout's CLI (`sys.executable -m uniembed.cli.main`, with the
   checkout's src/ first on PYTHONPATH) and `python` is `sys.executable`; bash runs with `-e -o pipefail`.
   A process a block leaves running in the background (`uniembed serve ... &`) is stopped when the test ends.
@@ -17,7 +21,7 @@ The convention (also in the README's Development section):
   `pytest -m slow tests/test_readme.py`), which runs every block; the default test skips the slow ones, so
   no fast block may depend on a slow one.
 
-A failure names each failing block by its first line in README.md, with the block and its output.
+A failure names each failing block by its file and the line of its opening fence, with the block and its output.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+PAGES = [README, *sorted((REPO / "docs").glob("*.md")), REPO / "benchmarks" / "README.md"]
 EXECUTED = {"bash", "python"}
 SLOW_MARKER = "<!-- readme-test: slow -->"
 BLOCK_TIMEOUT_S = 300
@@ -42,17 +47,27 @@ FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 
 @dataclass
 class Block:
-    line: int  # 1-based line of the opening fence in README.md
+    line: int  # 1-based line of the opening fence in its page
     language: str
     code: str
     slow: bool
+    page: str = "README.md"  # the page's path relative to the repository
 
     @property
     def label(self) -> str:
-        return f"README.md line {self.line} (```{self.language}{' slow' if self.slow else ''})"
+        return f"{self.page} line {self.line} (```{self.language}{' slow' if self.slow else ''})"
 
 
-def readme_blocks(text: str) -> list[Block]:
+def _name(page: Path) -> str:
+    return page.relative_to(REPO).as_posix()
+
+
+def page_blocks(page: Path) -> list[Block]:
+    """The fenced blocks of one page of the repository, each labelled with the page's path."""
+    return readme_blocks(page.read_text(encoding="utf-8"), _name(page))
+
+
+def readme_blocks(text: str, page: str = "README.md") -> list[Block]:
     """Every fenced block of a Markdown text, with its language and whether the slow marker precedes it."""
     blocks: list[Block] = []
     lines = text.splitlines()
@@ -69,10 +84,10 @@ def readme_blocks(text: str) -> list[Block]:
             body.append(lines[end][len(indent):] if lines[end].startswith(indent) else lines[end])
             end += 1
         if end == len(lines):
-            raise AssertionError(f"README.md line {number + 1}: fence {fence}{info} is never closed")
+            raise AssertionError(f"{page} line {number + 1}: fence {fence}{info} is never closed")
         previous = next((lines[i].strip() for i in range(number - 1, -1, -1) if lines[i].strip()), "")
         blocks.append(Block(number + 1, info.strip().split(" ")[0].lower(), "\n".join(body) + "\n",
-                            previous == SLOW_MARKER))
+                            previous == SLOW_MARKER, page))
         number = end + 1
     return blocks
 
@@ -95,7 +110,7 @@ def _environment(folder: Path) -> dict[str, str]:
 def _run(block: Block, folder: Path, env: dict[str, str], groups: list[int]) -> str | None:
     """Run one block; None when it succeeds, else the failure report."""
     suffix = "sh" if block.language == "bash" else "py"
-    script = folder / f".readme-line-{block.line}.{suffix}"
+    script = folder / f".readme-line-{block.line}.{suffix}"  # one folder per page: the line is unique
     script.write_text(block.code)
     command = ["bash", "-e", "-o", "pipefail", str(script)] if block.language == "bash" else [sys.executable, str(script)]
     log = folder / f".readme-line-{block.line}.log"
@@ -113,8 +128,9 @@ def _run(block: Block, folder: Path, env: dict[str, str], groups: list[int]) -> 
     text = log.read_text(errors="replace")
     why = f"timed out after {BLOCK_TIMEOUT_S} s" if code is None else f"exited with status {code}"
     numbered = "\n".join(f"{block.line + i:5d} | {line}" for i, line in enumerate(block.code.splitlines(), 1))
-    return (f"{block.label} {why}.\n--- block (README line numbers) ---\n{numbered}\n"
-            f"--- output (last 4000 characters; script line k is README line {block.line} + k) ---\n{text[-4000:]}")
+    return (f"{block.label} {why}.\n--- block ({block.page} line numbers) ---\n{numbered}\n"
+            f"--- output (last 4000 characters; script line k is {block.page} line {block.line} + k) ---\n"
+            f"{text[-4000:]}")
 
 
 def _stop(group: int) -> None:
@@ -134,13 +150,14 @@ def _ports_in_use(blocks: list[Block]) -> list[int]:
     return busy
 
 
-def _run_readme(folder: Path, include_slow: bool) -> None:
+def _run_page(page: Path, folder: Path, include_slow: bool) -> None:
     (folder / "recipes").symlink_to(REPO / "recipes")
     env = _environment(folder)
-    blocks = [b for b in readme_blocks(README.read_text(encoding="utf-8")) if b.language in EXECUTED]
+    blocks = [b for b in page_blocks(page) if b.language in EXECUTED]
     blocks = [b for b in blocks if include_slow or not b.slow]
     busy = _ports_in_use(blocks)
-    assert not busy, f"port(s) {busy} named by the README's serving example are in use on this machine: stop that server"
+    assert not busy, (f"port(s) {busy} named by {_name(page)}'s serving example are in use on this machine: "
+                      "stop that server")
     groups: list[int] = []
     failures = []
     try:
@@ -152,42 +169,51 @@ def _run_readme(folder: Path, include_slow: bool) -> None:
         for group in groups:
             _stop(group)
     if failures:
-        pytest.fail(f"{len(failures)} README block(s) failed (the first may cause the later ones); ran in "
+        pytest.fail(f"{len(failures)} block(s) of {_name(page)} failed (the first may cause the later ones); ran in "
                     f"{folder}\n\n" + "\n\n".join(failures), pytrace=False)
 
 
-def test_every_fence_names_its_language():
+def test_every_page_is_found():
+    """The docs pages exist (a moved docs/ folder would otherwise leave only the README tested)."""
+    assert len(PAGES) > 3 and all(page.is_file() for page in PAGES), PAGES
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_every_fence_names_its_language(page):
     """Authors choose: ```bash / ```python run, ```text (or another language) does not; a bare fence is a mistake."""
-    bare = [b.line for b in readme_blocks(README.read_text(encoding="utf-8")) if not b.language]
-    assert not bare, f"README.md fences without a language at line(s) {bare}: write ```bash, ```python or ```text"
+    bare = [b.line for b in page_blocks(page) if not b.language]
+    assert not bare, f"{_name(page)} fences without a language at line(s) {bare}: write ```bash, ```python or ```text"
 
 
 def test_block_parser_reads_languages_lines_and_the_slow_marker():
     text = "intro\n```bash\necho hi\n```\n\n<!-- readme-test: slow -->\n```python\nprint(1)\n```\n```text\nx\n```\n"
     assert [(b.line, b.language, b.code, b.slow) for b in readme_blocks(text)] == [
         (2, "bash", "echo hi\n", False), (7, "python", "print(1)\n", True), (10, "text", "x\n", False)]
+    assert readme_blocks(text, "docs/x.md")[1].label == "docs/x.md line 7 (```python slow)"
 
 
-def test_readme_blocks_run_as_written(tmp_path):
-    _run_readme(tmp_path, include_slow=False)
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_readme_blocks_run_as_written(page, tmp_path):
+    _run_page(page, tmp_path, include_slow=False)
 
 
 @pytest.mark.slow
-def test_readme_blocks_run_as_written_including_slow_ones(tmp_path):
-    _run_readme(tmp_path, include_slow=True)
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_readme_blocks_run_as_written_including_slow_ones(page, tmp_path):
+    _run_page(page, tmp_path, include_slow=True)
 
 
 def test_the_readme_mixture_example_uses_only_keys_the_loader_knows(tmp_path):
-    """The mixture YAML in the README (not executed: its data is not here) passes the loader's key checks: each
+    """The mixture YAML of the docs (not executed: its data is not here) passes the loader's key checks: each
     source, loaded alone, fails only on its missing files (InputError), never on its keys (ConfigError)."""
     import yaml
 
     from uniembed.data import load_mixture
     from uniembed.errors import InputError
 
-    examples = [yaml.safe_load(b.code) for b in readme_blocks(README.read_text(encoding="utf-8"))
+    examples = [yaml.safe_load(b.code) for page in PAGES for b in page_blocks(page)
                 if b.language == "yaml" and "sources:" in b.code]
-    assert examples, "README.md has no mixture example (a ```yaml block with 'sources:')"
+    assert examples, "no page has a mixture example (a ```yaml block with 'sources:')"
     for mixture in examples:
         for source in mixture["sources"]:
             with pytest.raises(InputError, match="not found"):

@@ -17,7 +17,7 @@ def test_defaults_are_safe():
     args, config = _config()
     assert args.host == "127.0.0.1" and args.port == 8080
     assert config.batching and config.allow_local_files is None and not config.allow_remote_media
-    assert config.served_model_name == "uniembed"  # the name the README's client example passes
+    assert config.served_model_name == "uniembed"  # the name docs/serving.md's client example passes
 
 
 def test_flags_reach_the_config(tmp_path, monkeypatch):

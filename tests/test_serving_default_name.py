@@ -1,4 +1,4 @@
-"""`uniembed serve --model DIR` answers to `model="uniembed"`, the name the README's client passes, whatever DIR
+"""`uniembed serve --model DIR` answers to `model="uniembed"`, the name docs/serving.md's client passes, whatever DIR
 (or the `model` symlink of a run) is called (issue 19, point 3: the symlink's target name was served)."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A real `uniembed serve --model tiny` process on 127.0.0.1 under hostile input: its peak RSS (from /proc)
-stays within the bounds the README states, slow uploads neither shut others out nor stay connected, and
+stays within the bounds docs/serving.md states, slow uploads neither shut others out nor stay connected, and
 a client that disconnects stops its work. One server process serves every check."""
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def _peak_growth(pid: int, action) -> tuple[int, object]:
     result = action()
     growth = _status(pid, "VmHWM") - before
     after = _status(pid, "VmRSS") - before
-    print(f"peak RSS growth {growth / MB:.0f} MB, {after / MB:.0f} MB after")  # shown with -s; the README quotes these
+    # shown with -s; docs/serving.md quotes these
+    print(f"peak RSS growth {growth / MB:.0f} MB, {after / MB:.0f} MB after")
     return growth, result
 
 

@@ -25,7 +25,7 @@ TRAIN_FORMATS = {"mmeb_train": "mmeb-train", "mmeb_train_video": "mmeb-train", "
 STAGE1_GROUP_TASKS = ("SynT2I", "SynI2T", "SynT2V", "SynParaphrase", "SynDocs")
 # stage-2 weight of a source relative to its size (`uniembed demo --oversample SynGround=2`). Grounding learns
 # slowest (50 grounding-only steps from the stage-1 model: 28% hit@1, 200 steps: 34%), so it gets 4x its share
-# and stage 2 gets the extra steps (recipes/demo.yaml), leaving every other source its ~43 steps (README)
+# and stage 2 gets the extra steps (recipes/demo.yaml), leaving every other source its ~43 steps (benchmarks/README.md)
 STAGE2_OVERSAMPLE: dict[str, float] = {"SynGround": 4.0}
 
 

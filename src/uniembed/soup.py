@@ -1,4 +1,4 @@
-"""Model soups (RzenEmbed; methods.md §5): weight averages of checkpoints fine-tuned from one base.
+"""Model soups (RzenEmbed; docs/methods.md §5): weight averages of checkpoints fine-tuned from one base.
 
 - uniform soup: the (optionally weighted) mean of every ingredient's weights.
 - greedy soup: ingredients sorted by their validation score, best first; each is added when the soup's

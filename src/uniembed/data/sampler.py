@@ -3,7 +3,7 @@
 By default each global batch comes from ONE source (as most recipes train: in-batch negatives then share a
 task and a format), the source drawn by weight. `batching="mixed"` instead draws every example's source by
 weight, so one batch mixes tasks and target modalities: the setting UNITE's modality-aware mask is made
-for (methods.md §1, option 1). Within a batch no two examples share a target
+for (docs/methods.md §2, option 1). Within a batch no two examples share a target
 (`positives[0].content_key()`): a duplicate would be a false negative for its twin. An example whose
 target is already in the batch is deferred to the source's next batch, not dropped.
 

@@ -1,4 +1,4 @@
-"""Published reference figures (methods.md section 7), keyed like our results: "overall" or a group key.
+"""Published reference figures (docs/methods.md §7), keyed like our results: "overall" or a group key.
 
 Each suite maps to a list of (model, {column: value}); a column is a group key of `aggregate.group_means`,
 "overall", or a task name (its main score). Shown beside our numbers in report.md.

@@ -1,6 +1,6 @@
 """Training objectives: one contrastive head for all recipes, distillation, cross-device negatives, GradCache.
 
-Pure PyTorch, independent of the model code (methods.md §2-3).
+Pure PyTorch, independent of the model code (docs/methods.md §2-3).
 """
 from .contrastive import contrastive_loss, contrastive_loss_per_query, negative_mask
 from .distillation import listwise_distillation_loss, relational_distillation_loss

@@ -1,4 +1,4 @@
-"""The contrastive objective shared by every recipe (methods.md §2).
+"""The contrastive objective shared by every recipe (docs/methods.md §2).
 
 One InfoNCE head with each recipe's difference as an option: a modality mask (UNITE), a false-negative filter
 (UniME, RzenEmbed), top-k hard negatives (UniME), hardness weights (RzenEmbed after LLaVE), a fixed, learnable or

@@ -1,4 +1,4 @@
-"""Distillation objectives (methods.md §3): relational text distillation and re-ranker (listwise) distillation.
+"""Distillation objectives (docs/methods.md §3): relational text distillation and re-ranker (listwise) distillation.
 
 Both are KL(teacher || student) over a softmax per row, averaged over rows. The teacher side is detached:
 teachers are frozen (precomputed embeddings, or a previous model's fused scores).

@@ -1,4 +1,4 @@
-"""GradCache: contrastive training with a large batch at the memory of one chunk (methods.md §2).
+"""GradCache: contrastive training with a large batch at the memory of one chunk (docs/methods.md §2).
 
 A contrastive loss couples every embedding in the batch, so the batch cannot simply be split into
 gradient-accumulation steps. GradCache instead (1) embeds every chunk without an autograd graph, (2) computes

@@ -1,4 +1,4 @@
-"""`Temperature`: a fixed, a learnable or a per-task learnable softmax temperature (methods.md §2).
+"""`Temperature`: a fixed, a learnable or a per-task learnable softmax temperature (docs/methods.md §2).
 
 Learned as log(1/tau), as CLIP does, so steps are relative and tau stays positive, and clamped after each
 optimizer step so it cannot collapse (tau -> 0 makes the loss a hard max) or explode.

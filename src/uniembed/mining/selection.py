@@ -1,4 +1,4 @@
-"""Which retrieved candidates become hard negatives: the filters and their order (methods.md §4).
+"""Which retrieved candidates become hard negatives: the filters and their order (docs/methods.md §4).
 
 Every query's top N (by the retrieval model) is scanned in rank order. A candidate is removed by the
 first filter that applies, and the report counts removals per filter:

@@ -1,4 +1,4 @@
-"""`EmbeddingConfig`: every option of methods.md §1 as a named, validated, JSON round-tripping field.
+"""`EmbeddingConfig`: every option of docs/methods.md §1 as a named, validated, JSON round-tripping field.
 
 Saved as `uniembed.json` beside the checkpoint, so a saved model fully describes how to embed.
 """

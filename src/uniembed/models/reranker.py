@@ -1,4 +1,4 @@
-"""`Reranker`: a pointwise yes/no relevance scorer on the same MLLM (U-MARVEL after LamRA, methods.md §3).
+"""`Reranker`: a pointwise yes/no relevance scorer on the same MLLM (U-MARVEL after LamRA, docs/methods.md §3).
 
 A query and one candidate share a single prompt, each side laid out as the embedding template lays out
 an item (media first or last, the query's instruction before its text):

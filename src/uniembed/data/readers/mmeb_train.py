@@ -77,7 +77,7 @@ def default_image_root(file: Path, rows: list[tuple[int, dict[str, Any]]]) -> Pa
             return root
     raise InputError(f"image '{first}' not found under any default image root; tried "
                      + ", ".join(f"'{c}'" for c in candidates), path=file,
-                     fix="unzip MMEB-train's images (see README) or set image_root in the mixture YAML")
+                     fix="unzip MMEB-train's images (see docs/evaluation.md) or set image_root in the mixture YAML")
 
 
 def _side(row: dict[str, Any], text_column: str, prefix: str, roots: tuple[Any, Any], split: bool) -> Item | None:

@@ -80,7 +80,8 @@ class Context:
                 names = os.listdir(path)
             except OSError:
                 raise InputError(f"frame folder '{path}' not found",
-                                 fix="unpack the MMEB-V2 frame archives (see README) or set --video-root") from None
+                                 fix="unpack the MMEB-V2 frame archives (see docs/evaluation.md) "
+                                     "or set --video-root") from None
             if not any(os.path.splitext(n)[1].lower() in (".jpg", ".jpeg", ".png") for n in names):
                 raise InputError(f"frame folder '{path}' holds no .jpg/.jpeg/.png frames")
             self.checked[path] = True

@@ -43,7 +43,7 @@ class Layout:
         found = next((p for p in tried if p.is_dir()), None)
         if found is None:
             raise InputError(f"{what} not found; tried " + ", ".join(f"'{p}'" for p in tried),
-                             fix=f"download {repo} (see README) or pass {option}")
+                             fix=f"download {repo} (see docs/evaluation.md) or pass {option}")
         return found
 
 

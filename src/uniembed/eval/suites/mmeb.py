@@ -219,7 +219,7 @@ def _video_media(layout: Layout) -> Path:
     if found is None:
         raise InputError("MMEB-V2 frame folder (video-tasks/frames/) not found; tried "
                          + ", ".join(f"'{p / 'video-tasks'}'" for p in tried),
-                         fix=f"download {MMEB_V2_MEDIA_REPO} and unpack its frame archives (see README), "
+                         fix=f"download {MMEB_V2_MEDIA_REPO} and unpack its frame archives (see docs/evaluation.md), "
                              "or pass --video-root")
     return found
 
