@@ -258,7 +258,9 @@ def test_every_profile_is_well_formed_and_cites_its_sources():
         assert profile.sources and profile.inference_code and profile.published and profile.backbones
         config = profile.config()
         assert config.profile == profile.name
-        assert all(getattr(config, key) == value for key, value in profile.embedding.items())
+        settings = dict(profile.embedding)
+        assert all(getattr(config.frames, key) == value for key, value in settings.pop("frames", {}).items())
+        assert all(getattr(config, key) == value for key, value in settings.items())
 
 
 def test_floor_and_nearest_frame_rounding_differ_where_the_reference_does():

@@ -257,9 +257,7 @@ class Embedder:
             images = item.load_images(self.limits)
             videos, frame_images = [], 0
             if item.video is not None:
-                frames = item.load_video(num_frames=self.config.video_frames, fps=self.config.video_fps,
-                                         limits=self.limits, max_source_frames=self.config.video_max_source_frames,
-                                         frame_rounding=self.config.frame_rounding)
+                frames = item.load_video(self.config.frames, self.limits)
                 if self.config.video_as_images:
                     images, frame_images = images + frames, len(frames)
                 else:
@@ -275,7 +273,7 @@ class Embedder:
     def estimate_length(self, item: Item) -> int:
         """A cheap token-count estimate (no decoding) used to group similar lengths into batches."""
         visual_tokens = self.config.max_pixels // (28 * 28)
-        video_tokens = self.config.video_frames * self.config.video_max_pixels // (28 * 28) // 2
+        video_tokens = (self.config.frames.num_frames or 8) * self.config.video_max_pixels // (28 * 28) // 2
         text = len(item.text or "") + len(item.instruction or "")
         return text // 3 + len(item.image_sources) * visual_tokens + (video_tokens if item.video is not None else 0)
 

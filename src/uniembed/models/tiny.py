@@ -262,7 +262,7 @@ def build_llava_image_processor() -> Any:
 
 
 # ---- one entry point per family --------------------------------------------------------------------
-_COMMON_DEFAULTS = dict(video_frames=4, eos_token="<|endoftext|>", max_length=512)
+_COMMON_DEFAULTS = dict(frames={"num_frames": 4}, eos_token="<|endoftext|>", max_length=512)
 TINY_FAMILIES = ("qwen2_vl", "qwen3_vl", "llava_onevision")
 
 

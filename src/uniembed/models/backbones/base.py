@@ -158,7 +158,7 @@ class Backbone:
         ids, is_instruction, visuals = self._ids_from_segments(segments, visuals_by_kind, config)
         if len(ids) > config.max_length and decoded.segments is not None:
             raise ConfigError(f"a prompt of {len(ids)} tokens exceeds max_length={config.max_length}; raise max_length, "
-                              "shorten the texts, or lower max_pixels / video_frames")
+                              "shorten the texts, or lower max_pixels / frames.num_frames")
         if len(ids) > config.max_length:
             ids, is_instruction, visuals = self._truncate(decoded, config, len(ids) - config.max_length, visuals_by_kind)
         return ids, is_instruction, visuals
@@ -251,7 +251,7 @@ class Backbone:
                 return ids, flags, visuals
             keep -= len(ids) - config.max_length  # re-tokenising at the cut can shift a token or two
         raise ConfigError(f"an item does not fit max_length={config.max_length} even without its text; "
-                          "raise max_length or lower max_pixels / video_frames")
+                          "raise max_length or lower max_pixels / frames.num_frames")
 
     def collate(self, decoded_items: list[DecodedItem], config: EmbeddingConfig) -> dict[str, Any]:
         """Tokenise, pad and stack a batch; returns model inputs plus masks used by pooling."""
