@@ -22,13 +22,28 @@ INSTRUCTION_PLACEMENTS = ("prefix", "system", "none")
 SUMMARY_MODALITIES = ("main", "all", "all_media_first")
 
 
+@dataclass(frozen=True)
+class PreResize:
+    """A resize the authors' code does before the processor's (qwen-vl-utils' `fetch_image`): to multiples of
+    `factor` pixels with an area in [min_pixels, max_pixels], PIL bicubic (see `models/resize.py`)."""
+
+    factor: int = 28
+    min_pixels: int = 4 * 28 * 28
+    max_pixels: int = 16384 * 28 * 28
+
+    def __post_init__(self) -> None:
+        if self.factor < 1 or not 0 < self.min_pixels <= self.max_pixels:
+            raise ConfigError(f"pre_resize needs factor >= 1 and 0 < min_pixels <= max_pixels, got {self}")
+
+
 @dataclass
 class EmbeddingConfig:
     """How a VLM turns an item into one vector.
 
     pooling: `last` = last real token (VLM2Vec, UniME); `eos` = append `eos_token` then take it (UNITE,
         RzenEmbed); `mean` over real tokens; `mean_no_instruction` = mean excluding the instruction span,
-        marked by `instruction_start_token` / `instruction_end_token` (U-MARVEL).
+        marked by `instruction_start_token` / `instruction_end_token` (U-MARVEL; empty tokens: the span is
+        left out without marker tokens in the prompt, as U-MARVEL's M-BEIR evaluation does).
     attention: `causal`, or `bidirectional` (always bidirectional, also in batches with no padding).
     positions: `mrope` (Qwen2-VL multimodal RoPE, correct) or `1d` (plain positions on all three streams,
         what UNITE/RzenEmbed/U-MARVEL ran; needed to reproduce their checkpoints).
@@ -49,6 +64,11 @@ class EmbeddingConfig:
     instruction_suffix: text after the content of an item that has an instruction (VLM2Vec keeps MMEB's "\n").
     image_square: resize every image (and video frame) to this square first, before the aspect-preserving bounds
         (VLM2Vec V1's `--image_resolution high`: 1344).
+    pre_resize: resize every image (and frame fed as an image) first as the authors' `fetch_image` does
+        (`PreResize`: its own 28/32-px multiples and bounds, PIL bicubic), then within min/max_pixels (GME,
+        RzenEmbed, UNITE, Qwen3-VL-Embedding); None = one resize.
+    instruction_punctuation: strip the instruction and append this when it does not end in punctuation
+        (Unicode category P*; Qwen3-VL-Embedding appends "."); None = the instruction as given.
     profile: the published model profile these settings came from (see `uniembed profiles`), if any.
     min_pixels / max_pixels: visual-token bounds for images (pixels; one visual token = 28x28 pixels).
     frames: which frames of a video are embedded (`FramePolicy`: count or rate, source-frame cap, index
@@ -77,6 +97,8 @@ class EmbeddingConfig:
     media_separator: str = ""
     instruction_suffix: str = ""
     image_square: int | None = None
+    pre_resize: PreResize | None = None
+    instruction_punctuation: str | None = None
     eos_token: str | None = None
     instruction_start_token: str = "<instruction_start>"
     instruction_end_token: str = "<instruction_end>"
@@ -92,6 +114,9 @@ class EmbeddingConfig:
     profile: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.pre_resize, dict):
+            reject_unknown_fields(PreResize, self.pre_resize, "pre_resize field(s)")
+            self.pre_resize = PreResize(**self.pre_resize)
         if isinstance(self.frames, dict):  # from asdict / JSON / YAML
             self.frames = FramePolicy.from_dict(self.frames)
         if not isinstance(self.frames, FramePolicy):

@@ -15,6 +15,7 @@ from PIL import Image
 from ...errors import ConfigError
 from ...inputs import Item
 from ..config import EmbeddingConfig
+from ..resize import pre_resized
 from ..templates import ChatFormat, Segment, build_segments
 
 TEXT_RUN_CACHE_SIZE = 200_000  # memoised tokenisations per backbone (then the memo starts over)
@@ -146,7 +147,8 @@ class Backbone:
         first_frame = len(decoded.images) - decoded.frame_images
         frame_config = frame_bounds(config) if decoded.frame_images else config
         visuals_by_kind: dict[str, list[VisualInput]] = {
-            "image": self.preprocess_images([fixed_square(image, config) for image in decoded.images],
+            "image": self.preprocess_images([pre_resized(fixed_square(image, config), config.pre_resize)
+                                             for image in decoded.images],
                                             [config if i < first_frame else frame_config
                                              for i in range(len(decoded.images))]),
             "video": [self.preprocess_video([fixed_square(frame, config) for frame in frames], config)
@@ -225,7 +227,8 @@ class Backbone:
         return tuple(encoded["input_ids"]), tuple(flags)
 
     def _marked_instruction(self, instruction: str, config: EmbeddingConfig) -> str:
-        if self._has_tokens(config.instruction_start_token, config.instruction_end_token):
+        if config.instruction_start_token and config.instruction_end_token and \
+                self._has_tokens(config.instruction_start_token, config.instruction_end_token):
             return f"{config.instruction_start_token}{instruction}{config.instruction_end_token}"
         return instruction
 

@@ -7,7 +7,6 @@ transformers, which keeps pooling batch-invariant and bidirectional attention tr
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...errors import ConfigError
 from ..config import EmbeddingConfig
 from ..templates import ChatFormat
+from ..resize import smart_resize
 from .base import Backbone, VisualInput, forward_mask, register_backbone
 
 QWEN_CHAT = ChatFormat(
@@ -26,23 +25,6 @@ QWEN_CHAT = ChatFormat(
     turn_end="<|im_end|>\n",
     assistant_start="<|im_start|>assistant\n",
 )
-
-
-def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """Dimensions divisible by `factor`, close to the original aspect, with area in [min_pixels, max_pixels]."""
-    if max(height, width) / max(1, min(height, width)) > 200:
-        raise ConfigError(f"aspect ratio of {width}x{height} is over 200; crop or pad the image")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
 
 
 @register_backbone
