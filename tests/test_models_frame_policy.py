@@ -43,3 +43,14 @@ def test_span_counting_is_unchanged():
     assert policy.frame_count(total=24, rate=8.0, max_frames=512) == 3  # int(23 frames / 8 fps x 1 fps) + 1
     assert FramePolicy(num_frames=8).frame_count(24, 8.0, 512) == 8
     assert FramePolicy(num_frames=None).frame_count(24, 8.0, 5) == 5
+
+
+def test_the_two_qwen_vl_utils_releases_count_differently():
+    # 70 frames at 10 fps, 1 fps: 7 frames; 0.0.8 rounds to an even count (round(3.5) * 2 = 8), 0.0.14 floors (6)
+    assert FramePolicy(num_frames=64, fps=1.0, counting="qwen-vl-utils-0.0.8").frame_count(70, 10.0, 512) == 8
+    assert FramePolicy(num_frames=64, fps=1.0, counting="qwen-vl-utils-0.0.14").frame_count(70, 10.0, 512) == 6
+    # both keep at least 4, at most `num_frames` (their max_frames), and round file indices to nearest
+    assert FramePolicy(num_frames=32, fps=1.0, counting="qwen-vl-utils-0.0.8").frame_count(24, 8.0, 512) == 4
+    assert FramePolicy(num_frames=32, fps=1.0, counting="qwen-vl-utils-0.0.14").frame_count(5000, 25.0, 512) == 32
+    assert FramePolicy(rounding="floor", counting="qwen-vl-utils-0.0.14").file_rounding == "nearest"
+    assert FramePolicy(rounding="floor").file_rounding == "floor"
