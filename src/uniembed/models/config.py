@@ -42,8 +42,8 @@ class EmbeddingConfig:
 
     pooling: `last` = last real token (VLM2Vec, UniME); `eos` = append `eos_token` then take it (UNITE,
         RzenEmbed); `mean` over real tokens; `mean_no_instruction` = mean excluding the instruction span,
-        marked by `instruction_start_token` / `instruction_end_token` (U-MARVEL; empty tokens: the span is
-        left out without marker tokens in the prompt, as U-MARVEL's M-BEIR evaluation does).
+        marked by `instruction_start_token` / `instruction_end_token` (U-MARVEL; tokens missing from the vocabulary,
+        e.g. empty ones, are not written: the span is still left out, as U-MARVEL's M-BEIR evaluation does).
     attention: `causal`, or `bidirectional` (always bidirectional, also in batches with no padding).
     positions: `mrope` (Qwen2-VL multimodal RoPE, correct) or `1d` (plain positions on all three streams,
         what UNITE/RzenEmbed/U-MARVEL ran; needed to reproduce their checkpoints).

@@ -227,8 +227,7 @@ class Backbone:
         return tuple(encoded["input_ids"]), tuple(flags)
 
     def _marked_instruction(self, instruction: str, config: EmbeddingConfig) -> str:
-        if config.instruction_start_token and config.instruction_end_token and \
-                self._has_tokens(config.instruction_start_token, config.instruction_end_token):
+        if self._has_tokens(config.instruction_start_token, config.instruction_end_token):
             return f"{config.instruction_start_token}{instruction}{config.instruction_end_token}"
         return instruction
 
