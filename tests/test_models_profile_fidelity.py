@@ -138,3 +138,17 @@ def test_unite_demo_variant_puts_nothing_between_image_and_text():
     assert VE + "\nWhat is the name" in data
     assert VE + "What is the name" in demo
     assert get_profile("unite").follows == "mmeb-data"
+
+
+def test_each_profile_says_whether_its_code_was_run_or_only_read(capsys):
+    from uniembed.cli.main import main
+
+    checked = {name: get_profile(name).checked for name in ("vlm2vec-v1", "vlm2vec-v2", "gme", "rzenembed", "unite",
+                                                            "qwen3-vl-embedding", "u-marvel", "unime-qwen2-vl",
+                                                            "unime-llava-onevision")}
+    assert checked == {"vlm2vec-v1": "run", "vlm2vec-v2": "run", "gme": "run", "rzenembed": "run", "unite": "run",
+                       "qwen3-vl-embedding": "run", "u-marvel": "read", "unime-qwen2-vl": "none",
+                       "unime-llava-onevision": "read"}
+    assert main(["profiles", "u-marvel"]) == 0
+    shown = capsys.readouterr().out
+    assert "checked against it: read" in shown and "other variants: u-marvel:eval" in shown

@@ -73,6 +73,7 @@ class Profile:
     benchmark_settings: str = ""
     sources: tuple[str, ...] = ()
     checked: str = "read"
+    check_note: str = ""  # what was compared, and what was not
     follows: str = ""
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -116,7 +117,7 @@ class Profile:
                 "checkpoints": list(self.checkpoints), "published": self.published,
                 "benchmark_settings": self.benchmark_settings, "sources": list(self.sources),
                 "embedding": self.embedding, "task_groups": len(self.tasks), "checked": self.checked,
-                "checked_means": CHECKS[self.checked], "follows": self.follows, "variants": self.variants}
+                "checked_means": CHECKS[self.checked], "check_note": self.check_note, "follows": self.follows, "variants": self.variants}
 
 
 _PROFILE_KEYS = set(Profile.__dataclass_fields__)
@@ -158,7 +159,7 @@ def _parse(data: dict[str, Any], where: str) -> Profile:
             embedding=embedding, detect=tuple(data.get("detect") or ()), checkpoints=tuple(data.get("checkpoints") or ()),
             tasks=tuple(tasks), published=dict(data.get("published") or {}),
             benchmark_settings=str(data.get("benchmark_settings", "")).strip(), sources=tuple(data.get("sources") or ()),
-            checked=str(data.get("checked", "read")), follows=str(data.get("follows", "")), variants=variants)
+            checked=str(data.get("checked", "read")), check_note=str(data.get("check_note", "")).strip(), follows=str(data.get("follows", "")), variants=variants)
     except KeyError as exc:
         raise ConfigError(f"profile {where} lacks the required field {exc}") from None
 
