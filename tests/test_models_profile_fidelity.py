@@ -106,6 +106,13 @@ def test_qwen3_frame_lists_are_stamped_at_two_frames_a_second():
     assert "<0.2 seconds>" in text and "<1.2 seconds>" in text and text.count("seconds>") == 2
 
 
+def test_qwen3_list_frames_are_rounded_to_64_pixels_first(clip):
+    model = Embedder.tiny(family="qwen3_vl", profile="qwen3-vl-embedding")
+    # 64x48 at a 64-px factor: 64x64 is under 4 x 64 x 64, so raised: 192x128 (the processor then: 448x320)
+    assert [frame.size for frame in model.decode(Item(video=FRAMES)).videos[0]] == [(192, 128)] * 4
+    assert [frame.size for frame in model.decode(Item(video=str(clip))).videos[0]] == [(64, 48)] * 4  # files: no
+
+
 def test_unite_video_file_keeps_at_least_four_frames(clip):
     policy = get_profile("unite").config().frames
     # qwen-vl-utils 0.0.8: 24 / 8 x 1 = 3 frames, at least 4: linspace(0, 23, 4).round() = [0, 8, 15, 23]

@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, reject_unknown_fields
+from .resize import PreResize
 
 FRAME_ROUNDINGS = ("nearest", "floor")
 # "span": int(seconds from first to last frame x fps) + 1 (uniembed's own rule).
@@ -41,6 +42,8 @@ class FramePolicy:
     counting: how `fps` becomes a frame count (`FRAME_COUNTINGS`).
     list_fps: the rate a frame folder or list is taken to be sampled at, for the seconds Qwen3-VL writes
         before each frame; None = `fps`, else 2.
+    list_resize: resize each frame of a folder or list first (`PreResize`; qwen-vl-utils 0.0.14 fetches list
+        frames as images at a 64-px factor); video-file frames are not.
     """
 
     num_frames: int | None = 8
@@ -49,8 +52,12 @@ class FramePolicy:
     rounding: str = "nearest"
     counting: str = "span"
     list_fps: float | None = None
+    list_resize: PreResize | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.list_resize, dict):
+            reject_unknown_fields(PreResize, self.list_resize, "frames.list_resize field(s)")
+            object.__setattr__(self, "list_resize", PreResize(**self.list_resize))
         if self.rounding not in FRAME_ROUNDINGS:
             raise ConfigError(f"frame rounding {self.rounding!r} is not one of {FRAME_ROUNDINGS}")
         if self.counting not in FRAME_COUNTINGS:

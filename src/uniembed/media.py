@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
 from .frames import FramePolicy, uniform_indices
+from .resize import pre_resized
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +373,8 @@ def _sample_frame_list(frames: list, policy: FramePolicy, limits: MediaLimits, w
         frames = [frames[i] for i in sample_indices(len(frames), policy.max_source_frames)]
     # a frame list carries no timestamps: `fps` does not thin it; all frames when no count is set
     count = min(policy.num_frames or len(frames), limits.max_frames)
-    return [load_image(frames[i], limits) for i in sample_indices(len(frames), count, policy.rounding)]
+    return [pre_resized(load_image(frames[i], limits), policy.list_resize)
+            for i in sample_indices(len(frames), count, policy.rounding)]
 
 
 @dataclass(frozen=True)

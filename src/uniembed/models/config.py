@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import ConfigError, reject_unknown_fields
 from ..frames import LEGACY_KEYS, FramePolicy
+from ..resize import PreResize
 
 CONFIG_NAME = "uniembed.json"
 
@@ -20,20 +21,6 @@ POSITIONS = ("mrope", "1d")
 PADDING_SIDES = ("left", "right")
 INSTRUCTION_PLACEMENTS = ("prefix", "system", "none")
 SUMMARY_MODALITIES = ("main", "all", "all_media_first")
-
-
-@dataclass(frozen=True)
-class PreResize:
-    """A resize the authors' code does before the processor's (qwen-vl-utils' `fetch_image`): to multiples of
-    `factor` pixels with an area in [min_pixels, max_pixels], PIL bicubic (see `models/resize.py`)."""
-
-    factor: int = 28
-    min_pixels: int = 4 * 28 * 28
-    max_pixels: int = 16384 * 28 * 28
-
-    def __post_init__(self) -> None:
-        if self.factor < 1 or not 0 < self.min_pixels <= self.max_pixels:
-            raise ConfigError(f"pre_resize needs factor >= 1 and 0 < min_pixels <= max_pixels, got {self}")
 
 
 @dataclass

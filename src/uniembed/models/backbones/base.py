@@ -15,7 +15,7 @@ from PIL import Image
 from ...errors import ConfigError
 from ...inputs import Item
 from ..config import EmbeddingConfig
-from ..resize import pre_resized
+from ...resize import pre_resized
 from ..templates import ChatFormat, Segment, build_segments
 
 TEXT_RUN_CACHE_SIZE = 200_000  # memoised tokenisations per backbone (then the memo starts over)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..config import EmbeddingConfig
 from ..templates import ChatFormat
-from ..resize import smart_resize
+from ...resize import smart_resize
 from .base import Backbone, VisualInput, forward_mask, register_backbone
 
 QWEN_CHAT = ChatFormat(

@@ -1,5 +1,5 @@
 """Image sizes: Qwen2-VL's `smart_resize`, and the pre-resize some families' inference code does before the
-processor's own (`EmbeddingConfig.pre_resize`).
+processor's own (`EmbeddingConfig.pre_resize`, `FramePolicy.list_resize`).
 
 GME, RzenEmbed, UNITE and Qwen3-VL-Embedding pass every image through qwen-vl-utils' `fetch_image` (or a copy
 of it), which resizes it to multiples of 28 (32) pixels within its own bounds with PIL's default filter; the
@@ -9,11 +9,25 @@ under the processor's minimum also the grid, so a profile states the first step 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from PIL import Image
 
-from ..errors import ConfigError
-from .config import PreResize
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PreResize:
+    """A resize the authors' code does before the processor's (qwen-vl-utils' `fetch_image`): to multiples of
+    `factor` pixels with an area in [min_pixels, max_pixels], PIL bicubic (`pre_resized`)."""
+
+    factor: int = 28
+    min_pixels: int = 4 * 28 * 28
+    max_pixels: int = 16384 * 28 * 28
+
+    def __post_init__(self) -> None:
+        if self.factor < 1 or not 0 < self.min_pixels <= self.max_pixels:
+            raise ConfigError(f"pre_resize needs factor >= 1 and 0 < min_pixels <= max_pixels, got {self}")
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
