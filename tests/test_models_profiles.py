@@ -267,7 +267,7 @@ def test_every_profile_is_well_formed_and_cites_its_sources():
         config = profile.config()
         assert config.profile == profile.name
         settings = dict(profile.embedding)
-        assert all(getattr(config.frames, key) == value for key, value in settings.pop("frames", {}).items())
+        assert all(config.frames.to_dict()[key] == value for key, value in settings.pop("frames", {}).items())
         assert all(getattr(config, key) == value or config.to_dict()[key] == value for key, value in settings.items())
 
 
