@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from uniembed.frames import FramePolicy
 from uniembed.inputs import Item
 from uniembed.media import load_image
 
@@ -49,7 +50,7 @@ class FakeEncoder:
         for source in item.image_sources:
             v[word_slot(colour_name(load_image(source)))] += 1.0
         if item.video is not None:
-            for frame in item.load_video(num_frames=2):
+            for frame in item.load_video(FramePolicy(num_frames=2)):
                 v[word_slot(colour_name(frame))] += 0.5
         if not v.any():
             v[0] = 1.0

@@ -241,7 +241,7 @@ def test_qwen2_5_vl_backbone(media_dir):
     hf_model = Qwen2_5_VLForConditionalGeneration(config).eval()
     model = Embedder(Qwen2VLBackbone(hf_model, tokenizer, build_image_processor(), "tiny-qwen2.5-vl"),
                      Embedder.default_config(Qwen2VLBackbone).replace(max_pixels=16 * 784, video_max_pixels=4 * 784,
-                                                                      video_frames=4))
+                                                                      frames={"num_frames": 4}))
     items = mixed_items(media_dir)
     np.testing.assert_allclose(model.encode(items, batch_size=8), np.stack([model.encode([i])[0] for i in items]), atol=1e-4)
     images = [Item(text="x", images=[str(media_dir / "red.png"), str(media_dir / "blue.jpg")]), Item(text="just text")]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from uniembed.frames import FramePolicy
 from uniembed import IMAGE, TEXT, VIDEO, InputError, Item, MediaLimits, as_item, as_items
 from uniembed.media import load_image, load_video, pdf_pages, uniform_indices
 
@@ -77,17 +78,17 @@ def test_file_size_limit(media_dir):
 def test_video_sources_sample_uniformly(media_dir):
     assert uniform_indices(12, 4) == [0, 4, 7, 11]
     assert uniform_indices(3, 8) == [0, 1, 2]
-    folder = load_video(media_dir / "clip", num_frames=4)
+    folder = load_video(media_dir / "clip", FramePolicy(num_frames=4))
     assert len(folder) == 4
-    from_file = load_video(media_dir / "clip.mp4", num_frames=4)
+    from_file = load_video(media_dir / "clip.mp4", FramePolicy(num_frames=4))
     assert len(from_file) == 4 and from_file[0].size == (64, 64)
-    by_rate = load_video(media_dir / "clip.mp4", num_frames=None, fps=1.0)
+    by_rate = load_video(media_dir / "clip.mp4", FramePolicy(num_frames=None, fps=1.0))
     assert len(by_rate) == 3  # 12 frames at 4 fps span 2.75 s -> 3 samples at 1 fps
-    as_list = load_video([media_dir / "red.png", media_dir / "blue.jpg"], num_frames=8)
+    as_list = load_video([media_dir / "red.png", media_dir / "blue.jpg"], FramePolicy(num_frames=8))
     assert len(as_list) == 2
-    capped = load_video(media_dir / "clip", num_frames=None, limits=MediaLimits(max_frames=5))
+    capped = load_video(media_dir / "clip", FramePolicy(num_frames=None), MediaLimits(max_frames=5))
     assert len(capped) == 5
-    assert len(load_video(media_dir / "clip", num_frames=8, max_source_frames=6)) == 6
+    assert len(load_video(media_dir / "clip", FramePolicy(num_frames=8, max_source_frames=6))) == 6
 
 
 def test_video_errors(media_dir):

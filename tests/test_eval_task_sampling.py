@@ -29,16 +29,16 @@ def tiny():
 
 
 def test_mmeb_v2_sampling_is_applied_to_video_tasks_only(tiny):
-    assert MMEB == {"num_frames": 8, "max_source_frames": 64, "frame_rounding": "floor"}
-    assert (tiny.config.video_frames, tiny.config.frame_rounding) == (4, "nearest")
+    assert MMEB == {"num_frames": 8, "max_source_frames": 64, "rounding": "floor"}
+    assert (tiny.config.frames.num_frames, tiny.config.frames.rounding) == (4, "nearest")
     groups = profile_groups(tiny, [image_task(), video_task(), video_task("MSVD")])
     by_task = {task.name: encoder for encoder, group in groups for task in group}
     assert by_task["ImageNet-1K"] is tiny  # no video: same model, same cache
     video_encoder = by_task["MSR-VTT"]
     assert by_task["MSVD"] is video_encoder  # one group for tasks with the same options
-    assert video_encoder.config.video_frames == 8
-    assert video_encoder.config.video_max_source_frames == 64
-    assert video_encoder.config.frame_rounding == "floor"
+    assert video_encoder.config.frames.num_frames == 8
+    assert video_encoder.config.frames.max_source_frames == 64
+    assert video_encoder.config.frames.rounding == "floor"
     assert video_encoder.model_id != tiny.model_id  # cached apart: other frames, other embeddings
 
 
@@ -49,11 +49,11 @@ def test_task_without_sampling_keeps_the_model_policy(tiny):
 
 def test_profile_pinned_video_policy_wins():
     model = Embedder.tiny(profile="rzenembed")  # the authors' 8 frames as images, all frames of a folder
-    assert model.config.video_max_source_frames is None and model.config.video_frames == 8
-    model = model.with_options(video_frames=6)  # so the pinned value differs from the benchmark's
+    assert model.config.frames.max_source_frames is None and model.config.frames.num_frames == 8
+    model = model.with_options(frames={"num_frames": 6})  # so the pinned value differs from the benchmark's
     encoder = profile_groups(model, [video_task()])[0][0]
-    assert encoder.config.video_frames == 6  # pinned by the profile: the benchmark's 8 do not override it
-    assert encoder.config.video_max_source_frames is None  # pinned too (the benchmark says 64)
+    assert encoder.config.frames.num_frames == 6  # pinned by the profile: the benchmark's 8 do not override it
+    assert encoder.config.frames.max_source_frames is None  # pinned too (the benchmark says 64)
 
 
 def test_unknown_sampling_key_is_an_error(tiny):

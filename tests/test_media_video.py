@@ -10,6 +10,7 @@ from conftest import write_mp4
 from PIL import Image
 
 from uniembed.errors import InputError
+from uniembed.frames import FramePolicy
 from uniembed.media import load_video, probe_video
 
 
@@ -35,7 +36,7 @@ def clips(tmp_path_factory):
 
 def test_decoding_reports_frames_read_and_keeps_only_the_sampled(clips):
     for name in ("whole.mp4", "whole.webm"):
-        frames = load_video(clips / name, num_frames=4)
+        frames = load_video(clips / name, FramePolicy(num_frames=4))
         assert (frames.frames_read, frames.frames_expected, frames.indices) == (40, 40, [0, 13, 26, 39])
         assert len(frames) == 4 and all(isinstance(f, Image.Image) and f.size == (64, 64) for f in frames)
     assert probe_video((clips / "whole.mp4").read_bytes()).frames == 40  # bytes work too (server uploads)
@@ -44,7 +45,7 @@ def test_decoding_reports_frames_read_and_keeps_only_the_sampled(clips):
 def test_partly_decodable_video_is_refused_whatever_the_container(clips):
     for name in ("cut.mp4", "cut.webm"):
         with pytest.raises(InputError, match=r"video decodes to \d+ of the 40 frames its container declares"):
-            load_video(clips / name, num_frames=4)
+            load_video(clips / name, FramePolicy(num_frames=4))
 
 
 def test_file_that_is_not_its_extension_is_refused(tmp_path, clips):
@@ -75,5 +76,5 @@ def test_a_long_static_video_keeps_only_the_sampled_frames(tmp_path, monkeypatch
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(av.VideoFrame, "to_image", counting)
-    frames = load_video(tmp_path / "static.mp4", num_frames=8)
+    frames = load_video(tmp_path / "static.mp4", FramePolicy(num_frames=8))
     assert len(frames) == 8 and frames.frames_read == 600 and len(converted) == 8

@@ -11,6 +11,7 @@ import pytest
 from data_fixtures import frames, parquet, png_bytes
 from eval_fakes import COLOURS, FakeEncoder, colour_image, colour_name, word_slot
 
+from uniembed.frames import FramePolicy
 from uniembed.cli.main import main
 from uniembed.data.readers.catalog import MMEB_V2_SOURCES, video_labels
 from uniembed.errors import InputError
@@ -45,7 +46,7 @@ class VideoWords(FakeEncoder):
         if item.video is None:
             return super().vector(item)
         v = np.zeros(64)
-        colour = colour_name(item.load_video(num_frames=1)[0])
+        colour = colour_name(item.load_video(FramePolicy(num_frames=1))[0])
         for word, weight in self.words[colour].items():
             v[word_slot(word)] += weight
         return (v / np.linalg.norm(v)).astype(np.float32)
@@ -111,7 +112,7 @@ def test_ssv2_local_lists_and_msrvtt_subset_and_global_pool(tmp_path):
     tasks = get_suite("mmeb-v2").load_tasks(tmp_path, SuiteOptions(datasets=["MSR-VTT"]))
     assert tasks[0].queries[0].instruction == "Find a video that contains the following visual content:"
     assert tasks[0].candidates[0].instruction == "Understand the content of the provided video."
-    assert tasks[0].video_sampling == {"num_frames": 8, "max_source_frames": 64, "frame_rounding": "floor"}
+    assert tasks[0].video_sampling == {"num_frames": 8, "max_source_frames": 64, "rounding": "floor"}
 
 
 def test_moment_retrieval_and_video_qa_layouts(tmp_path):

@@ -33,6 +33,8 @@ def solid(width: int, height: int, value: int = 128) -> Image.Image:
 
 PHOTO = solid(600, 400)          # Qwen2-VL bounds 3136..1003520: 392x588 -> grid (1, 28, 42), 294 tokens
 SMALL = solid(320, 240, 30)      # min 3136: 252x308 -> (1, 18, 22), 99 tokens; min 200704: 392x532 -> (1, 28, 38), 266
+# ... and when fetch_image's pre-resize (28-px multiples, 4-16384 tokens) comes first (GME, RzenEmbed, UNITE):
+# 320x240 -> 308x252, which the 200704 minimum raises to 504x420 -> (1, 30, 36), 270 tokens
 PAGE = solid(850, 1100, 250)     # max 1003520: 1092x840 -> (1, 78, 60), 1170 tokens; max 235200: 532x420 -> (1, 38, 30), 285
 FRAMES = [solid(64, 48, 20 * i) for i in range(10)]  # frame i is told apart by its red value 20 * i
 
@@ -162,10 +164,10 @@ def test_gme_instruction_is_the_system_prompt_and_endoftext_is_pooled():
     assert text == ("<|im_start|>system\nRepresent the given image with the following question:<|im_end|>\n"
                     + USER + VS + IMG * 294 + VE + "What colour is it?" + TURN_END + EOT)
     assert grids(batch) == [[1, 28, 42]]
-    text, batch = prompt(model, TWO)  # 320x240 is raised to the 256-token minimum: 392x532
+    text, batch = prompt(model, TWO)  # 320x240: fetch_image's 308x252, raised to the 256-token minimum: 504x420
     assert text == ("<|im_start|>system\nSelect the image that matches:<|im_end|>\n" + USER + VS + IMG * 294 + VE
-                    + VS + IMG * 266 + VE + "the left one" + TURN_END + EOT)
-    assert grids(batch) == [[1, 28, 42], [1, 28, 38]]
+                    + VS + IMG * 270 + VE + "the left one" + TURN_END + EOT)
+    assert grids(batch) == [[1, 28, 42], [1, 30, 36]]
     # a candidate without a query instruction gets the default system prompt
     text, _ = prompt(model, Item(image=PAGE))
     assert text == SYSTEM + USER + VS + IMG * 1170 + VE + TURN_END + EOT
@@ -183,10 +185,11 @@ def test_unite_summary_names_every_modality_and_strips_the_text():
     assert text == (SYSTEM + USER + VS + IMG * 294 + VE + "\nRepresent the given image with the following question: "
                     "What colour is it?\nSummary above sentence and image in one word:" + TURN_END + EOT)
     assert grids(batch) == [[1, 28, 42]]
-    text, batch = prompt(model, Item(image=SMALL))
-    assert text == SYSTEM + USER + VS + IMG * 266 + VE + "\nSummary above image in one word:" + TURN_END + EOT
+    text, batch = prompt(model, Item(image=SMALL))  # qwen-vl-utils 0.0.8 fetch_image first: 270 tokens
+    assert text == SYSTEM + USER + VS + IMG * 270 + VE + "\nSummary above image in one word:" + TURN_END + EOT
+    assert grids(batch) == [[1, 30, 36]]
     text, batch = prompt(model, TWO)
-    assert text == (SYSTEM + USER + VS + IMG * 294 + VE + VS + IMG * 266 + VE + "\nSelect the image that matches: "
+    assert text == (SYSTEM + USER + VS + IMG * 294 + VE + VS + IMG * 270 + VE + "\nSelect the image that matches: "
                     "the left one\nSummary above sentence and image in one word:" + TURN_END + EOT)
     # fps 1 over a frame list (no timestamps): all 10 frames, nearest rounding; 64x48 -> 392x532 -> 5 x 14 x 19
     assert picked_frames(model, VIDEO) == list(range(10))
@@ -200,19 +203,24 @@ def test_unite_summary_names_every_modality_and_strips_the_text():
 
 def test_rzenembed_images_then_instruction_then_text_and_video_as_eight_frames():
     model = Embedder.tiny(profile="rzenembed")
-    assert prompt(model, TEXT)[0] == (
+    # instruction + text, concatenated (rzen_embed_inference.py:205): its README's instructions end in ": "
+    assert prompt(model, TEXT.with_instruction("Find me an everyday image that matches the given caption: "))[0] == (
         SYSTEM + USER + "Find me an everyday image that matches the given caption: a red circle" + TURN_END + EOT)
+    assert prompt(model, TEXT)[0] == (
+        SYSTEM + USER + "Find me an everyday image that matches the given caption:a red circle" + TURN_END + EOT)
     text, batch = prompt(model, CANDIDATE)
     assert text == SYSTEM + USER + VS + IMG * 294 + VE + "Represent the given image." + TURN_END + EOT
     text, batch = prompt(model, TWO)
-    assert text == (SYSTEM + USER + VS + IMG * 294 + VE + VS + IMG * 266 + VE
-                    + "Select the image that matches: the left one" + TURN_END + EOT)
-    # 8 frames, floor linspace, each an image of 160-180 tokens: 64x48 -> 308x420 (165 tokens)
+    assert text == (SYSTEM + USER + VS + IMG * 294 + VE + VS + IMG * 270 + VE
+                    + "Select the image that matches:the left one" + TURN_END + EOT)
+    assert grids(batch) == [[1, 28, 42], [1, 30, 36]]
+    # 8 frames, floor linspace, each an image of 160-180 tokens; fetch_image first: 64x48 -> 56x56, which the
+    # 125440 minimum raises to 364x364 (169 tokens; without the pre-resize 308x420, 165)
     assert picked_frames(model, VIDEO) == [0, 1, 2, 3, 5, 6, 7, 9]
     text, batch = prompt(model, VIDEO)
-    assert text == (SYSTEM + USER + (VS + IMG * 165 + VE) * 8 + "Understand the content of the provided video."
+    assert text == (SYSTEM + USER + (VS + IMG * 169 + VE) * 8 + "Understand the content of the provided video."
                     + TURN_END + EOT)
-    assert grids(batch) == [[1, 22, 30]] * 8
+    assert grids(batch) == [[1, 26, 26]] * 8
     query, candidate, batch = visdoc_prompts(model)
     assert query == SYSTEM + USER + "Find a document image that matches the given query: what is the total?" + TURN_END + EOT
     assert candidate == (SYSTEM + USER + VS + IMG * 1170 + VE + "Understand the content of the provided document image."
@@ -258,7 +266,9 @@ def test_every_profile_is_well_formed_and_cites_its_sources():
         assert profile.sources and profile.inference_code and profile.published and profile.backbones
         config = profile.config()
         assert config.profile == profile.name
-        assert all(getattr(config, key) == value for key, value in profile.embedding.items())
+        settings = dict(profile.embedding)
+        assert all(config.frames.to_dict()[key] == value for key, value in settings.pop("frames", {}).items())
+        assert all(getattr(config, key) == value or config.to_dict()[key] == value for key, value in settings.items())
 
 
 def test_floor_and_nearest_frame_rounding_differ_where_the_reference_does():

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping
 from PIL import Image
 
 from .errors import InputError
+from .frames import FramePolicy
 from .media import (
     DEFAULT_LIMITS,
     IMAGE_EXTENSIONS,
@@ -92,13 +93,12 @@ class Item:
     def load_images(self, limits: MediaLimits = DEFAULT_LIMITS) -> list[Image.Image]:
         return [load_image(source, limits) for source in self.image_sources]
 
-    def load_video(self, num_frames: int | None = 8, fps: float | None = None,
-                   limits: MediaLimits = DEFAULT_LIMITS, max_source_frames: int | None = None,
-                   frame_rounding: str = "nearest") -> list[Image.Image] | None:
+    def load_video(self, policy: FramePolicy = FramePolicy(),
+                   limits: MediaLimits = DEFAULT_LIMITS) -> list[Image.Image] | None:
+        """The video's frames as `policy` samples them (None when the item has no video)."""
         if self.video is None:
             return None
-        return load_video(self.video, num_frames=num_frames, fps=fps, limits=limits, max_source_frames=max_source_frames,
-                          frame_rounding=frame_rounding)
+        return load_video(self.video, policy, limits)
 
     def content_key(self) -> str:
         """A stable hash of everything that determines the embedding (content and instruction).

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence, Union
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
+from .frames import FramePolicy, uniform_indices
+from .resize import pre_resized
 
 log = logging.getLogger(__name__)
 
@@ -207,29 +208,6 @@ def _opened_image(data: bytes, where: str | None, keep: bool = False) -> Iterato
                          fix="re-export the file as PNG or JPEG") from exc
 
 
-FRAME_ROUNDINGS = ("nearest", "floor")
-
-
-def uniform_indices(total: int, count: int, rounding: str = "nearest") -> list[int]:
-    """`count` frame indices spread uniformly (linspace, endpoints included) over `total` frames.
-
-    `rounding="floor"` truncates the positions as numpy's `linspace(0, total - 1, count, dtype=int)` does
-    (VLM2Vec's and RzenEmbed's sampling; one frame is then frame 0); `nearest` rounds them.
-    """
-    # TIGER-AI-Lab/VLM2Vec@6e1e1d4 src/utils/vision_utils/vision_utils.py:256 (sample_frames)
-    if rounding not in FRAME_ROUNDINGS:
-        raise ValueError(f"rounding must be one of {FRAME_ROUNDINGS}, got {rounding!r}")
-    if total <= 0:
-        return []
-    if count >= total:
-        return list(range(total))
-    if rounding == "floor":
-        return [int(x) for x in np.linspace(0, total - 1, count)]
-    if count == 1:
-        return [total // 2]
-    return [int(round(x)) for x in np.linspace(0, total - 1, count)]
-
-
 def frame_files(folder: Path) -> list[Path]:
     """Image files of a frame folder in natural order (frame_2 before frame_10)."""
     def natural_key(path: Path) -> list[Any]:
@@ -255,25 +233,22 @@ _CONTAINERS = {".mp4": "mov", ".m4v": "mov", ".mov": "mov", ".mkv": "matroska", 
 
 def load_video(
     source: VideoSource,
-    num_frames: int | None = 8,
-    fps: float | None = None,
+    policy: FramePolicy = FramePolicy(),
     limits: MediaLimits = DEFAULT_LIMITS,
-    max_source_frames: int | None = None,
-    frame_rounding: str = "nearest",
 ) -> list[Image.Image]:
-    """Decode a video to a list of RGB frames, sampled uniformly by count (`num_frames`) or rate (`fps`).
+    """Decode a video to a list of RGB frames, sampled as `policy` says (by count, or by rate for a file).
 
     Sources: a video file or its bytes (PyAV), a folder of frame images (MMEB-V2 layout), or a list of
-    images. `max_source_frames` first restricts a frame folder or list to that many uniformly spaced
-    frames (MMEB-V2 samples 8 from at most 64); `frame_rounding` is `uniform_indices`' rounding of the final
+    images. `policy.max_source_frames` first restricts a frame folder or list to that many uniformly spaced
+    frames (MMEB-V2 samples 8 from at most 64); `policy.rounding` is `uniform_indices`' rounding of the final
     pick. A video file is decoded as a stream that keeps only the sampled frames (memory: the kept frames,
     whatever the length); one that decodes to fewer frames than its container declares is refused, whatever
     the container. Frames decoded from a file keep their time in `info["seconds"]` (Qwen3-VL's timestamps).
     """
     if isinstance(source, (bytes, bytearray)):
-        return _decode_video_file(bytes(source), num_frames, fps, limits, frame_rounding)
+        return _decode_video_file(bytes(source), policy, limits)
     if isinstance(source, (list, tuple)):
-        return _sample_frame_list(list(source), num_frames, fps, limits, max_source_frames, None, frame_rounding)
+        return _sample_frame_list(list(source), policy, limits, None)
     if not isinstance(source, (str, os.PathLike)):
         raise InputError(f"unsupported video source of type {type(source).__name__}",
                          fix="pass a video file, a folder of frames or a list of images")
@@ -284,21 +259,19 @@ def load_video(
         files = frame_files(path)
         if not files:
             raise InputError("frame folder holds no images", path=path)
-        return _sample_frame_list(files, num_frames, fps, limits, max_source_frames, str(path), frame_rounding)
-    return _decode_video_file(path, num_frames, fps, limits, frame_rounding)
+        return _sample_frame_list(files, policy, limits, str(path))
+    return _decode_video_file(path, policy, limits)
 
 
-def _sample_frame_list(frames: list, num_frames, fps, limits, max_source_frames, where,
-                       rounding: str = "nearest") -> list[Image.Image]:
+def _sample_frame_list(frames: list, policy: FramePolicy, limits: MediaLimits, where: str | None) -> list[Image.Image]:
     if not frames:
         raise InputError("video has no frames", path=where)
-    if max_source_frames:
-        frames = [frames[i] for i in sample_indices(len(frames), max_source_frames)]
-    count = num_frames if num_frames else len(frames)
-    if fps and not num_frames:
-        count = len(frames)  # a frame list carries no timestamps: keep all, within the limit
-    count = min(count, limits.max_frames)
-    return [load_image(frames[i], limits) for i in sample_indices(len(frames), count, rounding)]
+    if policy.max_source_frames:
+        frames = [frames[i] for i in sample_indices(len(frames), policy.max_source_frames)]
+    # a frame list carries no timestamps: `fps` does not thin it; all frames when no count is set
+    count = min(policy.num_frames or len(frames), limits.max_frames)
+    return [pre_resized(load_image(frames[i], limits), policy.list_resize)
+            for i in sample_indices(len(frames), count, policy.rounding)]
 
 
 @dataclass(frozen=True)
@@ -309,20 +282,6 @@ class VideoInfo:
     height: int
     frames: int  # declared, or estimated from duration x frame rate, or counted packets
     rate: float  # frames per second
-
-    @property
-    def span_s(self) -> float:
-        """Seconds from the first frame to the last."""
-        return max(0, self.frames - 1) / self.rate
-
-    def sample_count(self, num_frames: int | None, fps: float | None, max_frames: int) -> int:
-        """How many frames the policy keeps: `num_frames`, or `fps` x duration (capped by `num_frames`)."""
-        if fps:
-            count = max(1, int(self.span_s * fps) + 1)
-            count = min(count, num_frames) if num_frames else count
-        else:
-            count = num_frames or self.frames
-        return max(1, min(count, max_frames, self.frames))
 
 
 def probe_video(source: Path | bytes, limits: MediaLimits = DEFAULT_LIMITS) -> VideoInfo:
@@ -377,8 +336,7 @@ def _video_info(container: Any, stream: Any, where: str | None, limits: MediaLim
     return VideoInfo(width, height, frames, rate)
 
 
-def _decode_video_file(source: Path | bytes, num_frames: int | None, fps: float | None,
-                       limits: MediaLimits, rounding: str = "nearest") -> SampledFrames:
+def _decode_video_file(source: Path | bytes, policy: FramePolicy, limits: MediaLimits) -> SampledFrames:
     """Stream-decode a video, converting and keeping only the frames the policy samples."""
     if isinstance(source, bytes):
         if len(source) > limits.max_file_bytes:
@@ -388,7 +346,8 @@ def _decode_video_file(source: Path | bytes, num_frames: int | None, fps: float 
                          path=source)
     with _open_video(source) as (container, stream, where):
         info = _video_info(container, stream, where, limits)
-        picks = sample_indices(info.frames, info.sample_count(num_frames, fps, limits.max_frames), rounding)
+        picks = sample_indices(info.frames, policy.frame_count(info.frames, info.rate, limits.max_frames),
+                               policy.file_rounding)
         kept, read = _keep_frames(container, stream, set(picks), where, info.rate)
     # a decoder may drop a frame or two at the ends; more missing means a cut or corrupt file
     if read < info.frames - max(1, info.frames // 50):
@@ -397,7 +356,7 @@ def _decode_video_file(source: Path | bytes, num_frames: int | None, fps: float 
     if read == 0:
         raise InputError("video decodes to no frames", path=where)
     if len(kept) < len(picks):  # slightly fewer frames than declared: sample again from those read
-        picks = sample_indices(read, len(picks), rounding)
+        picks = sample_indices(read, len(picks), policy.file_rounding)
         with _open_video(source) as (container, stream, where):
             kept, read = _keep_frames(container, stream, set(picks), where, info.rate)
     frames = SampledFrames(kept[i] for i in picks if i in kept)

@@ -25,6 +25,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{profile.name}  ({profile.family}; backbones: {', '.join(profile.backbones)})")
         print(f"  {profile.description}")
         print(f"  inference code: {profile.inference_code}")
+        print(f"  checked against it: {profile.checked} ({summary['checked_means']})"
+              + (f"; {profile.check_note}" if profile.check_note else ""))
+        if profile.variants:
+            print(f"  follows: {profile.follows}; other variants: "
+                  + ", ".join(f"{profile.name}:{name}" for name in profile.variants))
         for model, scores in profile.published.items():
             print(f"  published {model}: {scores}")
         if profile.benchmark_settings:

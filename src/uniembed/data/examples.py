@@ -56,9 +56,9 @@ class EvalTask:
     query_ids: list[str] | None = None
     candidate_ids: list[str] | None = None
     extra_metrics: tuple[str, ...] = ()
-    # How to sample the frames of video items, as `Item.load_video` keyword arguments
-    # (MMEB-V2: {"num_frames": 8, "max_source_frames": 64, "frame_rounding": "floor"}); None = the encoder's
-    # own policy. `eval.profiles.profile_groups` applies it (a model profile's pinned video settings win).
+    # The `FramePolicy` fields this benchmark fixes for the frames of its video items (MMEB-V2: {"num_frames":
+    # 8, "max_source_frames": 64, "rounding": "floor"}); the others stay the encoder's. None = the encoder's own
+    # policy. `eval.profiles.profile_groups` applies it (a model profile's pinned frame fields win).
     video_sampling: dict[str, Any] | None = None
 
     @property

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from ..data.examples import EvalTask
+from ..frames import FramePolicy
 from ..inputs import IMAGE, VIDEO, Item
 from ..models.profile import Profile, get_profile
 from ..encoding import Encoder
@@ -43,21 +44,18 @@ def with_task_instructions(task: EvalTask, profile: Profile) -> EvalTask:
                    candidates=[relabel(c, candidate, True) for c in task.candidates])
 
 
-# `EvalTask.video_sampling` keys (`Item.load_video`'s keywords) -> the `EmbeddingConfig` field each sets
-SAMPLING_OPTIONS = {"num_frames": "video_frames", "fps": "video_fps", "max_source_frames": "video_max_source_frames",
-                    "frame_rounding": "frame_rounding"}
-
-
-def sampling_options(task: EvalTask, profile: Profile | None) -> dict[str, Any]:
-    """The benchmark's frame sampling for `task`'s videos as embedding options. A setting the profile pins
-    (its authors' own evaluation, e.g. RzenEmbed's 8 frames as images) keeps the profile's value."""
-    unknown = set(task.video_sampling or {}) - set(SAMPLING_OPTIONS)
+def sampling_options(task: EvalTask, profile: Profile | None, policy: FramePolicy) -> dict[str, Any]:
+    """The benchmark's frame sampling for `task`'s videos applied to the encoder's `policy`, as embedding
+    options. A field the profile pins (its authors' own evaluation, e.g. RzenEmbed's 8 frames as images) keeps
+    the encoder's value."""
+    sampling = dict(task.video_sampling or {})
+    unknown = set(sampling) - set(FramePolicy.fields())
     if unknown:
         raise ValueError(f"task {task.name}: unknown video_sampling key(s) {sorted(unknown)}; "
-                         f"known: {sorted(SAMPLING_OPTIONS)}")
-    pinned = set(profile.embedding) if profile is not None else set()
-    return {SAMPLING_OPTIONS[key]: value for key, value in (task.video_sampling or {}).items()
-            if SAMPLING_OPTIONS[key] not in pinned}
+                         f"known: {list(FramePolicy.fields())}")
+    pinned = set((profile.embedding.get("frames") or {}) if profile is not None else ())
+    changes = {key: value for key, value in sampling.items() if key not in pinned}
+    return {"frames": policy.updated(changes)} if changes else {}
 
 
 def profile_groups(encoder: Encoder, tasks: Sequence[EvalTask]) -> list[tuple[Encoder, list[EvalTask]]]:
@@ -71,7 +69,7 @@ def profile_groups(encoder: Encoder, tasks: Sequence[EvalTask]) -> list[tuple[En
     groups: dict[tuple[tuple[str, Any], ...], list[EvalTask]] = {}
     for task in tasks:
         has_video = any(item.video is not None for item in (*task.queries, *task.candidates))
-        options = sampling_options(task, profile) if has_video else {}
+        options = sampling_options(task, profile, config.frames) if has_video else {}
         if profile is not None:
             options.update(profile.task_layout(task.name))
             task = with_task_instructions(task, profile)

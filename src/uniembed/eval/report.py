@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..data.examples import EvalTask
+from ..frames import FramePolicy
 from ..inputs import Item
 from ..encoding import EncodeStats
 from .runner import TaskResult
@@ -187,7 +188,7 @@ def _thumbnails(item: Item) -> list[str]:
     try:
         images = item.load_images()[:2]
         if item.video is not None:
-            images += item.load_video(num_frames=3) or []
+            images += item.load_video(FramePolicy(num_frames=3)) or []
     except Exception as exc:  # a report must not fail on one unreadable file
         return [_placeholder(str(exc))]
     uris = []

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, reject_unknown_fields
+from ..frames import LEGACY_KEYS, FramePolicy
+from ..resize import PreResize
 
 CONFIG_NAME = "uniembed.json"
 
@@ -19,7 +21,6 @@ POSITIONS = ("mrope", "1d")
 PADDING_SIDES = ("left", "right")
 INSTRUCTION_PLACEMENTS = ("prefix", "system", "none")
 SUMMARY_MODALITIES = ("main", "all", "all_media_first")
-FRAME_ROUNDINGS = ("nearest", "floor")
 
 
 @dataclass
@@ -28,7 +29,8 @@ class EmbeddingConfig:
 
     pooling: `last` = last real token (VLM2Vec, UniME); `eos` = append `eos_token` then take it (UNITE,
         RzenEmbed); `mean` over real tokens; `mean_no_instruction` = mean excluding the instruction span,
-        marked by `instruction_start_token` / `instruction_end_token` (U-MARVEL).
+        marked by `instruction_start_token` / `instruction_end_token` (U-MARVEL; tokens missing from the vocabulary,
+        e.g. empty ones, are not written: the span is still left out, as U-MARVEL's M-BEIR evaluation does).
     attention: `causal`, or `bidirectional` (always bidirectional, also in batches with no padding).
     positions: `mrope` (Qwen2-VL multimodal RoPE, correct) or `1d` (plain positions on all three streams,
         what UNITE/RzenEmbed/U-MARVEL ran; needed to reproduce their checkpoints).
@@ -49,12 +51,16 @@ class EmbeddingConfig:
     instruction_suffix: text after the content of an item that has an instruction (VLM2Vec keeps MMEB's "\n").
     image_square: resize every image (and video frame) to this square first, before the aspect-preserving bounds
         (VLM2Vec V1's `--image_resolution high`: 1344).
-    frame_rounding: how uniformly spaced frame positions become indices: `nearest`, or `floor` (numpy
-        linspace with dtype=int, as VLM2Vec and RzenEmbed sample).
+    pre_resize: resize every image (and frame fed as an image) first as the authors' `fetch_image` does
+        (`PreResize`: its own 28/32-px multiples and bounds, PIL bicubic), then within min/max_pixels (GME,
+        RzenEmbed, UNITE, Qwen3-VL-Embedding); None = one resize.
+    instruction_punctuation: strip the instruction and append this when it does not end in punctuation
+        (Unicode category P*; Qwen3-VL-Embedding appends "."); None = the instruction as given.
     profile: the published model profile these settings came from (see `uniembed profiles`), if any.
     min_pixels / max_pixels: visual-token bounds for images (pixels; one visual token = 28x28 pixels).
-    video_frames / video_fps / video_max_pixels / video_max_source_frames / video_as_images: frame policy;
-        `video_as_images` feeds sampled frames as separate images (RzenEmbed) instead of video tokens (UNITE);
+    frames: which frames of a video are embedded (`FramePolicy`: count or rate, source-frame cap, index
+        rounding, the qwen-vl-utils counting, frame-list seconds); a dict of its fields in YAML and JSON.
+    video_max_pixels / video_min_pixels / video_as_images: `video_as_images` feeds sampled frames as separate images (RzenEmbed) instead of video tokens (UNITE);
         either way each frame is bounded by `video_min_pixels` (default `min_pixels`) and `video_max_pixels`.
     prompts: named instructions (e.g. {"query": "...", "document": ""}) selected by `prompt_name`.
     max_length: token limit after which text is truncated (visual tokens are never cut).
@@ -78,17 +84,16 @@ class EmbeddingConfig:
     media_separator: str = ""
     instruction_suffix: str = ""
     image_square: int | None = None
-    frame_rounding: str = "nearest"
+    pre_resize: PreResize | None = None
+    instruction_punctuation: str | None = None
     eos_token: str | None = None
     instruction_start_token: str = "<instruction_start>"
     instruction_end_token: str = "<instruction_end>"
     min_pixels: int = 4 * 28 * 28
     max_pixels: int = 1280 * 28 * 28
-    video_frames: int = 8
-    video_fps: float | None = None
+    frames: FramePolicy = field(default_factory=lambda: FramePolicy(num_frames=8, max_source_frames=64))
     video_max_pixels: int = 180 * 28 * 28
     video_min_pixels: int | None = None
-    video_max_source_frames: int | None = 64
     video_as_images: bool = False
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
@@ -96,6 +101,13 @@ class EmbeddingConfig:
     profile: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.pre_resize, dict):
+            reject_unknown_fields(PreResize, self.pre_resize, "pre_resize field(s)")
+            self.pre_resize = PreResize(**self.pre_resize)
+        if isinstance(self.frames, dict):  # from asdict / JSON / YAML
+            self.frames = FramePolicy.from_dict(self.frames)
+        if not isinstance(self.frames, FramePolicy):
+            raise ConfigError(f"frames must be a FramePolicy or a mapping of its fields, got {self.frames!r}")
         self.validate()
 
     def validate(self) -> None:
@@ -106,15 +118,12 @@ class EmbeddingConfig:
             "padding_side": PADDING_SIDES,
             "instruction_placement": INSTRUCTION_PLACEMENTS,
             "summary_modalities": SUMMARY_MODALITIES,
-            "frame_rounding": FRAME_ROUNDINGS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
         if self.min_pixels <= 0 or self.max_pixels < self.min_pixels:
             raise ConfigError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
-        if self.video_frames < 1:
-            raise ConfigError("video_frames must be at least 1")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ConfigError(f"default_prompt_name {self.default_prompt_name!r} not in prompts {sorted(self.prompts)}")
         if self.image_square is not None and self.image_square < 28:
@@ -129,10 +138,14 @@ class EmbeddingConfig:
         return self.pooling == "mean_no_instruction"
 
     def replace(self, **overrides: Any) -> "EmbeddingConfig":
-        """A copy with `overrides` applied; unknown names are an error, not silently dropped."""
+        """A copy with `overrides` applied; unknown names are an error, not silently dropped. `frames` given
+        as a mapping changes only the policy fields it names (a `FramePolicy` replaces the whole policy)."""
         reject_unknown_fields(EmbeddingConfig, overrides, "embedding option(s)")
         data = asdict(self)
+        data["frames"] = self.frames
         data.update(overrides)
+        if isinstance(overrides.get("frames"), dict):
+            data["frames"] = self.frames.updated(overrides["frames"])
         return EmbeddingConfig(**data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,8 +153,14 @@ class EmbeddingConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EmbeddingConfig":
+        """From a saved `uniembed.json` or a recipe's `embedding:`; the flat frame keys that files written
+        before `FramePolicy` hold (`video_frames`, `video_fps`, `video_max_source_frames`, `frame_rounding`)
+        are read into `frames`."""
+        data = dict(data)
+        legacy = {LEGACY_KEYS[key]: data.pop(key) for key in list(data) if key in LEGACY_KEYS}
         reject_unknown_fields(cls, data, "embedding option(s)", "config")
-        return cls(**data)
+        frames = cls().frames.updated(legacy).updated(dict(data.get("frames") or {}))
+        return cls(**dict(data, frames=frames))
 
 
 @dataclass

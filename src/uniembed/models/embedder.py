@@ -258,9 +258,7 @@ class Embedder:
             images = item.load_images(self.limits)
             videos, frame_images = [], 0
             if item.video is not None:
-                frames = item.load_video(num_frames=self.config.video_frames, fps=self.config.video_fps,
-                                         limits=self.limits, max_source_frames=self.config.video_max_source_frames,
-                                         frame_rounding=self.config.frame_rounding)
+                frames = item.load_video(self.config.frames, self.limits)
                 if self.config.video_as_images:
                     images, frame_images = images + frames, len(frames)
                 else:

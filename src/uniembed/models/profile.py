@@ -8,6 +8,7 @@ family (their `uniembed.json`, or the name in `config.json`) get theirs automati
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 from dataclasses import dataclass, field
@@ -42,9 +43,22 @@ class TaskInstructions:
         return any(fnmatch.fnmatchcase(task_name, pattern) for pattern in self.tasks)
 
 
+# how a profile's facts were checked against its family's inference code (`Profile.checked`)
+CHECKS = {
+    "run": "the authors' inference code was run against uniembed on the same tiny checkpoint and inputs",
+    "read": "the authors' code was read, line by line, not run against uniembed",
+    "none": "no inference code released for this backbone: the settings are inferred",
+}
+
+
 @dataclass(frozen=True)
 class Profile:
-    """One published family's inference settings (see the module docstring)."""
+    """One published family's inference settings (see the module docstring).
+
+    `checked` says how its facts were held against the authors' code (`CHECKS`). Where the authors' code
+    embeds one way in training and another in evaluation, `follows` names the one the settings reproduce and
+    `variants` offers the others as settings on top (`get_profile("u-marvel:training")`).
+    """
 
     name: str
     family: str
@@ -58,6 +72,19 @@ class Profile:
     published: dict[str, Any] = field(default_factory=dict)
     benchmark_settings: str = ""
     sources: tuple[str, ...] = ()
+    checked: str = "read"
+    check_note: str = ""  # what was compared, and what was not
+    follows: str = ""
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def variant(self, name: str) -> "Profile":
+        """This profile with variant `name`'s settings applied, named "<profile>:<variant>"."""
+        if name not in self.variants:
+            raise ConfigError(f"profile {self.name!r} has no variant {name!r}; known: {sorted(self.variants)}"
+                              if self.variants else f"profile {self.name!r} has no variants")
+        embedding = dict(self.embedding, **self.variants[name])
+        return dataclasses.replace(self, name=f"{self.name}:{name}", embedding=embedding, follows=name,
+                                   variants={})
 
     def config(self, base: EmbeddingConfig | None = None, **overrides: Any) -> EmbeddingConfig:
         """`base` (default: the library defaults) with this profile's settings, then `overrides`, applied."""
@@ -89,7 +116,8 @@ class Profile:
                 "description": self.description, "inference_code": self.inference_code,
                 "checkpoints": list(self.checkpoints), "published": self.published,
                 "benchmark_settings": self.benchmark_settings, "sources": list(self.sources),
-                "embedding": self.embedding, "task_groups": len(self.tasks)}
+                "embedding": self.embedding, "task_groups": len(self.tasks), "checked": self.checked,
+                "checked_means": CHECKS[self.checked], "check_note": self.check_note, "follows": self.follows, "variants": self.variants}
 
 
 _PROFILE_KEYS = set(Profile.__dataclass_fields__)
@@ -106,6 +134,12 @@ def _parse(data: dict[str, Any], where: str) -> Profile:
     embedding = dict(data.get("embedding") or {})
     reject_unknown_fields(EmbeddingConfig, embedding, "embedding option(s)", where)
     EmbeddingConfig().replace(**embedding)  # validate now, not at first use
+    variants = dict(data.get("variants") or {})
+    for name, settings in variants.items():
+        reject_unknown_fields(EmbeddingConfig, settings, f"embedding option(s) of variant {name!r}", where)
+        EmbeddingConfig().replace(**dict(embedding, **settings))
+    if data.get("checked", "read") not in CHECKS:
+        raise ConfigError(f"checked={data.get('checked')!r} in {where} is not one of {sorted(CHECKS)}")
     tasks = []
     for entry in data.get("tasks") or []:
         extra = sorted(set(entry) - _TASK_KEYS)
@@ -124,7 +158,8 @@ def _parse(data: dict[str, Any], where: str) -> Profile:
             description=str(data.get("description", "")).strip(), inference_code=str(data["inference_code"]).strip(),
             embedding=embedding, detect=tuple(data.get("detect") or ()), checkpoints=tuple(data.get("checkpoints") or ()),
             tasks=tuple(tasks), published=dict(data.get("published") or {}),
-            benchmark_settings=str(data.get("benchmark_settings", "")).strip(), sources=tuple(data.get("sources") or ()))
+            benchmark_settings=str(data.get("benchmark_settings", "")).strip(), sources=tuple(data.get("sources") or ()),
+            checked=str(data.get("checked", "read")), check_note=str(data.get("check_note", "")).strip(), follows=str(data.get("follows", "")), variants=variants)
     except KeyError as exc:
         raise ConfigError(f"profile {where} lacks the required field {exc}") from None
 
@@ -146,12 +181,16 @@ def available_profiles() -> list[Profile]:
 
 
 def get_profile(name: str | Profile) -> Profile:
-    """A shipped profile by name, or a `.yaml` file written in the same format."""
+    """A shipped profile by name ("u-marvel", or "u-marvel:training" for one of its variants), or a `.yaml`
+    file written in the same format."""
     if isinstance(name, Profile):
         return name
     profiles = _builtin()
     if name in profiles:
         return profiles[name]
+    base, _, variant = name.partition(":")
+    if variant and base in profiles:
+        return profiles[base].variant(variant)
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
         return _parse(yaml.safe_load(Path(name).read_text()), name)
     raise ConfigError(f"unknown profile {name!r}; known: {sorted(profiles)} (or a path to a profile .yaml)")

@@ -5,6 +5,7 @@ media segment into its visual tokens) and marks the instruction span for `mean_n
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,6 +52,16 @@ def summary_suffix(item: Item, config: EmbeddingConfig | None = None) -> str:
     return template.format(modality=noun)
 
 
+def punctuated(instruction: str, mark: str) -> str:
+    """The stripped instruction, with `mark` appended unless it ends in punctuation (Unicode category P*), as
+    Qwen3-VL-Embedding writes its system turn."""
+    # QwenLM/Qwen3-VL-Embedding@8ce3aab1fbcc7b7143b094f0b2005dd89e7246b9 src/models/qwen3_vl_embedding.py:231-234
+    instruction = instruction.strip()
+    if instruction and not unicodedata.category(instruction[-1]).startswith("P"):
+        return instruction + mark
+    return instruction
+
+
 def content_segments(item: Item, config: EmbeddingConfig, num_media: tuple[int, int],
                      instruction: str | None = None, media_offset: tuple[int, int] = (0, 0)) -> list[Segment]:
     """The user-turn content of one item: its media, `instruction` and text in the configured order.
@@ -90,6 +101,8 @@ def chat_segments(user: list[Segment], config: EmbeddingConfig, chat: ChatFormat
 def build_segments(item: Item, config: EmbeddingConfig, chat: ChatFormat, num_media: tuple[int, int]) -> list[Segment]:
     """Lay out one item as segments. `num_media` = (images, videos) after frame policy is applied."""
     instruction = item.instruction if config.instruction_placement != "none" else None
+    if instruction and config.instruction_punctuation is not None:
+        instruction = punctuated(instruction, config.instruction_punctuation)
     system = config.system_prompt
     if instruction and config.instruction_placement == "system":
         system, instruction = instruction, None

@@ -140,7 +140,7 @@ def _widen_vision_init(model: Any, seed: int) -> None:
 
 
 # ---- the spec and the families -------------------------------------------------------------------
-COMMON_DEFAULTS: dict[str, Any] = dict(video_frames=4, eos_token="<|endoftext|>", max_length=512)
+COMMON_DEFAULTS: dict[str, Any] = dict(frames={"num_frames": 4}, eos_token="<|endoftext|>", max_length=512)
 TINY_FAMILIES = ("qwen2_vl", "qwen3_vl", "llava_onevision")  # each builds its tiny model: `Backbone.build_tiny`
 
 

@@ -29,7 +29,7 @@ from .config import ServerConfig
 from .errors import ApiError, bad_input, error_response
 from .guards import GuardMiddleware
 from .items import parse_item, parse_items, parse_messages, split_input
-from .media_policy import MediaPolicy, VideoPolicy
+from .media_policy import MediaPolicy
 from .metrics import ServerMetrics
 from .rerank import Reranker, ranked
 from .runner import BatchOutput, ModelRunner
@@ -61,11 +61,10 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
     runner = runner or ModelRunner(model)
     metrics = ServerMetrics()
     embedding_config = model.config
-    video = VideoPolicy(embedding_config.video_frames, embedding_config.video_fps)
     text_cap = config.max_text_chars or max(65536, 32 * int(embedding_config.max_length))
     policy = MediaPolicy(dataclasses.replace(model.limits, max_redirects=config.max_redirects),
                          config.allow_local_files, config.allow_remote_media, config.max_media_bytes,
-                         config.remote_timeout_s, video, remote_allow=config.remote_allow,
+                         config.remote_timeout_s, embedding_config.frames, remote_allow=config.remote_allow,
                          max_request_pixels=config.max_request_pixels, max_text_chars=text_cap)
     batcher = DynamicBatcher(runner.encode, runner.cost, runner.dimension, max_batch_tokens=config.max_batch_tokens,
                              max_batch_items=config.max_batch_items, max_wait_s=config.max_wait_ms / 1000.0,

@@ -23,20 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..frames import FramePolicy
 from ..media import (MediaLimits, decode_data_uri, frame_files, image_size, is_data_uri, is_remote_url, probe_video,
                      sample_indices)
 from .remote import fetch_remote
 
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
 _MIN_BASE64_CHARS = 16
-
-
-@dataclasses.dataclass(frozen=True)
-class VideoPolicy:
-    """The model's frame policy, applied when a request's video file is decoded."""
-
-    num_frames: int | None = 8
-    fps: float | None = None
 
 
 class PixelBudget:
@@ -61,7 +54,7 @@ class MediaPolicy:
 
     def __init__(self, limits: MediaLimits, local_root: str | Path | None = None, allow_remote: bool = False,
                  max_media_bytes: int | None = None, remote_timeout_s: float | None = None,
-                 video: VideoPolicy = VideoPolicy(), remote_allow: tuple[str, ...] = (),
+                 video: FramePolicy = FramePolicy(), remote_allow: tuple[str, ...] = (),
                  max_request_pixels: int | None = None, max_text_chars: int = 65536) -> None:
         changes: dict[str, Any] = {"allow_remote": allow_remote, "remote_allow": tuple(remote_allow)}
         if max_media_bytes is not None:
@@ -186,7 +179,7 @@ class MediaPolicy:
         info = probe_video(data, self.limits)
         if budget is not None:
             policy = self.video_policy
-            budget.spend(info.sample_count(policy.num_frames, policy.fps, self.limits.max_frames)
+            budget.spend(policy.frame_count(info.frames, info.rate, self.limits.max_frames)
                          * info.width * info.height)
         return data
 

@@ -31,7 +31,7 @@ from .pool import CandidatePool, hit_chance
 # 8 frames, linspace over at most 64 saved frames, positions truncated to int (floor):
 # TIGER-AI-Lab/VLM2Vec@6e1e1d4 experiments/public/eval/video.yaml (num_frames 8, max_frames_saved 64),
 # src/utils/vision_utils/vision_utils.py:254-262 (np.linspace(..., dtype=int))
-MMEB_V2_VIDEO_SAMPLING = {"num_frames": 8, "max_source_frames": 64, "frame_rounding": "floor"}
+MMEB_V2_VIDEO_SAMPLING = {"num_frames": 8, "max_source_frames": 64, "rounding": "floor"}
 
 # Instructions the reference hard-codes per dataset class (part of its data, not a model profile).
 VIDEO_TARGET = "Understand the content of the provided video."  # msrvtt_dataset.py:11 (and every retrieval class)

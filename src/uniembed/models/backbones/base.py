@@ -16,6 +16,7 @@ from ...errors import ConfigError
 from ...inputs import Item
 from ...media import header_size
 from ..config import EmbeddingConfig
+from ...resize import pre_resized
 from ..templates import ChatFormat, Segment, build_segments
 
 TEXT_RUN_CACHE_SIZE = 200_000  # memoised tokenisations per backbone (then the memo starts over)
@@ -134,7 +135,7 @@ class Backbone:
         raise NotImplementedError
 
     def video_tokens(self, config: EmbeddingConfig) -> int:
-        """Sequence tokens of one video under the frame policy (`video_frames` frames at the per-frame budget)."""
+        """Sequence tokens of one video under the frame policy (`frames.budget_frames` frames at the per-frame budget)."""
         raise NotImplementedError
 
     @property
@@ -156,7 +157,7 @@ class Backbone:
         sizes = [header_size(source) for source in item.image_sources]
         if config.image_square is not None:
             sizes = [(config.image_square, config.image_square)] * len(sizes)
-        frames = config.video_frames if item.video is not None and config.video_as_images else 0
+        frames = config.frames.budget_frames if item.video is not None and config.video_as_images else 0
         tokens = text // 3 + (self.image_tokens(sizes, frames, config) if sizes or frames else 0)
         if item.video is not None and not config.video_as_images:
             tokens += self.video_tokens(config)
@@ -179,7 +180,8 @@ class Backbone:
         first_frame = len(decoded.images) - decoded.frame_images
         frame_config = frame_bounds(config) if decoded.frame_images else config
         visuals_by_kind: dict[str, list[VisualInput]] = {
-            "image": self.preprocess_images([fixed_square(image, config) for image in decoded.images],
+            "image": self.preprocess_images([pre_resized(fixed_square(image, config), config.pre_resize)
+                                             for image in decoded.images],
                                             [config if i < first_frame else frame_config
                                              for i in range(len(decoded.images))]),
             "video": [self.preprocess_video([fixed_square(frame, config) for frame in frames], config)
@@ -191,7 +193,7 @@ class Backbone:
         ids, is_instruction, visuals = self._ids_from_segments(segments, visuals_by_kind, config)
         if len(ids) > config.max_length and decoded.segments is not None:
             raise ConfigError(f"a prompt of {len(ids)} tokens exceeds max_length={config.max_length}; raise max_length, "
-                              "shorten the texts, or lower max_pixels / video_frames")
+                              "shorten the texts, or lower max_pixels / frames.num_frames")
         if len(ids) > config.max_length:
             ids, is_instruction, visuals = self._truncate(decoded, config, len(ids) - config.max_length, visuals_by_kind)
         return ids, is_instruction, visuals
@@ -284,7 +286,7 @@ class Backbone:
                 return ids, flags, visuals
             keep -= len(ids) - config.max_length  # re-tokenising at the cut can shift a token or two
         raise ConfigError(f"an item does not fit max_length={config.max_length} even without its text; "
-                          "raise max_length or lower max_pixels / video_frames")
+                          "raise max_length or lower max_pixels / frames.num_frames")
 
     def collate(self, decoded_items: list[DecodedItem], config: EmbeddingConfig) -> dict[str, Any]:
         """Tokenise, pad and stack a batch; returns model inputs plus masks used by pooling."""

@@ -156,7 +156,7 @@ class LlavaOnevisionBackbone(Backbone):
         return self.anyres_tokens(size[1], size[0])
 
     def video_tokens(self, config: EmbeddingConfig) -> int:
-        return self._video_feature_count(config.video_frames)
+        return self._video_feature_count(config.frames.budget_frames)
 
     def _video_feature_count(self, frames: int) -> int:
         """Features of a video of `frames` frames: each 2x2 pooled, plus one newline."""

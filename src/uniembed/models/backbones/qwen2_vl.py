@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...errors import ConfigError
+from ...errors import InputError
+from ...resize import smart_resize
 from ..config import EmbeddingConfig
 from ..templates import ChatFormat
 from ..tiny import COMMON_DEFAULTS, build_tokenizer, seeded_model, tiny_size, token_ids
@@ -27,23 +28,6 @@ QWEN_CHAT = ChatFormat(
     turn_end="<|im_end|>\n",
     assistant_start="<|im_start|>assistant\n",
 )
-
-
-def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """Dimensions divisible by `factor`, close to the original aspect, with area in [min_pixels, max_pixels]."""
-    if max(height, width) / max(1, min(height, width)) > 200:
-        raise ConfigError(f"aspect ratio of {width}x{height} is over 200; crop or pad the image")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
 
 
 def build_tiny_model(tokenizer: Any, size: str = "tiny", seed: int = 0, attn_implementation: str = "sdpa") -> Any:
@@ -192,7 +176,7 @@ class Qwen2VLBackbone(Backbone):
             return max_pixels // factor ** 2
         try:
             height, width = smart_resize(size[1], size[0], factor, min_pixels, max_pixels)
-        except ConfigError:  # decoding refuses it with the reason; the estimate only needs a number
+        except InputError:  # decoding refuses it with the reason; the estimate only needs a number
             return max_pixels // factor ** 2
         return (height // factor) * (width // factor)
 
@@ -205,7 +189,7 @@ class Qwen2VLBackbone(Backbone):
         return tokens + (len(sizes) + frames) * self._markers(config)
 
     def video_tokens(self, config: EmbeddingConfig) -> int:
-        return math.ceil(config.video_frames / self.temporal_patch_size) * self._frame_tokens(config) \
+        return math.ceil(config.frames.budget_frames / self.temporal_patch_size) * self._frame_tokens(config) \
             + self._markers(config)
 
     def _frame_tokens(self, config: EmbeddingConfig) -> int:

@@ -18,19 +18,20 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
+from ...frames import FramePolicy
 from ..config import EmbeddingConfig
 from ..tiny import COMMON_DEFAULTS, build_tokenizer, seeded_model, tiny_size, token_ids
 from .base import VisualInput, forward_mask, register_backbone
 from .qwen2_vl import Qwen2VLBackbone
 
 QWEN3_VL_TOKEN_PIXELS = 32 * 32  # one visual token: a 2x2 merge of 16-px patches
-DEFAULT_VIDEO_FPS = 2.0  # frames with no timestamp (frame folders, lists) are taken as sampled at 2 fps
 
 
-def frame_seconds(frames: list[Image.Image], fps: float | None) -> list[float]:
-    """Each frame's time in seconds: the decoder's timestamp when it kept one, else its index at `fps`."""
-    rate = fps or DEFAULT_VIDEO_FPS
-    return [float(frame.info.get("seconds", index / rate)) for index, frame in enumerate(frames)]
+def frame_seconds(frames: list[Image.Image], policy: FramePolicy) -> list[float]:
+    """Each frame's time in seconds: the decoder's timestamp when it kept one, else its index at the policy's
+    frame-list rate (`FramePolicy.list_seconds`)."""
+    fallback = policy.list_seconds(len(frames))
+    return [float(frame.info.get("seconds", fallback[index])) for index, frame in enumerate(frames)]
 
 
 QWEN3_VL_PATCH = 16  # Qwen3-VL: 16-px patches merged 2x2, i.e. 32x32 px per visual token
@@ -99,7 +100,7 @@ class Qwen3VLBackbone(Qwen2VLBackbone):
     # ---- video: one timestamped block per temporal patch ------------------------------------------
     def preprocess_video(self, frames: list[Image.Image], config: EmbeddingConfig) -> VisualInput:
         visual = super().preprocess_video(frames, config)
-        seconds = frame_seconds(frames, config.video_fps)
+        seconds = frame_seconds(frames, config.frames)
         tp = self.temporal_patch_size
         seconds += [seconds[-1]] * (-len(seconds) % tp)  # padded like the frames (last one repeated)
         # each temporal patch is stamped with the mean time of its first and last frame
@@ -120,7 +121,7 @@ class Qwen3VLBackbone(Qwen2VLBackbone):
 
     def video_tokens(self, config: EmbeddingConfig) -> int:
         """Per temporal patch: its timestamp text, the vision start/end tokens (always written) and the frame's grid."""
-        blocks = math.ceil(config.video_frames / self.temporal_patch_size)
+        blocks = math.ceil(config.frames.budget_frames / self.temporal_patch_size)
         return blocks * (len(self._stamp_ids(0.0)) + 2 + self._frame_tokens(config))
 
     def _stamp_ids(self, second: float) -> list[int]:
