@@ -54,7 +54,7 @@ def test_video_estimate_is_exact_at_the_frame_budget_and_an_upper_bound_below_it
     still = Item(image=Image.new("RGB", (64, 64)))
     template = true_length(model, still) - model.estimate_tokens(still)
     for size, exact in (((1280, 1280), True), ((1280, 960), False), ((96, 64), False)):
-        video = Item(video=[Image.new("RGB", size, (10 * i, 40, 90)) for i in range(model.config.video_frames)])
+        video = Item(video=[Image.new("RGB", size, (10 * i, 40, 90)) for i in range(model.config.frames.num_frames)])
         gap = true_length(model, video) - model.estimate_tokens(video)
         assert gap == template if exact else gap <= template
 
