@@ -2,9 +2,12 @@
 
 `probe_server(embedder, url)` sends a fixed probe set (text, image, text+image, video; each with and without
 an instruction) to any OpenAI- or vLLM-compatible `/v1/embeddings` server and compares each answer with
-`embedder.encode` of the same item. A row whose cosine is >= `MATCH_THRESHOLD` (0.999) is a match: the same
-weights, prompt and pooling differ by float rounding only (bf16 vs float32, batch padding), while a different
-prompt template, instruction placement, pooling or image resize moves the cosine far below it.
+`embedder.encode` of the same item. A row whose cosine is >= `MATCH_THRESHOLD` (0.999) is a match. Why 0.999:
+the same weights, prompt and pooling differ by float rounding only (the tiny models in bfloat16 against float32:
+cosine >= 0.99998 on every probe row), while a wrong profile moves it well below (tiny:qwen3_vl without its
+profile against a server under qwen3-vl-embedding: 0.95-0.98; tiny under vlm2vec-v1 against the library
+defaults: -0.06-0.91). A large checkpoint served in bf16 may drift more than the tiny ones: `--threshold` lowers
+the bar.
 
 Request forms: the plain text is sent once in the OpenAI form (`{"input": [text]}`) and once, like every other
 row, in vLLM's chat-style form (`{"messages": [system = instruction, user = parts]}`; the shape of vLLM's
