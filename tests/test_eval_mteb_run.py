@@ -41,6 +41,9 @@ def test_encoder_carries_its_model_meta_and_loader(encoder):
     assert meta.loader is load_mteb_encoder and meta.loader_kwargs["model"] == "tiny"
     rebuilt = meta.loader(meta.name, revision=meta.revision, **meta.loader_kwargs)  # as mteb's load_model calls it
     assert isinstance(rebuilt, MtebEncoder) and rebuilt.mteb_model_meta.name == meta.name
+    profiled = MtebEncoder(load_mteb_encoder("uniembed/q3", model="tiny:qwen3_vl", profile="qwen3-vl-embedding").embedder,
+                           spec="tiny:qwen3_vl")  # the profile travels from the model's config to the loader
+    assert profiled.mteb_model_meta.loader_kwargs["profile"] == "qwen3-vl-embedding"
     with pytest.raises(ValueError, match="no loader"):
         register_with_mteb(MtebEncoder(encoder.embedder, name="uniembed/in-memory").mteb_model_meta)
 

@@ -37,7 +37,7 @@ class MtebEncoder:
         source = getattr(embedder, "source", None)
         # what `load_mteb_encoder` rebuilds the model from: a given spec, else a checkpoint directory
         self.spec = spec or (source if isinstance(source, str) and os.path.isdir(source) else None)
-        self.profile = profile
+        self.profile = profile or getattr(getattr(embedder, "config", None), "profile", None)  # rebuilt alike
         self._meta: Any = None
 
     @property
