@@ -1,5 +1,5 @@
 """`uniembed probe` against real `uniembed serve` processes on 127.0.0.1: a server of the same model and profile
-matches on every row; a control server started under a wrong profile is flagged (exit 1); an unreachable
+matches on every row (with its API key; without it, a 401 that says to pass --api-key); a control server started under a wrong profile is flagged (exit 1); an unreachable
 server, an HTTP error and a wrong dimension (a stdlib stub server) exit 2 with a message that says so.
 Only loopback traffic is sent."""
 from __future__ import annotations
@@ -21,7 +21,8 @@ def _serve_options(*extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with served(_serve_options(), tmp_path_factory.mktemp("same") / "server.log") as (url, _):
+    options = _serve_options("--api-key", "sesame")
+    with served(options, tmp_path_factory.mktemp("same") / "server.log") as (url, _):
         yield url
 
 
@@ -47,8 +48,12 @@ def test_probe_set_covers_each_modality_with_and_without_instruction():
     assert server_base("http://h:1/v1/") == "http://h:1" and server_base("https://h") == "https://h"
 
 
-def test_probe_matches_a_server_of_the_same_model(server, capsys):
-    assert main(["probe", "--model", "tiny", "--server", server]) == 0
+def test_probe_matches_a_server_of_the_same_model(server, capsys, monkeypatch):
+    monkeypatch.delenv("UNIEMBED_API_KEY", raising=False)
+    assert main(["probe", "--model", "tiny", "--server", server]) == 2  # the server wants a key
+    err = capsys.readouterr().err
+    assert "HTTP 401" in err and "pass --api-key" in err
+    assert main(["probe", "--model", "tiny", "--server", server, "--api-key", "sesame"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.endswith(("  match", "  DIFFERS"))]
     assert len(rows) == len(probe_cases()) and all(row.endswith(" match") for row in rows), out
