@@ -14,7 +14,7 @@ from ..errors import ConfigError, InputError
 from ..extras import MissingExtra
 from ..version import __version__
 
-VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup")
+VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup", "probe")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,7 +28,7 @@ from .batcher import DynamicBatcher
 from .config import ServerConfig
 from .errors import ApiError, bad_input, error_response
 from .guards import GuardMiddleware
-from .items import parse_item, parse_items, parse_messages, split_input
+from .items import parse_item, parse_items, parse_message_batch, split_input
 from .media_policy import MediaPolicy
 from .metrics import ServerMetrics
 from .rerank import Reranker, ranked
@@ -168,8 +168,8 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             raise bad_input(exc, field) from None
 
     async def _parse(raw: Any, field: str, single: bool) -> list[Item]:
-        if field == "messages":  # vLLM's chat-style request: one item
-            return [await asyncio.to_thread(parse_messages, raw, state.policy)]
+        if field == "messages":  # vLLM's chat-style request: one item per conversation
+            return await asyncio.to_thread(parse_message_batch, raw, state.policy, config.max_items_per_request)
         if single:
             return [await asyncio.to_thread(parse_item, raw, state.policy, None)]
         split_input(raw, config.max_items_per_request)  # cheap checks before decoding anything

@@ -6,7 +6,9 @@ Each element of `input` is ONE item and gives ONE embedding:
   [{"type": "text", "text": ...}, {"type": "image_url", "image_url": {"url": ...}},
    {"type": "video_url", "video_url": {"url": ... or [frame urls]}}]   -> one item from its parts
 `messages` (vLLM's chat-style request) is ONE item: the system message's text is its instruction, the one
-user message's content (a string or the parts above) is the item.
+user message's content (a string or the parts above) is the item. A list of such conversations (the batched
+form mteb's `OpenAIAPIEncodeWrapper` sends: `messages=[[{"role": "user", ...}], ...]`, mteb 2.26.24
+mteb/models/openai_wrappers.py:680-690) gives one item per conversation.
 Media strings go through the `MediaPolicy` (checked and charged to the request's pixel budget, decoded
 later in the model thread); texts and instructions longer than the policy's `max_text_chars` are cut
 before anything tokenises them (the model truncates at `max_length` tokens anyway); every error names
@@ -68,10 +70,28 @@ def parse_items(raw: Any, policy: MediaPolicy, max_items: int) -> list[Item]:
     return [parse_item(value, policy, position, budget) for position, value in enumerate(split_input(raw, max_items))]
 
 
-def parse_messages(raw: Any, policy: MediaPolicy) -> Item:
+def parse_message_batch(raw: Any, policy: MediaPolicy, max_items: int) -> list[Item]:
+    """`messages` -> its items: one conversation gives one item, a list of conversations one item each (sharing
+    one decoded-pixel budget; an error names the conversation as the item position)."""
+    if not (isinstance(raw, list) and raw and all(isinstance(conversation, list) for conversation in raw)):
+        return [parse_messages(raw, policy)]
+    if len(raw) > max_items:
+        raise InputError(f"{len(raw)} conversations in one request, over this server's limit of {max_items}",
+                         fix="split the request into smaller ones")
+    budget = policy.budget()
+    items = []
+    for position, conversation in enumerate(raw):
+        try:
+            items.append(parse_messages(conversation, policy, budget))
+        except InputError as exc:
+            raise exc.at(position) from None
+    return items
+
+
+def parse_messages(raw: Any, policy: MediaPolicy, budget: PixelBudget | None = None) -> Item:
     """vLLM's chat-style embedding request -> ONE item: the system message is the instruction, the parts of
     the one user message are the item (text, image_url, video_url; media checked by the policy)."""
-    item = _decode_media(_message_fields(raw), policy, policy.budget())
+    item = _decode_media(_message_fields(raw), policy, budget or policy.budget())
     if item.is_empty():
         raise InputError("empty item: the user message has no text, image or video", fix="give the item content")
     return item

@@ -33,14 +33,19 @@ ITEM_SCHEMA: dict[str, Any] = {
         PARTS_SCHEMA,
     ]
 }
-# vLLM's chat-style embedding request (`EmbeddingChatRequest.messages`, see items.parse_messages): ONE item.
-MESSAGES_SCHEMA: dict[str, Any] = {
+# vLLM's chat-style embedding request (`EmbeddingChatRequest.messages`, see items.parse_messages): ONE item per
+# conversation; a list of conversations is the batched form mteb's OpenAIAPIEncodeWrapper sends.
+CONVERSATION_SCHEMA: dict[str, Any] = {
     "type": "array", "minItems": 1,
-    "description": "vLLM's chat-style form, ONE embedding: an optional system message (the instruction) and one "
-                   "user message (the item: a string or text / image_url / video_url parts)",
+    "description": "an optional system message (the instruction) and one user message (the item: a string or "
+                   "text / image_url / video_url parts)",
     "items": {"type": "object", "additionalProperties": False, "required": ["role", "content"], "properties": {
         "role": {"enum": ["system", "user"]},
         "content": {"anyOf": [{"type": "string"}, PARTS_SCHEMA]}}}}
+MESSAGES_SCHEMA: dict[str, Any] = {
+    "description": "vLLM's chat-style form: one conversation (ONE embedding) or a list of conversations (one "
+                   "embedding each)",
+    "anyOf": [CONVERSATION_SCHEMA, {"type": "array", "minItems": 1, "items": CONVERSATION_SCHEMA}]}
 INPUT_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string", "minLength": 1, "pattern": r"\S"},
                                           {"type": "array", "items": ITEM_SCHEMA, "minItems": 1}]}
 
@@ -63,7 +68,7 @@ class EmbeddingRequest(_Strict):
     input: RawInput = Field(default=None,
                             description="a string, a list of strings, or a list of items (each gives one embedding)")
     messages: RawMessages = Field(default=None, description="vLLM's chat-style request instead of `input`: "
-                                                            "system = instruction, user = the item; one embedding")
+                                                            "system = instruction, user = the item; one embedding per conversation")
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1, description="truncate to this many dimensions and re-normalise")
