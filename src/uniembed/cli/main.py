@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 from ..errors import ConfigError, InputError
 
-VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup")
+VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
