@@ -1,0 +1,88 @@
+"""`SentenceTransformer(exported_dir)` (the real sentence-transformers package) embeds as `Embedder.encode` does.
+
+transformers' Qwen-VL processors load a torchvision video processor, and PyPI's torchvision does not import beside
+the CPU torch 2.13 wheel ("operator torchvision::nms does not exist"): these tests need a torch/torchvision pair
+that imports together (here: torch 2.14.1 + torchvision 0.29.1, which run on CPU and GPU alike) and skip, saying so,
+where there is none.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from uniembed.inputs import Item
+from uniembed.models.embedder import Embedder
+
+
+def _torchvision_problem() -> str | None:
+    try:
+        import torchvision  # noqa: F401
+    except Exception as exc:  # RuntimeError "operator torchvision::nms does not exist" or ImportError
+        return f"no torchvision that imports beside this torch ({type(exc).__name__}: {str(exc)[:80]})"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_torchvision_problem() is not None, reason=str(_torchvision_problem()))
+
+RED = Image.new("RGB", (64, 48), (200, 30, 30))
+BLUE = Image.new("RGB", (40, 40), (0, 0, 255))
+FRAMES = [Image.new("RGB", (64, 48), (i * 60, 30, 30)) for i in range(4)]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a / np.linalg.norm(a) * b / np.linalg.norm(b)).sum())
+
+
+def pairs(fps: float) -> dict:
+    """sentence-transformers input -> the uniembed item it must embed like (video frames with their fps, which
+    Qwen3-VL's timestamps need: sentence_transformers/base/modality.py _unwrap_video `video_metadata`)."""
+    video = {"array": FRAMES, "video_metadata": {"fps": fps, "total_num_frames": 4, "frames_indices": [0, 1, 2, 3]}}
+    return {
+        "text": ("a red circle", Item("a red circle")),
+        "image": ({"image": RED}, Item(None, image=RED)),
+        "text+image": ({"text": "a red circle", "image": RED}, Item("a red circle", image=RED)),
+        "two images": ({"text": "two", "image": [RED, BLUE]}, Item("two", images=[RED, BLUE])),
+        "video": ({"video": video}, Item(None, video=FRAMES)),
+    }
+
+
+@pytest.fixture(scope="module", params=[("qwen2_vl", None), ("qwen3_vl", "qwen3-vl-embedding")])
+def exported(request, tmp_path_factory):
+    from sentence_transformers import SentenceTransformer
+
+    family, profile = request.param
+    model = Embedder.tiny(family=family, profile=profile,
+                          prompts={"query": "Find the matching image.", "document": ""})
+    directory = tmp_path_factory.mktemp(family)
+    model.save_pretrained(directory)
+    return family, model, SentenceTransformer(str(directory), device="cpu")
+
+
+def test_sentence_transformers_embeds_like_uniembed(exported):
+    family, model, st = exported
+    for name, (st_input, item) in pairs(model.config.video_fps or 2.0).items():
+        if family == "qwen3_vl" and name == "video":
+            continue  # measured 0.987: see test_qwen3_vl_video_gap
+        assert cosine(st.encode([st_input])[0], model.encode([item])[0]) >= 0.9999, (family, name)
+
+
+def test_encode_query_and_document_apply_the_profile_prompts(exported):
+    _, model, st = exported
+    assert st.prompts["query"] == "Find the matching image."
+    assert cosine(st.encode_query(["a red circle"])[0], model.encode_query(["a red circle"])[0]) >= 0.9999
+    assert cosine(st.encode_document(["a red circle"])[0], model.encode_document(["a red circle"])[0]) >= 0.9999
+    # the prompt changes the vector: encode_query is not encode
+    assert cosine(st.encode_query(["a red circle"])[0], st.encode(["a red circle"])[0]) < 0.9999
+
+
+def test_qwen3_vl_video_gap(exported):
+    """Known gap, kept visible: transformers' Qwen3-VL video processor sizes/stamps frames differently from
+    uniembed's backbone; the cosine is high but under 0.9999. Fails (and should be turned into a parity
+    assertion) once they agree."""
+    family, model, st = exported
+    if family != "qwen3_vl":
+        pytest.skip("qwen2_vl video is in the parity test")
+    st_input, item = pairs(model.config.video_fps or 2.0)["video"]
+    value = cosine(st.encode([st_input])[0], model.encode([item])[0])
+    assert 0.95 <= value < 0.9999
