@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -131,3 +132,20 @@ def test_model_card_reports_training_records(tmp_path):
     card = (tmp_path / "out" / "README.md").read_text()
     assert "`demo`" in card and "(3 rows)" in card and "contrastive" in card
     assert "Trained steps: 7" in card and "ndcg@10" in card
+
+
+def test_from_pretrained_reads_a_sentence_transformers_folder(tmp_path):
+    """A published checkpoint laid out for sentence-transformers (no uniembed.json): the family is detected from
+    the name and the prompts come from config_sentence_transformers.json."""
+    folder = tmp_path / "Qwen3-VL-Embedding-2B"
+    Embedder.tiny(family="qwen3_vl").save_pretrained(folder)
+    (folder / "uniembed.json").unlink()
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(
+        {"prompts": {"query": "Retrieve images that match the query.", "document": ""}, "default_prompt_name": None,
+         "similarity_fn_name": "cosine"}))
+    model = Embedder.from_pretrained(folder)
+    assert model.config.profile == "qwen3-vl-embedding"
+    assert model.config.prompts["query"] == "Retrieve images that match the query."
+    query = model.encode_query(["a red circle"])
+    assert not np.allclose(query, model.encode(["a red circle"]))
+    assert np.allclose(query, model.encode(["a red circle"], instruction="Retrieve images that match the query."))

@@ -202,3 +202,11 @@ def export_model(spec: str, out: str | Path, overwrite: bool = False, keep_adapt
             shutil.copy2(report, target / report.name)
     embedder.save_pretrained(target, keep_adapter=keep_adapter, matryoshka_dimensions=matryoshka_dimensions)
     return exportable(embedder.config, str(embedder.backbone.hf_model.config.model_type))
+
+
+def sentence_transformers_prompts(directory: str | Path) -> tuple[dict[str, str], str | None]:
+    """The named prompts (and default prompt name) of a folder laid out for sentence-transformers
+    (`config_sentence_transformers.json`, as Qwen3-VL-Embedding's hub folder has); empty when there are none."""
+    payload = _read_json(Path(directory) / "config_sentence_transformers.json")
+    prompts = {str(k): str(v) for k, v in (payload.get("prompts") or {}).items()}
+    return prompts, payload.get("default_prompt_name") if prompts else None
