@@ -58,7 +58,8 @@ def expand_media(prompt: str, visuals, qwen3: bool) -> str:
         start, end = match.group(1) or "", match.group(3) or ""
         if visual.kind == "video" and qwen3:
             per_frame = visual.num_tokens // visual.grid_thw[0]
-            return "".join(f"<{t:.1f} seconds>{start}{'<|video_pad|>' * per_frame}{end}" for t in visual.timestamps)
+            return "".join(f"<{t:.1f} seconds><|vision_start|>{'<|video_pad|>' * per_frame}<|vision_end|>"
+                           for t in visual.timestamps)
         return start + ("<|image_pad|>" if visual.kind == "image" else "<|video_pad|>") * visual.num_tokens + end
 
     return re.sub(r"(<\|vision_start\|>)?(<\|image_pad\|>|<\|video_pad\|>)(<\|vision_end\|>)?", replace, prompt)

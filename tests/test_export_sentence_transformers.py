@@ -47,7 +47,9 @@ def pairs(fps: float) -> dict:
     }
 
 
-@pytest.fixture(scope="module", params=[("qwen2_vl", None), ("qwen3_vl", "qwen3-vl-embedding")])
+@pytest.fixture(scope="module", params=[("qwen2_vl", None), ("qwen2_vl", "gme"), ("qwen2_vl", "unite"),
+                                                  ("qwen3_vl", "qwen3-vl-embedding")],
+                ids=lambda case: ":".join(filter(None, case)))
 def exported(request, tmp_path_factory):
     from sentence_transformers import SentenceTransformer
 
@@ -62,8 +64,6 @@ def exported(request, tmp_path_factory):
 def test_sentence_transformers_embeds_like_uniembed(exported):
     family, model, st = exported
     for name, (st_input, item) in pairs(model.config.video_fps or 2.0).items():
-        if family == "qwen3_vl" and name == "video":
-            continue  # measured 0.987: see test_qwen3_vl_video_gap
         assert cosine(st.encode([st_input])[0], model.encode([item])[0]) >= 0.9999, (family, name)
 
 
@@ -75,14 +75,3 @@ def test_encode_query_and_document_apply_the_profile_prompts(exported):
     # the prompt changes the vector: encode_query is not encode
     assert cosine(st.encode_query(["a red circle"])[0], st.encode(["a red circle"])[0]) < 0.9999
 
-
-def test_qwen3_vl_video_gap(exported):
-    """Known gap, kept visible: transformers' Qwen3-VL video processor sizes/stamps frames differently from
-    uniembed's backbone; the cosine is high but under 0.9999. Fails (and should be turned into a parity
-    assertion) once they agree."""
-    family, model, st = exported
-    if family != "qwen3_vl":
-        pytest.skip("qwen2_vl video is in the parity test")
-    st_input, item = pairs(model.config.video_fps or 2.0)["video"]
-    value = cosine(st.encode([st_input])[0], model.encode([item])[0])
-    assert 0.95 <= value < 0.9999

@@ -26,6 +26,10 @@ MEDIA_PLACEHOLDERS: dict[str, tuple[str, str, str, str]] = {
     "qwen2_5_vl": ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"),
     "qwen3_vl": ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"),
 }
+# Qwen3-VL's processor replaces <|video_pad|> by "<{t:.1f} seconds><|vision_start|>...<|vision_end|>" per temporal
+# patch (transformers@v5.23.0 models/qwen3_vl/processing_qwen3_vl.py:75-103), which is uniembed's layout
+# (backbones/qwen3_vl.py media_placeholder); outer markers around the pad would nest, so the template writes none.
+PROCESSOR_WRAPS_VIDEO_FRAMES = ("qwen3_vl",)
 
 # Part types of an OpenAI / vLLM chat request and of sentence-transformers' structured messages.
 _IMAGE_PARTS = ["image", "image_url"]
@@ -45,6 +49,9 @@ def embedding_chat_template(config: EmbeddingConfig, model_type: str, chat: Chat
     image_token, video_token, start, end = MEDIA_PLACEHOLDERS[model_type]
     if not config.vision_markers:
         start = end = ""
+    video_start, video_end = start, end
+    if model_type in PROCESSOR_WRAPS_VIDEO_FRAMES:
+        video_start = video_end = ""
     placement = config.instruction_placement
     lines = [
         "{#- uniembed embedding template (profile: " + (config.profile or "none") + "): system = instruction, "
@@ -70,7 +77,8 @@ def embedding_chat_template(config: EmbeddingConfig, model_type: str, chat: Chat
         f"({_q(config.instruction_separator)} if ns.text else '') -%}}{{%- endif -%}}",
         "{%- set words = words + ns.text -%}",
         f"{{%- if instruction -%}}{{%- set words = words + {_q(config.instruction_suffix)} -%}}{{%- endif -%}}",
-        f"{{%- set media = ({_q(start + image_token + end)} * ns.images) + ({_q(start + video_token + end)} * ns.videos) -%}}",
+        f"{{%- set media = ({_q(start + image_token + end)} * ns.images) + "
+        f"({_q(video_start + video_token + video_end)} * ns.videos) -%}}",
         f"{{%- set sep = {_q(config.media_separator)} if (media and words) else '' -%}}",
         "{%- set user = (media + sep + words) if " + ("true" if config.images_first else "false")
         + " else (words + sep + media) -%}",

@@ -63,6 +63,10 @@ def exportable(config: EmbeddingConfig, model_type: str) -> list[str]:
         problems.append(f"positions={config.positions!r} (transformers computes M-RoPE itself)")
     if config.video_as_images:
         problems.append("video_as_images=true (clients send a video part, the processor makes video tokens)")
+    if not config.vision_markers:
+        # transformers' M-RoPE (get_rope_index) finds each image by its <|vision_start|>: two or more unmarked
+        # images fail in its forward (measured: a shape mismatch with vlm2vec-v2 and two images)
+        problems.append("vision_markers=false (transformers locates media by <|vision_start|>)")
     if config.image_square is not None:
         problems.append(f"image_square={config.image_square} (the processor does not square images first)")
     return problems
