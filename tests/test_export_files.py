@@ -48,21 +48,21 @@ def vllm_messages(item: Item) -> list[dict]:
 
 
 def expand_media(prompt: str, visuals, qwen3: bool) -> str:
-    """What the processor does to the rendered prompt: each placeholder becomes the item's visual tokens
-    (transformers@v5.23.0 Qwen2VLProcessor.__call__ repeats <|image_pad|> / <|video_pad|> num_tokens times;
-    Qwen3VLProcessor.replace_video_token writes one "<{t:.1f} seconds>" + wrapped block per temporal patch)."""
+    """What the processor does to the rendered prompt: only each pad token is replaced, the text around it stays
+    (transformers@v5.23.0 processing_utils.py ProcessorMixin expands the image/video token; Qwen2VLProcessor
+    repeats <|image_pad|> / <|video_pad|> num_tokens times; Qwen3VLProcessor.replace_video_token writes one
+    "<{t:.1f} seconds><|vision_start|>" + pads + "<|vision_end|>" per temporal patch)."""
     remaining = iter(visuals)
 
     def replace(match: re.Match) -> str:
         visual = next(remaining)
-        start, end = match.group(1) or "", match.group(3) or ""
         if visual.kind == "video" and qwen3:
             per_frame = visual.num_tokens // visual.grid_thw[0]
             return "".join(f"<{t:.1f} seconds><|vision_start|>{'<|video_pad|>' * per_frame}<|vision_end|>"
                            for t in visual.timestamps)
-        return start + ("<|image_pad|>" if visual.kind == "image" else "<|video_pad|>") * visual.num_tokens + end
+        return match.group(0) * visual.num_tokens
 
-    return re.sub(r"(<\|vision_start\|>)?(<\|image_pad\|>|<\|video_pad\|>)(<\|vision_end\|>)?", replace, prompt)
+    return re.sub(r"<\|image_pad\|>|<\|video_pad\|>", replace, prompt)
 
 
 @pytest.mark.parametrize("family,profile", CASES)
