@@ -150,3 +150,23 @@ def test_from_pretrained_reads_a_sentence_transformers_folder(tmp_path):
     query = model.encode_query(["a red circle"])
     assert not np.allclose(query, model.encode(["a red circle"]))
     assert np.allclose(query, model.encode(["a red circle"], instruction="Retrieve images that match the query."))
+
+
+def test_lora_is_merged_and_kept_on_request(tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    base = Embedder.tiny()
+    base.backbone.model = get_peft_model(base.backbone.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():  # peft starts B at zero (a no-op adapter): make the adapter change the vectors
+        for name, parameter in base.backbone.model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    model = Embedder(base.backbone, base.config)
+    assert not np.allclose(model.encode(["a red circle"]), Embedder.tiny().encode(["a red circle"]), atol=1e-3)
+    model.save_pretrained(tmp_path / "out", keep_adapter=True)
+    assert (tmp_path / "out" / "adapter" / "adapter_config.json").exists()
+    assert not (tmp_path / "out" / "adapter_config.json").exists()  # the top folder is a plain merged checkpoint
+    merged = Embedder.from_pretrained(tmp_path / "out")
+    np.testing.assert_allclose(merged.encode(["a red circle", {"text": "x", "image": RED}]),
+                               model.encode(["a red circle", {"text": "x", "image": RED}]), atol=1e-5)
