@@ -75,3 +75,21 @@ def test_encode_query_and_document_apply_the_profile_prompts(exported):
     # the prompt changes the vector: encode_query is not encode
     assert cosine(st.encode_query(["a red circle"])[0], st.encode(["a red circle"])[0]) < 0.9999
 
+
+
+@pytest.mark.parametrize("family,profile", [("qwen2_vl", None), ("qwen3_vl", "qwen3-vl-embedding")])
+def test_large_frames_keep_the_per_frame_pixel_bound(family, profile, tmp_path):
+    """Frames over the profile's per-frame bound are shrunk alike (Qwen3-VL's processor bounds the whole clip
+    unless `cap_pixels_per_frame` is set: measured 0.8895 without it)."""
+    from sentence_transformers import SentenceTransformer
+
+    model = Embedder.tiny(family=family, profile=profile, video_max_pixels=64 * 1024, max_pixels=96 * 1024)
+    model.save_pretrained(tmp_path)
+    st = SentenceTransformer(str(tmp_path), device="cpu")
+    frames = [Image.new("RGB", (640, 480), (i * 60, 30, 30)) for i in range(4)]
+    for i, frame in enumerate(frames):
+        frame.paste((0, 200, 0), (50 * i, 40, 50 * i + 100, 140))
+    video = {"array": frames, "video_metadata": {"fps": model.config.video_fps or 2.0, "total_num_frames": 4,
+                                                 "frames_indices": [0, 1, 2, 3]}}
+    assert cosine(st.encode([{"video": video}])[0], model.encode([Item(None, video=frames)])[0]) >= 0.9999
+    assert cosine(st.encode([{"image": frames[1]}])[0], model.encode([Item(None, image=frames[1])])[0]) >= 0.9999

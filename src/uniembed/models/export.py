@@ -149,6 +149,13 @@ def processor_files(config: EmbeddingConfig, model_type: str, hf_config: Any, im
              "do_convert_rgb": True, "do_sample_frames": False,  # uniembed samples frames before the model
              "size": {"shortest_edge": low, "longest_edge": max(low, config.video_max_pixels)},
              "processor_class": processor_class}
+    if model_type == "qwen3_vl":
+        # Qwen3VLVideoProcessor bounds t*h*w of the whole clip by `size`; with `cap_pixels_per_frame` each frame is
+        # capped at `max_video_tokens` tokens (transformers@v5.23.0 video_processing_qwen3_vl.py:203-218), which is
+        # uniembed's per-frame bound when `longest_edge` is too large to bind (frames up to video_frames, 64+)
+        token_pixels = (geometry["patch_size"] * geometry["merge_size"]) ** 2
+        video.update(cap_pixels_per_frame=True, max_video_tokens=max(1, video["size"]["longest_edge"] // token_pixels),
+                     size={"shortest_edge": low, "longest_edge": video["size"]["longest_edge"] * max(64, config.video_frames)})
     return {"processor_config.json": {"processor_class": processor_class},
             "preprocessor_config.json": {**image, "processor_class": processor_class},
             "video_preprocessor_config.json": video}
