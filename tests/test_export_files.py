@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
+from vllm_rules import EMBEDDING_ARCHITECTURES, pooling_config
 
 from uniembed.cli.main import main
 from uniembed.errors import ConfigError
@@ -15,8 +16,6 @@ from uniembed.inputs import Item
 from uniembed.models.chat_template import embedding_chat_template
 from uniembed.models.embedder import Embedder
 from uniembed.models.export import export_model, exportable
-
-from vllm_rules import EMBEDDING_ARCHITECTURES, pooling_config
 
 RED = Image.new("RGB", (64, 48), (200, 30, 30))
 BLUE = Image.new("RGB", (40, 40), (0, 0, 255))

@@ -18,7 +18,7 @@ from uniembed.models.embedder import Embedder
 def _torchvision_problem() -> str | None:
     try:
         import torchvision  # noqa: F401
-    except Exception as exc:  # RuntimeError "operator torchvision::nms does not exist" or ImportError
+    except (ImportError, RuntimeError, OSError) as exc:  # RuntimeError: "operator torchvision::nms does not exist"
         return f"no torchvision that imports beside this torch ({type(exc).__name__}: {str(exc)[:80]})"
     return None
 

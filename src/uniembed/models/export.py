@@ -59,7 +59,7 @@ def exportable(config: EmbeddingConfig, model_type: str) -> list[str]:
         problems.append(f"pooling={config.pooling!r} (exportable: {sorted(ST_POOLING_KEYS)})")
     if config.attention != "causal":
         problems.append(f"attention={config.attention!r} (transformers' forward is causal)")
-    if config.positions != "mrope":
+    if config.positions != "mrope" and model_type in PROCESSORS:
         problems.append(f"positions={config.positions!r} (transformers computes M-RoPE itself)")
     if config.video_as_images:
         problems.append("video_as_images=true (clients send a video part, the processor makes video tokens)")
@@ -184,7 +184,7 @@ def write_interop_files(embedder: Any, directory: str | Path, matryoshka_dimensi
     if matryoshka_dimensions:
         # vllm docs/models/pooling_models/: `matryoshka_dimensions` in config.json enables the `dimensions` field
         hf_json = _read_json(directory / "config.json")
-        hf_json["matryoshka_dimensions"] = sorted(set(int(d) for d in matryoshka_dimensions), reverse=True)
+        hf_json["matryoshka_dimensions"] = sorted({int(d) for d in matryoshka_dimensions}, reverse=True)
         _write_json(directory / "config.json", hf_json)
     (directory / "README.md").write_text(model_card(directory, embedder, problems))
     return problems

@@ -66,7 +66,7 @@ def model_card(directory: Path, embedder: Any, problems: list[str]) -> str:
     lines = [
         "---", "library_name: sentence-transformers", "pipeline_tag: feature-extraction",
         "tags: [uniembed, multimodal-embedding, sentence-transformers]", "---", "",
-        f"# Multimodal embedder exported by uniembed", "",
+        "# Multimodal embedder exported by uniembed", "",
         f"- Architecture: `{architecture}` (`model_type: {hf_config.model_type}`), source `{embedder.source}`",
         f"- Profile: `{config.profile or 'none (library defaults)'}`; pooling `{config.pooling}`, "
         f"normalize {config.normalize}, dimension {embedder.dimension}",
