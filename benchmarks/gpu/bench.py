@@ -99,7 +99,8 @@ GPU = Scale("gpu", "2b", train_rows=1100, test_queries=50, batch=1024, memory_ba
             visual_tokens=256, encode_count=512, encode_batch=64, eval_batch=128, eval_tasks=None, budget_s=450,
             in_process=False,
             caps={"environment": 30, "model": 75, "data": 75, "train vlm2vec": 100, "train vlm2vec memory": 45,
-                  "train unite": 150, "encode sdpa": 45, "encode flash_attention_2": 45, "eval": 75})
+                  "train unite": 150, "encode sdpa": 45, "encode flash_attention_2": 45, "eval": 75,
+                  "vllm": 120})  # vllm: last, skipped when the budget is spent
 # smoke: generous caps, it checks that the code runs (on a quiet 2-core CPU the whole takes ~20 s; a loaded
 # shared machine can take minutes just to import torch and transformers)
 SMOKE = Scale("smoke", "tiny", train_rows=8, test_queries=4, batch=8, memory_batch=4, chunk=2, steps=2,
@@ -371,6 +372,13 @@ def section_eval(scale: Scale, work: Path, **_: Any) -> dict:
             "max_score_difference": round(difference, 4)}
 
 
+def section_vllm(scale: Scale, work: Path, **_: Any) -> dict:
+    """vLLM's pooling runner on the saved (exported) model against uniembed's vectors; skipped without vLLM."""
+    from vllm_parity import vllm_parity
+
+    return vllm_parity(work / "model")
+
+
 SECTIONS: dict[str, tuple[Callable[..., dict], dict]] = {
     "environment": (section_environment, {}),
     "model": (section_model, {}),
@@ -382,8 +390,9 @@ SECTIONS: dict[str, tuple[Callable[..., dict], dict]] = {
     "encode sdpa": (section_encode, {"attention": "sdpa"}),
     "encode flash_attention_2": (section_encode, {"attention": "flash_attention_2"}),
     "eval": (section_eval, {}),
+    "vllm": (section_vllm, {}),
 }
-NEEDS = {"train": ("model", "data"), "encode": ("model",), "eval": ("model", "data")}
+NEEDS = {"train": ("model", "data"), "encode": ("model",), "eval": ("model", "data"), "vllm": ("model",)}
 
 
 def section_result(name: str, scale: Scale, work: Path) -> dict:

@@ -14,7 +14,8 @@ from ..errors import ConfigError, InputError
 from ..extras import MissingExtra
 from ..version import __version__
 
-VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup", "probe")
+VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup",
+         "probe", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

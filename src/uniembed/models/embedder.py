@@ -160,11 +160,14 @@ class Embedder:
         return cls(backbone, config.replace(**overrides), source=f"tiny:{tag}{size}:seed={seed}")
 
     def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True,
-                        state_dict: dict[str, Any] | None = None) -> None:
-        """Write weights, tokenizer, image processor and `uniembed.json`: everything loading needs.
+                        state_dict: dict[str, Any] | None = None, keep_adapter: bool = False,
+                        matryoshka_dimensions: list[int] | None = None) -> None:
+        """Write weights, tokenizer, processor and `uniembed.json`: everything loading needs, plus the files
+        sentence-transformers and vLLM read (chat template, modules, pooling, model card; `models/export.py`).
 
         LoRA adapters are merged into a normal checkpoint by default (loads anywhere, soups cleanly);
-        `merge_lora=False` writes the adapter alone, referencing the base checkpoint directory.
+        `keep_adapter` also writes the adapter alone into `adapter/`; `merge_lora=False` writes the adapter
+        alone, referencing the base checkpoint directory.
         `state_dict` replaces the model's own weights (full tensors gathered from a sharded model).
         """
         directory = Path(path)
@@ -185,6 +188,8 @@ class Embedder:
                 self.backbone.save(directory, state_dict=state_dict)
             finally:
                 self.backbone.model = original
+            if is_peft and keep_adapter:
+                model.save_pretrained(directory / "adapter")
         SavedModelInfo(
             embedding=self.config,
             backbone=type(self.backbone).__name__,
@@ -192,6 +197,10 @@ class Embedder:
             adapter=bool(base_model),
             uniembed_version=__version__,
         ).save(directory)
+        if not base_model:
+            from .export import write_interop_files
+
+            write_interop_files(self, directory, matryoshka_dimensions)
 
     # ---- properties ------------------------------------------------------------------------------
     @property

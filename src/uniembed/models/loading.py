@@ -66,6 +66,11 @@ def resolve_profile_config(directory: Path, backbone: Backbone, saved: Embedding
     else:
         found = detect_profile(directory, model_type)
         config = found.config(default) if found else default
+        from .export import sentence_transformers_prompts  # a sentence-transformers folder brings its prompts
+
+        prompts, default_prompt = sentence_transformers_prompts(directory)
+        if prompts:
+            config = config.replace(prompts={**config.prompts, **prompts}, default_prompt_name=default_prompt)
         if found:
             logger.info("uniembed: '%s' looks like a %s checkpoint; embedding under profile '%s' "
                         "(pass profile='none' for the library defaults)", directory, found.family, found.name)
