@@ -90,7 +90,8 @@ def test_export_writes_what_vllm_reads(tmp_path):
     video = json.loads((out / "video_preprocessor_config.json").read_text())
     # per-frame bound: 768 tokens of 32x32 px (the clip-wide longest_edge is set too large to bind)
     assert video["cap_pixels_per_frame"] is True and video["max_video_tokens"] == 786432 // 1024
-    assert video["size"] == {"shortest_edge": 4096, "longest_edge": 786432 * 64}
+    # per-frame floor: 128 tokens of 32x32 px (qwen-vl-utils 0.0.14 VIDEO_MIN_TOKEN_NUM, see the profile)
+    assert video["size"] == {"shortest_edge": 128 * 1024, "longest_edge": 786432 * 64}
     assert (out / "chat_template.jinja").read_text().count("Represent the user's input.") == 1
     st = json.loads((out / "config_sentence_transformers.json").read_text())
     assert st["similarity_fn_name"] == "cosine" and set(st["prompts"]) >= {"query", "document"}

@@ -63,7 +63,7 @@ def exported(request, tmp_path_factory):
 
 def test_sentence_transformers_embeds_like_uniembed(exported):
     family, model, st = exported
-    for name, (st_input, item) in pairs(model.config.video_fps or 2.0).items():
+    for name, (st_input, item) in pairs(model.config.frames.list_fps or model.config.frames.fps or 2.0).items():
         assert cosine(st.encode([st_input])[0], model.encode([item])[0]) >= 0.9999, (family, name)
 
 
@@ -89,7 +89,7 @@ def test_large_frames_keep_the_per_frame_pixel_bound(family, profile, tmp_path):
     frames = [Image.new("RGB", (640, 480), (i * 60, 30, 30)) for i in range(4)]
     for i, frame in enumerate(frames):
         frame.paste((0, 200, 0), (50 * i, 40, 50 * i + 100, 140))
-    video = {"array": frames, "video_metadata": {"fps": model.config.video_fps or 2.0, "total_num_frames": 4,
+    video = {"array": frames, "video_metadata": {"fps": model.config.frames.list_fps or model.config.frames.fps or 2.0, "total_num_frames": 4,
                                                  "frames_indices": [0, 1, 2, 3]}}
     assert cosine(st.encode([{"video": video}])[0], model.encode([Item(None, video=frames)])[0]) >= 0.9999
     assert cosine(st.encode([{"image": frames[1]}])[0], model.encode([Item(None, image=frames[1])])[0]) >= 0.9999

@@ -122,13 +122,10 @@ def load_mteb_encoder(model_name: str, revision: str | None = None, *, model: st
                       batch_size: int = 32) -> MtebEncoder:
     """mteb's loader: an `MtebEncoder` over `model` (a checkpoint directory or a `tiny[...]` spec; default
     `model_name`) under `profile`. `revision` is accepted because mteb passes it; checkpoints have none."""
-    import torch
-
-    from ..models.embedder import load_embedder
+    from ..models.embedder import Embedder
 
     spec = model or model_name
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    embedder = load_embedder(spec, device=device, dtype=dtype, **({"profile": profile} if profile else {}))
+    embedder = Embedder.from_pretrained(spec, device=device or "auto", dtype=dtype, **({"profile": profile} if profile else {}))
     return MtebEncoder(embedder, batch_size=batch_size, name=model_name, spec=spec, profile=profile)
 
 

@@ -152,10 +152,10 @@ def processor_files(config: EmbeddingConfig, model_type: str, hf_config: Any, im
     if model_type == "qwen3_vl":
         # Qwen3VLVideoProcessor bounds t*h*w of the whole clip by `size`; with `cap_pixels_per_frame` each frame is
         # capped at `max_video_tokens` tokens (transformers@v5.23.0 video_processing_qwen3_vl.py:203-218), which is
-        # uniembed's per-frame bound when `longest_edge` is too large to bind (frames up to video_frames, 64+)
+        # uniembed's per-frame bound when `longest_edge` is too large to bind (frames up to frames.num_frames, 64+)
         token_pixels = (geometry["patch_size"] * geometry["merge_size"]) ** 2
         video.update(cap_pixels_per_frame=True, max_video_tokens=max(1, video["size"]["longest_edge"] // token_pixels),
-                     size={"shortest_edge": low, "longest_edge": video["size"]["longest_edge"] * max(64, config.video_frames)})
+                     size={"shortest_edge": low, "longest_edge": video["size"]["longest_edge"] * max(64, config.frames.num_frames or 64)})
     return {"processor_config.json": {"processor_class": processor_class},
             "preprocessor_config.json": {**image, "processor_class": processor_class},
             "video_preprocessor_config.json": video}
@@ -198,11 +198,11 @@ def export_model(spec: str, out: str | Path, overwrite: bool = False, keep_adapt
     """`uniembed export`: load `spec` (a directory or a tiny spec), write a self-contained folder `out` with the
     adapter merged (and kept in `out/adapter/` with `keep_adapter`), and the training records the model card
     reads. Returns the options sentence-transformers / vLLM cannot reproduce (see `exportable`)."""
-    from .embedder import load_embedder
+    from .embedder import Embedder
 
     target = Path(out)
     ensure_empty(target, overwrite)
-    embedder = load_embedder(spec, **({"profile": profile} if profile else {}))
+    embedder = Embedder.from_pretrained(spec, **({"profile": profile} if profile else {}))
     target.mkdir(parents=True, exist_ok=True)
     source = Path(spec)
     if source.is_dir():
