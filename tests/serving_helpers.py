@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from typing import Iterator
 import httpx
 import numpy as np
 from PIL import Image
+from ports import free_port  # noqa: F401  (re-exported for the serving tests)
 
 from uniembed.serving.runner import ModelRunner
 
@@ -24,13 +24,6 @@ def png_bytes(colour: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (just now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from uniembed.demo import write_mixtures
 from uniembed.training.recipe import load_recipe
 from uniembed.training.trainer import Trainer
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 @pytest.fixture(scope="module")

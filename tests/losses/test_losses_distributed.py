@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from ports import free_port
 
-from uniembed.losses import gather_no_grad, gather_with_grad, local_contrastive_loss, contrastive_loss
+from uniembed.losses import (
+    contrastive_loss,
+    gather_no_grad,
+    gather_with_grad,
+    local_contrastive_loss,
+)
 
-WORKER = Path(__file__).parent / "dist" / "losses_worker.py"
+WORKER = Path(__file__).resolve().parents[1] / "dist" / "losses_worker.py"
 EXPECTED_OK = [
     "plain_infonce",
     "modality_mask",
@@ -33,12 +38,6 @@ EXPECTED_OK = [
     "gradcache_ddp",
 ]
 EXPECTED_MISMATCH = ["control:no_gradient", "control:local_slice_only"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.distributed

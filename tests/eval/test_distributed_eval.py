@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,17 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ports import free_port
 
 from uniembed.index.store import read_embeddings
 from uniembed.parallel import balanced_owners
 
-DIST = Path(__file__).parent / "dist"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+DIST = Path(__file__).resolve().parents[1] / "dist"
 
 
 def torchrun(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:

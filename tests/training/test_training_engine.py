@@ -21,7 +21,7 @@ from uniembed.training.trainer import Trainer, TrainingError
 
 from training_data import write_training_set
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def recipe_dict(data: Path, steps=(4, 4), save_every=2) -> dict:
@@ -175,7 +175,7 @@ def test_sigkill_and_resume_ends_with_identical_weights(tmp_path, data_dir):
 
 def torchrun_train(recipe: dict, run: Path, resume: bool = False) -> None:
     """`uniembed train` on 2 CPU ranks (gloo) with the given recipe."""
-    from test_losses_distributed import free_port
+    from ports import free_port
 
     recipe_path = run.parent / f"{run.name}.yaml"
     recipe_path.write_text(yaml.safe_dump(recipe))

@@ -14,7 +14,7 @@ from uniembed.data import load_mixture
 from uniembed.errors import ConfigError, InputError
 from uniembed.training.recipe import load_recipe
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _stage_mixture(recipe, index=0):

@@ -16,7 +16,7 @@ from uniembed.training.trainer import Trainer
 
 from test_training_recipes import synth_tiny  # noqa: F401  (the tiny synthetic benchmark fixture)
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 QUICK = ["stages.*.max_steps=1"]

@@ -17,7 +17,7 @@ from uniembed.training.trainer import Trainer, TrainingError
 
 from training_data import write_training_set
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

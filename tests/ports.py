@@ -1,0 +1,11 @@
+"""A free loopback port for test servers and torchrun rendezvous (one helper for every test that needs one)."""
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (just now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
