@@ -37,6 +37,7 @@ import yaml
 
 from ..data.sampler import BATCHING
 from ..errors import ConfigError, reject_unknown_fields
+from ..losses.contrastive import NegativeFilters
 from ..models.profile import get_profile
 
 logger = logging.getLogger("uniembed.train")
@@ -85,6 +86,11 @@ class LossSpec:
     rerank_weight: float = 1.0
     candidates: int = 50
     fraction: float = 0.1
+
+    def filters(self) -> NegativeFilters:
+        """The contrastive head's negative filters, as the loss functions take them."""
+        return NegativeFilters(false_negative_margin=self.false_negative_margin, hardness_alpha=self.hardness_alpha,
+                               top_k=self.top_k, symmetric=self.symmetric)
 
 
 @dataclass

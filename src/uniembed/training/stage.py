@@ -195,11 +195,9 @@ class StageRunner:
                                                 self.teacher.embed(texts_c).to(queries.device), options.distill_temperature)
         tau = self.temperature(batch.sources) if self.temperature.tasks else self.temperature()
         return local_contrastive_loss(
-            queries, candidates, temperature=tau,
+            queries, candidates, temperature=tau, filters=options.filters(),
             target_modality=target_modality if options.modality_mask else None,
-            candidate_modality=candidate_modality if options.modality_mask else None,
-            false_negative_margin=options.false_negative_margin, hardness_alpha=options.hardness_alpha,
-            top_k=options.top_k, symmetric=options.symmetric)
+            candidate_modality=candidate_modality if options.modality_mask else None)
 
     def _train_step(self, ready: PreparedBatch) -> float:
         loss = self.objective.step(ready.batch) if self.objective else self._embedding_step(ready.batch, ready.prepared)
