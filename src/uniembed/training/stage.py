@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -22,7 +20,6 @@ from tqdm.auto import tqdm
 
 from ..data.mixture import Mixture, load_mixture
 from ..data.sampler import MixtureSampler, SampledBatch
-from ..errors import ConfigError
 from ..losses import GradCache, Temperature, all_reduce_gradients, split_batch
 from ..models.embedder import Embedder, EmbeddingModule
 from . import checkpoint as ckpt
@@ -34,11 +31,10 @@ from .objectives import objective_for
 from .optim import build_optimizer, build_scheduler
 from .prefetch import BatchPrefetcher, PreparedBatch
 from .recipe import Recipe, StageSpec, save_recipe
-from .trainable import apply_trainable, describe_trainable, load_trainable_state, trainable_state
+from .trainable import apply_trainable, describe_trainable
 from .zero import ZeroEngine, deepspeed_config
 
 logger = logging.getLogger("uniembed.train")
-KEEP_CHECKPOINTS = 2
 
 
 class TrainingError(RuntimeError):
@@ -91,9 +87,16 @@ class StageRunner:
         self.temperature_scheduler = (None if self.temperature_optimizer is None else build_scheduler(
             self.temperature_optimizer, stage.schedule, self.total_steps, stage.warmup_ratio))
         self.objective.start()
+        self.checkpoints = ckpt.StageCheckpoints(
+            self.run_dir, self.ctx, self.recipe, index, stage.name, module=self.module, optimizer=self.optimizer,
+            scheduler=self.scheduler, temperature=self.temperature, sampler=self.sampler, sharded=self.sharded,
+            zero=self.zero, temperature_optimizer=self.temperature_optimizer,
+            temperature_scheduler=self.temperature_scheduler)
         self.step = 0
         if resume_from is not None:
-            self._restore(resume_from.path)
+            self.step = self.checkpoints.restore(resume_from.path)
+            self.sampler_state = self.sampler.state_dict()
+            logger.info("resumed stage %d (%s) at step %d from %s", index, stage.name, self.step, resume_from.path)
 
     # ---- set-up --------------------------------------------------------------------------------
     def _set_up_model(self) -> None:
@@ -276,93 +279,18 @@ class StageRunner:
         return entry
 
     # ---- persistence -------------------------------------------------------------------------------
-    def _optimized_modules(self) -> torch.nn.Module:
-        """Every module the optimizer steps, under one root (names key a sharded optimizer's state)."""
-        return torch.nn.ModuleDict({"model": self.module, "temperature": self.temperature})
+    def output_dir(self, index: int) -> Path:
+        """The folder stage `index` of this run writes its model to."""
+        return stage_dir(self.run_dir, index, self.recipe.stages[index])
 
     def _save_checkpoint(self) -> None:
-        rng_states = self.ctx.all_ranks(ckpt.capture_rng())  # every rank's streams (dropout differs per rank)
-        final = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.index, self.step)
-        zero_state = final.parent / f".zero-{final.name}"  # every rank writes its partition, then it moves in
-        if self.sharded:  # collectives: every rank gathers, rank 0 writes
-            full = sharding.full_model_state(self.module)  # empty on every rank but 0
-            weights = {name: full[name] for name, p in self.module.named_parameters() if p.requires_grad and name in full}
-            optimizer = sharding.full_optimizer_state(self._optimized_modules(), self.optimizer)
-        else:
-            weights, optimizer = trainable_state(self.module), self.optimizer.state_dict()
-        if self.zero is not None:
-            optimizer = None  # partitioned: in the deepspeed/ folder
-            if self.ctx.is_main and zero_state.exists():
-                shutil.rmtree(zero_state)  # left by a run killed while saving
-            self.ctx.barrier()
-            self.zero.save(zero_state)
-            self.ctx.barrier()
-        if self.ctx.is_main:
-            with ckpt.atomic_directory(final) as tmp:
-                torch.save(weights, tmp / "trainable.pt")
-                torch.save(self.temperature.state_dict(), tmp / "temperature.pt")
-                if optimizer is not None:
-                    torch.save(optimizer, tmp / "optimizer.pt")
-                else:
-                    os.rename(zero_state, tmp / "deepspeed")
-                if self.temperature_optimizer is not None:
-                    torch.save({"optimizer": self.temperature_optimizer.state_dict(),
-                                "scheduler": self.temperature_scheduler.state_dict()}, tmp / "temperature_optimizer.pt")
-                torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
-                torch.save({"ranks": rng_states}, tmp / "rng.pt")
-                ckpt.write_json(tmp / "sampler.json", self.sampler_state)
-                save_recipe(self.recipe, tmp / "recipe.yaml")
-                ckpt.write_json(tmp / "trainer_state.json", {"stage_index": self.index, "stage": self.stage.name,
-                                                              "step": self.step, "total_steps": self.total_steps,
-                                                              "sharded": self.sharded, "deepspeed": self.zero is not None})
-            ckpt.prune_checkpoints(self.run_dir, KEEP_CHECKPOINTS)
-        self.ctx.barrier()
-
-    def _restore(self, path: Path) -> None:
-        state = ckpt.read_json(path / "trainer_state.json")
-        for key, used, what in (("sharded", self.sharded, "FSDP sharding"), ("deepspeed", self.zero is not None, "DeepSpeed")):
-            if bool(state.get(key, False)) != used:
-                raise ConfigError(f"checkpoint {path} was written {'with' if state.get(key) else 'without'} {what}; "
-                                  "resume it with the same `distributed` setting and number of ranks")
-        self.temperature.load_state_dict(torch.load(path / "temperature.pt", map_location=self.ctx.device))
-        if self.zero is not None:
-            self.zero.load(path / "deepspeed")  # the weights and this rank's optimizer partition
-            if self.temperature_optimizer is not None:
-                saved = torch.load(path / "temperature_optimizer.pt", map_location=self.ctx.device)
-                self.temperature_optimizer.load_state_dict(saved["optimizer"])
-                self.temperature_scheduler.load_state_dict(saved["scheduler"])
-        elif self.sharded:
-            sharding.load_full_model_state(self.module, torch.load(path / "trainable.pt"))
-            sharding.load_full_optimizer_state(self._optimized_modules(), self.optimizer,
-                                               torch.load(path / "optimizer.pt", weights_only=False))
-        else:
-            load_trainable_state(self.module, torch.load(path / "trainable.pt", map_location=self.ctx.device))
-            self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.ctx.device))
-        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
-        self.sampler.load_state_dict(ckpt.read_json(path / "sampler.json"))
-        self.sampler_state = self.sampler.state_dict()
-        self._restore_rng(torch.load(path / "rng.pt", weights_only=False), path)
-        self.step = int(state["step"])
-        logger.info("resumed stage %d (%s) at step %d from %s", self.index, self.stage.name, self.step, path)
-
-    def _restore_rng(self, saved: dict[str, Any], path: Path) -> None:
-        states = saved["ranks"] if "ranks" in saved else [saved]  # older checkpoints kept rank 0's only
-        if self.ctx.rank < len(states):
-            ckpt.restore_rng(states[self.ctx.rank])
-        if len(states) != self.ctx.world and self.ctx.is_main:
-            logger.warning("checkpoint %s was written by %d process(es), resuming on %d: random streams of the other "
-                           "ranks start from the seed, so the run will not repeat an uninterrupted one exactly",
-                           path, len(states), self.ctx.world)
+        self.checkpoints.save(self.step, self.total_steps, self.sampler_state)
 
     def _save_output(self) -> None:
         """The stage's model, merged: a normal checkpoint that `Embedder.from_pretrained` loads."""
-        weights = None
-        if self.sharded:  # full tensors of the language/vision model, gathered by every rank
-            prefix = next(name for name, sub in self.module.named_children() if sub is self.embedder.backbone.model) + "."
-            weights = {name[len(prefix):]: value for name, value in sharding.full_model_state(self.module).items()
-                       if name.startswith(prefix)}
+        weights = self.checkpoints.full_weights(self.embedder.backbone.model)  # FSDP: a collective
         if self.ctx.is_main:
-            out = stage_dir(self.run_dir, self.index, self.stage)
+            out = self.output_dir(self.index)
             with ckpt.atomic_directory(out) as tmp:
                 self.objective.save_output(tmp, weights)
                 save_recipe(self.recipe, tmp / "recipe.yaml")

@@ -16,12 +16,12 @@ from typing import Any, Callable
 from ..errors import ConfigError
 from ..models.embedder import Embedder, load_embedder
 from . import checkpoint as ckpt
-from .checkpoint import stage_dir, stage_done
+from .checkpoint import KEEP_CHECKPOINTS, stage_dir, stage_done
 from .distributed import DistContext, init_distributed
 from .logs import TrainingLog
 from .objectives import previous_embedding_stage
 from .recipe import Recipe, StageSpec, learning_notes, save_recipe
-from .stage import KEEP_CHECKPOINTS, StageRunner, TrainingError
+from .stage import StageRunner, TrainingError
 
 __all__ = ["Trainer", "StageRunner", "TrainingError", "DistContext", "init_distributed", "stage_dir", "stage_done",
            "KEEP_CHECKPOINTS"]

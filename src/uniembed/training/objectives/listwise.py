@@ -27,7 +27,6 @@ from ...losses import listwise_distillation_loss
 from ...mining.sources import targets_pool
 from ...models.embedder import Embedder
 from ...models.reranker import Reranker
-from ..checkpoint import stage_dir
 from .base import LossOptions, Objective, accumulate, row_groups
 from .reranker import RerankerOptions
 
@@ -123,10 +122,10 @@ class ListwiseObjective(Objective):
         stages = recipe.stages[: self.runner.index]
         if name is None:
             index = max(i for i, s in enumerate(stages) if isinstance(s.loss, RerankerOptions))
-            return stage_dir(self.runner.run_dir, index, stages[index])
+            return self.runner.output_dir(index)
         for index, stage in enumerate(stages):
             if stage.name == name:
-                return stage_dir(self.runner.run_dir, index, stage)
+                return self.runner.output_dir(index)
         if not Path(name).is_dir():
             raise ConfigError(f"listwise stage '{self.stage.name}': loss.reranker '{name}' is neither an earlier "
                               "stage of this recipe nor a directory")
