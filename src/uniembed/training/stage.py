@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -28,7 +27,7 @@ from .checkpoint import stage_dir
 from .distributed import DistContext
 from .logs import TrainingLog
 from .objectives import objective_for
-from .optim import build_optimizer, build_scheduler
+from .optim import NonFiniteStep, build_optimizer, build_scheduler, optimizer_step, zero_step
 from .prefetch import BatchPrefetcher, PreparedBatch
 from .recipe import Recipe, StageSpec, save_recipe
 from .trainable import apply_trainable, describe_trainable
@@ -195,41 +194,15 @@ class StageRunner:
         return self.objective.prepare_batch(batch)
 
     def _optimizer_step(self, loss: float) -> float:
-        if self.zero is not None:
-            return self._zero_step(loss)
-        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
-        max_norm = self.stage.max_grad_norm or float("inf")
-        norm = (sharding.clip_gradients(parameters, max_norm) if self.sharded
-                else torch.nn.utils.clip_grad_norm_(parameters, max_norm))
-        if not math.isfinite(loss) or not torch.isfinite(norm):
-            raise self._non_finite("loss" if not math.isfinite(loss) else "gradient norm", "stopped without applying it")
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.temperature.clamp_()
-        return float(norm)
-
-    def _zero_step(self, loss: float) -> float:
-        """DeepSpeed clips and steps the model; the temperature's optimizer steps beside it, its gradient clipped
-        by the norm over both, as one optimizer would. Returns that norm."""
-        if not math.isfinite(loss):
-            raise self._non_finite("loss", "stopped without applying it")
-        model_norm = self.zero.step()
-        if model_norm is not None and not math.isfinite(model_norm):  # found while stepping: never checkpointed
-            raise self._non_finite("gradient norm", "stopped; this step is not saved")
-        self.scheduler.step()
-        grads = [p.grad for p in self.temperature.parameters() if p.grad is not None]
-        temperature_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-        norm = None if model_norm is None else math.hypot(model_norm, temperature_norm)
-        if self.temperature_optimizer is not None:
-            total = temperature_norm if norm is None else norm  # no model norm from DeepSpeed: the temperature's own
-            for grad in grads:
-                grad.mul_(min((self.stage.max_grad_norm or float("inf")) / (total + 1e-6), 1.0))
-            self.temperature_optimizer.step()
-            self.temperature_scheduler.step()
-            self.temperature_optimizer.zero_grad(set_to_none=True)
-        self.temperature.clamp_()
-        return float("nan") if norm is None else norm
+        """Apply the step's gradients (clipped); returns the gradient norm. Non-finite: TrainingError."""
+        try:
+            if self.zero is not None:
+                return zero_step(self.zero, self.scheduler, self.temperature, self.temperature_optimizer,
+                                 self.temperature_scheduler, loss, self.stage.max_grad_norm)
+            return optimizer_step(self.optimizer, self.scheduler, self.temperature, loss, self.stage.max_grad_norm,
+                                  self.sharded)
+        except NonFiniteStep as exc:
+            raise self._non_finite(exc.what, exc.outcome) from None
 
     def _non_finite(self, what: str, outcome: str) -> TrainingError:
         last = ckpt.latest_checkpoint(self.run_dir)
