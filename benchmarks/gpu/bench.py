@@ -231,8 +231,8 @@ def section_train(scale: Scale, work: Path, recipe: str, batch: int, steps: int 
             super().__init__(*args, **kwargs)
             self.counts = parameter_counts(self.module)
 
-        def _prepare_batch(self, batch: Any) -> Any:
-            prepared = super()._prepare_batch(batch)
+        def prepare_batch(self, batch: Any) -> Any:
+            prepared = super().prepare_batch(batch)
             tokens = sum(len(p.tokens[0]) for p in prepared)
             patches = sum(int(v.pixel_values.shape[0]) for p in prepared for v in p.tokens[2])
             self.batches.append((tokens, patches))
@@ -257,7 +257,7 @@ def section_train(scale: Scale, work: Path, recipe: str, batch: int, steps: int 
             per_step = (self.step_times[-1] - self.step_times[0]) / timed if timed > 0 else float("nan")
             tokens = sum(t for t, _ in self.batches[1: 1 + timed]) / max(timed, 1)
             patches = sum(p for _, p in self.batches[1: 1 + timed]) / max(timed, 1)
-            items = batch * (2 + self.stage.loss.num_negatives)
+            items = batch * (2 + getattr(self.stage.loss, "num_negatives", 0))
             useful, hardware = step_flops(self.counts, tokens, patches, grad_cache=self.stage.grad_cache_chunk is not None,
                                           checkpointing=self.recipe.gradient_checkpointing)
             return {"stage": self.stage.name, "steps": len(self.step_times), "timed_steps": timed,

@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from uniembed.losses import (
     GradCache,
+    NegativeFilters,
     Temperature,
     all_reduce_gradients,
     contrastive_loss,
@@ -65,12 +66,12 @@ def full_batch(ranks):
 
 
 def loss_options(options):
-    return dict(
+    return dict(filters=NegativeFilters(
         false_negative_margin=0.1 if "fn_filter" in options else None,
         top_k=3 if "top_k" in options else None,
         hardness_alpha=4.0 if "hardness" in options else None,
         symmetric="symmetric" in options,
-    )
+    ))
 
 
 def temperature_value(temperature, tasks):
@@ -177,7 +178,7 @@ def run_gradcache(chunk_size=2):
     reference_temperature = copy.deepcopy(temperature)
     ranks = global_batch((5, 5), (2, 1), seed=99)
     mine, full = ranks[rank], full_batch(ranks)
-    options = dict(false_negative_margin=0.2, top_k=4, hardness_alpha=3.0, symmetric=True)
+    options = dict(filters=NegativeFilters(false_negative_margin=0.2, top_k=4, hardness_alpha=3.0, symmetric=True))
 
     def loss_fn(query, candidates):
         return local_contrastive_loss(query, candidates, temperature=temperature(mine["tasks"]),

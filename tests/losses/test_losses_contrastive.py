@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from uniembed.errors import InputError
-from uniembed.losses import contrastive_loss, contrastive_loss_per_query
+from uniembed.losses import NegativeFilters, contrastive_loss, contrastive_loss_per_query
 
 B, N, D = 5, 9, 6  # 5 queries, their 5 positives + 4 appended hard negatives
 
@@ -80,10 +80,12 @@ COMBINATIONS = [dict(zip(OPTIONS, bits)) for bits in itertools.product([False, T
 def keyword_arguments(options, candidate_modality):
     return dict(
         candidate_modality=candidate_modality if options["modality"] else None,
-        false_negative_margin=0.05 if options["margin"] else None,
-        top_k=2 if options["top_k"] else None,
-        hardness_alpha=3.0 if options["alpha"] else None,
-        symmetric=options["symmetric"],
+        filters=NegativeFilters(
+            false_negative_margin=0.05 if options["margin"] else None,
+            top_k=2 if options["top_k"] else None,
+            hardness_alpha=3.0 if options["alpha"] else None,
+            symmetric=options["symmetric"],
+        ),
     )
 
 
@@ -107,10 +109,10 @@ def test_value_and_gradients_match_explicit_loop(options, kind):
                 positive,
                 temperature,
                 candidate_modality=kwargs["candidate_modality"],
-                margin=kwargs["false_negative_margin"],
-                alpha=kwargs["hardness_alpha"],
-                top_k=kwargs["top_k"],
-                symmetric=kwargs["symmetric"],
+                margin=kwargs["filters"].false_negative_margin,
+                alpha=kwargs["filters"].hardness_alpha,
+                top_k=kwargs["filters"].top_k,
+                symmetric=kwargs["filters"].symmetric,
             )
         loss.backward()
         grads = [q.grad, c.grad] + ([temperature.grad] if isinstance(temperature, torch.Tensor) else [])
@@ -153,7 +155,7 @@ def test_hand_computed_value():
     candidates = torch.tensor([[3.0, 0.0], [0.0, 5.0]])
     loss = contrastive_loss(query, candidates, temperature=0.5)
     assert float(loss) == pytest.approx(math.log(1 + math.exp(-2.0)), rel=1e-6)
-    weighted = contrastive_loss(query, candidates, temperature=0.5, hardness_alpha=9.0)
+    weighted = contrastive_loss(query, candidates, temperature=0.5, filters=NegativeFilters(hardness_alpha=9.0))
     assert float(weighted) == pytest.approx(math.log(1 + math.exp(-2.0)), rel=1e-6)  # w = exp(9 * 0) = 1
 
 
@@ -170,7 +172,7 @@ def test_positive_can_point_anywhere():
     query, candidates, _, _ = make_batch(seed=8)
     positive = torch.tensor([8, 0, 3, 3, 6])  # shared and out-of-diagonal positives
     torch.testing.assert_close(
-        contrastive_loss(query, candidates, positive, temperature=0.1, symmetric=True, top_k=3),
+        contrastive_loss(query, candidates, positive, temperature=0.1, filters=NegativeFilters(symmetric=True, top_k=3)),
         reference_loss(query, candidates, positive, 0.1, top_k=3, symmetric=True),
     )
 
@@ -185,7 +187,7 @@ def test_query_without_negatives_has_zero_loss():
 def test_top_k_larger_than_the_negatives_keeps_them_all():
     query, candidates, positive, _ = make_batch(seed=9)
     torch.testing.assert_close(
-        contrastive_loss(query, candidates, positive, temperature=0.1, top_k=100),
+        contrastive_loss(query, candidates, positive, temperature=0.1, filters=NegativeFilters(top_k=100)),
         contrastive_loss(query, candidates, positive, temperature=0.1),
     )
 
@@ -201,18 +203,19 @@ def test_embeddings_are_normalised_inside():
 def test_tiny_temperature_is_stable_in_float32():
     query, candidates, positive, _ = make_batch(seed=11, dtype=torch.float32)
     q = query.clone().requires_grad_()
-    loss = contrastive_loss(q, candidates, positive, temperature=1e-4, hardness_alpha=9.0, symmetric=True)
+    loss = contrastive_loss(q, candidates, positive, temperature=1e-4, filters=NegativeFilters(hardness_alpha=9.0, symmetric=True))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(q.grad).all()
-    reference = contrastive_loss(query.double(), candidates.double(), positive, temperature=1e-4, hardness_alpha=9.0,
-                                 symmetric=True)
+    reference = contrastive_loss(query.double(), candidates.double(), positive, temperature=1e-4,
+                                 filters=NegativeFilters(hardness_alpha=9.0, symmetric=True))
     assert float(loss.detach()) == pytest.approx(float(reference), rel=1e-3)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 def test_dtypes(dtype):
     query, candidates, positive, candidate_modality = make_batch(seed=12)
-    kwargs = dict(temperature=0.05, candidate_modality=candidate_modality, top_k=3, hardness_alpha=2.0, symmetric=True)
+    kwargs = dict(temperature=0.05, candidate_modality=candidate_modality,
+                  filters=NegativeFilters(top_k=3, hardness_alpha=2.0, symmetric=True))
     expected = contrastive_loss(query, candidates, positive, **kwargs)
     q = query.to(dtype).requires_grad_()
     c = candidates.to(dtype).requires_grad_()
@@ -226,18 +229,20 @@ def test_dtypes(dtype):
 
 def test_per_query_losses_average_to_the_loss():
     query, candidates, positive, _ = make_batch(seed=13)
-    per_query = contrastive_loss_per_query(query, candidates, positive, temperature=0.1, symmetric=True)
+    per_query = contrastive_loss_per_query(query, candidates, positive, temperature=0.1,
+                                           filters=NegativeFilters(symmetric=True))
     assert per_query.shape == (B,)
     torch.testing.assert_close(per_query.mean(), contrastive_loss(query, candidates, positive, temperature=0.1,
-                                                                  symmetric=True))
+                                                                  filters=NegativeFilters(symmetric=True)))
 
 
 def test_slice_of_gathered_queries_gives_the_same_rows():
     """The local-loss hook: rows 2..4 computed alone against all queries equal those rows of the full batch."""
     query, candidates, positive, _ = make_batch(seed=14)
-    full = contrastive_loss_per_query(query, candidates, positive, temperature=0.1, symmetric=True, top_k=2)
+    filters = NegativeFilters(symmetric=True, top_k=2)
+    full = contrastive_loss_per_query(query, candidates, positive, temperature=0.1, filters=filters)
     part = contrastive_loss_per_query(
-        query[2:], candidates, positive[2:], temperature=0.1, symmetric=True, top_k=2, all_queries=query,
+        query[2:], candidates, positive[2:], temperature=0.1, filters=filters, all_queries=query,
         query_offset=2,
     )
     torch.testing.assert_close(part, full[2:])
@@ -253,7 +258,7 @@ def test_slice_of_gathered_queries_gives_the_same_rows():
         (lambda q, c: contrastive_loss(q, c, torch.tensor([0, 1, 2]), temperature=0.1), "shape (5,)"),
         (lambda q, c: contrastive_loss(q, c, temperature=0.0), "positive"),
         (lambda q, c: contrastive_loss(q, c, temperature=torch.ones(3)), "(5,) tensor"),
-        (lambda q, c: contrastive_loss(q, c, temperature=0.1, top_k=0), "top_k"),
+        (lambda q, c: contrastive_loss(q, c, temperature=0.1, filters=NegativeFilters(top_k=0)), "top_k"),
         (lambda q, c: contrastive_loss(q, c, temperature=0.1, target_modality=torch.ones(5)), "candidate_modality"),
         (lambda q, c: contrastive_loss(q, c, temperature=0.1, candidate_modality=torch.ones(4)), "shape (9,)"),
     ],

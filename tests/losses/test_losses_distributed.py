@@ -15,12 +15,7 @@ import pytest
 import torch
 from ports import free_port
 
-from uniembed.losses import (
-    contrastive_loss,
-    gather_no_grad,
-    gather_with_grad,
-    local_contrastive_loss,
-)
+from uniembed.losses import NegativeFilters, contrastive_loss, gather_no_grad, gather_with_grad, local_contrastive_loss
 
 WORKER = Path(__file__).resolve().parents[1] / "dist" / "losses_worker.py"
 EXPECTED_OK = [
@@ -63,6 +58,6 @@ def test_without_process_group_everything_is_single_process():
     assert gather_with_grad(candidates) is candidates
     assert gather_no_grad(torch.arange(3)).tolist() == [0, 1, 2]
     torch.testing.assert_close(
-        local_contrastive_loss(query, candidates, temperature=0.1, top_k=2, symmetric=True),
-        contrastive_loss(query, candidates, temperature=0.1, top_k=2, symmetric=True),
+        local_contrastive_loss(query, candidates, temperature=0.1, filters=NegativeFilters(top_k=2, symmetric=True)),
+        contrastive_loss(query, candidates, temperature=0.1, filters=NegativeFilters(top_k=2, symmetric=True)),
     )

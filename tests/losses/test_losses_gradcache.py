@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from uniembed.errors import InputError
-from uniembed.losses import GradCache, RandomState, Temperature, contrastive_loss, split_batch
+from uniembed.losses import GradCache, NegativeFilters, RandomState, Temperature, contrastive_loss, split_batch
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +51,8 @@ def zero(*modules: nn.Module) -> None:
 
 def loss_with(temperature):
     def loss_fn(query, candidates, **kwargs):
-        return contrastive_loss(query, candidates, temperature=temperature(), top_k=4, hardness_alpha=2.0,
-                                symmetric=True, **kwargs)
+        return contrastive_loss(query, candidates, temperature=temperature(),
+                                filters=NegativeFilters(top_k=4, hardness_alpha=2.0, symmetric=True), **kwargs)
     return loss_fn
 
 

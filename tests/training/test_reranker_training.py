@@ -120,11 +120,11 @@ def interrupt(monkeypatch, cls, call: int) -> None:
     """Make `cls.step` raise KeyboardInterrupt on its `call`-th call (a run killed mid-stage)."""
     real, count = cls.step, {"n": 0}
 
-    def step(self, batch):
+    def step(self, batch, prepared):
         count["n"] += 1
         if count["n"] == call:
             raise KeyboardInterrupt
-        return real(self, batch)
+        return real(self, batch, prepared)
 
     monkeypatch.setattr(cls, "step", step)
 

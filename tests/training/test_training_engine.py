@@ -108,7 +108,7 @@ def test_two_stage_run_writes_loadable_models(tmp_path, data_dir):
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, data_dir, monkeypatch):
-    from uniembed.training import stage as trainer_module  # the module that runs the step
+    from uniembed.training.objectives import contrastive as trainer_module  # the module that computes the loss
 
     calls = {"n": 0}
     real = trainer_module.local_contrastive_loss

@@ -2,7 +2,7 @@
 
 Pure PyTorch, independent of the model code (docs/methods.md §2-3).
 """
-from .contrastive import contrastive_loss, contrastive_loss_per_query, negative_mask
+from .contrastive import NegativeFilters, contrastive_loss, contrastive_loss_per_query, negative_mask
 from .distillation import listwise_distillation_loss, relational_distillation_loss
 from .distributed import (
     all_reduce_gradients,
@@ -17,6 +17,7 @@ from .temperature import Temperature, temperature_parameters
 
 __all__ = [
     "GradCache",
+    "NegativeFilters",
     "RandomState",
     "Temperature",
     "all_reduce_gradients",

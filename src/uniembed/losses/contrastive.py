@@ -7,6 +7,7 @@ per-query temperature, and a symmetric candidate-to-query term (UNITE stage 1, U
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Union
 
 import torch
@@ -18,18 +19,44 @@ from ..errors import InputError
 TemperatureLike = Union[float, Tensor]
 
 
+@dataclass(frozen=True)
+class NegativeFilters:
+    """Which negatives each query keeps and how they weigh: the recipe options of the contrastive head, once.
+
+    `false_negative_margin`: drop candidates with s_ij > s_ip + margin (UniME, RzenEmbed); `top_k`: keep only the
+    k most similar remaining negatives (UniME); `hardness_alpha`: weight each remaining negative by
+    exp(alpha * s_ij), without gradient (RzenEmbed after LLaVE); `symmetric`: add the candidate-to-query term
+    (UNITE stage 1, U-MARVEL). The default filters nothing: plain InfoNCE. The modality mask is not an option
+    here: it is data (each candidate's modality), turned on by passing `candidate_modality` to the loss.
+    """
+
+    false_negative_margin: float | None = None
+    hardness_alpha: float | None = None
+    top_k: int | None = None
+    symmetric: bool = False
+
+    def __post_init__(self) -> None:
+        top_k = self.top_k
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise InputError(f"top_k must be a positive integer, got {top_k!r}", fix="use e.g. top_k=8 or None")
+        for name in ("false_negative_margin", "hardness_alpha"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (int, float)):
+                raise InputError(f"{name} must be a number, got {type(value).__name__}")
+
+
+PLAIN = NegativeFilters()  # plain InfoNCE: every other candidate is a negative, all weigh the same
+
+
 def contrastive_loss(
     query: Tensor,
     candidates: Tensor,
     positive: Tensor | None = None,
     *,
     temperature: TemperatureLike,
+    filters: NegativeFilters = PLAIN,
     target_modality: Tensor | None = None,
     candidate_modality: Tensor | None = None,
-    false_negative_margin: float | None = None,
-    hardness_alpha: float | None = None,
-    top_k: int | None = None,
-    symmetric: bool = False,
 ) -> Tensor:
     """InfoNCE over in-batch and appended negatives, mean over queries.
 
@@ -37,11 +64,11 @@ def contrastive_loss(
     L2-normalised here. `positive` (B,) indexes each query's positive in `candidates` (default `arange(B)`).
     Negatives of query i are all j != positive[i], then, in this order and only when given: candidates whose
     `candidate_modality` differs from `target_modality[i]` (default: the modality of query i's positive) are
-    dropped; candidates with s_ij > s_ip + `false_negative_margin` are dropped; only the `top_k` most similar
-    remaining negatives are kept; each remaining negative is weighted by exp(`hardness_alpha` * s_ij), a weight
-    that carries no gradient. `temperature` is a float, a 0-d tensor (learnable) or a (B,) tensor (one per
-    query). `symmetric=True` adds the candidate-to-query direction over the positives (no masks, no weights)
-    and returns the mean of both directions. bfloat16/float16 inputs are computed in float32 and the loss is
+    dropped; candidates with s_ij > s_ip + `filters.false_negative_margin` are dropped; only the `filters.top_k`
+    most similar remaining negatives are kept; each remaining negative is weighted by
+    exp(`filters.hardness_alpha` * s_ij), a weight that carries no gradient. `temperature` is a float, a 0-d
+    tensor (learnable) or a (B,) tensor (one per query). `filters.symmetric` adds the candidate-to-query
+    direction over the positives (no masks, no weights) and returns the mean of both directions. bfloat16/float16 inputs are computed in float32 and the loss is
     returned in float32; float64 stays float64.
     """
     return contrastive_loss_per_query(
@@ -49,12 +76,9 @@ def contrastive_loss(
         candidates,
         positive,
         temperature=temperature,
+        filters=filters,
         target_modality=target_modality,
         candidate_modality=candidate_modality,
-        false_negative_margin=false_negative_margin,
-        hardness_alpha=hardness_alpha,
-        top_k=top_k,
-        symmetric=symmetric,
     ).mean()
 
 
@@ -64,12 +88,9 @@ def contrastive_loss_per_query(
     positive: Tensor | None = None,
     *,
     temperature: TemperatureLike,
+    filters: NegativeFilters = PLAIN,
     target_modality: Tensor | None = None,
     candidate_modality: Tensor | None = None,
-    false_negative_margin: float | None = None,
-    hardness_alpha: float | None = None,
-    top_k: int | None = None,
-    symmetric: bool = False,
     all_queries: Tensor | None = None,
     query_offset: int = 0,
 ) -> Tensor:
@@ -89,28 +110,24 @@ def contrastive_loss_per_query(
     target_modality, candidate_modality = _modalities(
         target_modality, candidate_modality, positive, num_queries, num_candidates
     )
-    _check_options(false_negative_margin, hardness_alpha, top_k)
+    if not isinstance(filters, NegativeFilters):
+        raise TypeError(f"filters must be a NegativeFilters, got {type(filters).__name__}")
 
     rows = torch.arange(num_queries, device=q.device)
     sim = q @ c.T
     pos_sim = sim[rows, positive]
     keep = negative_mask(
-        sim.detach(),
-        positive,
-        target_modality=target_modality,
-        candidate_modality=candidate_modality,
-        false_negative_margin=false_negative_margin,
-        top_k=top_k,
+        sim.detach(), positive, filters, target_modality=target_modality, candidate_modality=candidate_modality
     )
     logits = sim / tau
-    if hardness_alpha is not None:
+    if filters.hardness_alpha is not None:
         # w_ij * exp(s_ij / tau) == exp(s_ij / tau + log w_ij): the weight joins the log-sum-exp as a constant.
-        logits = logits + hardness_alpha * sim.detach()
+        logits = logits + filters.hardness_alpha * sim.detach()
     pos_logit = pos_sim / tau.squeeze(-1)
     neg_logits = logits.masked_fill(~keep, float("-inf"))
     loss = torch.logsumexp(torch.cat([pos_logit[:, None], neg_logits], dim=1), dim=1) - pos_logit
 
-    if symmetric:
+    if filters.symmetric:
         loss = (loss + _candidate_to_query(q, c, positive, tau, all_queries, query_offset, dtype)) / 2
     return loss
 
@@ -118,11 +135,10 @@ def contrastive_loss_per_query(
 def negative_mask(
     sim: Tensor,
     positive: Tensor,
+    filters: NegativeFilters = PLAIN,
     *,
     target_modality: Tensor | None = None,
     candidate_modality: Tensor | None = None,
-    false_negative_margin: float | None = None,
-    top_k: int | None = None,
 ) -> Tensor:
     """B x N bool mask of the negatives each query keeps, the filters applied in the documented order."""
     num_queries, num_candidates = sim.shape
@@ -131,10 +147,10 @@ def negative_mask(
     keep[rows, positive] = False
     if candidate_modality is not None:
         keep &= candidate_modality[None, :] == target_modality[:, None]
-    if false_negative_margin is not None:
-        keep &= sim <= sim[rows, positive][:, None] + false_negative_margin
-    if top_k is not None:
-        k = min(top_k, num_candidates)
+    if filters.false_negative_margin is not None:
+        keep &= sim <= sim[rows, positive][:, None] + filters.false_negative_margin
+    if filters.top_k is not None:
+        k = min(filters.top_k, num_candidates)
         chosen = sim.masked_fill(~keep, float("-inf")).topk(k, dim=1).indices
         keep &= torch.zeros_like(keep).scatter_(1, chosen, True)
     return keep
@@ -252,11 +268,3 @@ def _modalities(target_modality, candidate_modality, positive, num_queries, num_
             fix="give the modality bitmask of each query's positive",
         )
     return target_modality, candidate_modality
-
-
-def _check_options(false_negative_margin, hardness_alpha, top_k) -> None:
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InputError(f"top_k must be a positive integer, got {top_k!r}", fix="use e.g. top_k=8 or None")
-    for name, value in (("false_negative_margin", false_negative_margin), ("hardness_alpha", hardness_alpha)):
-        if value is not None and not isinstance(value, (int, float)):
-            raise InputError(f"{name} must be a number, got {type(value).__name__}")

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ..errors import InputError
-from .contrastive import TemperatureLike, contrastive_loss_per_query
+from .contrastive import PLAIN, NegativeFilters, TemperatureLike, contrastive_loss_per_query
 
 
 def rank_and_world(group=None) -> tuple[int, int]:
@@ -88,12 +88,9 @@ def local_contrastive_loss(
     positive: Tensor | None = None,
     *,
     temperature: TemperatureLike,
+    filters: NegativeFilters = PLAIN,
     target_modality: Tensor | None = None,
     candidate_modality: Tensor | None = None,
-    false_negative_margin: float | None = None,
-    hardness_alpha: float | None = None,
-    top_k: int | None = None,
-    symmetric: bool = False,
     group=None,
 ) -> Tensor:
     """`contrastive_loss` over the global batch, computed for this rank's queries only.
@@ -101,7 +98,7 @@ def local_contrastive_loss(
     All arguments are this rank's: `query` B_r x D, `candidates` N_r x D (its positives first, then its mined
     negatives), `positive` indexing this rank's candidates (default arange(B_r)), `target_modality` (B_r,),
     `candidate_modality` (N_r,), `temperature` a float, 0-d or (B_r,) tensor. Candidates and their modalities
-    are gathered from all ranks (queries too when `symmetric`), so every query's negatives come from the
+    are gathered from all ranks (queries too when `filters.symmetric`), so every query's negatives come from the
     global batch. Backpropagate the result on every rank; once DDP has averaged the gradients over ranks they
     equal the gradients of `contrastive_loss` over the whole global batch in one process. Parameters that DDP
     does not manage (e.g. a learnable temperature owned by the loss) need `all_reduce_gradients`.
@@ -129,15 +126,12 @@ def local_contrastive_loss(
         gather_with_grad(candidates, group),
         positive + sum(candidate_sizes[:rank]),
         temperature=temperature,
+        filters=filters,
         target_modality=target_modality,
         candidate_modality=None if candidate_modality is None else gather_no_grad(
             torch.as_tensor(candidate_modality, device=candidates.device), group
         ),
-        false_negative_margin=false_negative_margin,
-        hardness_alpha=hardness_alpha,
-        top_k=top_k,
-        symmetric=symmetric,
-        all_queries=gather_with_grad(query, group) if symmetric else None,
+        all_queries=gather_with_grad(query, group) if filters.symmetric else None,
         query_offset=sum(query_sizes[:rank]),
     )
     # The gather's backward already sums every rank's gradient into each slice, and DDP then divides by the

@@ -38,11 +38,9 @@ import yaml
 from ..data.sampler import BATCHING
 from ..errors import ConfigError, reject_unknown_fields
 from ..models.profile import get_profile
+from .objectives import ContrastiveOptions, LossOptions, options_class
 
 logger = logging.getLogger("uniembed.train")
-LOSS_KINDS = ("contrastive", "relational", "listwise", "reranker")
-# kinds whose step is their own objective (training/objectives.py), not the built-in embedding step
-OBJECTIVE_KINDS = ("listwise", "reranker")
 TRAIN_MODES = ("lora", "dora", "full")
 SCHEDULES = ("constant", "linear", "cosine")
 DISTRIBUTED = ("ddp", "fsdp", "deepspeed")  # how the model spans ranks: sharding.py, zero.py
@@ -63,31 +61,6 @@ class TrainableSpec:
 
 
 @dataclass
-class LossSpec:
-    """Loss options: every option of `contrastive_loss`, or a distillation loss."""
-
-    kind: str = "contrastive"
-    symmetric: bool = False
-    modality_mask: bool = False
-    false_negative_margin: float | None = None
-    hardness_alpha: float | None = None
-    top_k: int | None = None
-    num_negatives: int = 1  # hard negatives per example appended to the candidates (0 = in-batch only)
-    teacher: str = "minilm"  # relational distillation: "minilm" or a sentence-transformers directory
-    distill_temperature: float = 0.02
-    # re-ranker stage (kind: reranker): the "no" pair's negative is drawn from each example's first
-    # `negative_depth` negatives (as `uniembed mine` ranks them: the retriever's top 100)
-    negative_depth: int = 100
-    # listwise distillation (kind: listwise): teacher = (cos_prev + rerank_weight * P_yes) / 2 over each
-    # query's top `candidates` of the previous model; `reranker` = a re-ranker stage's name or a directory
-    # (default: the latest re-ranker stage before this one); `fraction` of each source's queries train
-    reranker: str | None = None
-    rerank_weight: float = 1.0
-    candidates: int = 50
-    fraction: float = 0.1
-
-
-@dataclass
 class TemperatureSpec:
     init: float = 0.02
     learnable: bool = False
@@ -100,7 +73,7 @@ class TemperatureSpec:
 class StageSpec:
     name: str
     data: Any
-    loss: LossSpec = field(default_factory=LossSpec)
+    loss: LossOptions = field(default_factory=ContrastiveOptions)  # its kind's class: training/objectives/
     temperature: TemperatureSpec = field(default_factory=TemperatureSpec)
     batch_size: int = 32
     batching: str = "source"  # source: each batch from one source; mixed: sources (and modalities) mixed
@@ -190,7 +163,8 @@ def recipe_from_dict(data: Mapping[str, Any]) -> Recipe:
     for index, raw in enumerate(data["stages"]):
         raw = dict(raw)
         where = f"stages[{index}]"
-        raw["loss"] = _build(LossSpec, raw.get("loss", {}), f"{where}.loss")
+        loss = raw.get("loss", {})
+        raw["loss"] = _build(options_class(loss, f"{where}.loss"), loss, f"{where}.loss")
         raw["temperature"] = _build(TemperatureSpec, raw.get("temperature", {}), f"{where}.temperature")
         if raw.get("trainable") is not None:
             raw["trainable"] = _build(TrainableSpec, raw["trainable"], f"{where}.trainable")
@@ -250,15 +224,13 @@ def validate(recipe: Recipe) -> None:
     _validate_distributed(recipe)
     for stage in recipe.stages:
         where = f"stage '{stage.name}'"
-        if stage.loss.kind not in LOSS_KINDS:
-            raise ConfigError(f"{where}: loss.kind {stage.loss.kind!r} is not one of {LOSS_KINDS}")
         if stage.schedule not in SCHEDULES:
             raise ConfigError(f"{where}: schedule {stage.schedule!r} is not one of {SCHEDULES}")
         if not stage.max_steps and not stage.epochs:
             raise ConfigError(f"{where}: set max_steps or epochs")
         if stage.batching not in BATCHING:
             raise ConfigError(f"{where}: batching {stage.batching!r} is not one of {BATCHING}")
-        if stage.batching == "mixed" and stage.loss.kind in OBJECTIVE_KINDS:
+        if stage.batching == "mixed" and stage.loss.source_batches:
             raise ConfigError(f"{where}: a {stage.loss.kind} stage reads each batch's source; use batching: source")
         if stage.batch_size < 2:
             raise ConfigError(f"{where}: batch_size must be at least 2 (in-batch negatives)")
@@ -270,11 +242,10 @@ def validate(recipe: Recipe) -> None:
             from ..mining.stage import mining_options
 
             mining_options(stage.mine, where)
-            uses_negatives = stage.loss.kind == "reranker" or (stage.loss.kind == "contrastive" and stage.loss.num_negatives)
-            if not uses_negatives:
+            if not stage.loss.uses_negatives():
                 raise ConfigError(f"{where}: mined negatives are used by a re-ranker stage or a contrastive loss with "
                                   "num_negatives >= 1; set loss.num_negatives or remove `mine`")
-        _validate_ranking_losses(recipe, stage, where)
+        stage.loss.validate(recipe, stage, where)
 
 
 def _validate_distributed(recipe: Recipe) -> None:
@@ -286,11 +257,11 @@ def _validate_distributed(recipe: Recipe) -> None:
         _validate_deepspeed(recipe)
     if recipe.distributed == "ddp":
         return
-    for stage in recipe.stages:  # FSDP and DeepSpeed wrap the built-in embedding step only
+    for stage in recipe.stages:  # FSDP and DeepSpeed wrap the embedding objectives only (ddp_only: False)
         if recipe.distributed == "fsdp" and recipe.stage_trainable(stage).mode != "full":
             raise ConfigError(f"stage '{stage.name}': distributed: fsdp shards full fine-tuning; LoRA/DoRA "
                               "adapters are small enough to replicate, use distributed: ddp")
-        if stage.loss.kind in OBJECTIVE_KINDS:
+        if stage.loss.ddp_only:
             raise ConfigError(f"stage '{stage.name}': a {stage.loss.kind} stage runs with distributed: ddp")
 
 
@@ -302,26 +273,6 @@ def _validate_deepspeed(recipe: Recipe) -> None:
     if zero_stage(recipe.deepspeed) not in ZERO_STAGES:
         raise ConfigError(f"DeepSpeed ZeRO stage {zero_stage(recipe.deepspeed)} is not offered; use "
                           "zero_optimization.stage 1, or distributed: fsdp to shard gradients and parameters")
-
-
-def _validate_ranking_losses(recipe: Recipe, stage: StageSpec, where: str) -> None:
-    loss = stage.loss
-    if loss.kind == "reranker" and loss.negative_depth < 1:
-        raise ConfigError(f"{where}: loss.negative_depth must be at least 1")
-    if loss.kind != "listwise":
-        return
-    if not 0 < loss.fraction <= 1:
-        raise ConfigError(f"{where}: loss.fraction must be in (0, 1], got {loss.fraction}")
-    if loss.candidates < 2:
-        raise ConfigError(f"{where}: loss.candidates must be at least 2, got {loss.candidates}")
-    earlier = recipe.stages[: recipe.stages.index(stage)]
-    rerankers = [s.name for s in earlier if s.loss.kind == "reranker"]
-    later = [s.name for s in recipe.stages[recipe.stages.index(stage) + 1:] if s.loss.kind == "reranker"]
-    if loss.reranker is None and not rerankers:
-        raise ConfigError(f"{where}: listwise distillation needs a re-ranker: add a stage with loss.kind: reranker "
-                          "before it, or set loss.reranker to a re-ranker directory")
-    if loss.reranker in later:
-        raise ConfigError(f"{where}: loss.reranker names stage '{loss.reranker}', which runs after this one")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

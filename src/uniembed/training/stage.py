@@ -1,16 +1,14 @@
 """One stage of a training run: model set-up, data, optimizer, the step loop, checkpoints and resume.
 
-Every rank embeds its slice of each global batch, candidates are gathered with the local loss, and GradCache
-chunks the forward pass when the stage asks for it. Loss kinds with their own step (re-ranker, listwise
-distillation) hand it to their `Objective` (objectives.py); checkpoints, resume and logging stay here.
+What a step computes belongs to the stage's loss kind, an `Objective` (objectives/): it builds the module that
+trains, prepares each batch in the loader thread and runs the forward and backward. The runner offers it a small
+public surface (`encode`, `autocast`, the wrapped model, the temperature, `ctx`, `run_dir`); the optimizer,
+checkpoints, resume and logging stay here.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -21,9 +19,7 @@ from tqdm.auto import tqdm
 
 from ..data.mixture import Mixture, load_mixture
 from ..data.sampler import MixtureSampler, SampledBatch
-from ..errors import ConfigError
-from ..losses import (GradCache, Temperature, all_reduce_gradients, local_contrastive_loss,
-                      relational_distillation_loss, split_batch)
+from ..losses import GradCache, Temperature, all_reduce_gradients, split_batch
 from ..models.embedder import Embedder, EmbeddingModule
 from ..parallel import World
 from . import checkpoint as ckpt
@@ -31,15 +27,13 @@ from . import sharding
 from .checkpoint import stage_dir
 from .logs import TrainingLog
 from .objectives import objective_for
-from .optim import build_optimizer, build_scheduler
+from .optim import NonFiniteStep, build_optimizer, build_scheduler, optimizer_step, zero_step
 from .prefetch import BatchPrefetcher, PreparedBatch
 from .recipe import Recipe, StageSpec, save_recipe
-from .teacher import CachedTextTeacher
-from .trainable import apply_trainable, describe_trainable, load_trainable_state, trainable_state
+from .trainable import apply_trainable, describe_trainable
 from .zero import ZeroEngine, deepspeed_config
 
 logger = logging.getLogger("uniembed.train")
-KEEP_CHECKPOINTS = 2
 
 
 class TrainingError(RuntimeError):
@@ -64,19 +58,18 @@ class StageRunner:
 
     def __init__(self, trainer: RunHost, index: int, stage: StageSpec, resume_from: ckpt.CheckpointRef | None) -> None:
         self.trainer, self.index, self.stage, self.resume_from = trainer, index, stage, resume_from
-        self.recipe, self.ctx = trainer.recipe, trainer.ctx
+        self.recipe, self.ctx, self.run_dir = trainer.recipe, trainer.ctx, trainer.run_dir
         self.zero: ZeroEngine | None = None  # DeepSpeed's engine, made once the optimizer exists
         self.temperature_optimizer: torch.optim.Optimizer | None = None  # its own only under DeepSpeed
         torch.manual_seed(self.recipe.seed + 1000 * index)
         self.embedder = trainer.base_embedder(index)
-        self.objective = objective_for(self)  # None: the built-in contrastive / relational step
+        self.objective = objective_for(self)
         self._set_up_model()
         # `data` resolves against the recipe's folder (stage.data_dir); a mixture file's paths against its own folder
         self.mixture = load_mixture(stage.data, base_dir=stage.data_dir, skip_bad_rows=stage.skip_bad_rows)
         if stage.mine is not None:
             self.mixture = self._mine(self.mixture)
-        if self.objective is not None:
-            self.mixture = self.objective.prepare(self.mixture)
+        self.mixture = self.objective.prepare(self.mixture)
         self._wrap_model()  # after mining: the main process mines alone, with the unsharded model
         self.sampler = MixtureSampler(self.mixture, stage.batch_size, seed=self.recipe.seed + index,
                                       epochs=None if stage.max_steps else stage.epochs,
@@ -92,14 +85,17 @@ class StageRunner:
         self.scheduler = build_scheduler(self.optimizer, stage.schedule, self.total_steps, stage.warmup_ratio)
         self.temperature_scheduler = (None if self.temperature_optimizer is None else build_scheduler(
             self.temperature_optimizer, stage.schedule, self.total_steps, stage.warmup_ratio))
-        self.teacher = self._teacher() if stage.loss.kind == "relational" else None
+        self.objective.start()
+        self.checkpoints = ckpt.StageCheckpoints(
+            self.run_dir, self.ctx, self.recipe, index, stage.name, module=self.module, optimizer=self.optimizer,
+            scheduler=self.scheduler, temperature=self.temperature, sampler=self.sampler, sharded=self.sharded,
+            zero=self.zero, temperature_optimizer=self.temperature_optimizer,
+            temperature_scheduler=self.temperature_scheduler)
         self.step = 0
         if resume_from is not None:
-            self._restore(resume_from.path)
-        self.grad_cache = GradCache([self._encode], self._loss, stage.grad_cache_chunk,
-                                    sync_modules=[self.wrapped] if self.ctx.size > 1 and self.zero is None else (),
-                                    split_fn=sharding.equal_chunk_split if self.sharded else split_batch,
-                                    backward=self.zero.backward if self.zero is not None else None)
+            self.step = self.checkpoints.restore(resume_from.path)
+            self.sampler_state = self.sampler.state_dict()
+            logger.info("resumed stage %d (%s) at step %d from %s", index, stage.name, self.step, resume_from.path)
 
     # ---- set-up --------------------------------------------------------------------------------
     def _set_up_model(self) -> None:
@@ -111,8 +107,7 @@ class StageRunner:
             if hasattr(backbone.model, "enable_input_require_grads"):
                 backbone.model.enable_input_require_grads()
         self.embedder.module = EmbeddingModule(backbone, self.embedder.config)
-        module = self.objective.build_module(self.embedder) if self.objective else self.embedder.module
-        self.module = module.to(self.ctx.device).train()
+        self.module = self.objective.build_module(self.embedder).to(self.ctx.device).train()
         self.wrapped: torch.nn.Module = self.module
         trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
         logger.info("stage %d (%s): %s trainable of %s parameters: %s", self.index, self.stage.name,
@@ -154,55 +149,38 @@ class StageRunner:
         self.module.eval()
         try:
             return mine_mixture(self.embedder, mixture, options,
-                                self.trainer.run_dir / "mined" / stage_dir(self.trainer.run_dir, self.index, self.stage).name,
+                                self.run_dir / "mined" / stage_dir(self.run_dir, self.index, self.stage).name,
                                 is_main=self.ctx.is_main, barrier=self.ctx.barrier, progress=self.trainer.show_progress)
         finally:
             self.module.train()
-
-    def _teacher(self) -> CachedTextTeacher:
-        texts = []
-        for source in self.mixture.sources.values():
-            for example in source.examples:
-                if not example.query.text or not example.positives[0].text or example.query.modality != 1:
-                    raise ConfigError(f"relational distillation is text-only; source '{source.name}' has a "
-                                      f"non-text example ({example.query.describe()})")
-                texts += [example.query.text, example.positives[0].text]
-        return CachedTextTeacher(self.stage.loss.teacher, texts, self.trainer.run_dir / "cache")
 
     # ---- the step ----------------------------------------------------------------------------------
     def _bf16(self) -> bool:
         return self.ctx.device.type == "cuda" and self.recipe.precision in ("auto", "bf16")
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        # under DeepSpeed its bf16 mode casts the model itself
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA (under DeepSpeed its bf16 mode casts the model itself), else nothing."""
         return torch.autocast("cuda", dtype=torch.bfloat16) if self._bf16() and self.zero is None else contextlib.nullcontext()
 
-    def _encode(self, decoded: list) -> torch.Tensor:
-        # Length groups halve the padded tokens of a step. Not under FSDP: every forward of a sharded layer
-        # all-gathers, so every rank would have to run the same number of groups.
+    def encode(self, decoded: list) -> torch.Tensor:
+        """Embeddings of decoded items by the model as it trains (with gradient).
+
+        Length groups halve the padded tokens of a step. Not under FSDP: every forward of a sharded layer
+        all-gathers, so every rank would have to run the same number of groups.
+        """
         batch = self.embedder.collate(decoded) if self.sharded else self.embedder.collate_by_length(decoded)
-        with self._autocast():
+        with self.autocast():
             return self.wrapped(batch)
 
-    def _loss(self, embeddings: torch.Tensor, *, batch: SampledBatch, num_queries: int,
-              candidate_modality: torch.Tensor, target_modality: torch.Tensor) -> torch.Tensor:
-        queries, candidates = embeddings[:num_queries], embeddings[num_queries:]
-        options = self.stage.loss
-        if options.kind == "relational":
-            texts_q = [example.query.text for example in batch.examples]
-            texts_c = [example.positives[0].text for example in batch.examples]
-            return relational_distillation_loss(queries, candidates, self.teacher.embed(texts_q).to(queries.device),
-                                                self.teacher.embed(texts_c).to(queries.device), options.distill_temperature)
-        tau = self.temperature(batch.sources) if self.temperature.tasks else self.temperature()
-        return local_contrastive_loss(
-            queries, candidates, temperature=tau,
-            target_modality=target_modality if options.modality_mask else None,
-            candidate_modality=candidate_modality if options.modality_mask else None,
-            false_negative_margin=options.false_negative_margin, hardness_alpha=options.hardness_alpha,
-            top_k=options.top_k, symmetric=options.symmetric)
+    def grad_cache(self, loss_fn: Callable[..., torch.Tensor]) -> GradCache:
+        """GradCache over `encode`, chunked as the stage says, synchronised and split as the model is distributed."""
+        return GradCache([self.encode], loss_fn, self.stage.grad_cache_chunk,
+                         sync_modules=[self.wrapped] if self.ctx.size > 1 and self.zero is None else (),
+                         split_fn=sharding.equal_chunk_split if self.sharded else split_batch,
+                         backward=self.zero.backward if self.zero is not None else None)
 
     def _train_step(self, ready: PreparedBatch) -> float:
-        loss = self.objective.step(ready.batch) if self.objective else self._embedding_step(ready.batch, ready.prepared)
+        loss = self.objective.step(ready.batch, ready.prepared)
         value = float(loss.detach())
         if self.ctx.size > 1:
             all_reduce_gradients(list(self.temperature.parameters()))
@@ -211,69 +189,23 @@ class StageRunner:
             value = float(reduced) / self.ctx.size
         return value
 
-    def _step_items(self, batch: SampledBatch) -> list:
-        """Queries, then positives, then each example's first `num_negatives` hard negatives."""
-        options = self.stage.loss
-        queries = [example.query for example in batch.examples]
-        positives = [example.positives[0] for example in batch.examples]
-        negatives = [] if options.kind == "relational" else [
-            negative for example in batch.examples for negative in example.negatives[: options.num_negatives]]
-        return queries + positives + negatives
-
-    def _prepare_batch(self, batch: SampledBatch) -> list | None:
-        """The step's items decoded and tokenised (run in the loader thread, ahead of the step)."""
-        if self.objective is not None:
-            return None
-        return [self.embedder.prepare(item, position) for position, item in enumerate(self._step_items(batch))]
-
-    def _embedding_step(self, batch: SampledBatch, decoded: list) -> torch.Tensor:
-        device = self.ctx.device
-        num_queries = len(batch.examples)
-        candidates = [prepared.item for prepared in decoded[num_queries:]]
-        return self.grad_cache.step(
-            decoded, batch=batch, num_queries=num_queries,
-            candidate_modality=torch.tensor([item.modality for item in candidates], device=device),
-            target_modality=torch.tensor([example.target_modality for example in batch.examples], device=device))
+    def prepare_batch(self, batch: SampledBatch) -> Any:
+        """The batch as its objective prepares it (run in the loader thread, ahead of the step)."""
+        return self.objective.prepare_batch(batch)
 
     def _optimizer_step(self, loss: float) -> float:
-        if self.zero is not None:
-            return self._zero_step(loss)
-        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
-        max_norm = self.stage.max_grad_norm or float("inf")
-        norm = (sharding.clip_gradients(parameters, max_norm) if self.sharded
-                else torch.nn.utils.clip_grad_norm_(parameters, max_norm))
-        if not math.isfinite(loss) or not torch.isfinite(norm):
-            raise self._non_finite("loss" if not math.isfinite(loss) else "gradient norm", "stopped without applying it")
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.temperature.clamp_()
-        return float(norm)
-
-    def _zero_step(self, loss: float) -> float:
-        """DeepSpeed clips and steps the model; the temperature's optimizer steps beside it, its gradient clipped
-        by the norm over both, as one optimizer would. Returns that norm."""
-        if not math.isfinite(loss):
-            raise self._non_finite("loss", "stopped without applying it")
-        model_norm = self.zero.step()
-        if model_norm is not None and not math.isfinite(model_norm):  # found while stepping: never checkpointed
-            raise self._non_finite("gradient norm", "stopped; this step is not saved")
-        self.scheduler.step()
-        grads = [p.grad for p in self.temperature.parameters() if p.grad is not None]
-        temperature_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-        norm = None if model_norm is None else math.hypot(model_norm, temperature_norm)
-        if self.temperature_optimizer is not None:
-            total = temperature_norm if norm is None else norm  # no model norm from DeepSpeed: the temperature's own
-            for grad in grads:
-                grad.mul_(min((self.stage.max_grad_norm or float("inf")) / (total + 1e-6), 1.0))
-            self.temperature_optimizer.step()
-            self.temperature_scheduler.step()
-            self.temperature_optimizer.zero_grad(set_to_none=True)
-        self.temperature.clamp_()
-        return float("nan") if norm is None else norm
+        """Apply the step's gradients (clipped); returns the gradient norm. Non-finite: TrainingError."""
+        try:
+            if self.zero is not None:
+                return zero_step(self.zero, self.scheduler, self.temperature, self.temperature_optimizer,
+                                 self.temperature_scheduler, loss, self.stage.max_grad_norm)
+            return optimizer_step(self.optimizer, self.scheduler, self.temperature, loss, self.stage.max_grad_norm,
+                                  self.sharded)
+        except NonFiniteStep as exc:
+            raise self._non_finite(exc.what, exc.outcome) from None
 
     def _non_finite(self, what: str, outcome: str) -> TrainingError:
-        last = ckpt.latest_checkpoint(self.trainer.run_dir)
+        last = ckpt.latest_checkpoint(self.run_dir)
         return TrainingError(
             f"non-finite {what} at stage {self.index} ('{self.stage.name}') step {self.step}; {outcome}. Last good "
             f"checkpoint: {last.path if last else 'none'}. Lower the learning rate, raise the temperature, or check "
@@ -285,7 +217,7 @@ class StageRunner:
                         unit="step", disable=not (self.trainer.show_progress and self.ctx.is_main))
         save_every = self.recipe.save_every
         started, pairs = time.perf_counter(), 0
-        loader = BatchPrefetcher(self.sampler, self._prepare_batch)
+        loader = BatchPrefetcher(self.sampler, self.prepare_batch)
         try:
             while self.step < self.total_steps:
                 ready = loader.next()
@@ -320,98 +252,20 @@ class StageRunner:
         return entry
 
     # ---- persistence -------------------------------------------------------------------------------
-    def _optimized_modules(self) -> torch.nn.Module:
-        """Every module the optimizer steps, under one root (names key a sharded optimizer's state)."""
-        return torch.nn.ModuleDict({"model": self.module, "temperature": self.temperature})
+    def output_dir(self, index: int) -> Path:
+        """The folder stage `index` of this run writes its model to."""
+        return stage_dir(self.run_dir, index, self.recipe.stages[index])
 
     def _save_checkpoint(self) -> None:
-        rng_states = self.ctx.all_ranks(ckpt.capture_rng())  # every rank's streams (dropout differs per rank)
-        final = self.trainer.run_dir / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.index, self.step)
-        zero_state = final.parent / f".zero-{final.name}"  # every rank writes its partition, then it moves in
-        if self.sharded:  # collectives: every rank gathers, rank 0 writes
-            full = sharding.full_model_state(self.module)  # empty on every rank but 0
-            weights = {name: full[name] for name, p in self.module.named_parameters() if p.requires_grad and name in full}
-            optimizer = sharding.full_optimizer_state(self._optimized_modules(), self.optimizer)
-        else:
-            weights, optimizer = trainable_state(self.module), self.optimizer.state_dict()
-        if self.zero is not None:
-            optimizer = None  # partitioned: in the deepspeed/ folder
-            if self.ctx.is_main and zero_state.exists():
-                shutil.rmtree(zero_state)  # left by a run killed while saving
-            self.ctx.barrier()
-            self.zero.save(zero_state)
-            self.ctx.barrier()
-        if self.ctx.is_main:
-            with ckpt.atomic_directory(final) as tmp:
-                torch.save(weights, tmp / "trainable.pt")
-                torch.save(self.temperature.state_dict(), tmp / "temperature.pt")
-                if optimizer is not None:
-                    torch.save(optimizer, tmp / "optimizer.pt")
-                else:
-                    os.rename(zero_state, tmp / "deepspeed")
-                if self.temperature_optimizer is not None:
-                    torch.save({"optimizer": self.temperature_optimizer.state_dict(),
-                                "scheduler": self.temperature_scheduler.state_dict()}, tmp / "temperature_optimizer.pt")
-                torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
-                torch.save({"ranks": rng_states}, tmp / "rng.pt")
-                ckpt.write_json(tmp / "sampler.json", self.sampler_state)
-                save_recipe(self.recipe, tmp / "recipe.yaml")
-                ckpt.write_json(tmp / "trainer_state.json", {"stage_index": self.index, "stage": self.stage.name,
-                                                              "step": self.step, "total_steps": self.total_steps,
-                                                              "sharded": self.sharded, "deepspeed": self.zero is not None})
-            ckpt.prune_checkpoints(self.trainer.run_dir, KEEP_CHECKPOINTS)
-        self.ctx.barrier()
-
-    def _restore(self, path: Path) -> None:
-        state = ckpt.read_json(path / "trainer_state.json")
-        for key, used, what in (("sharded", self.sharded, "FSDP sharding"), ("deepspeed", self.zero is not None, "DeepSpeed")):
-            if bool(state.get(key, False)) != used:
-                raise ConfigError(f"checkpoint {path} was written {'with' if state.get(key) else 'without'} {what}; "
-                                  "resume it with the same `distributed` setting and number of ranks")
-        self.temperature.load_state_dict(torch.load(path / "temperature.pt", map_location=self.ctx.device))
-        if self.zero is not None:
-            self.zero.load(path / "deepspeed")  # the weights and this rank's optimizer partition
-            if self.temperature_optimizer is not None:
-                saved = torch.load(path / "temperature_optimizer.pt", map_location=self.ctx.device)
-                self.temperature_optimizer.load_state_dict(saved["optimizer"])
-                self.temperature_scheduler.load_state_dict(saved["scheduler"])
-        elif self.sharded:
-            sharding.load_full_model_state(self.module, torch.load(path / "trainable.pt"))
-            sharding.load_full_optimizer_state(self._optimized_modules(), self.optimizer,
-                                               torch.load(path / "optimizer.pt", weights_only=False))
-        else:
-            load_trainable_state(self.module, torch.load(path / "trainable.pt", map_location=self.ctx.device))
-            self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.ctx.device))
-        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
-        self.sampler.load_state_dict(ckpt.read_json(path / "sampler.json"))
-        self.sampler_state = self.sampler.state_dict()
-        self._restore_rng(torch.load(path / "rng.pt", weights_only=False), path)
-        self.step = int(state["step"])
-        logger.info("resumed stage %d (%s) at step %d from %s", self.index, self.stage.name, self.step, path)
-
-    def _restore_rng(self, saved: dict[str, Any], path: Path) -> None:
-        states = saved["ranks"] if "ranks" in saved else [saved]  # older checkpoints kept rank 0's only
-        if self.ctx.rank < len(states):
-            ckpt.restore_rng(states[self.ctx.rank])
-        if len(states) != self.ctx.size and self.ctx.is_main:
-            logger.warning("checkpoint %s was written by %d process(es), resuming on %d: random streams of the other "
-                           "ranks start from the seed, so the run will not repeat an uninterrupted one exactly",
-                           path, len(states), self.ctx.size)
+        self.checkpoints.save(self.step, self.total_steps, self.sampler_state)
 
     def _save_output(self) -> None:
         """The stage's model, merged: a normal checkpoint that `Embedder.from_pretrained` loads."""
-        weights = None
-        if self.sharded:  # full tensors of the language/vision model, gathered by every rank
-            prefix = next(name for name, sub in self.module.named_children() if sub is self.embedder.backbone.model) + "."
-            weights = {name[len(prefix):]: value for name, value in sharding.full_model_state(self.module).items()
-                       if name.startswith(prefix)}
+        weights = self.checkpoints.full_weights(self.embedder.backbone.model)  # FSDP: a collective
         if self.ctx.is_main:
-            out = stage_dir(self.trainer.run_dir, self.index, self.stage)
+            out = self.output_dir(self.index)
             with ckpt.atomic_directory(out) as tmp:
-                if self.objective is not None:
-                    self.objective.save_output(tmp)  # LoRA merged into a copy: a plain checkpoint
-                else:
-                    self.embedder.save_pretrained(tmp, state_dict=weights)
+                self.objective.save_output(tmp, weights)
                 save_recipe(self.recipe, tmp / "recipe.yaml")
                 ckpt.write_json(tmp / "training_state.json", {"stage": self.stage.name, "steps": self.step,
                                                               "temperature": self.temperature.values()})

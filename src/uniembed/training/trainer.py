@@ -17,11 +17,11 @@ from ..errors import ConfigError
 from ..models.embedder import Embedder
 from ..parallel import join_world, leave_world
 from . import checkpoint as ckpt
-from .checkpoint import stage_dir, stage_done
+from .checkpoint import KEEP_CHECKPOINTS, stage_dir, stage_done
 from .logs import TrainingLog
-from .objectives import is_reranker_stage, previous_embedding_stage
+from .objectives import previous_embedding_stage
 from .recipe import Recipe, StageSpec, learning_notes, save_recipe
-from .stage import KEEP_CHECKPOINTS, StageRunner, TrainingError
+from .stage import StageRunner, TrainingError
 
 __all__ = ["Trainer", "StageRunner", "TrainingError", "stage_dir", "stage_done",
            "KEEP_CHECKPOINTS"]
@@ -109,7 +109,7 @@ class Trainer:
         try:
             for index, stage in enumerate(self.recipe.stages):
                 # "model" links the last embedding model; a re-ranker stage's output is linked as "reranker"
-                output = output if is_reranker_stage(stage) else stage_dir(self.run_dir, index, stage)
+                output = stage_dir(self.run_dir, index, stage) if stage.loss.makes_embedder else output
                 if stage_done(self.run_dir, index, stage):
                     logger.info("stage %d (%s) already complete: %s", index, stage.name, output)
                     continue
@@ -118,7 +118,7 @@ class Trainer:
         finally:
             self.log.close()
         for index, stage in enumerate(self.recipe.stages):
-            if is_reranker_stage(stage):
+            if not stage.loss.makes_embedder:
                 self._link("reranker", stage_dir(self.run_dir, index, stage))
         if output is not None:
             self._link("model", output)

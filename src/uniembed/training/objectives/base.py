@@ -1,0 +1,156 @@
+"""What every loss kind shares: its strict options (`LossOptions`), how it trains (`Objective`), and what it may
+use of the stage it runs in (`StageHost`, the public surface of stage.py's `StageRunner`).
+
+A stage hands its loss kind five things: which module trains (`build_module`), what data it trains on
+(`prepare`, once before the sampler is built), the set-up that needs the wrapped model (`start`), a batch's
+items decoded and tokenised in the loader thread (`prepare_batch`), one step's forward and backward (`step`),
+and what the stage writes (`save_output`). Checkpoints, resume, logging and the optimizer stay in the runner,
+so every kind resumes the same way.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...data.mixture import Mixture
+    from ...data.sampler import SampledBatch
+    from ...losses import GradCache, Temperature
+    from ...models.embedder import Embedder
+    from ..recipe import Recipe, StageSpec
+
+
+@dataclass
+class LossOptions:
+    """A loss kind's recipe options (`stages[i].loss`); each kind subclasses it with its own fields.
+
+    The class attributes tell the recipe and the trainer what the kind needs, so no other module asks "which kind".
+    """
+
+    kind: str = ""
+    makes_embedder: ClassVar[bool] = True  # the stage writes an embedding model (the re-ranker's does not)
+    source_batches: ClassVar[bool] = False  # reads each batch's source: needs `batching: source`
+    ddp_only: ClassVar[bool] = False  # runs with distributed: ddp only (not FSDP or DeepSpeed)
+
+    def uses_negatives(self) -> bool:
+        """Whether the stage reads the examples' (mined) negatives: a stage with `mine` must."""
+        return False
+
+    def validate(self, recipe: "Recipe", stage: "StageSpec", where: str) -> None:
+        """Raise ConfigError for options that cannot work in this stage of `recipe` (run when the recipe loads)."""
+
+
+class StageHost(Protocol):
+    """What an objective uses of the stage it runs in (stage.py's `StageRunner`)."""
+
+    recipe: "Recipe"
+    stage: "StageSpec"
+    index: int
+    ctx: Any  # parallel.World: rank, size, device, is_main, barrier
+    run_dir: Path
+    embedder: "Embedder"
+    mixture: "Mixture"
+    wrapped: nn.Module  # the model as it trains: DDP/FSDP/DeepSpeed around the objective's module
+    temperature: "Temperature"
+
+    def autocast(self) -> contextlib.AbstractContextManager: ...
+
+    def encode(self, decoded: list) -> torch.Tensor: ...
+
+    def output_dir(self, index: int) -> Path: ...
+
+    def grad_cache(self, loss_fn: Callable[..., torch.Tensor]) -> "GradCache": ...
+
+
+class Objective:
+    """How one loss kind trains; see the module docstring. Subclasses set `options_class`."""
+
+    options_class: ClassVar[type[LossOptions]] = LossOptions
+
+    def __init__(self, runner: StageHost) -> None:
+        self.runner = runner
+        self.stage = runner.stage
+        self.options = runner.stage.loss
+
+    def build_module(self, embedder: "Embedder") -> nn.Module:
+        return embedder.module
+
+    def prepare(self, mixture: "Mixture") -> "Mixture":
+        return mixture
+
+    def start(self) -> None:
+        """Set-up after the model is wrapped and the optimizer made, before a checkpoint is restored."""
+
+    def prepare_batch(self, batch: "SampledBatch") -> Any:
+        """The batch's items decoded and tokenised: runs in the loader thread, ahead of `step`."""
+        return None
+
+    def step(self, batch: "SampledBatch", prepared: Any) -> torch.Tensor:
+        """Forward and backward of one batch; returns the loss (detached or not)."""
+        raise NotImplementedError
+
+    def save_output(self, directory: Path, weights: dict[str, torch.Tensor] | None) -> None:
+        """Write the stage's model; `weights` are the full tensors of a sharded model (else None)."""
+        self.runner.embedder.save_pretrained(directory, state_dict=weights)
+
+
+def accumulate(runner: StageHost, total: int, chunk: int | None, loss_of: Callable[[list[int]], torch.Tensor]) -> torch.Tensor:
+    """Backward a per-row-separable loss over row chunks, each scaled by its share of `total` rows.
+
+    The gradients equal those of one unchunked pass; under DDP all but the last chunk skip the sync.
+    """
+    value = torch.zeros(())
+    groups = row_groups(total, chunk)
+    for number, group in enumerate(groups):
+        last = number == len(groups) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(runner.wrapped, "no_sync") else runner.wrapped.no_sync()
+        with sync:
+            loss = loss_of(group) * (len(group) / total)
+            loss.backward()
+        value = value + loss.detach().float().cpu()
+    return value
+
+
+def row_groups(total: int, chunk: int | None) -> list[list[int]]:
+    """Rows 0..total-1 in chunks of `chunk` (one group when None)."""
+    rows = list(range(total))
+    return [rows[start: start + chunk] for start in range(0, total, chunk)] if chunk else [rows]
+
+
+class EmbeddingObjective(Objective):
+    """A kind whose step embeds each example's items in one GradCache step and computes a loss over the
+    embeddings (contrastive, relational): subclasses give `items` and `loss`."""
+
+    def items(self, batch: "SampledBatch") -> list:
+        """Queries, then positives (subclasses append negatives)."""
+        return [example.query for example in batch.examples] + [example.positives[0] for example in batch.examples]
+
+    def loss(self, queries: torch.Tensor, candidates: torch.Tensor, batch: "SampledBatch",
+             candidate_modality: torch.Tensor, target_modality: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.grad_cache = self.runner.grad_cache(self._loss)
+
+    def prepare_batch(self, batch: "SampledBatch") -> list:
+        embedder = self.runner.embedder
+        return [embedder.prepare(item, position) for position, item in enumerate(self.items(batch))]
+
+    def step(self, batch: "SampledBatch", prepared: list) -> torch.Tensor:
+        device = self.runner.ctx.device
+        num_queries = len(batch.examples)
+        candidates = [decoded.item for decoded in prepared[num_queries:]]
+        return self.grad_cache.step(
+            prepared, batch=batch, num_queries=num_queries,
+            candidate_modality=torch.tensor([item.modality for item in candidates], device=device),
+            target_modality=torch.tensor([example.target_modality for example in batch.examples], device=device))
+
+    def _loss(self, embeddings: torch.Tensor, *, batch: "SampledBatch", num_queries: int,
+              candidate_modality: torch.Tensor, target_modality: torch.Tensor) -> torch.Tensor:
+        return self.loss(embeddings[:num_queries], embeddings[num_queries:], batch, candidate_modality,
+                         target_modality)
