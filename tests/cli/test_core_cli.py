@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from uniembed.cli.main import main
-from uniembed.index.store import read_embeddings, read_manifest
+from uniembed.index.store import read_embeddings
 
 
 def write_jsonl(path, rows):

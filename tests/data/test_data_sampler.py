@@ -8,7 +8,7 @@ import pytest
 
 from uniembed.data.examples import TrainingExample
 from uniembed.data.sampler import MixtureSampler
-from uniembed.errors import ConfigError, InputError
+from uniembed.errors import ConfigError
 from uniembed.inputs import Item
 
 

@@ -11,7 +11,6 @@ import torch
 from uniembed import ConfigError, Embedder, InputError, Item
 from uniembed.models.backbones.base import attention_bias
 
-from conftest import draw_scene
 
 
 def mixed_items(media_dir):

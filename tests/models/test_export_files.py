@@ -15,7 +15,8 @@ from uniembed.errors import ConfigError
 from uniembed.inputs import Item
 from uniembed.models.chat_template import embedding_chat_template
 from uniembed.models.embedder import Embedder
-from uniembed.models.export import export_model, exportable
+from uniembed.models.export import export_model
+from uniembed.models.interop import exportable
 
 RED = Image.new("RGB", (64, 48), (200, 30, 30))
 BLUE = Image.new("RGB", (40, 40), (0, 0, 255))

@@ -1,5 +1,5 @@
 """`uniembed export MODEL OUT [--overwrite] [--keep-adapter]`: a folder transformers, sentence-transformers and
-vLLM load as they are (the writer is `uniembed.models.export`)."""
+vLLM load as they are (`uniembed.models.export`, files by `uniembed.models.interop`)."""
 from __future__ import annotations
 
 import argparse

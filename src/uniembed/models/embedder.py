@@ -163,7 +163,7 @@ class Embedder:
                         state_dict: dict[str, Any] | None = None, keep_adapter: bool = False,
                         matryoshka_dimensions: list[int] | None = None) -> None:
         """Write weights, tokenizer, processor and `uniembed.json`: everything loading needs, plus the files
-        sentence-transformers and vLLM read (chat template, modules, pooling, model card; `models/export.py`).
+        sentence-transformers and vLLM read (chat template, modules, pooling, model card; `models/interop.py`).
 
         LoRA adapters are merged into a normal checkpoint by default (loads anywhere, soups cleanly);
         `keep_adapter` also writes the adapter alone into `adapter/`; `merge_lora=False` writes the adapter
@@ -198,7 +198,7 @@ class Embedder:
             uniembed_version=__version__,
         ).save(directory)
         if not base_model:
-            from .export import write_interop_files
+            from .interop import write_interop_files
 
             write_interop_files(self, directory, matryoshka_dimensions)
 

@@ -66,8 +66,6 @@ def resolve_profile_config(directory: Path, backbone: Backbone, saved: Embedding
     else:
         found = detect_profile(directory, model_type)
         config = found.config(default) if found else default
-        from .export import sentence_transformers_prompts  # a sentence-transformers folder brings its prompts
-
         prompts, default_prompt = sentence_transformers_prompts(directory)
         if prompts:
             config = config.replace(prompts={**config.prompts, **prompts}, default_prompt_name=default_prompt)
@@ -108,3 +106,12 @@ def _adapter_base(directory: Path, info: SavedModelInfo | None) -> str:
         raise FileNotFoundError(f"LoRA adapter in '{directory}' refers to base model '{base}', which is not a local "
                                 "directory; set base_model in uniembed.json to the base checkpoint's path")
     return base
+
+
+def sentence_transformers_prompts(directory: str | Path) -> tuple[dict[str, str], str | None]:
+    """The named prompts (and default prompt name) of a folder laid out for sentence-transformers
+    (`config_sentence_transformers.json`, as Qwen3-VL-Embedding's hub folder has); empty when there are none."""
+    path = Path(directory) / "config_sentence_transformers.json"
+    payload = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    prompts = {str(k): str(v) for k, v in (payload.get("prompts") or {}).items()}
+    return prompts, payload.get("default_prompt_name") if prompts else None

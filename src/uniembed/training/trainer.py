@@ -88,7 +88,7 @@ class Trainer:
             last = None
         where = f" ('{exc.filename}')" if getattr(exc, "filename", None) else ""
         reason = getattr(exc, "strerror", None) or str(exc)
-        resume = f"; after the fix, --resume continues from it" if last else " (nothing was saved yet)"
+        resume = "; after the fix, --resume continues from it" if last else " (nothing was saved yet)"
         return TrainingError(f"cannot write the run folder '{self.run_dir}': {reason}{where}. Fix: {fix}. "
                              f"Last good checkpoint: {last.path if last else 'none'}{resume}.")
 
