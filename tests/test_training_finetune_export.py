@@ -19,8 +19,8 @@ from PIL import Image, ImageDraw
 from uniembed.cli.main import main
 from uniembed.inputs import Item
 from uniembed.models.embedder import Embedder
+from uniembed.training.logs import read_log
 from uniembed.training.recipe import load_recipe
-from uniembed.training.trainer import Trainer
 
 from test_export_sentence_transformers import _torchvision_problem, cosine
 
@@ -70,16 +70,19 @@ def finetuned(tmp_path_factory):
     """(trained model directory, exported directory, recipe): two LoRA steps, then `uniembed export`."""
     root = tmp_path_factory.mktemp("finetune")
     mixture = mixture_for(write_pairs(root / "pairs"), root / "mixture.yaml")
-    recipe = load_recipe(RECIPE, [
+    overrides = [
         "model=tiny:qwen3_vl", "save_every=0", "gradient_checkpointing=false", f"stages.0.data={mixture}",
         "stages.0.max_steps=2", "stages.0.epochs=null", "stages.0.batch_size=4", "stages.0.grad_cache_chunk=2",
         "stages.0.lr=1e-2",  # the adapters must move in two steps, so the export has something to merge
         "embedding.max_pixels=16384", "embedding.video_max_pixels=16384", "embedding.video_min_pixels=4096",
-    ])
-    trained = Trainer(recipe, root / "run", show_progress=False).run()
+    ]
+    # the commands the docs give: `uniembed train RECIPE --out RUN --set ...`, then `uniembed export RUN/model OUT`
+    assert main(["train", str(RECIPE), "--out", str(root / "run"), "--no-progress"]
+                + [arg for override in overrides for arg in ("--set", override)]) == 0
+    trained = root / "run" / "model"
     exported = root / "exported"
     assert main(["export", str(trained), str(exported)]) == 0
-    return Path(trained), exported, recipe
+    return trained, exported, load_recipe(RECIPE, overrides)
 
 
 ITEMS = [Item("a red circle"), Item(None, image=scene("green", "square")),
@@ -95,6 +98,8 @@ def test_recipe_trains_lora_under_the_profile_with_grad_cache(finetuned):
     model = Embedder.from_pretrained(trained)
     assert model.config.instruction_placement == "system" and model.config.padding_side == "right"
     assert model.config.prompts["query"] == "Retrieve images or text relevant to the user's query."
+    steps = [entry for entry in read_log(trained.parent) if "loss" in entry]
+    assert [entry["step"] for entry in steps] == [1, 2] and all(np.isfinite(entry["loss"]) for entry in steps)
     # the adapters trained: the fine-tuned vectors are not the base model's
     base = Embedder.from_pretrained("tiny:qwen3_vl", profile="qwen3-vl-embedding", **recipe.embedding)
     assert not np.allclose(model.encode(ITEMS), base.encode(ITEMS), atol=1e-4)
