@@ -24,7 +24,7 @@ from uniembed.training.recipe import load_recipe
 
 from test_export_sentence_transformers import _torchvision_problem, cosine
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 RECIPE = RECIPES / "finetune-qwen3-vl-embedding.yaml"
 COLOURS = {"red": (200, 30, 30), "green": (30, 180, 30), "blue": (30, 30, 220), "yellow": (220, 200, 30)}
 SHAPES = ("circle", "square")
