@@ -7,31 +7,21 @@ where there is none.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PIL import Image
+
+from interop_helpers import cosine, needs_torchvision
 
 from uniembed.inputs import Item
 from uniembed.models.embedder import Embedder
 
 
-def _torchvision_problem() -> str | None:
-    try:
-        import torchvision  # noqa: F401
-    except (ImportError, RuntimeError, OSError) as exc:  # RuntimeError: "operator torchvision::nms does not exist"
-        return f"no torchvision that imports beside this torch ({type(exc).__name__}: {str(exc)[:80]})"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_torchvision_problem() is not None, reason=str(_torchvision_problem()))
+pytestmark = needs_torchvision
 
 RED = Image.new("RGB", (64, 48), (200, 30, 30))
 BLUE = Image.new("RGB", (40, 40), (0, 0, 255))
 FRAMES = [Image.new("RGB", (64, 48), (i * 60, 30, 30)) for i in range(4)]
 
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a / np.linalg.norm(a) * b / np.linalg.norm(b)).sum())
 
 
 def pairs(fps: float) -> dict:

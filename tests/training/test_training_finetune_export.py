@@ -4,7 +4,7 @@ text+image pairs, `uniembed export` merges the adapter, and the exported folder 
 in uniembed and in sentence-transformers.
 
 The sentence-transformers check needs a torchvision that imports beside this torch (see
-tests/test_export_sentence_transformers.py) and is skipped, saying why, where there is none.
+tests/models/test_export_sentence_transformers.py) and is skipped, saying why, where there is none.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from uniembed.models.embedder import Embedder
 from uniembed.training.logs import read_log
 from uniembed.training.recipe import load_recipe
 
-from test_export_sentence_transformers import _torchvision_problem, cosine
+from interop_helpers import cosine, needs_torchvision
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 RECIPE = RECIPES / "finetune-qwen3-vl-embedding.yaml"
@@ -117,7 +117,7 @@ def test_exported_folder_embeds_like_the_trained_model(finetuned):
     assert "finetune-qwen3-vl-embedding" in card and "qwen3-vl-embedding" in card
 
 
-@pytest.mark.skipif(_torchvision_problem() is not None, reason=str(_torchvision_problem()))
+@needs_torchvision
 def test_sentence_transformers_embeds_the_export_like_uniembed(finetuned):
     from sentence_transformers import SentenceTransformer
 
