@@ -155,21 +155,24 @@ def read_ranges(directory: str | os.PathLike) -> np.ndarray | None:
     return np.load(path) if path.exists() else None
 
 
-def quantize_store(directory: str | os.PathLike, precision: str, sample_size: int = CALIBRATION_SIZE) -> Path:
+def quantize_store(directory: str | os.PathLike, precision: str, sample_size: int = CALIBRATION_SIZE) -> Path | None:
     """Add `DIR/<precision>/shard-0000k.npy` quantised copies of an embeddings directory's float shards (kept for
-    rescoring), `DIR/ranges.npy` for int8/uint8 (calibrated on a sample), and the precision in `DIR/info.json`."""
+    resuming and rescoring), `DIR/ranges.npy` for int8/uint8 (calibrated on an even sample of `sample_size` rows),
+    and the precision in `DIR/info.json`; float32 only records the precision. Returns the copies' folder."""
     directory = Path(directory)
     check_precision(precision)
     ranges = calibrate(sample_rows(directory, sample_size)) if needs_ranges(precision) else None
-    out = directory / precision
-    out.mkdir(exist_ok=True)
-    for number, (_, block) in enumerate(iter_shards(directory)):
-        np.save(out / shard_name(number), quantize(np.asarray(block), precision, ranges))
+    out = None
+    if precision != "float32":
+        out = directory / precision
+        out.mkdir(exist_ok=True)
+        for number, (_, block) in enumerate(iter_shards(directory)):
+            np.save(out / shard_name(number), quantize(np.asarray(block), precision, ranges))
     if ranges is not None:
         np.save(directory / RANGES_FILE, ranges)
     info_path = directory / INFO_FILE
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
-    info.update(precision=precision, quantized_shards=precision, ranges=RANGES_FILE if ranges is not None else None)
+    info.update(precision=precision, ranges=RANGES_FILE if ranges is not None else None)
     write_text(info_path, json.dumps(info, indent=2) + "\n")
     return out
 
