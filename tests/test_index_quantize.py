@@ -36,6 +36,10 @@ def test_int8_calibration_round_trip_within_the_step(precision):
     rng = np.random.default_rng(1)
     sample, x = unit(rng, 2000), unit(rng, 300)
     ranges = q.calibrate(sample)
+    np.testing.assert_array_equal(ranges, np.stack([sample.min(axis=0), sample.max(axis=0)]))
+    codes = q.quantize(sample, precision, ranges).astype(np.int16)  # the sample spans the whole code range
+    lowest = -128 if precision == "int8" else 0
+    assert np.all(codes.min(axis=0) == lowest) and np.all(codes.max(axis=0) == lowest + 255)
     step = (ranges[1] - ranges[0]) / 255
     inside = np.clip(x, ranges[0], ranges[1])
     codes = q.quantize(inside, precision, ranges)
