@@ -51,11 +51,13 @@ def test_int8_calibration_round_trip_within_the_step(precision):
     assert np.all(low == (-128 if precision == "int8" else 0))
 
 
-def test_bad_precision_and_odd_binary_dimension_are_clear_errors():
+def test_bad_precision_and_odd_binary_dimension_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="'int4' is not one of"):
         q.quantize(np.ones((1, 8), np.float32), "int4")
     with pytest.raises(ConfigError, match="multiple of 8"):
         q.quantize(np.ones((1, 12), np.float32), "binary")
+    with pytest.raises(ConfigError, match="8-bit scalar quantiser"):  # IVF would quantise residuals on its own grid
+        build(tmp_path, unit(np.random.default_rng(6), 150), precision="int8", factory="IVF2,SQ8")
 
 
 def build(tmp_path, pool, **options):
@@ -66,7 +68,7 @@ def build(tmp_path, pool, **options):
 
 @pytest.mark.parametrize("precision,rescore_precision,factory", [
     ("binary", "float32", None), ("ubinary", "float32", "BHNSW32"), ("int8", "float32", None),
-    ("uint8", "float16", None), ("float16", "float32", None), ("binary", "int8", None)])
+    ("int8", "int8", "HNSW32,SQ8"), ("uint8", "float16", None), ("float16", "float32", None), ("binary", "int8", None)])
 def test_rescoring_a_covering_pool_gives_the_float_ranking(tmp_path, precision, rescore_precision, factory):
     rng = np.random.default_rng(2)
     pool, queries = unit(rng, 150), unit(rng, 9)

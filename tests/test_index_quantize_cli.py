@@ -7,7 +7,7 @@ from uniembed.cli.main import main
 from uniembed.index import ShardedIndex, read_embeddings
 
 TEXTS = [f"item {i}: {word}" for i, word in enumerate(
-    "red square blue circle green triangle yellow star purple hexagon orange line black dot white cross".split())]
+    ["red", "square", "blue", "circle", "green", "triangle", "yellow", "star", "purple", "hexagon", "orange", "line", "black", "dot", "white", "cross"])]
 
 
 def _search(index, capsys, *extra):
