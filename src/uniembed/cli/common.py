@@ -25,6 +25,13 @@ def add_dimensions_argument(parser: argparse.ArgumentParser) -> None:
                              "(Matryoshka; default: the model's full dimension)")
 
 
+def add_precision_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--precision float32|float16|int8|uint8|binary|ubinary` (index/quantize.py); default None = the verb's own."""
+    from ..index.quantize import PRECISIONS  # numpy only: the CLI stays fast
+
+    parser.add_argument("--precision", choices=PRECISIONS, default=None, help=help)
+
+
 def load_model(spec: str, device: str | None = None, dtype: str | None = None, profile: str | None = None):
     """`Embedder.from_pretrained` with the CLI's defaults: `--device` or CUDA when present."""
     from ..models.embedder import Embedder

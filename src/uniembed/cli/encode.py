@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_dimensions_argument, add_model_argument, load_model, model_name
+from .common import add_dimensions_argument, add_model_argument, add_precision_argument, load_model, model_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-bad", action="store_true", help="report bad rows to bad_rows.jsonl and continue")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dimensions_argument(parser)
+    add_precision_argument(parser, "also write OUT/PRECISION/shard-*.npy quantised copies (binary packed 8 dims per "
+                                   "byte; int8/uint8 on ranges calibrated on a sample, saved as OUT/ranges.npy) and "
+                                   "record the precision in info.json for `index build`; the float32 shards stay, "
+                                   "for resuming and rescoring (default float32)")
     parser.set_defaults(func=run)
 
 
@@ -41,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
                       prompt_name=args.prompt_name, pdf_dpi=args.pdf_dpi, skip_bad=args.skip_bad,
                       progress=not args.no_progress, truncate_dim=args.dimensions)
     summary = encode_corpus(model, args.input, args.out, options, world=world, model_name=model_name(args.model))
+    if summary is not None and args.precision:
+        from ..index.quantize import quantize_store
+
+        quantize_store(summary.out, args.precision)
     if summary is not None:
         bad = summary.out / "bad_rows.jsonl"
         print(f"encoded {summary.encoded} items, {summary.resumed} already done (resumed), {summary.bad_rows} bad rows"

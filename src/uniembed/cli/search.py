@@ -10,7 +10,7 @@ import json
 
 
 def register(subparsers) -> None:
-    from .common import add_dimensions_argument, add_model_argument
+    from .common import add_dimensions_argument, add_model_argument, add_precision_argument
 
     parser = subparsers.add_parser("search", help="search an index with a text and/or image query")
     parser.add_argument("--index", required=True, help="index directory (uniembed index build)")
@@ -23,6 +23,11 @@ def register(subparsers) -> None:
     parser.add_argument("--nprobe", type=int, default=32, help="IVF lists probed")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_dimensions_argument(parser)  # the --dimensions the index's vectors were encoded with
+    add_precision_argument(parser, "the precision the index holds; another one is refused, naming both (default: "
+                                   "the index's; float queries are quantised to it)")
+    parser.add_argument("--rescore", type=int, default=0, metavar="K",
+                        help="fetch K x --top candidates and re-rank them with the float (or int8) vectors the "
+                             "index keeps on disk (default 0: no rescoring)")
     parser.set_defaults(func=run)
 
 
@@ -40,12 +45,17 @@ def run(args: argparse.Namespace) -> int:
     if not (args.query or args.image or args.video):
         raise InputError("empty query", fix="give --query TEXT, --image PATH or --video PATH")
     index = ShardedIndex(args.index)
+    if args.precision:  # before loading the model: a mismatch is refused at once
+        from ..index.quantize import check_same_precision
+
+        check_same_precision(index.precision, args.precision, args.index)
     model = load_model(args.model, args.device, args.dtype, profile=args.profile)
     mismatch = index.model_mismatch(model.model_id)
     if mismatch:  # stderr: stdout stays the result (valid JSON with --json)
         print(f"uniembed search: warning: {mismatch}", file=sys.stderr)
     metadata_path = Path(args.index) / METADATA_FILE
-    service = SearchService(index, read_metadata(metadata_path) if metadata_path.exists() else {}, nprobe=args.nprobe)
+    service = SearchService(index, read_metadata(metadata_path) if metadata_path.exists() else {}, nprobe=args.nprobe,
+                            rescore=args.rescore)
     item = Item(text=args.query, image=args.image, video=args.video, instruction=args.instruction)
     prompt = "query" if args.instruction is None and "query" in getattr(model.config, "prompts", {}) else None
     vector = model.encode([item], prompt_name=prompt, truncate_dim=args.dimensions)

@@ -4,6 +4,8 @@ One code path serves global-pool evaluation, hard-negative mining and `uniembed 
 `exact_topk` for in-memory pools (FAISS flat inner product, on GPU when FAISS sees one), and
 `ShardedIndex` for pools built on disk with any factory string ("Flat", "IVF4096,PQ64", "HNSW32"),
 searched shard by shard with the per-shard top k merged, so a pool never has to fit in memory at once.
+An index may hold quantised vectors (`quantize.py`: float16, int8/uint8, packed binary), searched with float
+queries and optionally re-scored with float or int8 vectors kept beside it on disk and memory-mapped.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..extras import import_optional
+from . import quantize as q
 
 log = logging.getLogger(__name__)
 INDEX_META = "index.json"
@@ -47,10 +50,16 @@ def required_training_points(factory: str) -> int:
     return needed
 
 
-def create_index(factory: str, dimension: int):
-    """An empty FAISS inner-product index from a factory string, with a clear error when it is invalid."""
+def create_index(factory: str, dimension: int, precision: str = "float32"):
+    """An empty FAISS inner-product index (binary precisions: a Hamming index over `dimension` bits) from a
+    factory string, with a clear error when it is invalid."""
     faiss = _faiss()
     try:
+        if q.is_binary(precision):
+            if dimension % 8:
+                raise ConfigError(f"{precision} indexes pack 8 dimensions per byte, but the dimension is "
+                                  f"{dimension}: encode with --dimensions set to a multiple of 8")
+            return faiss.index_binary_factory(int(dimension), factory)
         return faiss.index_factory(int(dimension), factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise ConfigError(f"FAISS cannot build index '{factory}' for dimension {dimension}: "
@@ -68,7 +77,7 @@ def train_index(index, factory: str, sample: np.ndarray) -> None:
     ivf = re.search(r"IVF(\d+)", factory)
     if ivf and len(sample) < MIN_POINTS_PER_CENTROID * int(ivf.group(1)):
         log.warning("training %s on %d vectors (< %d per list); recall may suffer", factory, len(sample), MIN_POINTS_PER_CENTROID)
-    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    index.train(np.ascontiguousarray(sample))
 
 
 def _search(index, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -76,9 +85,10 @@ def _search(index, queries: np.ndarray, k: int, nprobe: int | None = None) -> tu
     if nprobe is not None:
         try:
             faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
-        except RuntimeError:
-            pass  # the index has no inverted lists
-    scores, indices = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        except (RuntimeError, TypeError):  # no inverted lists, or a binary index ParameterSpace does not take
+            if hasattr(index, "nprobe"):
+                index.nprobe = nprobe
+    scores, indices = index.search(np.ascontiguousarray(queries), k)
     return scores, indices
 
 
@@ -143,6 +153,7 @@ class ShardedIndex:
         self.keep_loaded = keep_loaded
         self._loaded: dict[int, object] = {}
         self._ids: dict[int, list[str]] = {}
+        self.ranges = q.read_ranges(self.directory)  # int8/uint8 code ranges (index or rescoring vectors)
 
     @property
     def dimension(self) -> int:
@@ -155,6 +166,14 @@ class ShardedIndex:
     @property
     def model_id(self) -> str | None:
         return self.meta.get("model_id")
+
+    @property
+    def precision(self) -> str:
+        return str(self.meta.get("precision", "float32"))
+
+    @property
+    def rescore_precision(self) -> str | None:
+        return self.meta.get("rescore_precision")
 
     def __len__(self) -> int:
         return sum(s.count for s in self.shards)
@@ -174,40 +193,90 @@ class ShardedIndex:
     def _shard_index(self, number: int):
         if number in self._loaded:
             return self._loaded[number]
-        index = _faiss().read_index(str(self.directory / self.shards[number].index_file))
+        read = _faiss().read_index_binary if q.is_binary(self.precision) else _faiss().read_index
+        index = read(str(self.directory / self.shards[number].index_file))
         if self.keep_loaded:
             self._loaded[number] = index
         return index
 
-    def search(self, queries: np.ndarray, k: int = 10, nprobe: int | None = 32) -> tuple[np.ndarray, list[list[str]]]:
-        """Top-k (scores Q x k, ids) of each query over all shards."""
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    def search(self, queries: np.ndarray, k: int = 10, nprobe: int | None = 32, precision: str | None = None,
+               rescore: int = 0) -> tuple[np.ndarray, list[list[str]]]:
+        """Top-k (scores Q x k, ids) of each float query over all shards.
+
+        `precision`, when given, is the precision the caller expects the index to hold: another one is refused.
+        `rescore` K > 0 fetches K x k candidates from the (quantised) index and re-ranks them by the float inner
+        product with the index's rescoring vectors, so K x k >= len(self) gives exactly the float ranking.
+        """
+        if precision is not None:
+            q.check_same_precision(self.precision, precision, self.directory)
+        queries = np.atleast_2d(np.asarray(queries))
+        if queries.dtype.kind != "f":
+            raise InputError(f"queries are {queries.dtype} codes, but the index '{self.directory}' takes float queries "
+                             f"(it quantises them to its {self.precision} itself)",
+                             fix="pass the float query vectors")
+        queries = queries.astype(np.float32)
         if queries.shape[1] != self.dimension:
             raise InputError(f"query dimension {queries.shape[1]} differs from the index dimension {self.dimension}",
                              fix="encode queries with the model that encoded the pool")
-        parts, offset, offsets = [], 0, []
+        if rescore and not self.rescore_precision:
+            raise InputError(f"--rescore needs the vectors kept for rescoring, but the index '{self.directory}' has none",
+                             fix="rebuild it with `uniembed index build --precision binary|int8|... "
+                                 "--rescore-vectors float32|int8`")
+        fetch = k * rescore if rescore else k
+        coded = q.index_vectors(queries, self.precision)
+        parts, offset = [], 0
         for number, shard in enumerate(self.shards):
-            scores, indices = _search(self._shard_index(number), queries, min(k, shard.count), nprobe)
+            raw, indices = _search(self._shard_index(number), coded, min(fetch, shard.count), nprobe)
+            scores = q.similarity(raw, self.precision, self.dimension)
             parts.append((scores, np.where(indices >= 0, indices + offset, -1)))
-            offsets.append(offset)
             offset += shard.count
-        scores, indices = merge_topk(parts, k)
-        return scores, [[self._global_id(int(i), offsets) for i in row if i >= 0] for row in indices]
+        scores, indices = merge_topk(parts, fetch)
+        if rescore:
+            scores, indices = q.rescore(queries, indices, self._rescore_rows, k)
+        return scores, [[self._global_id(int(i)) for i in row if i >= 0] for row in indices]
 
-    def _global_id(self, index: int, offsets: list[int]) -> str:
+    def _offsets(self) -> np.ndarray:
+        return np.cumsum([0] + [s.count for s in self.shards])
+
+    def _rescore_rows(self, indices: np.ndarray) -> np.ndarray:
+        """Float32 rescoring vectors of global rows, read from the memory-mapped `rescore-0000k.npy` files."""
+        offsets = self._offsets()
+        shard_of = np.searchsorted(offsets, indices, side="right") - 1
+        rows = np.empty((len(indices), self.dimension), np.float32)
+        for number in np.unique(shard_of):
+            mapped = np.load(self.directory / rescore_file(int(number)), mmap_mode="r")
+            picked = shard_of == number
+            rows[picked] = q.dequantize(mapped[indices[picked] - offsets[number]], self.rescore_precision, self.ranges)
+        return rows
+
+    def _global_id(self, index: int) -> str:
+        offsets = self._offsets()
         number = int(np.searchsorted(offsets, index, side="right") - 1)
         return self.shard_ids(number)[index - offsets[number]]
 
 
-def build_sharded_index(blocks: Iterable[tuple[list[str], np.ndarray]], out: str | os.PathLike, factory: str = "Flat",
-                        shard_size: int = 1_000_000, train_size: int = 200_000, model_id: str | None = None,
-                        training_sample: np.ndarray | None = None) -> ShardedIndex:
-    """Build a sharded index from (ids, embeddings) blocks, e.g. `store.iter_shards(DIR)`.
+def rescore_file(number: int) -> str:
+    return f"rescore-{number:05d}.npy"
+
+
+def build_sharded_index(blocks: Iterable[tuple[list[str], np.ndarray]], out: str | os.PathLike,
+                        factory: str | None = None, shard_size: int = 1_000_000, train_size: int = 200_000,
+                        model_id: str | None = None, training_sample: np.ndarray | None = None,
+                        precision: str = "float32", rescore_precision: str | None = None,
+                        ranges: np.ndarray | None = None) -> ShardedIndex:
+    """Build a sharded index from (ids, float embeddings) blocks, e.g. `store.iter_shards(DIR)`.
 
     Trained factories (IVF, PQ) are trained once, on `training_sample` or on the first `train_size`
-    vectors, and every shard starts from that trained index.
+    vectors, and every shard starts from that trained index. `precision` quantises the stored vectors
+    (default factory per precision: `quantize.DEFAULT_FACTORY`); int8/uint8 ranges are `ranges` or calibrated
+    on the training sample and saved as `ranges.npy`. `rescore_precision` keeps `rescore-0000k.npy` vectors
+    (float32, float16 or int8) beside each shard for `search(rescore=K)`.
     """
     faiss = _faiss()
+    q.check_precision(precision)
+    if rescore_precision is not None:
+        q.check_precision(rescore_precision, "--rescore-vectors", q.RESCORE_PRECISIONS)
+    factory = factory or q.DEFAULT_FACTORY[precision]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     blocks = iter(blocks)
@@ -218,11 +287,14 @@ def build_sharded_index(blocks: Iterable[tuple[list[str], np.ndarray]], out: str
     shards: list[_Shard] = []
 
     def write_shard(ids: list[str], vectors: np.ndarray) -> None:
-        index = faiss.clone_index(template)
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        binary = q.is_binary(precision)
+        index = (faiss.clone_binary_index if binary else faiss.clone_index)(template)
+        index.add(q.index_vectors(vectors, precision, ranges))
         number = len(shards)
         shard = _Shard(f"index-{number:05d}.faiss", f"ids-{number:05d}.json", len(ids))
-        faiss.write_index(index, str(out / shard.index_file))
+        (faiss.write_index_binary if binary else faiss.write_index)(index, str(out / shard.index_file))
+        if rescore_precision:
+            np.save(out / rescore_file(number), q.quantize(vectors, rescore_precision, ranges))
         (out / shard.ids_file).write_text(json.dumps(ids))
         shards.append(shard)
 
@@ -236,8 +308,9 @@ def build_sharded_index(blocks: Iterable[tuple[list[str], np.ndarray]], out: str
         pending_ids.extend(ids)
         pending.append(vectors)
         if template is None and (pending_rows() >= train_size or training_sample is not None):
-            template = _trained_template(factory, dimension, training_sample if training_sample is not None
-                                         else np.concatenate(pending)[:train_size])
+            template, ranges = _trained_template(factory, dimension, training_sample if training_sample is not None
+                                                 else np.concatenate(pending)[:train_size], precision,
+                                                 rescore_precision, ranges)
         while template is not None and pending_rows() >= shard_size:
             block = np.concatenate(pending)
             write_shard(pending_ids[:shard_size], block[:shard_size])
@@ -245,18 +318,40 @@ def build_sharded_index(blocks: Iterable[tuple[list[str], np.ndarray]], out: str
     if dimension is None:
         raise InputError("no embeddings to index", fix="check the --embeddings directory")
     if template is None:
-        template = _trained_template(factory, dimension, np.concatenate(pending)[:train_size])
+        template, ranges = _trained_template(factory, dimension, np.concatenate(pending)[:train_size], precision,
+                                             rescore_precision, ranges)
     if pending_rows():
         block = np.concatenate(pending)
         for start in range(0, len(block), shard_size):
             write_shard(pending_ids[start:start + shard_size], block[start:start + shard_size])
+    if ranges is not None:
+        np.save(out / q.RANGES_FILE, ranges)
     meta = {"factory": factory, "dimension": dimension, "metric": "inner_product", "model_id": model_id,
+            "precision": precision, "rescore_precision": rescore_precision,
             "count": sum(s.count for s in shards), "shards": [s.__dict__ for s in shards]}
     (out / INDEX_META).write_text(json.dumps(meta, indent=2))
     return ShardedIndex(out)
 
 
-def _trained_template(factory: str, dimension: int, sample: np.ndarray):
-    index = create_index(factory, dimension)
-    train_index(index, factory, sample)
-    return index
+def _trained_template(factory: str, dimension: int, sample: np.ndarray, precision: str,
+                      rescore_precision: str | None, ranges: np.ndarray | None):
+    """(trained empty index, int8 ranges): the ranges are calibrated on the training sample when none are given."""
+    if ranges is None and (q.needs_ranges(precision) or q.needs_ranges(rescore_precision)):
+        ranges = q.calibrate(sample)
+    index = create_index(factory, dimension, precision)
+    if q.needs_ranges(precision):
+        _install_ranges(index, factory, ranges)
+    train_index(index, factory, q.index_vectors(sample, precision, ranges))
+    return index, ranges
+
+
+def _install_ranges(index, factory: str, ranges: np.ndarray) -> None:
+    """Give the 8-bit scalar quantiser of an int8/uint8 index (plain or HNSW storage) our calibrated grid."""
+    faiss = _faiss()
+    quantiser = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
+    if not isinstance(quantiser, faiss.IndexScalarQuantizer) or quantiser.sq.qtype != faiss.ScalarQuantizer.QT_8bit:
+        raise ConfigError(f"an int8/uint8 index is an 8-bit scalar quantiser (factory SQ8 or HNSW<m>,SQ8), not "
+                          f"'{factory}': use --precision float32 for other factories (e.g. IVF-PQ)")
+    faiss.copy_array_to_vector(q.faiss_sq_ranges(ranges), quantiser.sq.trained)
+    quantiser.is_trained = True
+    index.is_trained = True

@@ -42,10 +42,12 @@ def write_metadata(index_dir: str | os.PathLike, rows: dict[str, dict[str, Any]]
 class SearchService:
     """Searches a loaded index with query embeddings and attaches stored metadata."""
 
-    def __init__(self, index: Any, metadata: dict[str, dict[str, Any]] | None = None, nprobe: int | None = 32) -> None:
+    def __init__(self, index: Any, metadata: dict[str, dict[str, Any]] | None = None, nprobe: int | None = 32,
+                 rescore: int = 0) -> None:
         self.index = index
         self.metadata = metadata or {}
         self.nprobe = nprobe
+        self.rescore = rescore  # K: re-rank K x top_k candidates with the index's kept vectors (quantised indexes)
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike, metadata_path: str | os.PathLike | None = None,
@@ -70,6 +72,6 @@ class SearchService:
 
     def search(self, vector: np.ndarray, top_k: int) -> list[dict[str, Any]]:
         scores, ids = self.index.search(np.atleast_2d(vector), k=min(top_k, max(1, len(self.index))),
-                                        nprobe=self.nprobe)
+                                        nprobe=self.nprobe, rescore=self.rescore)
         return [{"rank": rank + 1, "id": item_id, "score": float(score), "metadata": self.metadata.get(item_id, {})}
                 for rank, (item_id, score) in enumerate(zip(ids[0], scores[0]))]

@@ -1,0 +1,151 @@
+"""Quantised vectors (issue 25, point 2): bytes per item, index build and query time, and the score kept.
+
+Two parts, each per precision (float32, float16, int8, uint8, binary, ubinary) and index factory:
+- speed: N random unit vectors (default 100k x 512), FAISS threads = --threads (default 2, the CPU box); index
+  build time, the index's bytes per item (FAISS file / N; the rescoring vectors beside it counted apart), the
+  query time of --queries queries at top 10, plain and with `--rescore 4`, and recall@10 against the exact float
+  top 10 (random vectors are the hardest case for quantisation: no cluster structure to keep).
+- score kept: scikit-learn's 8x8 handwritten digits (1,797 real scans; the pixels, centred and L2-normalised, are
+  64-d vectors), each of 200 held-out digits querying the other 1,597; precision@10 = the share of the top 10 that
+  show the same digit, per precision and with rescoring, as a share of float32's.
+Writes benchmarks/results/compact.{json,md}.
+
+    .venv/bin/python benchmarks/compact.py [--count 100000] [--dimension 512] [--queries 200] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from uniembed.index import build_sharded_index, exact_topk
+
+RESULTS = Path(__file__).parent / "results"
+# IVF-PQ ("IVF256,PQ64") works (tests/test_index_faiss.py) but its k-means took ~2 min on 20k vectors on the
+# shared 2-core box, so it is not in the default run
+CASES = [("float32", "Flat", None), ("float32", "HNSW32", None),
+         ("float16", "SQfp16", "float32"), ("int8", "SQ8", "float32"), ("uint8", "SQ8", "float32"),
+         ("binary", "BFlat", "float32"), ("binary", "BFlat", "int8"), ("ubinary", "BHNSW32", "float32")]
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def build(pool: np.ndarray, directory: Path, precision: str, factory: str, rescore: str | None, train: int):
+    ids = [str(i) for i in range(len(pool))]
+    start = time.perf_counter()
+    index = build_sharded_index([(ids, pool)], directory, factory=factory, precision=precision,
+                                rescore_precision=rescore, train_size=train, shard_size=len(pool))
+    return index, time.perf_counter() - start
+
+
+def search(index, queries: np.ndarray, k: int, rescore: int) -> tuple[list[list[int]], float]:
+    start = time.perf_counter()
+    _, ids = index.search(queries, k=k, nprobe=16, rescore=rescore)
+    return [[int(i) for i in row] for row in ids], time.perf_counter() - start
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth.tolist())]))
+
+
+def speed(args: argparse.Namespace, root: Path) -> list[dict]:
+    rng = np.random.default_rng(0)
+    pool = unit(rng.normal(size=(args.count, args.dimension)))
+    queries = unit(rng.normal(size=(args.queries, args.dimension)))
+    _, truth = exact_topk(queries, pool, 10, use_gpu=False)
+    rows = []
+    for precision, factory, rescore in CASES:
+        directory = root / f"{precision}-{factory}-{rescore}".replace(",", "_")
+        index, built = build(pool, directory, precision, factory, rescore, train=min(args.count, 50_000))
+        found, took = search(index, queries, 10, 0)
+        row = {"precision": precision, "factory": factory, "rescore_vectors": rescore, "build_s": round(built, 2),
+               "bytes_per_item": round((directory / "index-00000.faiss").stat().st_size / args.count, 1),
+               "rescore_bytes_per_item": round((directory / "rescore-00000.npy").stat().st_size / args.count, 1)
+               if rescore else 0, "query_ms": round(1000 * took / args.queries, 3), "recall@10": round(recall(found, truth), 4)}
+        if rescore:
+            found, took = search(index, queries, 10, 4)
+            row.update({"query_rescore4_ms": round(1000 * took / args.queries, 3),
+                        "recall@10_rescore4": round(recall(found, truth), 4)})
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def score_kept(root: Path) -> list[dict]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    vectors = unit(digits.data - digits.data.mean(axis=0))
+    order = np.random.default_rng(0).permutation(len(vectors))
+    held, rest = order[:200], order[200:]
+    labels = digits.target
+    rows = []
+    for precision, factory, rescore in [("float32", "Flat", None)] + [c for c in CASES if c[0] != "float32"]:
+        index, _ = build(vectors[rest], root / f"digits-{precision}-{factory}-{rescore}", precision, factory,
+                         rescore, train=len(rest))
+        for k_rescore in ([0, 4] if rescore else [0]):
+            found, _ = search(index, vectors[held], 10, k_rescore)
+            hits = np.mean([[labels[rest[i]] == labels[q] for i in row] for q, row in zip(held, found)])
+            rows.append({"precision": precision, "factory": factory, "rescore_vectors": rescore if k_rescore else None,
+                         "rescore": k_rescore, "precision@10": round(float(hits) * 100, 2)})
+    base = rows[0]["precision@10"]
+    for row in rows:
+        row["kept_vs_float32"] = round(row["precision@10"] / base * 100, 1)
+    return rows
+
+
+def markdown(meta: dict, speed_rows: list[dict], kept_rows: list[dict]) -> str:
+    lines = [f"# Quantised vectors ({meta['date']}, {meta['machine']})", "", f"Command: `{meta['command']}`", "",
+             f"## Speed: {meta['count']:,} random {meta['dimension']}-d unit vectors, {meta['queries']} queries, "
+             f"top 10, {meta['threads']} FAISS threads (load average at start {meta['load_average']})", "",
+             "| precision | factory | bytes/item | rescore vectors (bytes/item) | build s | query ms | recall@10 | "
+             "query ms, rescore 4 | recall@10, rescore 4 |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in speed_rows:
+        rescore = f"{r['rescore_vectors']} ({r['rescore_bytes_per_item']:.0f})" if r["rescore_vectors"] else "-"
+        lines.append(f"| {r['precision']} | {r['factory']} | {r['bytes_per_item']:.0f} | {rescore} | {r['build_s']} | "
+                     f"{r['query_ms']} | {r['recall@10']:.3f} | {r.get('query_rescore4_ms', '-')} | "
+                     f"{r.get('recall@10_rescore4', '-')} |")
+    lines += ["", "## Score kept: scikit-learn digits (64-d pixel vectors), 200 queries over 1,597 scans", "",
+              "| precision | factory | rescore | precision@10 | kept vs float32 (%) |", "|---|---|---|---:|---:|"]
+    for r in kept_rows:
+        rescore = f"4 x k with {r['rescore_vectors']}" if r["rescore"] else "-"
+        lines.append(f"| {r['precision']} | {r['factory']} | {rescore} | {r['precision@10']} | {r['kept_vs_float32']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--dimension", type=int, default=512)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(RESULTS / "compact"), help="results path without extension")
+    args = parser.parse_args()
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
+    meta = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
+            "command": "benchmarks/compact.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
+            "count": args.count, "dimension": args.dimension, "queries": args.queries, "threads": args.threads,
+            "load_average": round(os.getloadavg()[0], 1), "faiss": faiss.__version__}
+    with tempfile.TemporaryDirectory() as tmp:
+        kept_rows = score_kept(Path(tmp))
+        speed_rows = speed(args, Path(tmp))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out + ".json").write_text(json.dumps({"meta": meta, "speed": speed_rows, "score_kept": kept_rows},
+                                                   indent=2) + "\n")
+    Path(args.out + ".md").write_text(markdown(meta, speed_rows, kept_rows))
+    print(markdown(meta, speed_rows, kept_rows))
+
+
+if __name__ == "__main__":
+    main()
