@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -104,3 +105,21 @@ def test_a_changed_checkpoint_file_is_loaded_again(tmp_path, tiny_embedder):
     weights = next(p for p in (tmp_path / "model").iterdir() if p.suffix == ".safetensors")
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert deferred.load_key(spec) != key
+
+
+def test_the_across_ranks_path_asks_a_cached_run_nothing_of_the_model(tmp_path):
+    from uniembed.encoding import EmbeddingCache
+    from uniembed.encoding.exchange import encode_across_ranks
+    from uniembed.inputs import Item
+    from uniembed.models.config import EmbeddingConfig
+    from uniembed.parallel import World
+
+    def build():
+        raise AssertionError("the model was built for a run whose every vector is cached")
+
+    encoder = deferred.DeferredEmbedder(build, EmbeddingConfig(), "digest", "tiny")
+    items = [Item(text="a red circle"), Item(text="two blue squares")]
+    cache = EmbeddingCache(tmp_path / "cache", encoder.model_id)
+    cache.put([item.content_key() for item in items], np.eye(2, dtype=np.float32))
+    table, stats = encode_across_ranks(encoder, items, World(), cache=cache, progress=False)
+    assert stats.from_cache == 2 and table is not None and table.vectors.shape == (2, 2)
