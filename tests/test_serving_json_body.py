@@ -17,19 +17,22 @@ PADDING = b" " * json_body.LARGE_BODY_BYTES  # whitespace: a large body holding 
 
 @pytest.fixture
 def parses(monkeypatch):
-    """(body bytes, parsed on the event loop?) for every body `json_body` parses."""
-    seen: list[tuple[int, bool]] = []
+    """(parser, body bytes, parsed on the event loop?) for every body `json_body` parses."""
+    seen: list[tuple[str, int, bool]] = []
 
-    def loads(body):
-        try:
-            asyncio.get_running_loop()
-            on_loop = True
-        except RuntimeError:
-            on_loop = False
-        seen.append((len(body), on_loop))
-        return json.loads(body)
+    def recording(name, parse):
+        def wrapper(body):
+            try:
+                asyncio.get_running_loop()
+                on_loop = True
+            except RuntimeError:
+                on_loop = False
+            seen.append((name, len(body), on_loop))
+            return parse(body)
+        return wrapper
 
-    monkeypatch.setattr(json_body, "json", types.SimpleNamespace(loads=loads))
+    monkeypatch.setattr(json_body, "json", types.SimpleNamespace(loads=recording("json", json.loads)))
+    monkeypatch.setattr(json_body, "from_json", recording("from_json", json_body.from_json))
     return seen
 
 
@@ -47,11 +50,22 @@ def test_a_large_body_is_parsed_off_the_loop_and_embeds_the_same(client, parses,
     small = vectors(post(client, b'{"input": ["a red circle"]}'))
     large = vectors(post(client, b'{"input": ["a red circle"]' + PADDING + b"}"))
     np.testing.assert_allclose(large, small, atol=1e-6)
-    assert [on_loop for _, on_loop in parses] == [True, False]
-    assert parses[1][0] > json_body.LARGE_BODY_BYTES
+    assert [(name, on_loop) for name, _, on_loop in parses] == [("json", True), ("from_json", False)]
+    assert parses[1][1] > json_body.LARGE_BODY_BYTES
 
 
 def test_a_broken_large_body_is_still_a_400_naming_json(client, parses):
     broken = post(client, b'{"input": [' + PADDING)
     assert broken.status_code == 400 and "not valid JSON" in broken.json()["error"]["message"]
-    assert parses and not parses[-1][1]
+    assert [(name, on_loop) for name, _, on_loop in parses] == [("from_json", False), ("json", False)]
+
+
+@pytest.mark.parametrize("text", [
+    '{"input": [{"text": "caf\\u00e9 \\ud83d\\ude00 \\"q\\" \\\\ \\n", "image": null}], "dimensions": 8, "x": [1.5e-7, -0.1, 12345678901234567890123]}',
+    '{"a": 1, "a": 2, "nan": NaN, "inf": -Infinity, "lone": "\\ud800", "nested": {"b": [true, false, null, []]}}',
+])
+def test_the_large_body_parser_gives_what_json_loads_gives(text):
+    body = text.encode() + PADDING
+    parsed = json_body.parse_large(body)
+    expected = json.loads(body)
+    assert json.dumps(parsed, sort_keys=True) == json.dumps(expected, sort_keys=True)
