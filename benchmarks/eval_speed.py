@@ -9,9 +9,14 @@ encoding, scoring and, for `uniembed eval`, the reports):
 - cold x2 / warm x2: `torchrun --nproc_per_node 2 -m uniembed.cli.main eval` on a fresh cache, then again
   the scaling from 1 to 2 processes. Every process runs `--threads` threads (default 1, as torchrun sets
   OMP_NUM_THREADS=1 per rank), so 2 processes use twice the cores of one.
-All strategies must give the same scores (the script checks). Writes benchmarks/results/eval_speed.{json,md}.
+All strategies must give the same scores (the script checks). Writes benchmarks/results/eval_speed.{json,md}
+(`--suite mmeb-v1`: eval_speed_mmeb.{json,md}).
 
     .venv/bin/python benchmarks/eval_speed.py [--data DIR | --size tiny] [--model tiny] [--batch-size 16] [--repeats 1]
+    .venv/bin/python benchmarks/eval_speed.py --suite mmeb-v1 --model tiny:small --ranks 1
+
+`--suite mmeb-v1` without `--data` writes the MMEB-V1-layout folder of `load_tasks_profile.py` (6 tasks,
+1,500 images, 250 queries x 100 image candidates each); `--ranks 1` leaves out the torchrun rows.
 """
 from __future__ import annotations
 
@@ -52,7 +57,7 @@ def reference_worker(args: argparse.Namespace) -> None:
     from uniembed import Embedder
 
     model = Embedder.from_pretrained(args.model)
-    tasks = get_suite("synthetic").load_tasks(args.data, SuiteOptions())
+    tasks = get_suite(args.suite).load_tasks(args.data, SuiteOptions())
     scores, encoded = run_reference(model, tasks, args.batch_size)
     Path(args.worker_out).write_text(json.dumps({"scores": {k: round(v, 2) for k, v in scores.items()},
                                                  "encoded": encoded}))
@@ -74,7 +79,7 @@ def timed(command: list[str], env: dict) -> float:
 
 
 def eval_command(args: argparse.Namespace, data: Path, out: Path, ranks: int) -> list[str]:
-    verb = ["-m", "uniembed.cli.main", "eval", "--model", args.model, "--suite", "synthetic", "--data", str(data),
+    verb = ["-m", "uniembed.cli.main", "eval", "--model", args.model, "--suite", args.suite, "--data", str(data),
             "--out", str(out), "--batch-size", str(args.batch_size), "--device", "cpu"]
     if ranks == 1:
         return [sys.executable, *verb]
@@ -90,6 +95,9 @@ def eval_result(out: Path) -> tuple[dict, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="synthetic benchmark folder (default: generate one of --size)")
+    parser.add_argument("--suite", default="synthetic", choices=("synthetic", "mmeb-v1"))
+    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2], choices=(1, 2),
+                        help="process counts of the uniembed rows (2: torchrun)")
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--model", default="tiny", help="model spec for uniembed.Embedder.from_pretrained")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -106,7 +114,13 @@ def main() -> None:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))  # as torchrun sets it for each rank
     try:
         data = Path(args.data) if args.data else work / "synth"
-        if not args.data:
+        if not args.data and args.suite == "mmeb-v1":
+            sys.path.insert(0, str(Path(__file__).parent))
+            from load_tasks_profile import write_folder
+
+            data = work / "mmeb"
+            write_folder(data, images=1500, queries=250, candidates=100)
+        elif not args.data:
             from uniembed.data.synth.generate import generate
 
             generate(data, size=args.size, seed=0, progress=False)
@@ -115,12 +129,13 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         for repeat in range(args.repeats):
             worker_out = work / f"reference-{repeat}.json"
-            seconds = timed([sys.executable, __file__, "--worker", "reference", "--data", str(data), "--model", args.model,
+            seconds = timed([sys.executable, __file__, "--worker", "reference", "--suite", args.suite, "--data", str(data),
+                             "--model", args.model,
                              "--batch-size", str(args.batch_size), "--worker-out", str(worker_out)], env)
             runs.setdefault("reference", []).append(seconds)
             result = json.loads(worker_out.read_text())
             outcome["reference"] = (result["scores"], result["encoded"])
-            for ranks, suffix in ((1, ""), (2, " x2")):
+            for ranks, suffix in [(r, "" if r == 1 else " x2") for r in args.ranks]:
                 out = work / f"eval-{ranks}-{repeat}"
                 for name in ("cold", "warm"):  # the second run finds the first one's cache
                     runs.setdefault(name + suffix, []).append(timed(eval_command(args, data, out, ranks), env))
@@ -136,22 +151,25 @@ def main() -> None:
     report = {
         "date": datetime.date.today().isoformat(), "machine": f"{cores}-core CPU shared with other jobs, no GPU",
         "python": platform.python_version(),
-        "command": "python benchmarks/eval_speed.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+        "command": "python benchmarks/eval_speed.py " + " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
                                                                   if v not in (None, False) and not k.startswith("worker")),
-        "model": args.model, "data": args.data or f"uniembed synth --size {args.size} --seed 0",
+        "model": args.model, "suite": args.suite, "load_average_at_end": round(os.getloadavg()[0], 2),
+        "data": args.data or (f"uniembed synth --size {args.size} --seed 0" if args.suite == "synthetic" else
+                              "load_tasks_profile.write_folder(images=1500, queries=250, candidates=100)"),
         "batch_size": args.batch_size, "repeats": args.repeats,
         "seconds": {name: round(value, 2) for name, value in best.items()},
         "all_runs_seconds": {name: [round(v, 2) for v in values] for name, values in runs.items()},
         "items_encoded": {name: encoded for name, (_, encoded) in outcome.items()},
         "reference_over": {name: round(best["reference"] / value, 2) for name, value in best.items()},
         "scaling_1_to_2_processes": {"cold": round(best["cold"] / best["cold x2"], 2),
-                                     "warm": round(best["warm"] / best["warm x2"], 2)},
+                                     "warm": round(best["warm"] / best["warm x2"], 2)} if "cold x2" in best else None,
         "max_score_difference_vs_reference": {name: round(value, 4) for name, value in differences.items()},
         "load_average_at_start": round(load_before, 2),
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "eval_speed.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["# Evaluation speed (synthetic suite, whole processes)", "",
+    stem = "eval_speed" if args.suite == "synthetic" else "eval_speed_mmeb"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"# Evaluation speed ({args.suite} suite, whole processes)", "",
              f"Date {report['date']}, machine: {report['machine']} (load average {report['load_average_at_start']} at "
              f"start), model `{args.model}`, batch size {args.batch_size}, best of {args.repeats} round(s). Every "
              "strategy is one fresh process timed from launch to exit (start-up, model, tasks, encoding, scoring, "
@@ -162,11 +180,11 @@ def main() -> None:
     for name, value in best.items():
         lines.append(f"| {name} | {value:.1f} | {report['items_encoded'][name]} | {report['reference_over'][name]:.2f}x "
                      f"| {differences[name]:.4f} |")
-    scaling = report["scaling_1_to_2_processes"]
-    lines += ["", f"Scaling from 1 to 2 processes: cold {scaling['cold']}x, warm {scaling['warm']}x "
+    scaling = report["scaling_1_to_2_processes"] or {}
+    lines += [] if not scaling else ["", f"Scaling from 1 to 2 processes: cold {scaling['cold']}x, warm {scaling['warm']}x "
                   f"({cores} cores shared with other jobs: each process is one thread, so 2 processes use 2 cores; "
                   "a warm run encodes nothing and only pays a second start-up and the exchange)."]
-    (RESULTS / "eval_speed.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

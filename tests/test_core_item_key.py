@@ -70,3 +70,17 @@ def test_pool_keys_each_distinct_reference_once(tmp_path, monkeypatch):
     assert indices == [i % 3 for i in range(30)] and len(pool) == 3 and len(computed) == 3
     alias = os.path.join(str(tmp_path), ".", "1.png")  # another string for the same file: one pool entry still
     assert pool.add(Item(image=alias)) == 1 and len(pool) == 3
+
+
+def test_pool_looks_a_reused_item_object_up_without_reading_its_fields(tmp_path, monkeypatch):
+    from uniembed.data.readers import pool as pool_module
+
+    items = [Item(image=write_png(tmp_path / f"{i}.png", (i, i, i)), text=f"c{i}") for i in range(3)]
+    read = []
+    original = pool_module._path_fields
+    monkeypatch.setattr(pool_module, "_path_fields", lambda item: read.append(item) or original(item))
+    pool = CandidatePool()
+    indices = [pool.add(items[i % 3]) for i in range(30)]
+    assert indices == [i % 3 for i in range(30)] and len(pool) == 3 and len(read) == 3
+    twin = Item(image=items[1].image, text="c1")  # an equal item, another object: found by its fields
+    assert pool.add(twin) == 1 and len(read) == 4 and len(pool) == 3

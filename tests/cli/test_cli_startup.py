@@ -60,3 +60,12 @@ def test_cli_quiets_chatter_and_routes_logs_around_progress_bars(monkeypatch):
     assert any("Tqdm" in name for name in seen["handlers"])  # tqdm.write: a log line never splits a bar
     assert logging.getLogger("faiss.loader").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("DeepSpeed").filters
+
+
+def test_eval_help_imports_neither_torch_nor_transformers():
+    code = ("import sys\nfrom uniembed.cli.main import main\n"
+            "try:\n    main(['eval', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m in ('torch', 'transformers', 'faiss') or m.startswith('transformers.')), "
+            "file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "--suite" in done.stdout and done.stderr.strip().splitlines()[-1] == "[]"

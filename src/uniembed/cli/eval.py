@@ -59,8 +59,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.out or not args.model:
         raise ConfigError("eval needs --model and --out (or --check, which needs neither)")
     world = join_world()  # under torchrun: every rank encodes a share, rank 0 scores and reports
-    model = load_model(args.model, rank_device(args.device), args.dtype, profile=args.profile)
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
+    device = rank_device(args.device)
+    if cache is None:
+        model = load_model(args.model, device, args.dtype, profile=args.profile)
+    else:  # a warm run (every vector cached) builds no model: its id is recorded in the cache
+        from ..models.deferred import deferred_model
+
+        model = deferred_model(args.model, cache, lambda: load_model(args.model, device, args.dtype, args.profile),
+                               dtype=args.dtype, profile=args.profile)
     evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,
                           batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples,
                           data_options=data_options, model_path=args.model, world=world)

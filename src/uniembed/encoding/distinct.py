@@ -138,6 +138,8 @@ def plan_chunks(encoder: Encoder, items: Sequence[Item], batch_size: int, chunk_
     The plan depends only on the items, so the ranks of a job that each take some of these chunks encode
     exactly the batches one process would (and get bit-identical embeddings).
     """
+    if not items:  # nothing to ask the encoder (a deferred model stays unbuilt)
+        return []
     chunk = batch_size * max(1, chunk_batches)
     estimate = getattr(encoder, "estimate_tokens", None)
     if by_length and estimate is not None:
@@ -148,6 +150,8 @@ def plan_chunks(encoder: Encoder, items: Sequence[Item], batch_size: int, chunk_
 def encode_chunks(encoder: Encoder, keys: Sequence[str], items: Sequence[Item], chunks: list[list[int]],
                   batch_size: int, decode_workers: int = 2) -> Iterator[tuple[list[str], np.ndarray]]:
     """Yield (keys, float32 embeddings) per planned chunk, the next chunk's media decoded meanwhile."""
+    if not chunks:  # nothing to ask the encoder (a deferred model stays unbuilt)
+        return
     for batch, decoded in _prefetched(chunks, list(items), background_decoder(encoder), decode_workers, 1):
         embeddings = np.asarray(encoder.encode(decoded, batch_size=batch_size), dtype=np.float32)
         if embeddings.shape[0] != len(batch):

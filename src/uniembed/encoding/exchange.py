@@ -132,7 +132,7 @@ def encode_across_ranks(encoder: Encoder, items: Sequence[Item], world: World, *
     missing_keys = [keys[i] for i in missing]
     missing_items = [distinct[key] for key in missing_keys]
     chunks = plan_chunks(encoder, missing_items, batch_size, chunk_batches, by_length)
-    estimate = getattr(encoder, "estimate_tokens", None) or (lambda item: 1)
+    estimate = (getattr(encoder, "estimate_tokens", None) if missing_items else None) or (lambda item: 1)
     owners = balanced_owners([sum(estimate(missing_items[i]) for i in chunk) for chunk in chunks], world.size)
     mine = [chunk for chunk, owner in zip(chunks, owners) if owner == world.rank]
 

@@ -4,6 +4,7 @@ Saved as `uniembed.json` beside the checkpoint, so a saved model fully describes
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -206,3 +207,11 @@ class SavedModelInfo:
             extra=payload.get("extra", {}),
             kind=payload.get("kind", "embedder"),
         )
+
+
+def model_fingerprint(config: EmbeddingConfig, weights: str) -> str:
+    """The model id that keys the embedding cache: the embedding config and the weights' digest
+    (`Embedder.weights_fingerprint`). Needs no torch, so a warm eval computes it from a recorded digest."""
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    digest.update(weights.encode())
+    return digest.hexdigest()[:20]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from ..inputs import Item, as_items
 from ..media import DEFAULT_LIMITS, MediaLimits
 from ..version import __version__
 from .backbones import Backbone, DecodedItem, backbone_for
-from .config import EmbeddingConfig, SavedModelInfo
+from .config import EmbeddingConfig, SavedModelInfo, model_fingerprint
 from .loading import load_backbone, resolve_device, resolve_profile_config, tiny_spec
 from .pooling import check_truncate_dim, pool, truncate
 from .profile import Profile, get_profile
@@ -223,13 +222,19 @@ class Embedder:
         return self._fingerprint
 
     def fingerprint(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        """The model id: the embedding config and `weights_fingerprint` (see `config.model_fingerprint`)."""
+        return model_fingerprint(self.config, self.weights_fingerprint())
+
+    def weights_fingerprint(self) -> str:
+        """A digest of every parameter's name, shape and 256 sampled values (cheap for any model size); with the
+        config it keys the embedding cache, and a warm eval reads it back from the cache's record (`deferred`)."""
+        digest = hashlib.sha256()
         with torch.no_grad():
             for name, parameter in self.module.named_parameters():
                 flat = parameter.detach().reshape(-1)
                 sample = flat[:: max(1, flat.numel() // 256)][:256].float().cpu().numpy()
                 digest.update(name.encode() + str(tuple(parameter.shape)).encode() + sample.tobytes())
-        return digest.hexdigest()[:20]
+        return digest.hexdigest()
 
     def with_options(self, **overrides: Any) -> "Embedder":
         """The same model (shared weights) embedding under `overrides` of its config (a profile's per-task layout)."""

@@ -29,6 +29,7 @@ from .config import ServerConfig
 from .errors import ApiError, bad_input, error_response
 from .guards import GuardMiddleware
 from .items import parse_item, parse_items, parse_message_batch, split_input
+from .json_body import OffLoopJSONRoute
 from .media_policy import MediaPolicy
 from .metrics import ServerMetrics
 from .rerank import Reranker, ranked
@@ -82,6 +83,7 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
                   description="Universal multimodal embeddings: OpenAI-compatible /v1/embeddings with "
                               "mixed-modality items.")
     app.state.uniembed = state
+    app.router.route_class = OffLoopJSONRoute  # large JSON bodies are parsed in a thread, not on the loop
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

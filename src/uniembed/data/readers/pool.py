@@ -13,7 +13,9 @@ class CandidatePool:
 
     A task refers to the same file from many candidate lists (MMEB-V1: 150,000 references to 1,500 images), so
     an item whose media are all path strings is first looked up by its fields: the content key (a stat and,
-    once per file, a path resolve) is computed once per distinct reference, not once per reference.
+    once per file, a path resolve) is computed once per distinct reference, not once per reference. A reader
+    that reuses one Item object per distinct cell (`read_mmeb_v1`) is looked up by the object first: one dict
+    lookup per reference (the pool keeps the object, so its id is not reused while the pool lives).
     """
 
     def __init__(self) -> None:
@@ -21,8 +23,12 @@ class CandidatePool:
         self.ids: list[str] = []
         self._by_key: dict[str, int] = {}
         self._by_fields: dict[tuple, int] = {}
+        self._by_object: dict[int, tuple[Item, int]] = {}
 
     def add(self, item: Item, item_id: str | None = None) -> int:
+        known = self._by_object.get(id(item))
+        if known is not None and known[0] is item:
+            return known[1]
         fields = _path_fields(item)
         index = self._by_fields.get(fields) if fields is not None else None
         if index is None:
@@ -35,6 +41,7 @@ class CandidatePool:
                 self.ids.append(item_id if item_id is not None else str(index))
             if fields is not None:
                 self._by_fields[fields] = index
+        self._by_object[id(item)] = (item, index)
         return index
 
     def __len__(self) -> int:
