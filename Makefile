@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all test-interop bench clean
 
 setup: $(STAMP)
 
@@ -36,8 +36,40 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "" tests
 
+# Interop (issue 24): transformers' Qwen-VL processors need torchvision, and PyPI's torchvision does not import
+# beside the CPU torch 2.13.0 wheel ("operator torchvision::nms does not exist"). A second venv holds a
+# torch/torchvision pair that imports together and runs on CPU and GPU alike, and the LOW end of the transformers
+# range (the default venv resolves the high end), so both ends are tested. UNIEMBED_FAIL_ON_SKIP turns every skip
+# into a failure: the sentence-transformers parity tests cannot pass here by skipping.
+INTEROP := .venv-interop
+INTEROP_PY := $(INTEROP)/bin/python
+INTEROP_STAMP := $(INTEROP)/.installed
+ifeq ($(shell uname -m),aarch64)
+INTEROP_TORCH := torch==2.9.1 torchvision==0.24.1
+INTEROP_CODEC := torchcodec==0.8.*
+else
+# a CUDA build (~5.5 GB in the venv) that also runs on CPU; pip on Python 3.11 finds both wheels on local disk
+INTEROP_TORCH := torch==2.14.1 torchvision==0.29.1
+# mteb.get_model checks an image/video model's extras (torchvision, torchcodec) by package metadata
+INTEROP_CODEC := torchcodec==0.17.0
+endif
+INTEROP_TRANSFORMERS := transformers==5.17.0
+INTEROP_TESTS := tests/test_export_sentence_transformers.py tests/test_export_files.py tests/test_eval_mteb.py \
+	tests/test_eval_mteb_run.py tests/test_models_pixel_backend.py
+
+$(INTEROP_STAMP): pyproject.toml
+	test -x $(INTEROP_PY) || $(PYTHON) -m venv $(INTEROP)
+	$(INTEROP)/bin/pip install -q --upgrade pip
+	$(INTEROP)/bin/pip install -q $(INTEROP_TORCH)
+	$(INTEROP)/bin/pip install -q -e ".[dev]" "$(INTEROP_TRANSFORMERS)" $(INTEROP_TORCH) "$(INTEROP_CODEC)"
+	$(INTEROP_PY) -c "import torch, torchvision, transformers; print('interop venv: torch', torch.__version__, 'torchvision', torchvision.__version__, 'transformers', transformers.__version__)"
+	touch $(INTEROP_STAMP)
+
+test-interop: $(INTEROP_STAMP)
+	UNIEMBED_FAIL_ON_SKIP=1 $(INTEROP_PY) -m pytest -q -n 2 $(INTEROP_TESTS)
+
 bench: $(STAMP)
 	$(PY) benchmarks/encode_throughput.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(INTEROP) runs .pytest_cache

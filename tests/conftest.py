@@ -17,6 +17,29 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     _torch.set_num_threads(1)
 
 
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under UNIEMBED_FAIL_ON_SKIP=1 (set by `make test-interop`) a skipped test fails, naming its skip reason: the
+    interop venv exists to run the tests that skip elsewhere (torchvision, mteb), so a skip there is a broken env."""
+    outcome = yield
+    _fail_if_skipped(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped at import (`pytest.importorskip`)."""
+    outcome = yield
+    _fail_if_skipped(outcome.get_result())
+
+
+def _fail_if_skipped(report) -> None:
+    if os.environ.get("UNIEMBED_FAIL_ON_SKIP") != "1" or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped, and UNIEMBED_FAIL_ON_SKIP=1 forbids skips in this env: {reason}"
+
 @pytest.fixture(scope="session")
 def tiny_embedder():
     import torch

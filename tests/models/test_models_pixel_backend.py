@@ -3,9 +3,10 @@
 transformers 5 picks the torchvision backend of an image processor whenever torchvision imports, and its
 pixels differ from the PIL/numpy processor the published checkpoints were made with. uniembed resizes and
 normalises with PIL and numpy itself (Qwen2-VL, Qwen2.5-VL, Qwen3-VL images, frames and pre-resize) and builds
-the explicit `...ImageProcessorPil` classes (LLaVA-OneVision's AnyRes). A test environment with torchvision
-cannot be made here, so the guard is: the processor classes are the PIL ones, whatever loads them, and every
-pixel path runs with a poisoned `torchvision` module in place (any import or availability check of it fails).
+the explicit `...ImageProcessorPil` classes (LLaVA-OneVision's AnyRes). The default venv has no torchvision, so the
+guard is: the processor classes are the PIL ones, whatever loads them, and every pixel path runs with a poisoned
+`torchvision` module in place (any import or availability check of it fails). `make test-interop` runs the same
+tests in a venv where a real torchvision imports.
 """
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ def pretend_torchvision_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("transformers") and module is not None:
             for check in ("is_torchvision_available", "is_torchvision_v2_available"):
-                if hasattr(module, check):
+                # vars(), not hasattr(): hasattr on transformers' lazy modules imports their submodules, and with a
+                # real torchvision installed (make test-interop) some of those import the poisoned module
+                if check in vars(module):
                     monkeypatch.setattr(module, check, lambda: True)
 
 
