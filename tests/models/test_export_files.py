@@ -81,7 +81,7 @@ def test_chat_template_tokens_equal_uniembed_input_ids(family, profile):
 def test_export_writes_what_vllm_reads(tmp_path):
     out = tmp_path / "out"
     caveats = export_model("tiny:qwen3_vl", out, profile="qwen3-vl-embedding", matryoshka_dimensions=[32, 64, 16])
-    assert caveats == []
+    assert len(caveats) == 2 and "pre_resize" in caveats[0] and "video_min_pixels" in caveats[1]  # measured gaps
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"][0] in EMBEDDING_ARCHITECTURES
     assert config["matryoshka_dimensions"] == [64, 32, 16]
@@ -108,6 +108,8 @@ def test_unfaithful_options_are_named():
     problems = exportable(Embedder.tiny(attention="bidirectional", positions="1d").config, "qwen2_vl")
     assert any("attention" in p for p in problems) and any("positions" in p for p in problems)
     assert exportable(Embedder.tiny().config, "qwen2_vl") == []
+    gme = exportable(Embedder.tiny(profile="gme").config, "qwen2_vl")
+    assert any("pre_resize" in p for p in gme)  # images resized twice: sentence-transformers' grids differ
 
 
 def test_export_refuses_a_non_empty_folder(tmp_path, capsys):

@@ -53,6 +53,7 @@ def exported(request, tmp_path_factory):
 
 # Known gaps, measured by `make test-interop` (torch 2.14.1, torchvision 0.29.1, transformers 5.17.0 and 5.23.0,
 # sentence-transformers 6.3.0) after the profiles merge: strict, so a fix turns them into a failure to remove here.
+# `models.interop.exportable` names both, so `uniembed export` warns and reports "faithful": false for them.
 PRE_RESIZE = ("the profile's pre_resize (fetch_image's smart_resize to 28-px multiples before the processor) is not "
               "in the exported processor config: uniembed resizes a 64x48 image to 56x56 (grid 32x32), "
               "sentence-transformers' processor to grid 28x38; 'two images' cosine 0.99985 (gme), 0.99980 (unite)")

@@ -69,6 +69,16 @@ def exportable(config: EmbeddingConfig, model_type: str) -> list[str]:
         problems.append("vision_markers=false (transformers locates media by <|vision_start|>)")
     if config.image_square is not None:
         problems.append(f"image_square={config.image_square} (the processor does not square images first)")
+    if config.pre_resize is not None:
+        # measured by `make test-interop`: a 64x48 image becomes grid 32x32 in uniembed, 28x38 in the processor
+        problems.append("pre_resize (images are resized twice, as the authors' fetch_image does; the exported "
+                        "processor resizes once)")
+    if model_type == "qwen3_vl" and config.video_min_pixels is not None:
+        # transformers@v5.23.0 video_processing_qwen3_vl.py:203-218 bounds t*h*w of the whole clip by
+        # size.shortest_edge; cap_pixels_per_frame caps only the maximum (four 64x48 frames: grid 2x20x28 in
+        # uniembed, 2x10x14 in the processor)
+        problems.append(f"video_min_pixels={config.video_min_pixels} per frame (Qwen3VLVideoProcessor bounds the "
+                        "whole clip, so small frames are not raised to the floor)")
     return problems
 
 
