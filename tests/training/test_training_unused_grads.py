@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_training_engine import data_dir, final_weights, torchrun_train  # noqa: F401  (data_dir: fixture)
 
 from uniembed.training.trainable import is_vision
-
-from test_training_engine import data_dir, final_weights, torchrun_train  # noqa: F401  (data_dir: fixture)
 
 
 def image_then_text_recipe(data_dir: Path, tmp_path: Path) -> dict:  # noqa: F811

@@ -11,8 +11,9 @@ FSDP2 (`distributed: fsdp`) shards gradients and parameters instead.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
