@@ -1,7 +1,7 @@
 """Parameters no rank used in a step: DDP (`find_unused_parameters`) leaves them without a gradient and Adam
 skips them; FSDP2 and DeepSpeed ZeRO-1 reduce zeros for them, so they must drop those before the step, or Adam
 moves a vision tower by momentum and weight decay on text-only steps (issue 16 found 1.9e-3). Real torchrun
-processes, 2 gloo ranks: three short launches (33 s in all on 2 CPU cores), so not marked slow."""
+processes, 2 gloo ranks: three short launches (33-52 s in all on the shared 2 CPU cores), so not marked slow."""
 from __future__ import annotations
 
 import json
