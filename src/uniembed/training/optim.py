@@ -45,6 +45,8 @@ def optimizer_step(optimizer: torch.optim.Optimizer, scheduler: Any, temperature
     """Clip, step and zero the gradients of every parameter `optimizer` holds; returns the gradient norm.
     A non-finite loss or norm raises NonFiniteStep before anything is applied."""
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    if sharded:  # DDP already leaves a parameter no rank used without a gradient; FSDP2 holds zeros there
+        sharding.drop_unused_gradients(parameters)
     max_norm = max_grad_norm or float("inf")
     norm = (sharding.clip_gradients(parameters, max_norm) if sharded
             else torch.nn.utils.clip_grad_norm_(parameters, max_norm))

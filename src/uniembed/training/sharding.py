@@ -60,13 +60,44 @@ def wrap_for_training(module: nn.Module, *, strategy: str, world: int, device: t
         # A rank whose share has no image leaves the root group's vision tensors (and LLaVA-OneVision's
         # image_newline) without a gradient; FSDP2 would reduce-scatter fewer tensors there than on the other
         # ranks ("Received data size doesn't match expected size"). Zeros stand in, as DDP's
-        # find_unused_parameters does (but a tensor no rank used in a step then takes an Adam step, as in ZeRO-1).
+        # find_unused_parameters does; a tensor no rank used gets its gradient back to None before the optimizer
+        # steps (`drop_unused_gradients`), so Adam skips it as under DDP.
         module.set_reduce_scatter_unused_params(True)
         return module
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None,
                                    find_unused_parameters=find_unused_parameters)
+
+
+def used_anywhere(used: torch.Tensor) -> list[bool]:
+    """One all-reduce of per-parameter flags (a 0/1 tensor, the same parameter order on every rank): True where
+    any rank's step gave that parameter a gradient. Every rank then agrees which parameters to skip."""
+    flags = used.to(torch.int32)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return [bool(flag) for flag in flags.tolist()]
+
+
+def drop_unused_gradients(parameters: list[nn.Parameter]) -> None:
+    """A sharded (FSDP2) step's gradients as DDP with `find_unused_parameters` leaves them: None for a parameter
+    no rank used, so the optimizer skips it (no Adam momentum step, no weight decay). FSDP2 reduce-scatters
+    zeros for a tensor a rank did not use (see `wrap_for_training`), so a tensor none used holds zeros on every
+    rank; the flags are whether a rank's shard of the summed gradient is non-zero (a used tensor whose gradient
+    sums to exactly zero everywhere is skipped too, where DDP would step it)."""
+    from torch.distributed.tensor import DTensor
+
+    def local(grad: torch.Tensor) -> torch.Tensor:
+        return grad.to_local() if isinstance(grad, DTensor) else grad
+
+    with_grad = [p for p in parameters if p.grad is not None]
+    if not with_grad:
+        return
+    device = local(with_grad[0].grad).device
+    flags = torch.stack([local(p.grad).ne(0).any() for p in with_grad]).to(device)
+    for parameter, used in zip(with_grad, used_anywhere(flags)):
+        if not used:
+            parameter.grad = None
 
 
 # ---- full-tensor state of a sharded model (every rank calls these: they are collectives) ---------------------

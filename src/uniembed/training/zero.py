@@ -10,12 +10,15 @@ FSDP2 (`distributed: fsdp`) shards gradients and parameters instead.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
+from . import sharding
 
 ZERO_STAGES = (1,)
 TAG = "zero"  # the one checkpoint tag inside a uniembed checkpoint's deepspeed/ folder
@@ -44,6 +47,27 @@ def deepspeed_config(overrides: dict[str, Any], *, batch_size: int, world: int, 
     return config
 
 
+def _kept(parameters: list[torch.nn.Parameter]) -> Callable[[], None]:
+    """Copies of what a ZeRO-1 step changes for `parameters` (the weights, this rank's fp32 master slice and
+    its Adam moments); the returned function puts them back. ZeRO's optimizer steps one flat partition per
+    rank, so a parameter cannot be left out with a None gradient as DDP leaves it: its zero gradient would
+    move it by momentum and weight decay. (Adam's step count is per partition, so the bias correction of
+    its next used step counts the skipped steps; DDP's counts only the steps that used it.)"""
+    saved = []
+    for parameter in parameters:
+        mapping = getattr(parameter, "_hp_mapping", None)  # this rank's fragment (None: in another's partition)
+        fragments = [] if mapping is None else [mapping.get_hp_fragment()] + list((mapping.optim_fragment or {}).values())
+        saved.append([(parameter.data, parameter.data.clone())] + [(f, f.detach().clone()) for f in fragments])
+
+    @torch.no_grad()  # the fragments are views of ZeRO's flat partition, a leaf that requires grad
+    def restore() -> None:
+        for pairs in saved:
+            for live, copy in pairs:
+                live.copy_(copy)
+
+    return restore
+
+
 class ZeroEngine:
     """The model under a DeepSpeed engine: the step's forward, backward, optimizer step and checkpoint."""
 
@@ -56,6 +80,13 @@ class ZeroEngine:
         self.trained = [p for group in optimizer.param_groups for p in group["params"]]  # ZeRO swaps these out
         self.engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config,
                                                dist_init_required=False)
+        self._used = torch.zeros(len(self.trained), dtype=torch.bool)  # this rank's backwards reached it
+        self._unused: list[torch.nn.Parameter] = []  # no rank's did: the step leaves it as it is
+        for index, parameter in enumerate(self.trained):
+            parameter.register_post_accumulate_grad_hook(functools.partial(self._mark_used, index))
+
+    def _mark_used(self, index: int, _: torch.nn.Parameter) -> None:
+        self._used[index] = True
 
     def backward(self, scalar: torch.Tensor, last: bool) -> None:
         """One backward of the step; the step's last one reduces the gradients across ranks."""
@@ -65,11 +96,19 @@ class ZeroEngine:
                 if parameter.grad is None:
                     parameter.grad = torch.zeros_like(parameter)
         self.engine.backward(scalar)
+        if last:
+            used = sharding.used_anywhere(self._used.to(self.trained[0].device) if self.trained else self._used)
+            self._unused = [parameter for parameter, flag in zip(self.trained, used) if not flag]
+            self._used.zero_()
 
     def step(self) -> float | None:
         """Clip (the config's `gradient_clipping`), step and zero the gradients; returns the global norm (None
-        when DeepSpeed did not compute one)."""
+        when DeepSpeed did not compute one). A parameter no rank used this step keeps its weights and Adam state,
+        as under DDP (see `_kept`)."""
+        restore = _kept(self._unused)
         self.engine.step()
+        restore()
+        self._unused = []
         norm = self.engine.get_global_grad_norm()
         return None if norm is None else float(norm)
 
