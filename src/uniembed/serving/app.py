@@ -22,7 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConfigError, InputError
 from ..inputs import Item
-from ..models.pooling import check_truncate_dim, truncate
+from ..losses.matryoshka import truncate
+from ..models.pooling import check_truncate_dim
 from ..version import __version__
 from .batcher import DynamicBatcher
 from .config import ServerConfig
@@ -195,7 +196,8 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         item of vLLM's chat-style `messages` (system = instruction, user = the item)."""
         check_model(body.model)
         try:
-            check_truncate_dim(body.dimensions, state.runner.dimension, name="dimensions")
+            check_truncate_dim(body.dimensions, state.runner.dimension, name="dimensions",
+                               trained=getattr(state.model.config, "matryoshka_dims", None))
         except ConfigError as exc:
             raise ApiError(400, str(exc), param="dimensions", code="invalid_dimensions") from None
 
