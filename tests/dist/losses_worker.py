@@ -28,6 +28,7 @@ from uniembed.losses import (
     local_contrastive_loss,
     split_batch,
 )
+from uniembed.losses.matryoshka import matryoshka_loss
 
 FEATURES, DIM = 10, 6
 TASKS = ["nli", "vqa", "video"]
@@ -158,8 +159,9 @@ class DropoutTower(nn.Module):
         return self.net(x)
 
 
-def run_gradcache(chunk_size=2):
-    """GradCache + local loss + DDP with dropout; the reference replays each rank's random stream."""
+def run_gradcache(chunk_size=2, matryoshka=None):
+    """GradCache + local loss + DDP with dropout; the reference replays each rank's random stream.
+    `matryoshka` = (dims, weights): the loss summed over the cut widths, on both sides."""
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(123)
     tower = DropoutTower().double()
@@ -180,9 +182,13 @@ def run_gradcache(chunk_size=2):
     mine, full = ranks[rank], full_batch(ranks)
     options = dict(filters=NegativeFilters(false_negative_margin=0.2, top_k=4, hardness_alpha=3.0, symmetric=True))
 
-    def loss_fn(query, candidates):
+    def local_loss(query, candidates):
         return local_contrastive_loss(query, candidates, temperature=temperature(mine["tasks"]),
                                       candidate_modality=mine["candidate_modality"], **options)
+
+    def loss_fn(query, candidates):
+        return local_loss(query, candidates) if matryoshka is None else matryoshka_loss(local_loss, query, candidates,
+                                                                                       *matryoshka)
 
     torch.manual_seed(1000 + rank)
     loss = GradCache([model, model], loss_fn, chunk_size).step(mine["x_query"].double(), mine["x_candidates"].double())
@@ -203,9 +209,17 @@ def run_gradcache(chunk_size=2):
         torch.manual_seed(1000 + r)
         queries += [reference_model(c) for c in split_batch(part["x_query"].double(), chunk_size)]
         candidates += [reference_model(c) for c in split_batch(part["x_candidates"].double(), chunk_size)]
-    reference_loss = contrastive_loss(torch.cat(queries), torch.cat(candidates), full["positive"],
-                                      temperature=reference_temperature(full["tasks"]),
-                                      candidate_modality=full["candidate_modality"], **options)
+    def reference_at(query, candidate):
+        return contrastive_loss(query, candidate, full["positive"], temperature=reference_temperature(full["tasks"]),
+                                candidate_modality=full["candidate_modality"], **options)
+
+    queries, candidates = torch.cat(queries), torch.cat(candidates)
+    if matryoshka is None:
+        reference_loss = reference_at(queries, candidates)
+    else:  # a hand loop over the widths: each prefix re-normalised
+        reference_loss = sum(weight * reference_at(nn.functional.normalize(queries[:, :dim], dim=-1),
+                                                   nn.functional.normalize(candidates[:, :dim], dim=-1))
+                             for dim, weight in zip(*matryoshka))
     reference_loss.backward()
     want = [p.grad for p in reference_model.parameters()] + [p.grad for p in reference_temperature.parameters()]
     verdict = compare(got, want, loss, reference_loss.detach())
@@ -242,6 +256,7 @@ def main() -> int:
     for name, options, layout in SCENARIOS:
         results[name] = run_scenario(name, options, model, **layout)
     results["gradcache_ddp"] = run_gradcache()
+    results["gradcache_ddp_matryoshka"] = run_gradcache(matryoshka=([DIM, 3, 2], [1.0, 0.5, 2.0]))
     everyone = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, results)
     if dist.get_rank() == 0:

@@ -31,6 +31,7 @@ EXPECTED_OK = [
     "uneven_local_batches",
     "everything",
     "gradcache_ddp",
+    "gradcache_ddp_matryoshka",
 ]
 EXPECTED_MISMATCH = ["control:no_gradient", "control:local_slice_only"]
 

@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--pool", choices=("local", "global"), default="local", help="candidate pool (M-BEIR)")
     parser.add_argument("--cache", help="embedding cache directory (default: OUT/cache); 'none' disables it")
     parser.add_argument("--seed", type=int, default=0, help="seed of M-BEIR's random instruction draw")
+    parser.add_argument("--dimensions", type=dimension_list, default=(), metavar="D,D,...",
+                        help="also score these Matryoshka widths (e.g. 64,128,256) from the same vectors, cut to their "
+                             "first D coordinates and re-normalised; results.json gets `by_dimension`")
     parser.add_argument("--examples", type=int, default=3, help="ranked examples per task in report.html")
     parser.add_argument("--check", action="store_true",
                         help="print what each data set needs (repository, files, columns, media folders) and "
@@ -36,6 +39,17 @@ def register(subparsers) -> None:
     parser.add_argument("--data-map", help="YAML mapping a task name or repository id to its local folder "
                                            "(`MSR-VTT: /disk/msrvtt`); relative paths are relative to the YAML file")
     parser.set_defaults(func=run)
+
+
+def dimension_list(text: str) -> tuple[int, ...]:
+    """`--dimensions 64,128`: distinct positive widths, widest first."""
+    try:
+        widths = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--dimensions wants comma-separated integers like 64,128, got {text!r}")
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"--dimensions wants positive integers like 64,128, got {text!r}")
+    return tuple(sorted(widths, reverse=True))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                                dtype=args.dtype, profile=args.profile)
     evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,
                           batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples,
-                          data_options=data_options, model_path=args.model, world=world)
+                          data_options=data_options, model_path=args.model, world=world, dimensions=args.dimensions)
     if evaluation is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
         return 0
     payload = evaluation.payload
@@ -82,5 +96,7 @@ def run(args: argparse.Namespace) -> int:
     for group, value in payload["groups"].items():
         print(f"{group:{width}s}  {'mean':>10s}  {value:6.2f}")
     print(f"{'overall':{width}s}  {'mean':>10s}  {payload['overall']:6.2f}")
+    for dimension, entry in payload.get("by_dimension", {}).items():
+        print(f"{'overall@' + dimension:{width}s}  {'mean':>10s}  {entry['overall']:6.2f}")
     print(json.dumps({k: str(v) for k, v in (evaluation.paths or {}).items()}))
     return 0

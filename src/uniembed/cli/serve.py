@@ -5,7 +5,7 @@ import argparse
 import logging
 import os
 
-from .common import add_model_argument, load_model
+from .common import add_dimensions_argument, add_model_argument, load_model
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-media-mb", type=float, default=32.0, help="largest image/video file accepted")
     parser.add_argument("--remote-timeout", type=float, default=10.0, help="seconds to fetch one remote medium")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    add_dimensions_argument(parser)  # requests without `dimensions`, and --index search queries
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(func=run)
 
@@ -80,6 +81,7 @@ def build_config(args: argparse.Namespace):
         min_body_rate=args.min_body_rate,
         max_request_pixels=int(args.max_request_megapixels * 1_000_000),
         max_text_chars=args.max_text_chars,
+        dimensions=args.dimensions,
     )
 
 
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.device, args.dtype, profile=args.profile)
     search = None
     if args.index:
-        search = SearchService.load(args.index, args.metadata, dimension=model.dimension, model_id=model.model_id)
+        search = SearchService.load(args.index, args.metadata, dimension=config.dimensions or model.dimension,
+                                    model_id=model.model_id)
     reranker = None
     if args.reranker:
         from ..models.reranker import Reranker

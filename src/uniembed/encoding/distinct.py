@@ -65,6 +65,17 @@ class EmbeddingTable:
     def lookup(self, keys: Sequence[str]) -> np.ndarray:
         return self.vectors[[self.row_of[key] for key in keys]]
 
+    def truncated(self, width: int) -> "EmbeddingTable":
+        """The first `width` coordinates of every vector (a Matryoshka prefix), re-normalised when the full
+        vectors are unit length, as `Embedder.encode(truncate_dim=)` cuts them."""
+        cut = self.vectors[:, :width]
+        norms = np.linalg.norm(self.vectors, axis=1)
+        if len(norms) and np.allclose(norms, 1.0, atol=1e-3):
+            cut = cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)
+        table = EmbeddingTable([], np.ascontiguousarray(cut, dtype=self.vectors.dtype))
+        table.row_of = self.row_of
+        return table
+
 
 def preload_images(item: Item) -> Item:
     """The default background decode: image files become PIL images; other fields are kept."""

@@ -13,7 +13,7 @@ from ..encoding import EmbeddingCache, EncodeStats, Encoder
 from .aggregate import benchmark_results
 from .profiles import profile_groups
 from .reference import published_for
-from .report import results_payload, write_reports
+from .report import dimension_scores, results_payload, write_reports
 from .runner import TaskResult, run_tasks
 from .suites import SuiteOptions, get_suite
 
@@ -34,11 +34,13 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
              cache_dir: str | os.PathLike | None = None, seed: int = 0, examples_per_task: int = 3,
              decode_workers: int = 2, progress: bool = True, tasks: Sequence[EvalTask] | None = None,
              data_options: dict | None = None, model_path: str | None = None,
-             world: World | None = None) -> Evaluation | None:
+             world: World | None = None, dimensions: Sequence[int] = ()) -> Evaluation | None:
     """Evaluate `encoder` on `suite` (tasks read from `data`, or given) and write reports to `out` when set.
 
     `data_options` are the suite's data-location options (`image_root`, `video_root`, `data_map`);
     `model_path` is how the user named the model (results.json keeps it beside the model's hash).
+    `dimensions`: Matryoshka widths also scored, from the same vectors cut to their first d coordinates
+    (results.json `by_dimension`).
     Under torchrun (`world` distributed) every rank encodes its share; rank 0 scores, writes the reports and
     returns the evaluation, the other ranks return None.
     """
@@ -57,7 +59,7 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
         try:
             runs.append(run_tasks(group_encoder, group, batch_size=batch_size, cache=cache,
                                   examples_per_task=examples_per_task, decode_workers=decode_workers, progress=progress,
-                                  world=world, exchange_dir=exchange))
+                                  world=world, exchange_dir=exchange, dimensions=dimensions))
         finally:
             if cache is not None:
                 cache.close()
@@ -67,10 +69,15 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     for other in runs[1:]:
         run.tasks.extend(other.tasks)
         run.stats.add(other.stats)
+        for dimension, results in other.by_dimension.items():
+            run.by_dimension[dimension].extend(results)
     groups = definition.summarize(run.tasks)
     overall = definition.overall(run.tasks)
     run_options = {"pool": pool, "batch_size": batch_size, "seed": seed}
     payload = results_payload(suite, encoder.model_id, run.tasks, groups, overall, run.stats, run_options)
+    if run.by_dimension:
+        payload["by_dimension"] = {str(dimension): dimension_scores(definition, results)
+                                   for dimension, results in run.by_dimension.items()}
     payload["model_path"] = model_path if model_path is not None else getattr(encoder, "source", None)
     evaluation = Evaluation(payload, run.tasks, tasks, run.stats)
     if out is not None:

@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..data.examples import EvalTask
 from ..frames import FramePolicy
@@ -48,6 +48,23 @@ def results_payload(suite: str, model: str, results: Sequence[TaskResult], group
     return payload
 
 
+def dimension_scores(definition: Any, results: Sequence[TaskResult]) -> dict:
+    """One Matryoshka width's entry of results.json `by_dimension`: scores, groups and overall, as at full width."""
+    return {"scores": {r.name: _round(r.score) for r in results},
+            "groups": {k: _round(v) for k, v in definition.summarize(results).items()},
+            "overall": _round(definition.overall(results))}
+
+
+def dimension_rows(payload: dict) -> list[tuple[str, float | None, float | None]]:
+    """(width, overall, percent of the full width's overall) per width of `by_dimension`, full width first."""
+    full = payload["overall"]
+    rows = [("full", full, 100.0 if full else None)]
+    for width, entry in sorted(payload.get("by_dimension", {}).items(), key=lambda kv: -int(kv[0])):
+        overall = entry["overall"]
+        rows.append((width, overall, 100.0 * overall / full if full and overall is not None else None))
+    return rows
+
+
 def write_results_json(path: str | os.PathLike, payload: dict) -> None:
     Path(path).write_text(json.dumps(payload, indent=2, allow_nan=False, default=_nan_safe) + "\n")
 
@@ -73,6 +90,9 @@ def markdown_report(payload: dict, published: Sequence[tuple[str, dict[str, floa
         where = info.get(name, {})
         lines.append(f"| {where.get('modality_group', '')} | {where.get('meta_task', '')} | {name} | "
                      f"{payload['main_metric'][name]} | {_fmt(score)} | {_fmt(chance.get(name))} |")
+    if payload.get("by_dimension"):
+        lines += ["", "## By dimension", "", "| dimensions | overall | % of full |", "|---|---:|---:|"]
+        lines += [f"| {width} | {_fmt(overall)} | {_fmt(kept)} |" for width, overall, kept in dimension_rows(payload)]
     encoding = payload.get("encoding")
     if encoding:
         lines += ["", f"Encoded {encoding['encoded']} distinct items ({encoding['from_cache']} more from cache, "
@@ -110,6 +130,7 @@ def html_report(payload: dict, results: Sequence[TaskResult], tasks: Sequence[Ev
              f"<h1>{_e(payload['suite'])} <small>{_e(payload['model'])}</small></h1>",
              f"<p class='overall'>Overall: <b>{_fmt(payload['overall'])}</b></p>",
              _groups_table(payload, published),
+             _dimensions_table(payload),
              f"<h2>All tasks</h2>{_overview_bars(results)}"]
     for result in results:
         task = by_name.get(result.name)
@@ -217,6 +238,16 @@ def _groups_table(payload: dict, published: Sequence[tuple[str, dict[str, float]
         cells = f"<td>{_fmt(ours.get(name))}</td>" + "".join(f"<td>{_fmt(values.get(name))}</td>" for _, values in published)
         rows.append(f"<tr><td>{_e(name)}</td>{cells}</tr>")
     return f"<table class='groups'><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _dimensions_table(payload: dict) -> str:
+    """Matryoshka widths (`--dimensions`): overall score and the share of the full width's it keeps."""
+    if not payload.get("by_dimension"):
+        return ""
+    rows = "".join(f"<tr><td>{_e(width)}</td><td>{_fmt(overall)}</td><td>{_fmt(kept)}</td></tr>"
+                   for width, overall, kept in dimension_rows(payload))
+    return ("<h2>By dimension</h2><table class='dimensions'><tr><th>dimensions</th><th>overall</th>"
+            f"<th>% of full</th></tr>{rows}</table>")
 
 
 def _fmt(value) -> str:

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..data.examples import EvalTask
+from ..errors import ConfigError
 from ..index.faiss_index import exact_topk
 from ..parallel import World
 from ..encoding import EmbeddingCache, EmbeddingTable, EncodeStats, Encoder, encode_distinct
@@ -45,6 +46,7 @@ class TaskResult:
 class RunResult:
     tasks: list[TaskResult]
     stats: EncodeStats
+    by_dimension: dict[int, list[TaskResult]] = field(default_factory=dict)  # Matryoshka widths (`dimensions`)
 
 
 def metric_ks(task: EvalTask) -> tuple[int, ...]:
@@ -60,8 +62,9 @@ def task_items(task: EvalTask) -> list:
 def run_tasks(encoder: Encoder, tasks: Sequence[EvalTask], batch_size: int = 32, cache: EmbeddingCache | None = None,
               examples_per_task: int = 3, decode_workers: int = 2, progress: bool = True,
               use_gpu: bool | None = None, world: World | None = None,
-              exchange_dir: str | os.PathLike | None = None) -> RunResult:
-    """Encode all tasks' distinct items in one pass, then score every task.
+              exchange_dir: str | os.PathLike | None = None, dimensions: Sequence[int] = ()) -> RunResult:
+    """Encode all tasks' distinct items in one pass, then score every task, at full width and at each of
+    `dimensions` (the vectors' first d coordinates, re-normalised: Matryoshka widths; no re-encoding).
 
     Under torchrun (`world` distributed) every rank encodes its share; rank 0 scores, the others get no tasks.
     """
@@ -75,7 +78,15 @@ def run_tasks(encoder: Encoder, tasks: Sequence[EvalTask], batch_size: int = 32,
     log.info("encoded %d distinct of %d items (%d from cache) in %.1fs", stats.distinct, stats.requested,
              stats.from_cache, stats.seconds)
     results = [score_task(task, table, examples_per_task, use_gpu, keys) for task, keys in zip(tasks, task_keys)]
-    return RunResult(results, stats)
+    width = table.vectors.shape[1]
+    by_dimension = {}
+    for dimension in dimensions:
+        if not 1 <= dimension <= width:
+            raise ConfigError(f"--dimensions {dimension} is outside the model's 1..{width} dimensions; "
+                              f"pass widths of at most {width}")
+        cut = table.truncated(dimension)
+        by_dimension[dimension] = [score_task(task, cut, 0, use_gpu, keys) for task, keys in zip(tasks, task_keys)]
+    return RunResult(results, stats, by_dimension)
 
 
 def score_task(task: EvalTask, table: EmbeddingTable, examples_per_task: int = 3, use_gpu: bool | None = None,

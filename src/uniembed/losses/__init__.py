@@ -1,4 +1,5 @@
-"""Training objectives: one contrastive head for all recipes, distillation, cross-device negatives, GradCache.
+"""Training objectives: one contrastive head for all recipes, distillation, cross-device negatives, GradCache,
+Matryoshka prefixes.
 
 Pure PyTorch, independent of the model code (docs/methods.md §2-3).
 """
@@ -13,6 +14,7 @@ from .distributed import (
     rank_and_world,
 )
 from .gradcache import GradCache, RandomState, batch_length, split_batch
+from .matryoshka import matryoshka_loss, truncate
 from .temperature import Temperature, temperature_parameters
 
 __all__ = [
@@ -29,9 +31,11 @@ __all__ = [
     "gather_with_grad",
     "listwise_distillation_loss",
     "local_contrastive_loss",
+    "matryoshka_loss",
     "negative_mask",
     "rank_and_world",
     "relational_distillation_loss",
     "split_batch",
     "temperature_parameters",
+    "truncate",
 ]

@@ -65,6 +65,9 @@ class EmbeddingConfig:
         either way each frame is bounded by `video_min_pixels` (default `min_pixels`) and `video_max_pixels`.
     prompts: named instructions (e.g. {"query": "...", "document": ""}) selected by `prompt_name`.
     max_length: token limit after which text is truncated (visual tokens are never cut).
+    matryoshka_dims: the prefix widths the model was trained to embed in (a stage's `loss.matryoshka.dims`,
+        descending); export writes them as `matryoshka_dimensions`, and cutting to another width warns.
+        Not part of the model fingerprint: it changes no vector.
     """
 
     pooling: str = "last"
@@ -100,6 +103,7 @@ class EmbeddingConfig:
     default_prompt_name: str | None = None
     max_length: int = 2048
     profile: str | None = None
+    matryoshka_dims: list[int] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.pre_resize, dict):
@@ -133,6 +137,10 @@ class EmbeddingConfig:
             raise ConfigError(f"summary_template {self.summary_template!r} needs a {{modality}} field")
         if self.max_length < 16:
             raise ConfigError("max_length must be at least 16")
+        dims = self.matryoshka_dims
+        if dims is not None and (not dims or any(not isinstance(d, int) or d < 1 for d in dims)
+                                 or list(dims) != sorted(set(dims), reverse=True)):
+            raise ConfigError(f"matryoshka_dims must be distinct positive integers in descending order, got {dims!r}")
 
     @property
     def marks_instruction(self) -> bool:
@@ -212,6 +220,8 @@ class SavedModelInfo:
 def model_fingerprint(config: EmbeddingConfig, weights: str) -> str:
     """The model id that keys the embedding cache: the embedding config and the weights' digest
     (`Embedder.weights_fingerprint`). Needs no torch, so a warm eval computes it from a recorded digest."""
-    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    fields = config.to_dict()
+    fields.pop("matryoshka_dims")  # which widths were trained changes no vector: same cache
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     digest.update(weights.encode())
     return digest.hexdigest()[:20]

@@ -15,12 +15,13 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, InputError
 from ..inputs import Item, as_items
+from ..losses.matryoshka import truncate
 from ..media import DEFAULT_LIMITS, MediaLimits
 from ..version import __version__
 from .backbones import Backbone, DecodedItem, backbone_for
 from .config import EmbeddingConfig, SavedModelInfo, model_fingerprint
 from .loading import load_backbone, resolve_device, resolve_profile_config, tiny_spec
-from .pooling import check_truncate_dim, pool, truncate
+from .pooling import check_truncate_dim, pool
 from .profile import Profile, get_profile
 
 
@@ -355,7 +356,7 @@ class Embedder:
             raise ConfigError(f"convert_to must be 'numpy' or 'tensor', got {convert_to!r}")
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
-        check_truncate_dim(truncate_dim, self.dimension)
+        check_truncate_dim(truncate_dim, self.dimension, trained=self.config.matryoshka_dims)
         width = truncate_dim or self.dimension
         unit = self.config.normalize if normalize is None else normalize
         resolved = self.resolve_items(items, instruction, prompt_name)

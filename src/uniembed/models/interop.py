@@ -174,6 +174,7 @@ def processor_files(config: EmbeddingConfig, model_type: str, hf_config: Any, im
 def write_interop_files(embedder: Any, directory: str | Path, matryoshka_dimensions: list[int] | None = None) -> list[str]:
     """Add the transformers / sentence-transformers / vLLM files beside a checkpoint already saved in `directory`.
 
+    `matryoshka_dimensions` default to the widths the model was trained at (`config.matryoshka_dims`).
     Returns what it could not make faithful (empty when sentence-transformers and vLLM embed as uniembed does);
     the files are written either way, the caveats go into the model card."""
     directory = Path(directory)
@@ -181,6 +182,8 @@ def write_interop_files(embedder: Any, directory: str | Path, matryoshka_dimensi
     hf_config = embedder.backbone.hf_model.config
     model_type = str(hf_config.model_type)
     problems = exportable(config, model_type)
+    if matryoshka_dimensions is None:
+        matryoshka_dimensions = config.matryoshka_dims
     if model_type in PROCESSORS:
         (directory / "chat_template.jinja").write_text(
             embedding_chat_template(config, model_type, type(embedder.backbone).chat))

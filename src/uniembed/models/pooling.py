@@ -5,9 +5,14 @@ in padded rows can never leak into an embedding.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..errors import ConfigError
+
+logger = logging.getLogger(__name__)
+_WARNED: set[tuple[int, tuple[int, ...]]] = set()
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -39,18 +44,17 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str,
     raise ValueError(f"unknown pooling {mode!r}")
 
 
-def check_truncate_dim(truncate_dim: int | None, dimension: int, name: str = "truncate_dim") -> None:
+def check_truncate_dim(truncate_dim: int | None, dimension: int, name: str = "truncate_dim",
+                       trained: list[int] | None = None) -> None:
     """Refuse a Matryoshka width the model cannot give: below 1 or above its `dimension` (`name` is the
-    option as the caller spelled it: `truncate_dim`, `--dimensions`, the API's `dimensions`)."""
+    option as the caller spelled it: `truncate_dim`, `--dimensions`, the API's `dimensions`). A width the model
+    records it was not trained at (`trained`: `EmbeddingConfig.matryoshka_dims`) is allowed, with one warning
+    per width and process."""
     if truncate_dim is not None and not 1 <= truncate_dim <= dimension:
         raise ConfigError(f"{name}={truncate_dim} is outside the model's 1..{dimension} dimensions; "
                           f"pass at most {dimension}, or leave it out for the full vector")
-
-
-def truncate(vectors: torch.Tensor, truncate_dim: int, normalize: bool) -> torch.Tensor:
-    """The first `truncate_dim` coordinates of each row (a Matryoshka prefix), re-normalised to unit length
-    when the model normalises: a cut unit vector is shorter than 1, and cosine scores assume length 1."""
-    if truncate_dim >= vectors.shape[-1]:
-        return vectors  # the full width is no cut
-    cut = vectors[..., :truncate_dim]
-    return torch.nn.functional.normalize(cut, dim=-1) if normalize else cut
+    key = (truncate_dim or 0, tuple(trained or ()))
+    if trained and truncate_dim not in (None, dimension, *trained) and key not in _WARNED:
+        _WARNED.add(key)
+        logger.warning("%s=%d: the model was trained for Matryoshka widths %s; other widths may score lower",
+                       name, truncate_dim, list(trained))

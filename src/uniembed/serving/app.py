@@ -22,7 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConfigError, InputError
 from ..inputs import Item
-from ..models.pooling import check_truncate_dim, truncate
+from ..losses.matryoshka import truncate
+from ..models.pooling import check_truncate_dim
 from ..version import __version__
 from .batcher import DynamicBatcher
 from .config import ServerConfig
@@ -71,6 +72,8 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
                              max_batch_items=config.max_batch_items, max_wait_s=config.max_wait_ms / 1000.0,
                              merge_requests=config.batching, observer=metrics.observe_batch,
                              prepare=runner.prepare)
+    check_truncate_dim(config.dimensions, runner.dimension, name="--dimensions",
+                       trained=getattr(embedding_config, "matryoshka_dims", None))
     state = ServerState(model, config, runner, batcher, policy, metrics, search, reranker, int(time.time()))
 
     @contextlib.asynccontextmanager
@@ -148,6 +151,13 @@ def _validation_response(errors: Sequence[dict[str, Any]]) -> JSONResponse:
 
 # ---- routes --------------------------------------------------------------------------------------------
 def _add_routes(app: FastAPI, state: ServerState) -> None:
+    trained_dims = getattr(state.model.config, "matryoshka_dims", None)
+
+    def cut(vectors: np.ndarray, width: int | None) -> np.ndarray:
+        """The cut Embedder.encode(truncate_dim=) makes, on the batched vectors (None: no cut)."""
+        if width is None:
+            return vectors
+        return truncate(torch.from_numpy(vectors), width, bool(getattr(state.model.config, "normalize", True))).numpy()
     config = state.config
 
     def check_model(name: str | None) -> None:
@@ -195,7 +205,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         item of vLLM's chat-style `messages` (system = instruction, user = the item)."""
         check_model(body.model)
         try:
-            check_truncate_dim(body.dimensions, state.runner.dimension, name="dimensions")
+            check_truncate_dim(body.dimensions, state.runner.dimension, name="dimensions", trained=trained_dims)
         except ConfigError as exc:
             raise ApiError(400, str(exc), param="dimensions", code="invalid_dimensions") from None
 
@@ -206,10 +216,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             return await embed(items, body.input_type, field)
 
         output = await with_timeout(work())
-        vectors = output.vectors
-        if body.dimensions is not None:  # the cut Embedder.encode(truncate_dim=) makes, on the batched vectors
-            normalize = bool(getattr(state.model.config, "normalize", True))
-            vectors = truncate(torch.from_numpy(vectors), body.dimensions, normalize).numpy()
+        vectors = cut(output.vectors, body.dimensions if body.dimensions is not None else config.dimensions)
         data = [{"object": "embedding", "index": i, "embedding": format_vector(v, body.encoding_format)}
                 for i, v in enumerate(vectors)]
         return JSONResponse({"object": "list", "data": data, "model": config.served_model_name,
@@ -230,7 +237,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         async def work() -> tuple[list[dict[str, Any]], BatchOutput]:
             items = await parse(body.query, "query", single=True)
             output = await embed(items, body.input_type, "query")
-            hits = await asyncio.to_thread(service.search, output.vectors[0], body.top_k)
+            hits = await asyncio.to_thread(service.search, cut(output.vectors, config.dimensions)[0], body.top_k)
             return hits, output
 
         hits, output = await with_timeout(work())

@@ -23,6 +23,8 @@ class ServerConfig:
     Media: data URIs / base64 always; local files only under `allow_local_files`; remote URLs only with
     `allow_remote_media`, from public addresses or those in `remote_allow` (CIDRs or host names),
     within `max_media_bytes`, `remote_timeout_s` and `max_redirects`.
+    Width: `dimensions` cuts every vector (embeddings without their own `dimensions`, and search queries) to
+    its first D coordinates, re-normalised (Matryoshka); None = the model's full dimension.
     """
 
     served_model_name: str = "uniembed"
@@ -47,6 +49,7 @@ class ServerConfig:
     max_redirects: int = 3
     default_top_k: int = 10
     max_top_k: int = 1000
+    dimensions: int | None = None
 
     def __post_init__(self) -> None:
         positive = ("max_batch_tokens", "max_batch_items", "max_items_per_request", "max_body_bytes",
@@ -58,6 +61,8 @@ class ServerConfig:
             raise ConfigError("max_wait_ms must be >= 0 and the timeouts > 0")
         if self.max_text_chars is not None and self.max_text_chars < 1:
             raise ConfigError(f"max_text_chars must be at least 1, got {self.max_text_chars}")
+        if self.dimensions is not None and self.dimensions < 1:
+            raise ConfigError(f"--dimensions must be at least 1, got {self.dimensions}")
         if self.max_redirects < 0:
             raise ConfigError("max_redirects must be >= 0")
         import ipaddress

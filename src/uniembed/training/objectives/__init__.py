@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ...errors import ConfigError
-from .base import LossOptions, Objective, StageHost, accumulate
+from .base import EmbeddingLossOptions, LossOptions, MatryoshkaSpec, Objective, StageHost, accumulate
 from .contrastive import ContrastiveObjective, ContrastiveOptions
 from .listwise import ListwiseObjective, ListwiseOptions, teacher_scores, write_npz
 from .relational import RelationalObjective, RelationalOptions
@@ -22,8 +22,8 @@ OBJECTIVES: dict[str, type[Objective]] = {
 }
 LOSS_KINDS = tuple(OBJECTIVES)
 
-__all__ = ["LOSS_KINDS", "OBJECTIVES", "ContrastiveObjective", "ContrastiveOptions", "ListwiseObjective",
-           "ListwiseOptions", "LossOptions", "Objective", "RelationalObjective", "RelationalOptions",
+__all__ = ["LOSS_KINDS", "OBJECTIVES", "ContrastiveObjective", "ContrastiveOptions", "EmbeddingLossOptions",
+           "ListwiseObjective", "ListwiseOptions", "LossOptions", "MatryoshkaSpec", "Objective", "RelationalObjective", "RelationalOptions",
            "RerankerObjective", "RerankerOptions", "StageHost", "accumulate", "objective_for", "options_class",
            "previous_embedding_stage", "teacher_scores", "write_npz"]
 

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 import torch
 from torch import nn
 
+from ...errors import ConfigError, reject_unknown_fields
+from ...losses.matryoshka import matryoshka_loss
+
 if TYPE_CHECKING:  # pragma: no cover
     from ...data.mixture import Mixture
     from ...data.sampler import SampledBatch
@@ -43,6 +46,52 @@ class LossOptions:
 
     def validate(self, recipe: "Recipe", stage: "StageSpec", where: str) -> None:
         """Raise ConfigError for options that cannot work in this stage of `recipe` (run when the recipe loads)."""
+
+
+@dataclass
+class MatryoshkaSpec:
+    """`loss.matryoshka`: train every prefix width in `dims` (descending), each loss term scaled by `weights`."""
+
+    dims: list[int]
+    weights: list[float] | None = None
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> "MatryoshkaSpec":
+        """From the recipe's mapping; ConfigError naming `where` for unknown keys or bad dims/weights."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: loss.matryoshka must be a mapping like {{dims: [1024, 256, 64]}}, got {raw!r}")
+        reject_unknown_fields(cls, raw, "key(s)", f"{where}: loss.matryoshka")
+        dims, weights = raw.get("dims"), raw.get("weights")
+        if not isinstance(dims, list) or not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                               for d in dims):
+            raise ConfigError(f"{where}: loss.matryoshka.dims must be a non-empty list of positive integers, got {dims!r}")
+        if dims != sorted(set(dims), reverse=True):
+            raise ConfigError(f"{where}: loss.matryoshka.dims must be distinct and descending, got {dims}; "
+                              f"write {sorted(set(dims), reverse=True)}")
+        if weights is not None and (not isinstance(weights, list) or len(weights) != len(dims) or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in weights)):
+            raise ConfigError(f"{where}: loss.matryoshka.weights must be {len(dims)} positive numbers (one per dim), "
+                              f"got {weights!r}")
+        return cls(dims=list(dims), weights=None if weights is None else [float(w) for w in weights])
+
+    def check_width(self, dimension: int, where: str) -> None:
+        """Refuse dims wider than the model's embedding (known once the model is loaded)."""
+        if self.dims[0] > dimension:
+            raise ConfigError(f"{where}: loss.matryoshka.dims {self.dims} exceed the model's {dimension} "
+                              f"dimensions; use dims of at most {dimension}")
+
+
+@dataclass
+class EmbeddingLossOptions(LossOptions):
+    """Options of the kinds that score embeddings (contrastive, relational): they share `matryoshka`."""
+
+    matryoshka: dict[str, Any] | None = None  # {dims: [...], weights: [...]}: MatryoshkaSpec
+
+    def matryoshka_spec(self, where: str = "stage") -> MatryoshkaSpec | None:
+        return None if self.matryoshka is None else MatryoshkaSpec.parse(self.matryoshka, where)
+
+    def validate(self, recipe: "Recipe", stage: "StageSpec", where: str) -> None:
+        self.matryoshka_spec(where)
 
 
 class StageHost(Protocol):
@@ -135,6 +184,12 @@ class EmbeddingObjective(Objective):
         raise NotImplementedError
 
     def start(self) -> None:
+        where = f"stage '{self.stage.name}'"
+        self.matryoshka = self.options.matryoshka_spec(where)
+        if self.matryoshka is not None:
+            embedder = self.runner.embedder
+            self.matryoshka.check_width(embedder.dimension, where)
+            embedder.config = embedder.config.replace(matryoshka_dims=list(self.matryoshka.dims))
         self.grad_cache = self.runner.grad_cache(self._loss)
 
     def prepare_batch(self, batch: "SampledBatch") -> list:
@@ -152,5 +207,9 @@ class EmbeddingObjective(Objective):
 
     def _loss(self, embeddings: torch.Tensor, *, batch: "SampledBatch", num_queries: int,
               candidate_modality: torch.Tensor, target_modality: torch.Tensor) -> torch.Tensor:
-        return self.loss(embeddings[:num_queries], embeddings[num_queries:], batch, candidate_modality,
-                         target_modality)
+        """The kind's loss on the cached embeddings; with `matryoshka`, summed over the cut widths."""
+        queries, candidates = embeddings[:num_queries], embeddings[num_queries:]
+        if self.matryoshka is None:
+            return self.loss(queries, candidates, batch, candidate_modality, target_modality)
+        return matryoshka_loss(lambda q, c: self.loss(q, c, batch, candidate_modality, target_modality),
+                               queries, candidates, self.matryoshka.dims, self.matryoshka.weights)

@@ -13,7 +13,7 @@ import torch
 
 from ...errors import ConfigError, InputError
 from ...losses import NegativeFilters, local_contrastive_loss
-from .base import EmbeddingObjective, LossOptions
+from .base import EmbeddingLossOptions, EmbeddingObjective
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...data.sampler import SampledBatch
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @dataclass
-class ContrastiveOptions(LossOptions):
+class ContrastiveOptions(EmbeddingLossOptions):
     """The contrastive head's options: `NegativeFilters`' four, the modality mask and appended negatives."""
 
     kind: str = "contrastive"
@@ -36,6 +36,7 @@ class ContrastiveOptions(LossOptions):
         return self.num_negatives > 0
 
     def validate(self, recipe: "Recipe", stage: "StageSpec", where: str) -> None:
+        super().validate(recipe, stage, where)
         try:
             self.filters()
         except InputError as exc:

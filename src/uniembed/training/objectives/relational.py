@@ -13,14 +13,14 @@ import torch
 from ...errors import ConfigError
 from ...losses import relational_distillation_loss
 from ..teacher import CachedTextTeacher
-from .base import EmbeddingObjective, LossOptions
+from .base import EmbeddingLossOptions, EmbeddingObjective
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...data.sampler import SampledBatch
 
 
 @dataclass
-class RelationalOptions(LossOptions):
+class RelationalOptions(EmbeddingLossOptions):
     kind: str = "relational"
     teacher: str = "minilm"  # "minilm" or a sentence-transformers directory
     distill_temperature: float = 0.02
