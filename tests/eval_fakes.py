@@ -6,6 +6,7 @@ text "red" get the same vector and the right answer of every fixture is known be
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,25 @@ def colour_name(image: Image.Image) -> str:
 def colour_image(path: Path, colour: str, size: int = 16) -> Path:
     Image.new("RGB", (size, size), COLOURS[colour]).save(path)
     return path
+
+def one_task_eval_args(tmp_path: Path, embedder) -> list[str]:
+    """`uniembed eval` arguments for `embedder` saved to tmp_path/model and a one-task synthetic-layout folder
+    (a red image whose candidate texts are red / blue / green; chance 1/3), writing to tmp_path/out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    embedder.save_pretrained(tmp_path / "model")
+    (tmp_path / "data").mkdir()
+    colour_image(tmp_path / "data" / "red.png", "red")
+    folder = tmp_path / "data" / "tasks" / "t1"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"qry_text": ["<|image_1|>\nRepresent the given image\n"], "qry_img_path": ["red.png"],
+                             "tgt_text": [["red", "blue", "green"]], "tgt_img_path": [["", "", ""]]}),
+                   folder / "test-00000-of-00001.parquet")
+    (tmp_path / "data" / "metadata.json").write_text(json.dumps({"tasks": [
+        {"name": "t1", "layout": "mmeb", "path": "tasks/t1", "image_root": ".", "chance": 1 / 3}]}))
+    return ["eval", "--model", str(tmp_path / "model"), "--suite", "synthetic", "--data", str(tmp_path / "data"),
+            "--out", str(tmp_path / "out"), "--batch-size", "2"]
 
 
 class FakeEncoder:

@@ -2,27 +2,14 @@
 import json
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-from eval_fakes import colour_image
+from eval_fakes import one_task_eval_args
 
 from uniembed.cli.main import main
 from uniembed.index import write_embeddings
 
 
 def test_eval_cli_writes_reports_and_reuses_its_cache(tmp_path, tiny_embedder, capsys):
-    tiny_embedder.save_pretrained(tmp_path / "model")
-    (tmp_path / "data").mkdir()
-    colour_image(tmp_path / "data" / "red.png", "red")
-    folder = tmp_path / "data" / "tasks" / "t1"
-    folder.mkdir(parents=True)
-    pq.write_table(pa.table({"qry_text": ["<|image_1|>\nRepresent the given image\n"], "qry_img_path": ["red.png"],
-                             "tgt_text": [["red", "blue", "green"]], "tgt_img_path": [["", "", ""]]}),
-                   folder / "test-00000-of-00001.parquet")
-    (tmp_path / "data" / "metadata.json").write_text(json.dumps({"tasks": [
-        {"name": "t1", "layout": "mmeb", "path": "tasks/t1", "image_root": ".", "chance": 1 / 3}]}))
-    args = ["eval", "--model", str(tmp_path / "model"), "--suite", "synthetic", "--data", str(tmp_path / "data"),
-            "--out", str(tmp_path / "out"), "--batch-size", "2"]
+    args = one_task_eval_args(tmp_path, tiny_embedder)
     assert main(args) == 0
     first = json.loads((tmp_path / "out" / "results.json").read_text())
     assert first["encoding"]["encoded"] == 4 and first["scores"]["t1"] in (0.0, 100.0)

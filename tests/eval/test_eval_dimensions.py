@@ -2,10 +2,8 @@
 import json
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from eval_fakes import FakeEncoder, colour_image
+from eval_fakes import FakeEncoder, colour_image, one_task_eval_args
 
 from uniembed.cli.main import main
 from uniembed.data.examples import EvalTask
@@ -72,18 +70,7 @@ def test_results_json_and_reports_get_by_dimension(tmp_path):
 
 
 def test_cli_dimensions_with_the_tiny_model(tmp_path, tiny_embedder, capsys):
-    tiny_embedder.save_pretrained(tmp_path / "model")
-    (tmp_path / "data").mkdir()
-    colour_image(tmp_path / "data" / "red.png", "red")
-    folder = tmp_path / "data" / "tasks" / "t1"
-    folder.mkdir(parents=True)
-    pq.write_table(pa.table({"qry_text": ["<|image_1|>\nRepresent the given image\n"], "qry_img_path": ["red.png"],
-                             "tgt_text": [["red", "blue", "green"]], "tgt_img_path": [["", "", ""]]}),
-                   folder / "test-00000-of-00001.parquet")
-    (tmp_path / "data" / "metadata.json").write_text(json.dumps({"tasks": [
-        {"name": "t1", "layout": "mmeb", "path": "tasks/t1", "image_root": ".", "chance": 1 / 3}]}))
-    args = ["eval", "--model", str(tmp_path / "model"), "--suite", "synthetic", "--data", str(tmp_path / "data"),
-            "--out", str(tmp_path / "out"), "--batch-size", "2"]
+    args = one_task_eval_args(tmp_path, tiny_embedder)
     assert main(args + ["--dimensions", "8,32"]) == 0
     payload = json.loads((tmp_path / "out" / "results.json").read_text())
     assert list(payload["by_dimension"]) == ["32", "8"] and payload["encoding"]["encoded"] == 4
