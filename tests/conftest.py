@@ -92,3 +92,15 @@ def write_mp4(path, frames, fps: int = 4, codec: str = "mpeg4", options: dict | 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+@pytest.fixture()
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster and does not fight other test workers for the cores
+    (use with `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,13 +9,7 @@ from uniembed.errors import InputError
 from uniembed.losses import GradCache, NegativeFilters, RandomState, Temperature, contrastive_loss, split_batch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster and does not fight other test workers for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Tower(nn.Module):

@@ -12,12 +12,7 @@ from uniembed.losses.matryoshka import matryoshka_loss, truncate
 DIMS, WEIGHTS = [8, 5, 2], [1.0, 0.5, 2.0]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pair(seed: int = 0, batch: int = 6, extra: int = 2, dim: int = 8):
