@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.server
 import io
 import subprocess
 import sys
@@ -24,6 +25,55 @@ def png_bytes(colour: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+RED_PNG = png_bytes("red")
+
+
+class _MediaHandler(http.server.BaseHTTPRequestHandler):
+    """/red.png (a PNG), /redirect/HOST/PATH (302 there), /loop (302 to itself), /trickle (a byte every 0.2 s);
+    anything else 404."""
+
+    def do_GET(self):  # noqa: N802
+        if self.path.startswith("/redirect/"):
+            self.send_response(302)
+            self.send_header("Location", "http://" + self.path[len("/redirect/"):])
+            self.end_headers()
+            return
+        if self.path == "/trickle":  # a byte every 0.2 s, for ever
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+            return
+        if self.path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.end_headers()
+            return
+        self.send_response(200 if self.path == "/red.png" else 404)
+        self.send_header("Content-Length", str(len(RED_PNG)))
+        self.end_headers()
+        self.wfile.write(RED_PNG)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def media_server() -> Iterator[int]:
+    """A loopback HTTP media server (see `_MediaHandler`) for remote-media tests: yields its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MediaHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
 
 
 @contextlib.contextmanager

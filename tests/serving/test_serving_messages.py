@@ -6,9 +6,7 @@ gets a 5xx). Only loopback traffic is sent."""
 from __future__ import annotations
 
 import base64
-import http.server
 import io
-import threading
 
 import httpx
 import numpy as np
@@ -17,30 +15,17 @@ from conftest import write_mp4
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serving_helpers import data_uri, png_bytes, served, vectors
+from serving_helpers import data_uri, media_server, png_bytes, served, vectors
 
 from uniembed.serving import ServerConfig, create_app
 
 PNG = png_bytes("red")
 
 
-class _Media(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        self.send_response(200 if self.path == "/red.png" else 404)
-        self.send_header("Content-Length", str(len(PNG)))
-        self.end_headers()
-        self.wfile.write(PNG)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def media_port():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Media)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    with media_server() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

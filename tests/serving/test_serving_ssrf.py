@@ -6,60 +6,23 @@ so those refusals are shown to happen before any connection.
 """
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 import time
 
 import pytest
-from serving_helpers import free_port, png_bytes
+from serving_helpers import RED_PNG as PNG
+from serving_helpers import free_port, media_server
 
 from uniembed.errors import InputError
 from uniembed.media import MediaLimits
 from uniembed.serving.remote import REMOTE_FETCH_FAILED, address_allowed, fetch_remote
 
-PNG = png_bytes("red")
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        if self.path.startswith("/redirect/"):
-            self.send_response(302)
-            self.send_header("Location", "http://" + self.path[len("/redirect/"):])
-            self.end_headers()
-            return
-        if self.path == "/trickle":  # a byte every 0.2 s, for ever
-            self.send_response(200)
-            self.end_headers()
-            try:
-                for _ in range(100):
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                    time.sleep(0.2)
-            except OSError:
-                pass
-            return
-        if self.path == "/loop":
-            self.send_response(302)
-            self.send_header("Location", "/loop")
-            self.end_headers()
-            return
-        self.send_response(200 if self.path == "/red.png" else 404)
-        self.send_header("Content-Length", str(len(PNG)))
-        self.end_headers()
-        self.wfile.write(PNG)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
 def loopback_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
+    with media_server() as port:
+        yield port
 
 
 def _limits(*allow: str) -> MediaLimits:
