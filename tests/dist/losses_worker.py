@@ -9,8 +9,8 @@ Rank 0 writes {"results": {scenario: "ok" | "mismatch ..."}} to OUT.json.
 from __future__ import annotations
 
 import copy
-import gc
 import json
+import os
 import sys
 
 import torch
@@ -266,12 +266,12 @@ def main() -> int:
         with open(sys.argv[1], "w") as handle:
             json.dump({"results": merged}, handle, indent=1)
     dist.barrier()
-    # release the DDP model (its reducer holds the process group) before the group itself: tearing them
-    # down in the other order at interpreter exit can abort the process ("terminate called ...")
-    del model
-    gc.collect()
-    dist.destroy_process_group()
-    return 0
+    # Leave without tearing anything down: gloo's and DDP's C++ destructors at interpreter exit can abort a
+    # finished process ("terminate called without an active exception", seen once in CI after every check
+    # had run). The results are on disk and every rank has passed the barrier, so nothing is lost.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
