@@ -20,6 +20,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..losses.late_interaction import token_mask
+
+__all__ = ["HEAD_FILE", "LateInteractionHead", "head_for", "keep_mask", "pad_length", "token_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +99,6 @@ def keep_mask(attention_mask: torch.Tensor, instruction_mask: torch.Tensor | Non
     elif mode not in ("padding", "instruction"):
         raise ValueError(f"unknown multi_vector_mask {mode!r}")
     return keep
-
-
-def token_mask(tokens: torch.Tensor) -> torch.Tensor:
-    """The real-token mask (N x L bool) of a padded N x L x D token tensor from the head: its non-zero rows."""
-    return tokens.ne(0).any(dim=-1)
 
 
 def pad_length(tokens: torch.Tensor, length: int) -> torch.Tensor:

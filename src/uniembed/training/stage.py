@@ -162,19 +162,22 @@ class StageRunner:
         """bf16 autocast on CUDA (under DeepSpeed its bf16 mode casts the model itself), else nothing."""
         return torch.autocast("cuda", dtype=torch.bfloat16) if self._bf16() and self.zero is None else contextlib.nullcontext()
 
-    def encode(self, decoded: list) -> torch.Tensor:
-        """Embeddings of decoded items by the model as it trains (with gradient).
+    def encode(self, decoded: list, **forward: Any) -> torch.Tensor:
+        """Embeddings of decoded items by the model as it trains (with gradient); `forward` goes to the module
+        (`multi_vector=True, pad_to=L`: late-interaction token vectors).
 
         Length groups halve the padded tokens of a step. Not under FSDP: every forward of a sharded layer
         all-gathers, so every rank would have to run the same number of groups.
         """
         batch = self.embedder.collate(decoded) if self.sharded else self.embedder.collate_by_length(decoded)
         with self.autocast():
-            return self.wrapped(batch)
+            return self.wrapped(batch, **forward)
 
-    def grad_cache(self, loss_fn: Callable[..., torch.Tensor]) -> GradCache:
-        """GradCache over `encode`, chunked as the stage says, synchronised and split as the model is distributed."""
-        return GradCache([self.encode], loss_fn, self.stage.grad_cache_chunk,
+    def grad_cache(self, loss_fn: Callable[..., torch.Tensor],
+                   encoder: Callable[[list], torch.Tensor] | None = None) -> GradCache:
+        """GradCache over `encoder` (default `encode`), chunked as the stage says, synchronised and split as the
+        model is distributed."""
+        return GradCache([encoder or self.encode], loss_fn, self.stage.grad_cache_chunk,
                          sync_modules=[self.wrapped] if self.ctx.size > 1 and self.zero is None else (),
                          split_fn=sharding.equal_chunk_split if self.sharded else split_batch,
                          backward=self.zero.backward if self.zero is not None else None)

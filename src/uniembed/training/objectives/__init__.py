@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from ...errors import ConfigError
 from .base import EmbeddingLossOptions, LossOptions, MatryoshkaSpec, Objective, StageHost, accumulate
 from .contrastive import ContrastiveObjective, ContrastiveOptions
+from .late_interaction import LateInteractionObjective, LateInteractionOptions
 from .listwise import ListwiseObjective, ListwiseOptions, teacher_scores, write_npz
 from .relational import RelationalObjective, RelationalOptions
 from .reranker import RerankerObjective, RerankerOptions
@@ -19,10 +20,12 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "relational": RelationalObjective,
     "reranker": RerankerObjective,
     "listwise": ListwiseObjective,
+    "late_interaction": LateInteractionObjective,
 }
 LOSS_KINDS = tuple(OBJECTIVES)
 
 __all__ = ["LOSS_KINDS", "OBJECTIVES", "ContrastiveObjective", "ContrastiveOptions", "EmbeddingLossOptions",
+           "LateInteractionObjective", "LateInteractionOptions",
            "ListwiseObjective", "ListwiseOptions", "LossOptions", "MatryoshkaSpec", "Objective", "RelationalObjective", "RelationalOptions",
            "RerankerObjective", "RerankerOptions", "StageHost", "accumulate", "objective_for", "options_class",
            "previous_embedding_stage", "teacher_scores", "write_npz"]

@@ -1,0 +1,84 @@
+"""`loss.kind: late_interaction`: GradCache through the real model equals the plain step, a recipe trains and its
+checkpoint reloads as a multi-vector model, and bad set-ups fail early."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from uniembed import ConfigError, Embedder
+from uniembed.inputs import Item
+from uniembed.losses import GradCache
+from uniembed.losses.late_interaction import late_interaction_loss
+from uniembed.models.late_interaction import HEAD_FILE
+from uniembed.training.recipe import recipe_from_dict
+from uniembed.training.trainer import Trainer
+
+from training_data import write_training_set
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def recipe(data, embedding=None, distributed: str = "ddp", **loss) -> dict:
+    return {"name": "col", "model": "tiny", "embedding": {"multi_vector_dim": 16} if embedding is None else embedding,
+            "trainable": {"mode": "full", "freeze_vision": True}, "seed": 1, "distributed": distributed,
+            "stages": [{"name": "col", "data": str(data), "loss": {"kind": "late_interaction", **loss},
+                        "temperature": {"init": 0.05}, "batch_size": 4, "grad_cache_chunk": 3, "lr": 1e-3,
+                        "schedule": "constant", "warmup_ratio": 0.0, "max_steps": 8}]}
+
+
+def test_gradcache_through_the_model_equals_the_plain_step(media_dir):
+    """Chunks of different token lengths (a caption, a long text, an image) padded to the step's length give
+    the plain step's loss and gradients, the head's included."""
+    model = Embedder.tiny(seed=0, multi_vector_dim=16)
+    module = model.module.eval()  # no dropout: the plain step and the chunks must draw the same masks
+    items = [Item(text="a red circle"), Item(text="a blue square " * 8), Item(image=str(media_dir / "red.png")),
+             Item(text="red"), Item(text="a red circle on white"), Item(image=str(media_dir / "blue.jpg")),
+             Item(text="a square"), Item(text="blue")]
+    prepared = [model.prepare(item, i) for i, item in enumerate(items)]
+    length = max(len(model.backbone.item_tokens(d, model.config)[0]) for d in prepared)
+
+    def encode(decoded):
+        return module(model.collate_by_length(decoded), multi_vector=True, pad_to=length)
+
+    def loss_fn(tokens):
+        return late_interaction_loss(tokens[:3], tokens[3:], temperature=0.05)
+
+    results = []
+    for chunk in (None, 3):
+        module.zero_grad()
+        loss = GradCache([encode], loss_fn, chunk).step(prepared)
+        results.append((float(loss), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}))
+    (plain_loss, plain), (cached_loss, cached) = results
+    assert abs(plain_loss - cached_loss) < 1e-5
+    assert set(plain) == set(cached) and "head.proj.weight" in plain
+    for name, grad in plain.items():
+        torch.testing.assert_close(cached[name], grad, atol=1e-6, rtol=1e-3, msg=name)
+
+
+def test_a_recipe_trains_the_loss_falls_and_the_checkpoint_encodes_multi_vector(tmp_path):
+    data = write_training_set(tmp_path / "data", count=4).parent / "text_mixture.yaml"
+    losses = []
+    final = Trainer(recipe_from_dict(recipe(data, num_negatives=0)), tmp_path / "run", show_progress=False,
+                    on_step=lambda entry: losses.append(entry["loss"])).run()
+    assert len(losses) == 8 and all(np.isfinite(losses))
+    assert np.mean(losses[-2:]) < np.mean(losses[:2])  # the same 4 examples every step: the loss falls
+    assert (final / HEAD_FILE).is_file()
+    trained = Embedder.from_pretrained(final)
+    assert trained.multi_vector_dimension == 16
+    tokens = trained.encode_multi(["which circle is red, item 0", "a red circle number 0"])
+    assert [t.shape[1] for t in tokens] == [16, 16]
+    start = Embedder.tiny(seed=0, multi_vector_dim=16).module.head.proj.weight
+    assert not torch.allclose(trained.module.head.proj.weight, start)  # the head trained, and was saved
+
+
+def test_bad_set_ups_fail_early(tmp_path):
+    data = write_training_set(tmp_path / "data", count=4)
+    with pytest.raises(ConfigError, match="loss.num_negatives must be a non-negative integer"):
+        recipe_from_dict(recipe(data, num_negatives=-1))
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['temperature'\]"):
+        recipe_from_dict(recipe(data, temperature=0.02))
+    with pytest.raises(ConfigError, match="a late_interaction stage runs with distributed: ddp"):
+        recipe_from_dict(recipe(data, distributed="deepspeed"))
+    with pytest.raises(ConfigError, match="set embedding.multi_vector_dim"):
+        Trainer(recipe_from_dict(recipe(data, embedding={})), tmp_path / "run", show_progress=False).run()
