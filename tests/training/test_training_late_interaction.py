@@ -2,6 +2,8 @@
 checkpoint reloads as a multi-vector model, and bad set-ups fail early."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,12 +13,13 @@ from uniembed.inputs import Item
 from uniembed.losses import GradCache
 from uniembed.losses.late_interaction import late_interaction_loss
 from uniembed.models.late_interaction import HEAD_FILE
-from uniembed.training.recipe import recipe_from_dict
+from uniembed.training.recipe import load_recipe, recipe_from_dict
 from uniembed.training.trainer import Trainer
 
 from training_data import write_training_set
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def recipe(data, embedding=None, distributed: str = "ddp", **loss) -> dict:
@@ -82,3 +85,18 @@ def test_bad_set_ups_fail_early(tmp_path):
         recipe_from_dict(recipe(data, distributed="deepspeed"))
     with pytest.raises(ConfigError, match="set embedding.multi_vector_dim"):
         Trainer(recipe_from_dict(recipe(data, embedding={})), tmp_path / "run", show_progress=False).run()
+
+
+def test_the_colqwen_recipe_loads_and_trains_the_tiny_model(tmp_path):
+    data = write_training_set(tmp_path / "data", count=8)
+    shipped = load_recipe(RECIPES / "colqwen.yaml")
+    assert shipped.embedding["multi_vector_dim"] == 128 and shipped.stages[0].loss.kind == "late_interaction"
+    recipe = load_recipe(RECIPES / "colqwen.yaml", [
+        "model=tiny", "save_every=0", "gradient_checkpointing=false", "stages.0.max_steps=2", "stages.0.epochs=null",
+        "stages.0.batch_size=4", "stages.0.grad_cache_chunk=3", "stages.0.loss.num_negatives=1",
+        f"stages.0.data={data}", "embedding.max_pixels=12544"])
+    final = Trainer(recipe, tmp_path / "run", show_progress=False).run()
+    model = Embedder.from_pretrained(final)
+    assert model.multi_vector_dimension == 128 and model.config.padding_side == "left"
+    tokens = model.encode_multi([{"image": str(data.parent / "img0.png")}, "a red circle"])
+    assert [t.shape[1] for t in tokens] == [128, 128] and all(np.isfinite(t).all() for t in tokens)
