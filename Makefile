@@ -54,7 +54,7 @@ INTEROP_TORCH := torch==2.14.1 torchvision==0.29.1
 INTEROP_CODEC := torchcodec==0.17.0
 endif
 INTEROP_TRANSFORMERS := transformers==5.17.0
-INTEROP_TESTS := tests/models/test_export_sentence_transformers.py tests/models/test_export_files.py \
+INTEROP_TESTS := tests/models/test_export_sentence_transformers.py tests/models/test_export_files.py tests/models/test_export_multi_vector.py \
 	tests/eval/test_eval_mteb.py tests/eval/test_eval_mteb_run.py tests/models/test_models_pixel_backend.py \
 	tests/training/test_training_finetune_export.py
 

@@ -30,6 +30,16 @@ from .model_card import model_card
 ST_TRANSFORMER = "sentence_transformers.models.Transformer"
 ST_POOLING = "sentence_transformers.models.Pooling"
 ST_NORMALIZE = "sentence_transformers.models.Normalize"
+# a multi-vector model is laid out as sentence-transformers 6.3's own MultiVectorEncoder save writes it (measured:
+# MultiVectorEncoder(modules=[Transformer, Dense, MultiVectorMask, Normalize]).save): these module paths, a
+# token-level Dense with the head's weights as `linear.weight`/`linear.bias`, `model_type: MultiVectorEncoder`
+ST_MULTI_VECTOR_MODULES = (
+    ("", "sentence_transformers.base.modules.transformer.Transformer"),
+    ("1_Dense", "sentence_transformers.base.modules.dense.Dense"),
+    ("2_MultiVectorMask", "sentence_transformers.multi_vector_encoder.modules.multi_vector_mask.MultiVectorMask"),
+    ("3_Normalize", "sentence_transformers.base.modules.normalize.Normalize"),
+)
+TOKEN_IO = {"module_input_name": "token_embeddings", "module_output_name": "token_embeddings"}
 
 # uniembed pooling -> the sentence-transformers legacy boolean key that is true. vLLM's parse_pooling_type strips
 # "pooling_mode_", cuts at the first "_" and maps "lasttoken" to LAST (vllm/transformers_utils/config.py).
@@ -55,7 +65,9 @@ def exportable(config: EmbeddingConfig, model_type: str) -> list[str]:
     problems = []
     if model_type not in PROCESSORS:
         problems.append(f"model_type {model_type!r} (exportable: {sorted(PROCESSORS)})")
-    if config.pooling not in ST_POOLING_KEYS:
+    if config.multi_vector_mask == "instruction" and config.multi_vector_dim is not None:
+        problems.append("multi_vector_mask=instruction (MultiVectorMask keeps every real token of a query)")
+    if config.pooling not in ST_POOLING_KEYS and config.multi_vector_dim is None:
         problems.append(f"pooling={config.pooling!r} (exportable: {sorted(ST_POOLING_KEYS)})")
     if config.attention != "causal":
         problems.append(f"attention={config.attention!r} (transformers' forward is causal)")
@@ -141,6 +153,33 @@ def sentence_transformers_files(config: EmbeddingConfig, dimension: int) -> dict
             "sentence_bert_config.json": bert_config, "config_sentence_transformers.json": st_config}
 
 
+def multi_vector_files(config: EmbeddingConfig, hidden_size: int) -> dict[str, Any]:
+    """The sentence-transformers >= 6 `MultiVectorEncoder` module files of a multi-vector model (relative path ->
+    JSON payload): the backbone's token states, the head as a token-level Dense, the real-token mask, the
+    per-token L2 norm; MaxSim scoring (the head's weights go to `1_Dense/model.safetensors`, `write_head`)."""
+    single = sentence_transformers_files(config.replace(pooling="last"), hidden_size)
+    modules = [{"idx": index, "name": str(index), "path": path, "type": kind}
+               for index, (path, kind) in enumerate(ST_MULTI_VECTOR_MODULES)]
+    dense = {"in_features": hidden_size, "out_features": config.multi_vector_dim, "bias": True,
+             "activation_function": "torch.nn.modules.linear.Identity", **TOKEN_IO}
+    # skiplist/allowlist off: every real token is scored, as uniembed's `multi_vector_mask: padding` keeps it
+    mask = {"skiplist_words": [], "skiplist_tasks": ["document"], "keep_only_token_ids": None}
+    st_config = dict(single["config_sentence_transformers.json"], model_type="MultiVectorEncoder",
+                     similarity_fn_name="maxsim")
+    return {"modules.json": modules, "sentence_bert_config.json": single["sentence_bert_config.json"],
+            "config_sentence_transformers.json": st_config, "1_Dense/config.json": dense,
+            "2_MultiVectorMask/config.json": mask, "3_Normalize/config.json": TOKEN_IO}
+
+
+def write_head(head: Any, directory: Path) -> None:
+    """The late-interaction head as sentence-transformers' Dense weights (`1_Dense/model.safetensors`)."""
+    from safetensors.torch import save_file
+
+    (directory / "1_Dense").mkdir(parents=True, exist_ok=True)
+    state = {f"linear.{name}": value.detach().float().cpu().contiguous() for name, value in head.proj.state_dict().items()}
+    save_file(state, str(directory / "1_Dense" / "model.safetensors"))
+
+
 def processor_files(config: EmbeddingConfig, model_type: str, hf_config: Any, image_config: dict[str, Any]) -> dict[str, Any]:
     """`processor_config.json`, `preprocessor_config.json` and `video_preprocessor_config.json` with the profile's
     pixel bounds (transformers@v5.23.0 Qwen2VLImageProcessor `size = {shortest_edge: min_pixels, longest_edge:
@@ -190,10 +229,15 @@ def write_interop_files(embedder: Any, directory: str | Path, matryoshka_dimensi
         image_config = _read_json(directory / "preprocessor_config.json")
         for name, payload in processor_files(config, model_type, hf_config, image_config).items():
             _write_json(directory / name, payload)
-        pooling = config.pooling if config.pooling in ST_POOLING_KEYS else "last"
-        for name, payload in sentence_transformers_files(config.replace(pooling=pooling), embedder.dimension).items():
-            _write_json(directory / name, payload)
-        (directory / "2_Normalize").mkdir(exist_ok=True) if config.normalize else None
+        if config.multi_vector_dim is not None:
+            for name, payload in multi_vector_files(config, embedder.dimension).items():
+                _write_json(directory / name, payload)
+            write_head(embedder.module.head, directory)
+        else:
+            pooling = config.pooling if config.pooling in ST_POOLING_KEYS else "last"
+            for name, payload in sentence_transformers_files(config.replace(pooling=pooling), embedder.dimension).items():
+                _write_json(directory / name, payload)
+            (directory / "2_Normalize").mkdir(exist_ok=True) if config.normalize else None
     if matryoshka_dimensions:
         # vllm docs/models/pooling_models/: `matryoshka_dimensions` in config.json enables the `dimensions` field
         hf_json = _read_json(directory / "config.json")
