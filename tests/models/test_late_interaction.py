@@ -106,6 +106,11 @@ def test_single_vector_models_refuse_encode_multi_and_bad_widths_are_refused(tin
     tiny_embedder.save_pretrained(tmp_path / "single")  # a single-vector checkpoint gets a new head on request
     grown = Embedder.from_pretrained(tmp_path / "single", multi_vector_dim=8)
     assert grown.encode_multi(["a"])[0].shape[1] == 8
+    grown.save_pretrained(tmp_path / "grown")
+    (tmp_path / "grown" / HEAD_FILE).unlink()  # a multi-vector folder without its head is broken, not new
+    with pytest.raises(ConfigError, match=f"{HEAD_FILE} is missing"):
+        Embedder.from_pretrained(tmp_path / "grown")
+    assert Embedder.from_pretrained(tmp_path / "grown", multi_vector_dim=None).multi_vector_dimension is None
     grown.module.head.save(tmp_path / "single")
     with pytest.raises(ConfigError, match="multi_vector_dim"):
         Embedder.from_pretrained(tmp_path / "single", multi_vector_dim=4)

@@ -156,7 +156,8 @@ class Embedder:
         backbone_cls = type(backbone)
         config = resolve_profile_config(directory, backbone, info.embedding if info else None,
                                         cls.default_config(backbone_cls), profile, overrides)
-        head = head_for(directory, backbone.embedding_dim, config.multi_vector_dim)
+        head = head_for(directory, backbone.embedding_dim, config.multi_vector_dim,
+                        saved=bool(info and info.embedding.multi_vector_dim == config.multi_vector_dim))
         embedder = cls(backbone, config, limits=limits, source=str(directory), head=head)
         embedder.backbone.model.eval()
         if device is not None:

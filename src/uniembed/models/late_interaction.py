@@ -76,13 +76,19 @@ class LateInteractionHead(nn.Module):
         return head
 
 
-def head_for(directory: str | Path | None, hidden_size: int, dim: int | None) -> LateInteractionHead | None:
+def head_for(directory: str | Path | None, hidden_size: int, dim: int | None,
+             saved: bool = False) -> LateInteractionHead | None:
     """The head a model of this config needs: None when `dim` is None; the saved one from `directory` when it
-    has one; else a new random head (seed 0), said in a log line, to be trained (e.g. ColQwen from Qwen2-VL)."""
+    has one; else a new random head (seed 0), said in a log line, to be trained (e.g. ColQwen from Qwen2-VL).
+    `saved`: the folder's own uniembed.json names a head, so a missing file is an error, not a new head."""
     if dim is None:
         return None
     if directory is not None and (Path(directory) / HEAD_FILE).is_file():
         return LateInteractionHead.load(directory, hidden_size, dim)
+    if saved:
+        raise ConfigError(f"'{directory}' is a multi-vector model (its uniembed.json sets multi_vector_dim) but "
+                          f"{HEAD_FILE} is missing; copy the file from where the model was saved, or load with "
+                          "multi_vector_dim=None for the backbone alone")
     if directory is not None:
         logger.warning("uniembed: '%s' has no %s; starting a new random %d -> %d late-interaction head "
                        "(train it before use)", directory, HEAD_FILE, hidden_size, dim)
