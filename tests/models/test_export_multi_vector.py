@@ -36,6 +36,7 @@ def test_the_folder_is_laid_out_as_a_multi_vector_encoder_with_the_head_as_its_d
     st_config = json.loads((tmp_path / "config_sentence_transformers.json").read_text())
     assert st_config["model_type"] == "MultiVectorEncoder" and st_config["similarity_fn_name"] == "maxsim"
     assert st_config["prompts"]["query"] == PROMPTS["query"]
+    assert "MultiVectorEncoder(" in (tmp_path / "README.md").read_text()  # the model card says how to load it
     dense = load_file(str(tmp_path / "1_Dense" / "model.safetensors"))
     assert torch.equal(dense["linear.weight"], model.module.head.proj.weight.detach())
     assert torch.equal(dense["linear.bias"], model.module.head.proj.bias.detach())

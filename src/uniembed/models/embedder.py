@@ -302,6 +302,7 @@ class Embedder:
             "model_type": getattr(hf_config, "model_type", None),
             "parameters": self.num_parameters(),
             "dimension": self.dimension,
+            "multi_vector_dimension": self.multi_vector_dimension,
             "modalities": list(self.modalities),
             "dtype": str(next(self.module.parameters()).dtype).replace("torch.", ""),
             "profile": self.config.profile,

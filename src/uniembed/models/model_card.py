@@ -79,6 +79,15 @@ def model_card(directory: Path, embedder: Any, problems: list[str]) -> str:
         "With vLLM: `vllm serve path/to/this/folder --runner pooling --chat-template path/to/this/folder/chat_template.jinja`",
         "and send `messages` (system = instruction, user = text / image_url / video_url parts) to `/v1/embeddings`.",
     ]
+    if config.multi_vector_dim is not None:  # a late-interaction model: MultiVectorEncoder, MaxSim; no vLLM pooling
+        start = lines.index("## Use")
+        lines[start:] = [
+            "## Use", "", f"A multi-vector (late-interaction) model: {config.multi_vector_dim}-d token vectors "
+            "scored with MaxSim.", "", "```python", "from sentence_transformers import MultiVectorEncoder", "",
+            "model = MultiVectorEncoder(\"path/to/this/folder\")",
+            "queries = model.encode_query([\"a red circle\"])",
+            "pages = model.encode_document([{\"image\": \"page.png\"}])",
+            "scores = model.similarity(queries, pages)", "```"]
     if problems:
         lines += ["", "## Caveats", "",
                   "sentence-transformers and vLLM do not reproduce uniembed's embedding for these options; "
