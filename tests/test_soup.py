@@ -159,3 +159,14 @@ def test_soup_cli_uniform_and_greedy_on_held_out_validation_data(checkpoints, tm
     assert "soup validation score" in capsys.readouterr().out
     assert main(["soup", "--inputs", str(dir_a), str(dir_b), "--out", str(tmp_path / "x"), "--greedy"]) == 2
     assert "--greedy needs --val-data" in capsys.readouterr().err
+
+
+def test_a_soup_of_multi_vector_models_averages_their_late_interaction_heads(tmp_path):
+    models = [Embedder.tiny(seed=seed, multi_vector_dim=8) for seed in (0, 1)]
+    for number, model in enumerate(models):
+        model.save_pretrained(tmp_path / str(number))
+    soup = save_soup(uniform_soup([tmp_path / "0", tmp_path / "1"]), tmp_path / "soup")
+    loaded = Embedder.from_pretrained(soup)
+    expected = (models[0].module.head.proj.weight + models[1].module.head.proj.weight) / 2
+    torch.testing.assert_close(loaded.module.head.proj.weight, expected)
+    assert loaded.encode_multi(["a red circle"])[0].shape[1] == 8

@@ -105,12 +105,20 @@ def load_ingredient(ingredient: Ingredient, dtype: str | torch.dtype | None = No
     model = embedder.backbone.model
     if hasattr(model, "merge_and_unload"):
         embedder.backbone.model = model.merge_and_unload()
-        embedder = Embedder(embedder.backbone, embedder.config, limits=embedder.limits, source=str(ingredient.path))
+        embedder = Embedder(embedder.backbone, embedder.config, limits=embedder.limits, source=str(ingredient.path),
+                            head=embedder.module.head)
     return embedder
 
 
+HEAD_PREFIX = "late_interaction_head."  # a multi-vector model's head is averaged with the backbone
+
+
 def weights_of(embedder: Embedder) -> dict[str, torch.Tensor]:
-    return embedder.backbone.model.state_dict()
+    """The backbone's state dict, plus the late-interaction head's (under `HEAD_PREFIX`) when it has one."""
+    state = dict(embedder.backbone.model.state_dict())
+    if embedder.module.head is not None:
+        state.update({HEAD_PREFIX + name: value for name, value in embedder.module.head.state_dict().items()})
+    return state
 
 
 @dataclass
@@ -176,8 +184,12 @@ def check_same_tensors(reference: dict[str, torch.Tensor], state: dict[str, torc
 
 
 def apply_weights(embedder: Embedder, state: dict[str, torch.Tensor]) -> None:
-    """Load averaged weights into the embedder's model (cast to its dtype and device)."""
-    embedder.backbone.model.load_state_dict(state, strict=True)
+    """Load averaged weights into the embedder's model and head (cast to their dtype and device)."""
+    head = {name[len(HEAD_PREFIX):]: value for name, value in state.items() if name.startswith(HEAD_PREFIX)}
+    embedder.backbone.model.load_state_dict({k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)},
+                                            strict=True)
+    if embedder.module.head is not None:
+        embedder.module.head.load_state_dict(head, strict=True)
     embedder.invalidate_fingerprint()
 
 
