@@ -100,3 +100,5 @@ def test_the_colqwen_recipe_loads_and_trains_the_tiny_model(tmp_path):
     assert model.multi_vector_dimension == 128 and model.config.padding_side == "left"
     tokens = model.encode_multi([{"image": str(data.parent / "img0.png")}, "a red circle"])
     assert [t.shape[1] for t in tokens] == [128, 128] and all(np.isfinite(t).all() for t in tokens)
+    start = Embedder.tiny(seed=0, multi_vector_dim=128).module.head.proj.weight
+    assert not torch.allclose(model.module.head.proj.weight, start)  # under LoRA the head trains in full
