@@ -1,6 +1,9 @@
 """The late-interaction head and `Embedder.encode_multi` (issue 25.3, model side)."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -91,6 +94,13 @@ def test_head_is_part_of_the_module_and_the_fingerprint(colqwen):
     other.invalidate_fingerprint()
     assert other.model_id != colqwen.model_id
     assert Embedder.tiny(seed=0).model_id != colqwen.model_id
+    assert colqwen.with_options(multi_vector_mask="instruction").model_id != colqwen.model_id
+    single = Embedder.tiny(seed=0)  # single-vector ids do not see the multi-vector fields (caches stay warm)
+    fields = {k: v for k, v in single.config.to_dict().items()
+              if k not in ("matryoshka_dims", "multi_vector_dim", "multi_vector_mask")}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    digest.update(single.weights_fingerprint().encode())
+    assert single.model_id == digest.hexdigest()[:20]
     assert colqwen.with_options(padding_side="right").module.head is colqwen.module.head  # shared weights
 
 

@@ -237,6 +237,9 @@ def model_fingerprint(config: EmbeddingConfig, weights: str) -> str:
     (`Embedder.weights_fingerprint`). Needs no torch, so a warm eval computes it from a recorded digest."""
     fields = config.to_dict()
     fields.pop("matryoshka_dims")  # which widths were trained changes no vector: same cache
+    if fields["multi_vector_dim"] is None:  # a single-vector model keeps the id it had before these fields existed
+        fields.pop("multi_vector_dim")
+        fields.pop("multi_vector_mask")
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     digest.update(weights.encode())
     return digest.hexdigest()[:20]
