@@ -22,6 +22,7 @@ POSITIONS = ("mrope", "1d")
 PADDING_SIDES = ("left", "right")
 INSTRUCTION_PLACEMENTS = ("prefix", "system", "none")
 SUMMARY_MODALITIES = ("main", "all", "all_media_first")
+MULTI_VECTOR_MASKS = ("padding", "instruction")
 
 
 @dataclass
@@ -68,6 +69,14 @@ class EmbeddingConfig:
     matryoshka_dims: the prefix widths the model was trained to embed in (a stage's `loss.matryoshka.dims`,
         descending); export writes them as `matryoshka_dimensions`, and cutting to another width warns.
         Not part of the model fingerprint: it changes no vector.
+    multi_vector_dim: width of the late-interaction head (`models/late_interaction.py`: a linear map of the last
+        hidden states, each token L2-normalised; its weights are `late_interaction.safetensors`); None = a
+        single-vector model. ColQwen2/ColPali use 128 (illuin-tech/colpali@9be8f19
+        colpali_engine/models/qwen2/colqwen2/modeling_colqwen2.py:34 `self.dim = 128`).
+    multi_vector_mask: which tokens `Embedder.encode_multi` drops: `padding` (only padding: every real token,
+        chat-template and prompt tokens included, as ColQwen2 does: modeling_colqwen2.py:69 multiplies by the
+        attention mask only, and its documents keep the "Describe the image." prompt, processing_colqwen2.py:22-24),
+        or `instruction` (padding and the item's instruction tokens, the span `mean_no_instruction` leaves out).
     """
 
     pooling: str = "last"
@@ -104,6 +113,8 @@ class EmbeddingConfig:
     max_length: int = 2048
     profile: str | None = None
     matryoshka_dims: list[int] | None = None
+    multi_vector_dim: int | None = None
+    multi_vector_mask: str = "padding"
 
     def __post_init__(self) -> None:
         if isinstance(self.pre_resize, dict):
@@ -123,6 +134,7 @@ class EmbeddingConfig:
             "padding_side": PADDING_SIDES,
             "instruction_placement": INSTRUCTION_PLACEMENTS,
             "summary_modalities": SUMMARY_MODALITIES,
+            "multi_vector_mask": MULTI_VECTOR_MASKS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -141,6 +153,9 @@ class EmbeddingConfig:
         if dims is not None and (not dims or any(not isinstance(d, int) or d < 1 for d in dims)
                                  or list(dims) != sorted(set(dims), reverse=True)):
             raise ConfigError(f"matryoshka_dims must be distinct positive integers in descending order, got {dims!r}")
+        width = self.multi_vector_dim
+        if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+            raise ConfigError(f"multi_vector_dim must be a positive integer (ColQwen2: 128) or null, got {width!r}")
 
     @property
     def marks_instruction(self) -> bool:

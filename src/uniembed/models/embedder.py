@@ -20,7 +20,8 @@ from ..media import DEFAULT_LIMITS, MediaLimits
 from ..version import __version__
 from .backbones import Backbone, DecodedItem, backbone_for
 from .config import EmbeddingConfig, SavedModelInfo, model_fingerprint
-from .loading import load_backbone, resolve_device, resolve_profile_config, tiny_spec
+from .late_interaction import LateInteractionHead, head_for, keep_mask, pad_length
+from .loading import existing_base_path, load_backbone, merged_copy, resolve_device, resolve_profile_config, tiny_spec
 from .pooling import check_truncate_dim, pool
 from .profile import Profile, get_profile
 
@@ -51,30 +52,54 @@ def length_groups(lengths: Sequence[int], max_padding: float = 0.3, min_size: in
 
 
 class EmbeddingModule(nn.Module):
-    """The differentiable part: collated batch -> pooled (optionally normalised) embeddings.
+    """The differentiable part: collated batch -> pooled (optionally normalised) embeddings, or with
+    `multi_vector=True` the late-interaction head's token vectors.
 
     A plain `nn.Module` so training can wrap it in DDP/FSDP and run GradCache over it. It also takes
-    `LengthGroups` and returns the rows in the caller's order.
+    `LengthGroups` and returns the rows in the caller's order. `head` (a `LateInteractionHead`, registered so
+    .parameters(), .to() and DDP see it) is None for a single-vector model.
     """
 
-    def __init__(self, backbone: Backbone, config: EmbeddingConfig) -> None:
+    def __init__(self, backbone: Backbone, config: EmbeddingConfig, head: LateInteractionHead | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.vlm = backbone.model  # registered so .parameters(), .to() and DDP see the weights
         self.config = config
+        self.head = head
 
-    def forward(self, batch: dict[str, Any] | LengthGroups, normalize: bool | None = None) -> torch.Tensor:
+    def forward(self, batch: dict[str, Any] | LengthGroups, normalize: bool | None = None,
+                multi_vector: bool = False, pad_to: int = 0) -> torch.Tensor:
+        """B x D pooled vectors; with `multi_vector`, B x L x multi_vector_dim token vectors (L = the longest
+        row, at least `pad_to`), masked tokens all zero (`late_interaction.token_mask` recovers the mask)."""
         if isinstance(batch, LengthGroups):
-            pooled = torch.cat([self(part, normalize) for part in batch.batches])
+            parts = [self(part, normalize, multi_vector, pad_to) for part in batch.batches]
+            if multi_vector:
+                parts = [pad_length(part, max(p.shape[1] for p in parts)) for part in parts]
+            pooled = torch.cat(parts)
             return pooled[torch.tensor(np.argsort(batch.positions), device=pooled.device)]
-        device = next(self.vlm.parameters()).device
-        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        hidden = self.backbone.hidden_states(moved, self.config)
+        if multi_vector:
+            return pad_length(self.tokens(batch)[0], pad_to)
+        moved, hidden = self._hidden(batch)
         pooled = pool(hidden, moved["attention_mask"], self.config.pooling, moved.get("instruction_mask"))
         pooled = pooled.float()
         if self.config.normalize if normalize is None else normalize:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
         return pooled
+
+    def tokens(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The late-interaction token vectors of one collated batch (B x L x dim, float32, masked rows zero) and
+        the B x L mask of the tokens kept (padding and, per `multi_vector_mask`, the instruction dropped)."""
+        if self.head is None:
+            raise ConfigError("this model has no late-interaction head (multi_vector_dim is null); load it with "
+                              "multi_vector_dim=128 (a new head, to be trained) or use encode()")
+        moved, hidden = self._hidden(batch)
+        keep = keep_mask(moved["attention_mask"], moved.get("instruction_mask"), self.config.multi_vector_mask)
+        return self.head(hidden, keep), keep
+
+    def _hidden(self, batch: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:
+        device = next(self.vlm.parameters()).device
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return moved, self.backbone.hidden_states(moved, self.config)
 
 
 class Embedder:
@@ -89,12 +114,15 @@ class Embedder:
     decodes_in_background = True
 
     def __init__(self, backbone: Backbone, config: EmbeddingConfig | None = None, *,
-                 limits: MediaLimits = DEFAULT_LIMITS, source: str = "") -> None:
+                 limits: MediaLimits = DEFAULT_LIMITS, source: str = "", head: LateInteractionHead | None = None) -> None:
         self.backbone = backbone
         self.config = config or EmbeddingConfig()
         self.limits = limits
         self.source = source
-        self.module = EmbeddingModule(backbone, self.config)
+        width = self.config.multi_vector_dim
+        if head is not None and (width is None or head.dim != width):
+            raise ConfigError(f"a {head.dim}-d late-interaction head does not fit multi_vector_dim={width}")
+        self.module = EmbeddingModule(backbone, self.config, head or head_for(None, backbone.embedding_dim, width))
         self._fingerprint: str | None = None
 
     # ---- construction ----------------------------------------------------------------------------
@@ -128,7 +156,8 @@ class Embedder:
         backbone_cls = type(backbone)
         config = resolve_profile_config(directory, backbone, info.embedding if info else None,
                                         cls.default_config(backbone_cls), profile, overrides)
-        embedder = cls(backbone, config, limits=limits, source=str(directory))
+        head = head_for(directory, backbone.embedding_dim, config.multi_vector_dim)
+        embedder = cls(backbone, config, limits=limits, source=str(directory), head=head)
         embedder.backbone.model.eval()
         if device is not None:
             embedder.to(resolve_device(device))
@@ -157,7 +186,10 @@ class Embedder:
         else:
             config = EmbeddingConfig(**defaults)
         tag = "" if family == "qwen2_vl" else f"{family}:"
-        return cls(backbone, config.replace(**overrides), source=f"tiny:{tag}{size}:seed={seed}")
+        config = config.replace(**overrides)
+        width = config.multi_vector_dim  # multi_vector_dim=128: a tiny ColQwen-style model, its head seeded too
+        head = LateInteractionHead(backbone.embedding_dim, width, seed) if width else None
+        return cls(backbone, config, source=f"tiny:{tag}{size}:seed={seed}", head=head)
 
     def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True,
                         state_dict: dict[str, Any] | None = None, keep_adapter: bool = False,
@@ -176,12 +208,12 @@ class Embedder:
         is_peft = hasattr(model, "peft_config")
         base_model = None
         if is_peft and not merge_lora:
-            base_model = _existing_base_path(self.backbone)
+            base_model = existing_base_path(self.backbone)
             model.save_pretrained(directory)
             self.backbone.tokenizer.save_pretrained(directory)
             self.backbone.image_processor.save_pretrained(directory)
         else:
-            merged = _merged_copy(model) if is_peft else model
+            merged = merged_copy(model) if is_peft else model
             original = self.backbone.model
             self.backbone.model = merged
             try:
@@ -190,6 +222,8 @@ class Embedder:
                 self.backbone.model = original
             if is_peft and keep_adapter:
                 model.save_pretrained(directory / "adapter")
+        if self.module.head is not None:
+            self.module.head.save(directory)
         SavedModelInfo(
             embedding=self.config,
             backbone=type(self.backbone).__name__,
@@ -206,6 +240,11 @@ class Embedder:
     @property
     def dimension(self) -> int:
         return self.backbone.embedding_dim
+
+    @property
+    def multi_vector_dimension(self) -> int | None:
+        """Width of each token vector of `encode_multi` (`multi_vector_dim`); None for a single-vector model."""
+        return self.config.multi_vector_dim
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -239,7 +278,9 @@ class Embedder:
 
     def with_options(self, **overrides: Any) -> "Embedder":
         """The same model (shared weights) embedding under `overrides` of its config (a profile's per-task layout)."""
-        return Embedder(self.backbone, self.config.replace(**overrides), limits=self.limits, source=self.source)
+        config = self.config.replace(**overrides)
+        head = self.module.head if config.multi_vector_dim == self.config.multi_vector_dim else None
+        return Embedder(self.backbone, config, limits=self.limits, source=self.source, head=head)
 
     def invalidate_fingerprint(self) -> None:
         """Call after changing weights (training) so caches keyed on the model are not reused."""
@@ -351,33 +392,62 @@ class Embedder:
         An item's embedding does not depend on the rest of its batch, the batch size or the order.
         `instruction` is applied to items that have none; `prompt_name` picks one of the model's named prompts.
         `truncate_dim=d` keeps the first d coordinates (Matryoshka), re-normalised when the model normalises.
+        On a multi-vector model it is still the pooled vector (`pooling`), untrained by a late-interaction-only
+        stage: its token vectors are `encode_multi`'s.
         """
         if convert_to not in ("numpy", "tensor"):
             raise ConfigError(f"convert_to must be 'numpy' or 'tensor', got {convert_to!r}")
-        if batch_size < 1:
-            raise ConfigError("batch_size must be at least 1")
         check_truncate_dim(truncate_dim, self.dimension, trained=self.config.matryoshka_dims)
         width = truncate_dim or self.dimension
         unit = self.config.normalize if normalize is None else normalize
         resolved = self.resolve_items(items, instruction, prompt_name)
+        output = torch.empty((len(resolved), width), dtype=torch.float32)
+        for group, batch in self._batches(resolved, batch_size, show_progress_bar, device, "encode"):
+            vectors = self.module(batch, normalize=unit)
+            if truncate_dim is not None:
+                vectors = truncate(vectors, truncate_dim, unit)
+            output[torch.tensor(group)] = vectors.float().cpu()
+        return output.numpy() if convert_to == "numpy" else output
+
+    @torch.inference_mode()
+    def encode_multi(self, items: Any, batch_size: int = 32, instruction: str | None = None,
+                     prompt_name: str | None = None, show_progress_bar: bool | None = None,
+                     device: str | torch.device | None = None) -> list[np.ndarray]:
+        """Late-interaction embeddings: one float32 (n_tokens_i x multi_vector_dimension) array per item, in input
+        order, of the item's kept tokens (`multi_vector_mask`: padding, and optionally the instruction, dropped),
+        each row L2-normalised. Same batching, decoding and prompts as `encode`; independent of the batch.
+        Score them with `uniembed.losses.maxsim` (after `pad_tokens`). Needs a model with `multi_vector_dim`."""
+        if self.module.head is None:
+            raise ConfigError(f"{self.source or 'this model'} is a single-vector model (multi_vector_dim is null): "
+                              "use encode(), or load it with multi_vector_dim=128 and train the new head")
+        resolved = self.resolve_items(items, instruction, prompt_name)
+        output: list[np.ndarray] = [np.empty((0, self.config.multi_vector_dim), np.float32)] * len(resolved)
+        for group, batch in self._batches(resolved, batch_size, show_progress_bar, device, "encode_multi"):
+            tokens, keep = self.module.tokens(batch)
+            tokens, keep = tokens.cpu(), keep.cpu()
+            for row, index in enumerate(group):
+                output[index] = tokens[row][keep[row]].numpy()
+        return output
+
+    def _batches(self, resolved: list[Item], batch_size: int, show_progress_bar: bool | None,
+                 device: str | torch.device | None, desc: str) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """The one encode loop of `encode` and `encode_multi`: (input positions, collated batch) of similar
+        length, media decoded ahead (`iter_batches`), the module in eval mode and a progress bar meanwhile."""
+        if batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
         if device is not None:
             self.to(device)
         was_training = self.module.training
         self.module.eval()
-        output = torch.empty((len(resolved), width), dtype=torch.float32)
-        progress = tqdm(total=len(resolved), desc="encode", unit="item",
+        progress = tqdm(total=len(resolved), desc=desc, unit="item",
                         disable=not (show_progress_bar if show_progress_bar is not None else len(resolved) > 4 * batch_size))
         try:
             for group, decoded in self.iter_batches(resolved, batch_size):
-                vectors = self.module(self.collate(decoded), normalize=unit)
-                if truncate_dim is not None:
-                    vectors = truncate(vectors, truncate_dim, unit)
-                output[torch.tensor(group)] = vectors.float().cpu()
+                yield group, self.collate(decoded)
                 progress.update(len(group))
         finally:
             progress.close()
             self.module.train(was_training)
-        return output.numpy() if convert_to == "numpy" else output
 
     def encode_query(self, items: Any, **kwargs: Any) -> np.ndarray | torch.Tensor:
         """`encode` with the model's "query" prompt when it has one."""
@@ -399,17 +469,3 @@ class Embedder:
     def __repr__(self) -> str:
         return f"Embedder(source={self.source!r}, dimension={self.dimension}, pooling={self.config.pooling!r})"
 
-
-def _existing_base_path(backbone: Backbone) -> str:
-    base = backbone.name_or_path
-    if not Path(base).is_dir():
-        raise ConfigError(f"cannot save an adapter-only checkpoint: base model '{base}' is not on disk; "
-                          "save with merge_lora=True")
-    return str(Path(base).resolve())
-
-
-def _merged_copy(peft_model: Any) -> Any:
-    """The base model with LoRA weights folded in, leaving the training model untouched."""
-    import copy
-
-    return copy.deepcopy(peft_model).merge_and_unload()

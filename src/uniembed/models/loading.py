@@ -115,3 +115,19 @@ def sentence_transformers_prompts(directory: str | Path) -> tuple[dict[str, str]
     payload = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     prompts = {str(k): str(v) for k, v in (payload.get("prompts") or {}).items()}
     return prompts, payload.get("default_prompt_name") if prompts else None
+
+
+def existing_base_path(backbone: Backbone) -> str:
+    """The base checkpoint directory an adapter-only save refers to (it must be on disk)."""
+    base = backbone.name_or_path
+    if not Path(base).is_dir():
+        raise ConfigError(f"cannot save an adapter-only checkpoint: base model '{base}' is not on disk; "
+                          "save with merge_lora=True")
+    return str(Path(base).resolve())
+
+
+def merged_copy(peft_model: Any) -> Any:
+    """The base model with LoRA weights folded in, leaving the training model untouched."""
+    import copy
+
+    return copy.deepcopy(peft_model).merge_and_unload()

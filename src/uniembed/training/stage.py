@@ -106,7 +106,7 @@ class StageRunner:
             backbone.hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if hasattr(backbone.model, "enable_input_require_grads"):
                 backbone.model.enable_input_require_grads()
-        self.embedder.module = EmbeddingModule(backbone, self.embedder.config)
+        self.embedder.module = EmbeddingModule(backbone, self.embedder.config, head=self.embedder.module.head)
         self.module = self.objective.build_module(self.embedder).to(self.ctx.device).train()
         self.wrapped: torch.nn.Module = self.module
         trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
