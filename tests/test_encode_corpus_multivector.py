@@ -23,7 +23,7 @@ class FakeMultiModel:
     def __init__(self, die_after: int | None = None) -> None:
         self.calls, self.die_after, self.encoded = 0, die_after, []
 
-    def encode_multi(self, items, batch_size=32, instruction=None, prompt_name=None, show_progress=False):
+    def encode_multi(self, items, batch_size=32, instruction=None, prompt_name=None, show_progress_bar=False):
         self.calls += 1
         if self.die_after is not None and self.calls > self.die_after:
             raise KeyboardInterrupt("killed")

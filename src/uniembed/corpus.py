@@ -242,7 +242,7 @@ def encode_chunk(model: Any, rows: list[tuple[int, str, Item]], options: Options
             if options.multi_vector:
                 return rows, model.encode_multi([item for _, _, item in rows], batch_size=options.batch_size,
                                                 instruction=options.instruction, prompt_name=options.prompt_name,
-                                                show_progress=False)
+                                                show_progress_bar=False)
             vectors = model.encode([item for _, _, item in rows], batch_size=options.batch_size,
                                    instruction=options.instruction, prompt_name=options.prompt_name,
                                    show_progress_bar=False, truncate_dim=options.truncate_dim)

@@ -49,7 +49,7 @@ def test_pool_factor_one_is_the_identity_and_the_cluster_count_rule():
         pooled = pool_tokens(tokens, factor)
         assert len(pooled) == max(10 // factor, 1)  # distinct random tokens: maxclust reaches the bound
         np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, rtol=1e-5)
-    with pytest.raises(ValueError, match="pool factor"):
+    with pytest.raises(ValueError, match="pool-factor"):
         pool_tokens(tokens, 0)
 
 

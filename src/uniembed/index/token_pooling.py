@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def pooled_count(n_tokens: int, pool_factor: int) -> int:
     """The most clusters pooling `n_tokens` by `pool_factor` keeps: max(n // pool_factor, 1) (0 for no tokens)."""
@@ -22,8 +24,9 @@ def pooled_count(n_tokens: int, pool_factor: int) -> int:
 
 
 def check_pool_factor(pool_factor: int) -> int:
+    """`pool_factor` as an int when it is an integer >= 1 (--pool-factor), else a ConfigError."""
     if isinstance(pool_factor, bool) or not isinstance(pool_factor, (int, np.integer)) or pool_factor < 1:
-        raise ValueError(f"pool factor must be an integer >= 1, got {pool_factor!r}")
+        raise ConfigError(f"--pool-factor must be an integer >= 1 (1 keeps every token), got {pool_factor!r}")
     return int(pool_factor)
 
 
