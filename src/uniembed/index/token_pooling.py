@@ -7,10 +7,13 @@ colpali_engine/compression/token_pooling/hierarchical_token_pooling.py). The fac
 - at most `max(n // pool_factor, 1)` clusters, cut with `fcluster(Z, t=..., criterion="maxclust")` (lines 122-123);
 - each non-empty cluster becomes the mean of its tokens, L2-normalised again, in cluster-label order (lines 129-141);
 - pool factor 1 returns the tokens unchanged (lines 107-109).
-Unlike colpali-engine, an item with 0 or 1 token is returned as it is instead of raising.
+Unlike colpali-engine, an item with 0 or 1 token is returned as it is instead of raising. Because the rows
+of a distance matrix are clustered as observations, scipy warns that the input "looks suspiciously like an
+uncondensed distance matrix"; that is the method as published, so the warning is silenced here.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,7 +35,7 @@ def check_pool_factor(pool_factor: int) -> int:
 
 def pool_tokens(tokens: np.ndarray, pool_factor: int) -> np.ndarray:
     """One item's n x D L2-normalised tokens pooled to at most `pooled_count(n, pool_factor)` float32 rows."""
-    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.cluster.hierarchy import ClusterWarning, fcluster, linkage
 
     pool_factor = check_pool_factor(pool_factor)
     tokens = np.asarray(tokens, dtype=np.float32)
@@ -41,7 +44,9 @@ def pool_tokens(tokens: np.ndarray, pool_factor: int) -> np.ndarray:
     if pool_factor == 1 or len(tokens) <= 1:
         return tokens
     distances = 1.0 - (tokens @ tokens.T).astype(np.float64)
-    tree = linkage(distances, method="ward", metric="euclidean")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClusterWarning)
+        tree = linkage(distances, method="ward", metric="euclidean")
     labels = fcluster(tree, t=pooled_count(len(tokens), pool_factor), criterion="maxclust")
     pooled = np.stack([tokens[labels == label].mean(axis=0) for label in np.unique(labels)])
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
