@@ -37,6 +37,7 @@ from .rerank import Reranker, ranked
 from .runner import BatchOutput, ModelRunner
 from .schemas import EmbeddingRequest, error_responses, truthful_openapi, EmbeddingResponse, RerankRequest, RerankResponse, SearchRequest, SearchResponse
 from .search import SearchService
+from .tokens import add_token_routes
 
 T = TypeVar("T")
 
@@ -292,6 +293,8 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         """Prometheus metrics: requests, latency, batch sizes, tokens, queue depth."""
         state.metrics.queue_items.set(state.batcher.queued_items)
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
+
+    add_token_routes(app, state, parse, check_model, with_timeout)  # POST /pooling (token_embed), serving/tokens.py
 
 
 # ---- request helpers -----------------------------------------------------------------------------------
