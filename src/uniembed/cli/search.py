@@ -91,7 +91,7 @@ def _run_multi(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, InputError
     from ..index.multivector import MultiVectorIndex
     from ..index.store import METADATA_FILE
-    from ..serving.search import read_metadata
+    from ..serving.search import SearchService, read_metadata
     from .common import load_model
 
     index = MultiVectorIndex(args.index)
@@ -108,10 +108,9 @@ def _run_multi(args: argparse.Namespace) -> int:
     if mismatch:
         print(f"uniembed search: warning: {mismatch}", file=sys.stderr)
     metadata_path = Path(args.index) / METADATA_FILE
-    metadata = read_metadata(metadata_path) if metadata_path.exists() else {}
+    service = SearchService(index, read_metadata(metadata_path) if metadata_path.exists() else {}, nprobe=args.nprobe,
+                            token_k=args.token_k)
     item, prompt = _query(args, model)
     tokens = model.encode_multi([item], prompt_name=prompt, show_progress_bar=False)
-    scores, ids = index.search(tokens, k=args.top, token_k=args.token_k, nprobe=args.nprobe)
-    _print_hits([{"rank": rank + 1, "id": item_id, "score": float(score), "metadata": metadata.get(item_id, {})}
-                 for rank, (item_id, score) in enumerate(zip(ids[0], scores[0]))], args.json)
+    _print_hits(service.search(tokens[0], args.top), args.json)
     return 0
