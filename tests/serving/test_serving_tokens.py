@@ -49,3 +49,24 @@ def test_single_vector_model_refuses_token_embeddings(tiny_embedder):
         error = response.json()["error"]
         assert error["code"] == "not_multi_vector" and "single-vector" in error["message"]
         assert "/v1/embeddings" in error["message"]
+
+
+def test_search_on_a_multi_vector_index_scores_the_query_tokens(colqwen, tmp_path):
+    from uniembed.index.multistore import iter_multi_shards, write_multi_embeddings
+    from uniembed.index.multivector import build_multivector_index
+    from uniembed.serving import SearchService
+
+    texts = ["a red circle", "a blue square", "green triangles", "a red square and a circle"]
+    write_multi_embeddings(tmp_path / "emb", [f"d{i}" for i in range(4)], colqwen.encode_multi(texts))
+    index = build_multivector_index(iter_multi_shards(tmp_path / "emb"), tmp_path / "index")
+    with pytest.raises(ValueError, match="multi-vector index, but the served model is single-vector"):
+        SearchService.load(tmp_path / "index", dimension=64)
+    service = SearchService.load(tmp_path / "index", multi_vector_dimension=16)
+    with TestClient(create_app(colqwen, ServerConfig(served_model_name="col"), search=service)) as client:
+        response = client.post("/v1/search", json={"query": "a red circle", "top_k": 4})
+        assert response.status_code == 200, response.text
+        body = response.json()
+    scores, ids = index.search(colqwen.encode_multi(["a red circle"], prompt_name="query"), k=4, token_k=64)
+    assert [hit["id"] for hit in body["data"]] == ids[0]
+    np.testing.assert_allclose([hit["score"] for hit in body["data"]], scores[0], atol=1e-4)
+    assert body["usage"]["text_tokens"] > 0

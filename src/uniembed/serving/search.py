@@ -56,10 +56,23 @@ class SearchService:
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike, metadata_path: str | os.PathLike | None = None,
-             dimension: int | None = None, model_id: str | None = None, nprobe: int | None = 32) -> "SearchService":
-        from ..index.faiss_index import ShardedIndex
+             dimension: int | None = None, model_id: str | None = None, nprobe: int | None = 32,
+             multi_vector_dimension: int | None = None) -> "SearchService":
+        """The index at `index_dir` (single- or multi-vector) with its metadata, checked against the served model:
+        `dimension` its vector width, `multi_vector_dimension` its token width (None: a single-vector model)."""
+        from ..index.faiss_index import ShardedIndex, index_kind
+        from ..index.multivector import MultiVectorIndex
+        from ..index.store import MULTI_VECTOR
 
-        index = ShardedIndex(index_dir)
+        if index_kind(index_dir) == MULTI_VECTOR:
+            index = MultiVectorIndex(index_dir)
+            if not multi_vector_dimension:
+                raise ConfigError(f"index '{index_dir}' is a multi-vector index, but the served model is single-vector "
+                                  "(no token embeddings): serve the multi-vector model that built it, or a "
+                                  "single-vector index")
+            dimension = multi_vector_dimension
+        else:
+            index = ShardedIndex(index_dir)
         if dimension is not None and index.dimension != dimension:
             raise ConfigError(f"index '{index_dir}' holds {index.dimension}-d vectors but the model embeds in "
                               f"{dimension} dimensions; serve the model that built the index")

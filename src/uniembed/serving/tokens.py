@@ -7,12 +7,13 @@ row is `PoolingResponseData` {"index", "object": "pooling", "data": list[list[fl
     {"input": <items, as /v1/embeddings>, "task": "token_embed", "model": ..., "input_type": "query"|"document",
      "encoding_format": "float"|"base64"}
 Response: {"object": "list", "model", "data": [{"index": i, "object": "pooling", "data": [[...], ...],
-"shape": [n_i, D]}], "usage": {"token_vectors": sum n_i}}: item i's n_i kept tokens (`Embedder.encode_multi`:
+"shape": [n_i, D]}], "usage": <as /v1/embeddings'>}: item i's n_i kept tokens (`Embedder.encode_multi`:
 padding and masked prompt tokens dropped, rows L2-normalised), in input order; with base64, `data` is the
 little-endian float32 bytes of the n_i x D matrix, row by row, and `shape` says how to reshape it (vLLM's
 base64 form carries no shape; ours adds it). Score them with MaxSim (`uniembed.losses.maxsim`). A single-vector
-model answers 400 `not_multi_vector`. Encoding runs on the server's model thread (`DynamicBatcher.run_on_model`),
-one request at a time between the dynamic batches of /v1/embeddings.
+model answers 400 `not_multi_vector`. Encoding runs on the server's model thread (`DynamicBatcher.run_on_model`,
+`ModelRunner.encode_tokens`, TOKEN_BATCH items a forward), between the dynamic batches of /v1/embeddings.
+`/v1/search` on a multi-vector index (`serve --index`) uses the same token embeddings for its query.
 """
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ from pydantic import Field
 
 from ..errors import ConfigError, InputError
 from .errors import ApiError, bad_input
+from .runner import BatchOutput
 from .schemas import RawInput, _Strict, error_responses
+
+TOKEN_BATCH = 16  # items per forward of a token-embedding request
 
 
 class TokenEmbeddingRequest(_Strict):
@@ -46,28 +50,47 @@ def token_row(index: int, tokens: np.ndarray, encoding_format: str) -> dict[str,
     return {"index": index, "object": "pooling", "data": data, "shape": list(tokens.shape)}
 
 
+async def token_embeddings(state: Any, items: list, input_type: str | None, field: str
+                           ) -> tuple[list[np.ndarray], BatchOutput]:
+    """The items' token embeddings (the model's named prompt for `input_type` applied) and their usage."""
+    resolved = state.runner.resolve_instruction(items, input_type)
+    tokens: list[np.ndarray] = []
+    counts: list[BatchOutput] = []
+    try:
+        for start in range(0, len(resolved), TOKEN_BATCH):
+            rows, output = await state.batcher.run_on_model(state.runner.encode_tokens, resolved[start:start + TOKEN_BATCH])
+            tokens.extend(rows)
+            counts.append(output)
+    except (InputError, ConfigError) as exc:
+        raise bad_input(exc, field) from None
+    return tokens, BatchOutput(np.zeros((len(tokens), 0), np.float32),
+                               np.concatenate([c.text_tokens for c in counts]),
+                               np.concatenate([c.visual_tokens for c in counts]))
+
+
+def check_multi_vector(state: Any) -> None:
+    """400 `not_multi_vector` unless the served model has token embeddings."""
+    if not getattr(state.model, "multi_vector_dimension", None):
+        raise ApiError(400, f"'{state.config.served_model_name}' is a single-vector model: it has no token "
+                            "embeddings (task token_embed needs a multi-vector model with a late-interaction head); "
+                            "use /v1/embeddings for its one vector per item", param="task", code="not_multi_vector")
+
+
 def add_token_routes(app: FastAPI, state: Any, parse: Callable[..., Awaitable[list]],
-                     check_model: Callable[[str | None], None], with_timeout: Callable[[Awaitable], Awaitable]) -> None:
-    """Register `POST /pooling` on the app (`parse`, `check_model`, `with_timeout`: the app's request helpers)."""
+                     check_model: Callable[[str | None], None], with_timeout: Callable[[Awaitable], Awaitable],
+                     usage: Callable[[BatchOutput], dict]) -> None:
+    """Register `POST /pooling` on the app (`parse`, `check_model`, `with_timeout`, `usage`: the app's helpers)."""
 
     @app.post("/pooling", responses=error_responses(404))
     async def pooling(body: TokenEmbeddingRequest) -> JSONResponse:
         """Token embeddings (late interaction) of each item of `input`, in vLLM's pooling-API shape."""
         check_model(body.model)
-        if not getattr(state.model, "multi_vector_dimension", None):
-            raise ApiError(400, f"'{state.config.served_model_name}' is a single-vector model: it has no token "
-                                "embeddings (task token_embed needs a multi-vector model with a late-interaction head); "
-                                "use /v1/embeddings for its one vector per item", param="task", code="not_multi_vector")
+        check_multi_vector(state)
 
-        async def work() -> list[np.ndarray]:
-            items = await parse(body.input, "input")
-            resolved = state.runner.resolve_instruction(items, body.input_type)
-            try:
-                return await state.batcher.run_on_model(state.model.encode_multi, resolved)
-            except (InputError, ConfigError) as exc:
-                raise bad_input(exc, "input") from None
+        async def work() -> tuple[list[np.ndarray], BatchOutput]:
+            return await token_embeddings(state, await parse(body.input, "input"), body.input_type, "input")
 
-        tokens = await with_timeout(work())
+        tokens, output = await with_timeout(work())
         return JSONResponse({"object": "list", "model": state.config.served_model_name,
                              "data": [token_row(i, t, body.encoding_format) for i, t in enumerate(tokens)],
-                             "usage": {"token_vectors": int(sum(len(t) for t in tokens))}})
+                             "usage": {**usage(output), "token_vectors": int(sum(len(t) for t in tokens))}})
