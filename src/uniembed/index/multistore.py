@@ -5,7 +5,9 @@ L2-normalised), and its record `shard-0000k.json` keeps "lengths" (tokens per it
 checksum and plan, so item i of the shard is rows offsets[i]:offsets[i+1] with offsets = cumsum([0] + lengths).
 manifest.jsonl, metadata.jsonl and the resume rules are the single-vector ones (`store.write_shard`,
 `store.verified_record(..., multi_vector=True)`, `store.write_manifest`); `info.json` says
-{"kind": "multi_vector", "dimension": D, "model_id": ...}, which single-vector readers refuse.
+{"kind": "multi_vector", "dimension": D, "model_id": ..., "precision": "float32", "pool_factor": 1} (the stored
+tokens are the model's, unpooled float32; `index build` pools them and picks the index precision, both recorded
+in index.json), which single-vector readers refuse.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from .store import (INFO_FILE, MANIFEST, MULTI_VECTOR, check_kind, read_manifest
 
 def multi_info(dimension: int, model_id: str | None, **extra) -> dict:
     """The info.json of a multi-vector directory."""
-    return {"kind": MULTI_VECTOR, "model_id": model_id, "dimension": int(dimension), **extra}
+    return {"kind": MULTI_VECTOR, "model_id": model_id, "dimension": int(dimension), "precision": "float32",
+            "pool_factor": 1, **extra}
 
 
 def offsets_of(lengths: Sequence[int]) -> np.ndarray:
