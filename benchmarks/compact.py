@@ -103,6 +103,97 @@ def score_kept(root: Path) -> list[dict]:
     return rows
 
 
+def digit_tokens(image: np.ndarray, position_weight: float = 1.0) -> np.ndarray:
+    """A digit scan as a multi-vector "page": its 25 overlapping 4x4 windows (stride 1) as tokens, each the
+    window's centred pixels plus its (row, column) / 4 scaled by `position_weight`, L2-normalised (18-d)."""
+    windows = []
+    for row in range(5):
+        for column in range(5):
+            pixels = image[row:row + 4, column:column + 4].ravel() / 16.0
+            windows.append(np.concatenate([pixels - pixels.mean(), position_weight * np.array([row, column]) / 4]))
+    tokens = np.asarray(windows, np.float32)
+    return tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-6)
+
+
+def multi_vector(root: Path, factors: tuple[int, ...] = (1, 2, 3), token_k: int = 32) -> list[dict]:
+    """Multi-vector score and vectors per page at each token pool factor (issue 25, point 4), on the digits.
+
+    No trained late-interaction model is at hand (a tiny random one ranks at chance), so the "pages" are real
+    scans cut into tokens (`digit_tokens`): 200 held-out digits query the other 1,597 by exact MaxSim over the
+    pooled pages (`eval.multivector.maxsim_matrix`, queries never pooled); precision@10 = the share of the top
+    10 showing the same digit, kept as a share of pool factor 1's. It shows what pooling the stored tokens by
+    hierarchical clustering costs in score and saves in vectors; the same pages are also put in a
+    `MultiVectorIndex` (FAISS Flat over the tokens, `token_k` nearest tokens per query token, exact MaxSim of
+    the candidates) for its build and query time and its top-10 agreement with the exact ranking."""
+    from sklearn.datasets import load_digits
+
+    from uniembed.eval.multivector import maxsim_matrix
+    from uniembed.index.multistore import iter_multi_shards, write_multi_embeddings
+    from uniembed.index.multivector import build_multivector_index
+    from uniembed.index.token_pooling import pool_items
+
+    digits = load_digits()
+    tokens = [digit_tokens(image) for image in digits.images]
+    order = np.random.default_rng(0).permutation(len(tokens))
+    held, rest = order[:200], order[200:]
+    labels = digits.target
+    queries = [tokens[i] for i in held]
+    write_multi_embeddings(root / "digits-multi", [str(i) for i in rest], [tokens[i] for i in rest])
+    rows = []
+    for factor in factors:
+        start = time.perf_counter()
+        pages = pool_items([tokens[i] for i in rest], factor)
+        pooled_s = time.perf_counter() - start
+        start = time.perf_counter()
+        exact = np.argsort(-maxsim_matrix(queries, pages), axis=1, kind="stable")[:, :10]
+        exact_s = time.perf_counter() - start
+        hits = float(np.mean(labels[rest][exact] == labels[held][:, None]))
+        start = time.perf_counter()
+        index = build_multivector_index(iter_multi_shards(root / "digits-multi"), root / f"digits-index-{factor}",
+                                        pool_factor=factor)
+        built_s = time.perf_counter() - start
+        start = time.perf_counter()
+        _, found = index.search(queries, k=10, token_k=token_k)
+        query_s = time.perf_counter() - start
+        agree = np.mean([len({int(i) for i in ids} & {int(rest[j]) for j in row}) / 10
+                         for ids, row in zip(found, exact)])
+        rows.append({"pool_factor": factor, "vectors_per_page": round(sum(len(p) for p in pages) / len(pages), 2),
+                     "precision@10": round(hits * 100, 2), "pooling_s": round(pooled_s, 2),
+                     "exact_maxsim_s": round(exact_s, 2), "index_build_s": round(built_s, 2),
+                     "index_query_ms": round(1000 * query_s / len(queries), 2), "index_top10_agreement": round(float(agree), 4),
+                     "token_k": token_k})
+        print(json.dumps(rows[-1]), flush=True)
+    for row in rows:
+        row["kept_vs_factor1"] = round(row["precision@10"] / rows[0]["precision@10"] * 100, 1)
+    return rows
+
+
+def multi_vector_markdown(meta: dict, rows: list[dict]) -> str:
+    lines = [f"# Multi-vector token pooling ({meta['date']}, {meta['machine']})", "", f"Command: `{meta['command']}`",
+             f"(load average at start {meta['load_average']}, FAISS threads {meta['threads']})", "",
+             "scikit-learn digits as multi-vector pages (25 tokens each: 4x4 windows + position, 18-d); 200 queries "
+             "over 1,597 pages; exact MaxSim over pooled pages; the index: FAISS Flat over the tokens, "
+             f"{rows[0]['token_k']} nearest tokens per query token, exact MaxSim of the candidates.", "",
+             "| pool factor | vectors/page | precision@10 | kept vs factor 1 (%) | pooling s | exact MaxSim s | "
+             "index build s | index query ms | index top-10 = exact |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['pool_factor']} | {r['vectors_per_page']} | {r['precision@10']} | {r['kept_vs_factor1']} | "
+                     f"{r['pooling_s']} | {r['exact_maxsim_s']} | {r['index_build_s']} | {r['index_query_ms']} | "
+                     f"{r['index_top10_agreement']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def multi_vector_main(args: argparse.Namespace, meta: dict) -> None:
+    """`compact.py --multi-vector`: only the multi-vector section, to results/compact_multivector.{json,md}."""
+    meta = {**meta, "command": "benchmarks/compact.py --multi-vector"}
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = multi_vector(Path(tmp))
+    out = RESULTS / "compact_multivector"
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "multi_vector": rows}, indent=2) + "\n")
+    out.with_suffix(".md").write_text(multi_vector_markdown(meta, rows))
+    print(multi_vector_markdown(meta, rows))
+
+
 def markdown(meta: dict, speed_rows: list[dict], kept_rows: list[dict]) -> str:
     lines = [f"# Quantised vectors ({meta['date']}, {meta['machine']})", "", f"Command: `{meta['command']}`", "",
              f"## Speed: {meta['count']:,} random {meta['dimension']}-d unit vectors, {meta['queries']} queries, "
@@ -129,6 +220,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / "compact"), help="results path without extension")
+    parser.add_argument("--multi-vector", action="store_true", help="run only the multi-vector token-pooling section")
     args = parser.parse_args()
     import faiss
 
@@ -137,6 +229,8 @@ def main() -> None:
             "command": "benchmarks/compact.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
             "count": args.count, "dimension": args.dimension, "queries": args.queries, "threads": args.threads,
             "load_average": round(os.getloadavg()[0], 1), "faiss": faiss.__version__}
+    if args.multi_vector:
+        return multi_vector_main(args, meta)
     with tempfile.TemporaryDirectory() as tmp:
         kept_rows = score_kept(Path(tmp))
         speed_rows = speed(args, Path(tmp))

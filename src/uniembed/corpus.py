@@ -12,6 +12,9 @@ blocks are split among the ranks by estimated tokens (`parallel.balanced_owners`
 the same chunks whichever rank takes it, so the output equals a one-process run's. Rank 0 then writes:
     manifest.jsonl   one row per embedding {"id", "shard", "row"} (`uniembed.index.store` reads it)
     info.json        {"model_id", "model", "dimension", ...}: `uniembed index build` records the model id
+    With `Options.multi_vector` the model's `encode_multi` token matrices are stored instead, in the ragged
+    multi-vector format (`index/multistore.py`: flat tokens per shard, "lengths" in each record, info.json
+    "kind": "multi_vector"), resumed by the same rules.
     metadata.jsonl   {"id", <the row's content fields as given>, "page", <its "metadata" object>} per embedding,
                      returned with search hits (`uniembed.serving.search.read_metadata`)
     bad_rows.jsonl   with --skip-bad: {"line" (1-based JSONL line), "id", "error"} per skipped row or page
@@ -32,6 +35,7 @@ from tqdm.auto import tqdm
 from .errors import InputError
 from .index.store import (INFO_FILE, METADATA_FILE, record_path, shard_name, verified_record, write_manifest,
                           write_shard, write_text)
+from .index.multistore import flatten, multi_info
 from .inputs import Item, as_item
 from .parallel import SINGLE, World, balanced_owners, wait_for
 
@@ -68,6 +72,7 @@ class Options:
     skip_bad: bool = False
     progress: bool = True
     truncate_dim: int | None = None  # keep the first d coordinates (Matryoshka), as Embedder.encode does
+    multi_vector: bool = False  # store Embedder.encode_multi's per-token vectors (late interaction)
 
 
 def _resolve(value: Any, root: Path) -> Any:
@@ -225,6 +230,8 @@ def encode_block(model: Any, items: Iterator[tuple[int, str, Item]], options: Op
             flush()
     if pending:
         flush()
+    if options.multi_vector:
+        return ids, [tokens for block in blocks for tokens in block]
     return ids, (np.concatenate(blocks) if blocks else None)
 
 
@@ -232,6 +239,10 @@ def encode_chunk(model: Any, rows: list[tuple[int, str, Item]], options: Options
     """Encode a chunk; with --skip-bad, drop items whose media fail to decode and retry."""
     while rows:
         try:
+            if options.multi_vector:
+                return rows, model.encode_multi([item for _, _, item in rows], batch_size=options.batch_size,
+                                                instruction=options.instruction, prompt_name=options.prompt_name,
+                                                show_progress_bar=False)
             vectors = model.encode([item for _, _, item in rows], batch_size=options.batch_size,
                                    instruction=options.instruction, prompt_name=options.prompt_name,
                                    show_progress_bar=False, truncate_dim=options.truncate_dim)
@@ -265,9 +276,10 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
     rows, parse_bad = read_rows(path, options.skip_bad)
     blocks = plan_blocks(rows, options.shard_size)
     planned = [[slot_id(rows, slot) for slot in block] for block in blocks]
-    width = options.truncate_dim or model.dimension
+    width = model.multi_vector_dimension if options.multi_vector else options.truncate_dim or model.dimension
     if world.is_main:
-        done = [k for k in range(len(blocks)) if verified_record(out, k, planned[k], width) is not None]
+        done = [k for k in range(len(blocks))
+                if verified_record(out, k, planned[k], width, multi_vector=options.multi_vector) is not None]
         for k in set(range(len(blocks))) - set(done):
             record_path(out, k).unlink(missing_ok=True)  # a stale record must not mark a redone shard finished
     done = set(world.broadcast(done if world.is_main else None))
@@ -291,13 +303,17 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
         bad: list[dict] | None = [] if options.skip_bad else None
         ids, vectors = encode_block(model, iter_block_items(rows, blocks[k], options.pdf_dpi, path, bad),
                                     options, path, bad, on_chunk=show)
-        write_shard(out, k, ids, vectors, width, planned=planned[k], bad=bad or [])
+        if options.multi_vector:
+            vectors, lengths = flatten(vectors, width)
+            write_shard(out, k, ids, vectors, width, planned=planned[k], bad=bad or [], lengths=lengths)
+        else:
+            write_shard(out, k, ids, vectors, width, planned=planned[k], bad=bad or [])
     if not world.is_main:
         return None
     wait_for([record_path(out, k) for k in todo], show)
     bar.close()
     records = [json.loads(record_path(out, k).read_text(encoding="utf-8")) for k in range(len(blocks))]
-    _finish(out, rows, blocks, records, parse_bad, model, model_name, width)
+    _finish(out, rows, blocks, records, parse_bad, model, model_name, width, options.multi_vector)
     bad_count = len(parse_bad) + sum(len(r["bad"]) for r in records)
     return EncodeSummary(encoded=total, resumed=sum(len(blocks[k]) for k in done), bad_rows=bad_count, out=out)
 
@@ -317,7 +333,7 @@ def _weigher(model: Any):
 
 
 def _finish(out: Path, rows: Sequence[Row], blocks: list[list[Slot]], records: list[dict], parse_bad: list[dict],
-            model: Any, model_name: str | None, dimension: int) -> None:
+            model: Any, model_name: str | None, dimension: int, multi_vector: bool = False) -> None:
     """Rank 0: the manifest, info.json, metadata.jsonl and bad_rows.jsonl of the whole output; stale shards removed."""
     write_manifest(out, records)
     index = len(blocks)
@@ -327,6 +343,8 @@ def _finish(out: Path, rows: Sequence[Row], blocks: list[list[Slot]], records: l
         index += 1
     info = {"model_id": model.model_id, "model": model_name or getattr(model, "source", None),
             "dimension": int(dimension), "count": sum(r["rows"] for r in records), "shards": len(records)}
+    if multi_vector:
+        info = {**info, **multi_info(dimension, model.model_id), "tokens": sum(sum(r["lengths"]) for r in records)}
     write_text(out / INFO_FILE, json.dumps(info, indent=2) + "\n")
     written = {item_id for record in records for item_id in record["ids"]}
     lines = []

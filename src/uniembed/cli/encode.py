@@ -26,11 +26,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-bad", action="store_true", help="report bad rows to bad_rows.jsonl and continue")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dimensions_argument(parser)
+    parser.add_argument("--vectors", choices=("auto", "single", "multi"), default="auto",
+                        help="multi: one vector per token (late interaction, Embedder.encode_multi) in the ragged "
+                             "multi-vector store; single: one vector per item; auto (default): multi when the model "
+                             "has a late-interaction head (multi_vector_dimension)")
     add_precision_argument(parser, "also write OUT/PRECISION/shard-*.npy quantised copies (binary packed 8 dims per "
                                    "byte; int8/uint8 on ranges calibrated on a sample, saved as OUT/ranges.npy) and "
                                    "record the precision in info.json for `index build`; the float32 shards stay, "
                                    "for resuming and rescoring (default float32)")
     parser.set_defaults(func=run)
+
+
+def multi_vector_choice(vectors: str, model, dimensions: int | None, precision: str | None) -> bool:
+    """Whether `--vectors` (auto|single|multi) encodes one vector per token; multi with a single-vector model, or
+    with the single-vector options --dimensions / --precision, is refused."""
+    from ..errors import ConfigError
+
+    width = getattr(model, "multi_vector_dimension", None)
+    if vectors == "multi" and not width:
+        raise ConfigError("--vectors multi needs a multi-vector model, but this one is single-vector "
+                          "(multi_vector_dimension is None): use --vectors single, or a model with a late-interaction head")
+    multi = vectors == "multi" or (vectors == "auto" and bool(width))
+    if multi and (dimensions or precision):
+        raise ConfigError("--dimensions and --precision apply to single-vector encodes; a multi-vector encode stores "
+                          "float32 tokens (pick the index precision and --pool-factor at `uniembed index build`), "
+                          "or pass --vectors single")
+    return multi
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     world = join_world()
     model = load_model(args.model, rank_device(args.device), args.dtype, profile=args.profile)
     check_truncate_dim(args.dimensions, model.dimension, name="--dimensions")
-    options = Options(batch_size=args.batch_size, shard_size=args.shard_size, instruction=args.instruction,
+    multi = multi_vector_choice(args.vectors, model, args.dimensions, args.precision)
+    options = Options(multi_vector=multi, batch_size=args.batch_size, shard_size=args.shard_size, instruction=args.instruction,
                       prompt_name=args.prompt_name, pdf_dpi=args.pdf_dpi, skip_bad=args.skip_bad,
                       progress=not args.no_progress, truncate_dim=args.dimensions)
     summary = encode_corpus(model, args.input, args.out, options, world=world, model_name=model_name(args.model))

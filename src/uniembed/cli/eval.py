@@ -27,6 +27,12 @@ def register(subparsers) -> None:
     parser.add_argument("--dimensions", type=dimension_list, default=(), metavar="D,D,...",
                         help="also score these Matryoshka widths (e.g. 64,128,256) from the same vectors, cut to their "
                              "first D coordinates and re-normalised; results.json gets `by_dimension`")
+    parser.add_argument("--multi-vector", action="store_true",
+                        help="score the model's token embeddings (late interaction, encode_multi) by exact MaxSim "
+                             "instead of one vector per item; results.json gets `multi_vector`")
+    parser.add_argument("--pool-factor", type=int, default=1,
+                        help="with --multi-vector: pool each candidate's tokens to at most n // FACTOR by hierarchical "
+                             "clustering, as `index build --pool-factor` stores them (default 1: every token)")
     parser.add_argument("--examples", type=int, default=3, help="ranked examples per task in report.html")
     parser.add_argument("--check", action="store_true",
                         help="print what each data set needs (repository, files, columns, media folders) and "
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     world = join_world()  # under torchrun: every rank encodes a share, rank 0 scores and reports
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
     device = rank_device(args.device)
-    if cache is None:
+    if cache is None or args.multi_vector:  # multi-vector eval caches no token matrices: the model is needed
         model = load_model(args.model, device, args.dtype, profile=args.profile)
     else:  # a warm run (every vector cached) builds no model: its id is recorded in the cache
         from ..models.deferred import deferred_model
@@ -84,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
                                dtype=args.dtype, profile=args.profile)
     evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,
                           batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples,
-                          data_options=data_options, model_path=args.model, world=world, dimensions=args.dimensions)
+                          data_options=data_options, model_path=args.model, world=world, dimensions=args.dimensions,
+                          multi_vector_pool=args.pool_factor if args.multi_vector else None)
     if evaluation is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
         return 0
     payload = evaluation.payload

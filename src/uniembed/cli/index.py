@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     build.add_argument("--rescore-vectors", choices=("float32", "float16", "int8", "none"), default=None,
                        help="vectors kept beside the index (rescore-*.npy, memory-mapped) for `search --rescore K` "
                             "(default: float32 when --precision is not float32, else none)")
+    build.add_argument("--pool-factor", type=int, default=None,
+                       help="multi-vector embeddings only: pool each item's token vectors by hierarchical clustering "
+                            "to at most n // FACTOR (colpali-engine's token pooling; default 1: keep every token)")
     build.set_defaults(func=run_build)
 
 
@@ -38,10 +41,16 @@ def run_build(args: argparse.Namespace) -> int:
 
     from ..index.faiss_index import build_sharded_index
     from ..index.quantize import read_ranges, store_precision
-    from ..index.store import INFO_FILE, METADATA_FILE, embeddings_model_id, iter_shards
+    from ..errors import ConfigError
+    from ..index.store import INFO_FILE, METADATA_FILE, MULTI_VECTOR, embeddings_model_id, iter_shards, store_kind
 
     embeddings = Path(args.embeddings)
     model_id = args.model_id or embeddings_model_id(embeddings)
+    if store_kind(embeddings) == MULTI_VECTOR:
+        return _build_multi(args, embeddings, model_id)
+    if args.pool_factor is not None:
+        raise ConfigError(f"--pool-factor pools the token vectors of multi-vector embeddings, but '{embeddings}' holds "
+                          "single-vector embeddings: drop --pool-factor, or encode with a multi-vector model")
     precision = args.precision or store_precision(embeddings) or "float32"
     rescore = args.rescore_vectors or ("float32" if precision != "float32" else "none")
     index = build_sharded_index(iter_shards(embeddings), args.out, factory=args.factory,
@@ -55,4 +64,29 @@ def run_build(args: argparse.Namespace) -> int:
               "check that queries use the same model (pass --model-id to record one)", file=sys.stderr)
     print(f"indexed {len(index)} vectors of dimension {index.dimension} ({precision}) with {index.factory} "
           f"in {len(index.shards)} shard(s) -> {args.out}")
+    return 0
+
+
+def _build_multi(args: argparse.Namespace, embeddings, model_id: str | None) -> int:
+    """`index build` over multi-vector embeddings: pooled token vectors + exact MaxSim (`index/multivector.py`)."""
+    import shutil
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..index.multistore import iter_multi_shards
+    from ..index.multivector import PRECISIONS, build_multivector_index
+    from ..index.store import METADATA_FILE
+
+    precision = args.precision or "float32"
+    if precision not in PRECISIONS or args.rescore_vectors not in (None, "none"):
+        raise ConfigError(f"'{embeddings}' holds multi-vector embeddings: their index stores float32 or float16 tokens "
+                          "and re-scores every candidate exactly (use --precision float32|float16, no --rescore-vectors)")
+    index = build_multivector_index(iter_multi_shards(embeddings), args.out, factory=args.factory,
+                                    pool_factor=1 if args.pool_factor is None else args.pool_factor,
+                                    precision=precision, model_id=model_id, train_size=args.train_size)
+    if (embeddings / METADATA_FILE).exists():
+        shutil.copyfile(embeddings / METADATA_FILE, Path(args.out) / METADATA_FILE)
+    print(f"indexed {len(index)} multi-vector items ({index.token_count} token vectors of dimension {index.dimension}, "
+          f"pool factor {index.pool_factor}, {precision}) with {index.factory} in {len(index.shards)} shard(s) "
+          f"-> {args.out}")
     return 0

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     parser.add_argument("--rescore", type=int, default=0, metavar="K",
                         help="fetch K x --top candidates and re-rank them with the float (or int8) vectors the "
                              "index keeps on disk (default 0: no rescoring)")
+    parser.add_argument("--token-k", type=int, default=64, metavar="K",
+                        help="multi-vector indexes: nearest stored tokens fetched per query token; their items are "
+                             "re-scored exactly with MaxSim (default 64)")
     parser.set_defaults(func=run)
 
 
@@ -36,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import InputError
-    from ..index.faiss_index import ShardedIndex
-    from ..index.store import METADATA_FILE
-    from ..inputs import Item
+    from ..index.faiss_index import ShardedIndex, index_kind
+    from ..index.store import METADATA_FILE, MULTI_VECTOR
     from ..serving.search import SearchService, read_metadata
     from .common import load_model
 
     if not (args.query or args.image or args.video):
         raise InputError("empty query", fix="give --query TEXT, --image PATH or --video PATH")
+    if index_kind(args.index) == MULTI_VECTOR:
+        return _run_multi(args)
     index = ShardedIndex(args.index)
     if args.precision:  # before loading the model: a mismatch is refused at once
         from ..index.quantize import check_same_precision
@@ -56,14 +60,57 @@ def run(args: argparse.Namespace) -> int:
     metadata_path = Path(args.index) / METADATA_FILE
     service = SearchService(index, read_metadata(metadata_path) if metadata_path.exists() else {}, nprobe=args.nprobe,
                             rescore=args.rescore)
-    item = Item(text=args.query, image=args.image, video=args.video, instruction=args.instruction)
-    prompt = "query" if args.instruction is None and "query" in getattr(model.config, "prompts", {}) else None
+    item, prompt = _query(args, model)
     vector = model.encode([item], prompt_name=prompt, truncate_dim=args.dimensions)
-    hits = service.search(vector, args.top)
-    if args.json:
+    _print_hits(service.search(vector, args.top), args.json)
+    return 0
+
+
+def _query(args: argparse.Namespace, model):
+    """The query item and the prompt name it is encoded with (the model's query prompt when it has one)."""
+    from ..inputs import Item
+
+    item = Item(text=args.query, image=args.image, video=args.video, instruction=args.instruction)
+    return item, "query" if args.instruction is None and "query" in getattr(model.config, "prompts", {}) else None
+
+
+def _print_hits(hits: list[dict], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(hits))
     else:
         for hit in hits:
             extra = f"  {json.dumps(hit['metadata'], ensure_ascii=False)}" if hit["metadata"] else ""
             print(f"{hit['rank']:3d}  {hit['score']:.4f}  {hit['id']}{extra}")
+
+
+def _run_multi(args: argparse.Namespace) -> int:
+    """Search a multi-vector index: the query's token embeddings (`encode_multi`), candidates, exact MaxSim."""
+    import sys
+    from pathlib import Path
+
+    from ..errors import ConfigError, InputError
+    from ..index.multivector import MultiVectorIndex
+    from ..index.store import METADATA_FILE
+    from ..serving.search import SearchService, read_metadata
+    from .common import load_model
+
+    index = MultiVectorIndex(args.index)
+    if args.dimensions or args.precision or args.rescore:
+        raise ConfigError(f"'{args.index}' is a multi-vector index: --dimensions, --precision and --rescore apply to "
+                          "single-vector indexes (its candidates are always re-scored exactly with MaxSim)")
+    model = load_model(args.model, args.device, args.dtype, profile=args.profile)
+    if not model.multi_vector_dimension:
+        raise InputError(f"'{args.index}' is a multi-vector index, but the query model is single-vector "
+                         "(multi_vector_dimension is None): its one vector per query cannot be scored by MaxSim",
+                         fix="search with the multi-vector model that encoded the index, or build a single-vector "
+                             "index from single-vector embeddings")
+    mismatch = index.model_mismatch(model.model_id)
+    if mismatch:
+        print(f"uniembed search: warning: {mismatch}", file=sys.stderr)
+    metadata_path = Path(args.index) / METADATA_FILE
+    service = SearchService(index, read_metadata(metadata_path) if metadata_path.exists() else {}, nprobe=args.nprobe,
+                            token_k=args.token_k)
+    item, prompt = _query(args, model)
+    tokens = model.encode_multi([item], prompt_name=prompt, show_progress_bar=False)
+    _print_hits(service.search(tokens[0], args.top), args.json)
     return 0

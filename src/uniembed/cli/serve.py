@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     search = None
     if args.index:
         search = SearchService.load(args.index, args.metadata, dimension=config.dimensions or model.dimension,
-                                    model_id=model.model_id)
+                                    model_id=model.model_id,
+                                    multi_vector_dimension=getattr(model, "multi_vector_dimension", None))
     reranker = None
     if args.reranker:
         from ..models.reranker import Reranker

@@ -14,6 +14,7 @@ from .aggregate import benchmark_results
 from .profiles import profile_groups
 from .reference import published_for
 from .report import dimension_scores, results_payload, write_reports
+from .multivector import run_tasks_multi
 from .runner import TaskResult, run_tasks
 from .suites import SuiteOptions, get_suite
 
@@ -34,7 +35,8 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
              cache_dir: str | os.PathLike | None = None, seed: int = 0, examples_per_task: int = 3,
              decode_workers: int = 2, progress: bool = True, tasks: Sequence[EvalTask] | None = None,
              data_options: dict | None = None, model_path: str | None = None,
-             world: World | None = None, dimensions: Sequence[int] = ()) -> Evaluation | None:
+             world: World | None = None, dimensions: Sequence[int] = (),
+             multi_vector_pool: int | None = None) -> Evaluation | None:
     """Evaluate `encoder` on `suite` (tasks read from `data`, or given) and write reports to `out` when set.
 
     `data_options` are the suite's data-location options (`image_root`, `video_root`, `data_map`);
@@ -43,6 +45,8 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     (results.json `by_dimension`).
     Under torchrun (`world` distributed) every rank encodes its share; rank 0 scores, writes the reports and
     returns the evaluation, the other ranks return None.
+    `multi_vector_pool` F (a pool factor): score token embeddings by MaxSim instead, documents pooled by F
+    (`eval/multivector.py`; results.json gets `multi_vector: {"pool_factor": F}`).
     """
     definition = get_suite(suite)
     options = SuiteOptions(datasets=list(datasets) if datasets else None, pool=pool, seed=seed,
@@ -52,6 +56,11 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     groups = profile_groups(encoder, tasks)  # the model profile's per-task instructions and layout
     tasks = [task for _, group in groups for task in group]
     for number, (group_encoder, group) in enumerate(groups):
+        if multi_vector_pool is not None:  # late interaction: no cache (token matrices), one process
+            runs.append(run_tasks_multi(group_encoder, group, batch_size=batch_size, examples_per_task=examples_per_task,
+                                        progress=progress, pool_factor=multi_vector_pool, world=world,
+                                        dimensions=dimensions))
+            continue
         cache = EmbeddingCache(cache_dir, group_encoder.model_id) if cache_dir is not None else None
         exchange = None if out is None else Path(out) / ".encode-parts"
         if exchange is not None and len(groups) > 1:
@@ -79,6 +88,8 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
         payload["by_dimension"] = {str(dimension): dimension_scores(definition, results)
                                    for dimension, results in run.by_dimension.items()}
     payload["model_path"] = model_path if model_path is not None else getattr(encoder, "source", None)
+    if multi_vector_pool is not None:
+        payload["multi_vector"] = {"pool_factor": multi_vector_pool, "scoring": "maxsim"}
     evaluation = Evaluation(payload, run.tasks, tasks, run.stats)
     if out is not None:
         compared = [result.name for result in benchmark_results(run.tasks)]  # data sets of one's own: left out

@@ -22,10 +22,26 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..extras import import_optional
 from . import quantize as q
+from .store import MULTI_VECTOR, SINGLE_VECTOR, check_kind
 
 log = logging.getLogger(__name__)
 INDEX_META = "index.json"
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own guideline for k-means training
+
+
+SINGLE_FIX = ("search it with single-vector query embeddings (`uniembed search` with a single-vector model, "
+              "`ShardedIndex`), or build a multi-vector index from a multi-vector model's embeddings")
+MULTI_FIX = ("search it with a multi-vector model's token embeddings (`uniembed search` with a model that has "
+             "multi_vector_dimension, `MultiVectorIndex`), or build a single-vector index from single-vector embeddings")
+
+
+def index_kind(directory: str | os.PathLike) -> str:
+    """"multi_vector" or "single_vector", from the index.json of `directory` (InputError when there is none)."""
+    meta_path = Path(directory) / INDEX_META
+    if not meta_path.exists():
+        raise InputError("no index.json: not an index directory", path=directory,
+                         fix="build one with `uniembed index build --embeddings DIR --out DIR`")
+    return MULTI_VECTOR if json.loads(meta_path.read_text()).get("kind") == MULTI_VECTOR else SINGLE_VECTOR
 
 
 def _faiss():
@@ -144,11 +160,8 @@ class ShardedIndex:
 
     def __init__(self, directory: str | os.PathLike, keep_loaded: bool = True) -> None:
         self.directory = Path(directory)
-        meta_path = self.directory / INDEX_META
-        if not meta_path.exists():
-            raise InputError("no index.json: not an index directory", path=self.directory,
-                             fix="build one with `uniembed index build --embeddings DIR --out DIR`")
-        self.meta = json.loads(meta_path.read_text())
+        check_kind(index_kind(self.directory), SINGLE_VECTOR, self.directory, MULTI_FIX)
+        self.meta = json.loads((self.directory / INDEX_META).read_text())
         self.shards = [_Shard(**s) for s in self.meta["shards"]]
         self.keep_loaded = keep_loaded
         self._loaded: dict[int, object] = {}

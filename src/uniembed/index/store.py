@@ -10,6 +10,8 @@ Layout of an embeddings directory:
     DIR/shard-00000.json, ...                        each shard's record {"shard", "rows", "bytes", "sha256",
                                                      "planned", "ids", "bad"}, written after the shard: a shard
                                                      is done when its record matches it (`verified_record`)
+A multi-vector directory (`info.json` "kind": "multi_vector", see `multistore.py`) has the same files, but each
+shard is the flat token matrix of its items (T_k x D) and its record also keeps "lengths" (tokens per item).
 The model id may also come from a `model_id` field on the manifest's first row.
 One writer (`write_shard`, then `write_manifest` once every shard is done) serves `uniembed encode` and
 `write_embeddings`; the manifest is written last, so a directory with a manifest is complete.
@@ -32,6 +34,7 @@ from ..jsonl import iter_json_lines
 MANIFEST = "manifest.jsonl"
 INFO_FILE = "info.json"  # written by `uniembed encode`
 MODEL_FILE = "model.json"
+SINGLE_VECTOR, MULTI_VECTOR = "single_vector", "multi_vector"  # info.json / index.json "kind"
 METADATA_FILE = "metadata.jsonl"
 log = logging.getLogger(__name__)
 
@@ -73,10 +76,14 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_shard(directory: Path, index: int, ids: Sequence[str], vectors: np.ndarray | None, dimension: int, *,
-                planned: Sequence[str] | None = None, bad: Sequence[dict] = ()) -> dict:
+                planned: Sequence[str] | None = None, bad: Sequence[dict] = (),
+                lengths: Sequence[int] | None = None) -> dict:
     """Shard `index` (float32 rows, atomically), then its record, which marks it done; returns the record.
 
-    `planned` are the ids the block was meant to hold (default `ids`; rows that failed are in `bad`)."""
+    `planned` are the ids the block was meant to hold (default `ids`; rows that failed are in `bad`). A multi-vector
+    shard passes `lengths` (tokens per item, summing to the rows of `vectors`), kept in the record."""
+    if lengths is not None and sum(lengths) != (0 if vectors is None else len(vectors)):
+        raise ValueError(f"token counts sum to {sum(lengths)} but the shard has {0 if vectors is None else len(vectors)} rows")
     vectors = np.zeros((0, dimension), np.float32) if vectors is None else np.ascontiguousarray(vectors, np.float32)
     target = directory / shard_name(index)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -86,13 +93,17 @@ def write_shard(directory: Path, index: int, ids: Sequence[str], vectors: np.nda
     record = {"shard": index, "rows": len(ids), "bytes": target.stat().st_size, "sha256": file_sha256(target),
               "planned": planned_hash(ids if planned is None else planned), "dimension": int(dimension), "ids": list(ids),
               "bad": list(bad)}
+    if lengths is not None:
+        record["lengths"] = [int(n) for n in lengths]
     write_text(record_path(directory, index), json.dumps(record) + "\n")
     return record
 
 
-def verified_record(directory: Path, index: int, planned: Sequence[str], dimension: int | None = None) -> dict | None:
+def verified_record(directory: Path, index: int, planned: Sequence[str], dimension: int | None = None,
+                    multi_vector: bool = False) -> dict | None:
     """The shard's record when shard and record are intact and hold this block (at `dimension` when given and
-    recorded: a rerun with another --dimensions redoes it), else None (redo it)."""
+    recorded: a rerun with another --dimensions redoes it; of the same kind, single- or `multi_vector`), else None
+    (redo it)."""
     path, shard = record_path(directory, index), directory / shard_name(index)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -102,6 +113,8 @@ def verified_record(directory: Path, index: int, planned: Sequence[str], dimensi
     if not isinstance(record, dict) or record.get("planned") != planned_hash(planned) or record.get("bytes") != size:
         return None
     if dimension is not None and record.get("dimension", dimension) != dimension:
+        return None
+    if multi_vector != ("lengths" in record):
         return None
     if record.get("sha256") != file_sha256(shard):
         log.warning("shard %s does not match its recorded checksum: encoding it again", shard)
@@ -175,9 +188,29 @@ def embeddings_model_id(directory: str | os.PathLike) -> str | None:
     return None
 
 
+def store_kind(directory: str | os.PathLike) -> str:
+    """"multi_vector" when the directory's info.json says so, else "single_vector"."""
+    path = Path(directory) / INFO_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {INFO_FILE} ({exc})", path=path, fix="re-run `uniembed encode`") from exc
+    return MULTI_VECTOR if isinstance(info, dict) and info.get("kind") == MULTI_VECTOR else SINGLE_VECTOR
+
+
+def check_kind(found: str, wanted: str, path: str | os.PathLike, fix: str) -> None:
+    """Refuse a multi-vector directory where single-vector ones are read, and vice versa, naming both kinds."""
+    if found != wanted:
+        raise InputError(f"this is a {found.replace('_', '-')} directory, but a {wanted.replace('_', '-')} one is "
+                         "needed here", path=path, fix=fix)
+
+
 def iter_shards(directory: str | os.PathLike, mmap: bool = True) -> Iterator[tuple[list[str], np.ndarray]]:
     """Yield (ids, embeddings) per shard in shard order; embeddings are memory-mapped by default."""
     directory = Path(directory)
+    check_kind(store_kind(directory), SINGLE_VECTOR, directory,
+               "multi-vector embeddings are read with `uniembed.index.multistore.iter_multi_shards` and indexed with "
+               "`uniembed index build --pool-factor N` (it detects them), not as one vector per item")
     by_shard: dict[int, list[ManifestRow]] = {}
     for row in read_manifest(directory):
         by_shard.setdefault(row.shard, []).append(row)

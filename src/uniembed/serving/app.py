@@ -37,6 +37,7 @@ from .rerank import Reranker, ranked
 from .runner import BatchOutput, ModelRunner
 from .schemas import EmbeddingRequest, error_responses, truthful_openapi, EmbeddingResponse, RerankRequest, RerankResponse, SearchRequest, SearchResponse
 from .search import SearchService
+from .tokens import add_token_routes, token_embeddings
 
 T = TypeVar("T")
 
@@ -236,6 +237,9 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
 
         async def work() -> tuple[list[dict[str, Any]], BatchOutput]:
             items = await parse(body.query, "query", single=True)
+            if service.multi_vector:  # a late-interaction index: the query's token embeddings (serving/tokens.py)
+                tokens, output = await token_embeddings(state, items, body.input_type, "query")
+                return await asyncio.to_thread(service.search, tokens[0], body.top_k), output
             output = await embed(items, body.input_type, "query")
             hits = await asyncio.to_thread(service.search, cut(output.vectors, config.dimensions)[0], body.top_k)
             return hits, output
@@ -292,6 +296,8 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         """Prometheus metrics: requests, latency, batch sizes, tokens, queue depth."""
         state.metrics.queue_items.set(state.batcher.queued_items)
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
+
+    add_token_routes(app, state, parse, check_model, with_timeout, usage)  # POST /pooling (token_embed): serving/tokens.py
 
 
 # ---- request helpers -----------------------------------------------------------------------------------

@@ -117,6 +117,11 @@ class DynamicBatcher:
         return (ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model"),
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-decode"))
 
+    async def run_on_model(self, function: Callable[..., Any], *args: Any) -> Any:
+        """`function(*args)` on the model thread, between batches (e.g. `encode_multi` for token embeddings)."""
+        self._ensure_started()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
     @property
     def queued_items(self) -> int:
         return sum(len(job.pending) for job in self._jobs)

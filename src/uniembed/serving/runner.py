@@ -79,6 +79,18 @@ class ModelRunner:
         return prepared
 
     def encode(self, items: Sequence[Item | DecodedItem]) -> BatchOutput:
+        vectors, batch = self._forward(items, lambda module, batch: module(batch).float().cpu().numpy())
+        return BatchOutput(vectors.astype(np.float32, copy=False), *_token_counts(batch))
+
+    def encode_tokens(self, items: Sequence[Item | DecodedItem]) -> tuple[list[np.ndarray], BatchOutput]:
+        """Late-interaction token embeddings of one batch (the kept tokens of `module.tokens`, as
+        `Embedder.encode_multi` returns them) and its usage; the BatchOutput's `vectors` is empty."""
+        (tokens, keep), batch = self._forward(items, lambda module, batch: module.tokens(batch))
+        rows = [tokens[row][keep[row]].float().cpu().numpy() for row in range(len(items))]
+        return rows, BatchOutput(np.zeros((len(items), 0), np.float32), *_token_counts(batch))
+
+    def _forward(self, items: Sequence[Item | DecodedItem], run: Any) -> tuple[Any, dict]:
+        """`run(module, batch)` on the collated batch, in eval mode without gradients; (its result, the batch)."""
         import torch
 
         self.calls += 1
@@ -90,9 +102,13 @@ class ModelRunner:
         model.module.eval()
         try:
             with torch.inference_mode():
-                vectors = model.module(batch).float().cpu().numpy()
+                return run(model.module, batch), batch
         finally:
             model.module.train(was_training)
-        totals = batch["attention_mask"].sum(dim=1).cpu().numpy().astype(np.int64)
-        visual = np.asarray(batch["visual_tokens_per_item"], dtype=np.int64)
-        return BatchOutput(vectors.astype(np.float32, copy=False), totals - visual, visual)
+
+
+def _token_counts(batch: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(text, visual) tokens per item of a collated batch."""
+    totals = batch["attention_mask"].sum(dim=1).cpu().numpy().astype(np.int64)
+    visual = np.asarray(batch["visual_tokens_per_item"], dtype=np.int64)
+    return totals - visual, visual
