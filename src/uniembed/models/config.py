@@ -20,6 +20,7 @@ POOLINGS = ("last", "eos", "mean", "mean_no_instruction")
 ATTENTIONS = ("causal", "bidirectional")
 POSITIONS = ("mrope", "1d")
 PADDING_SIDES = ("left", "right")
+PACKINGS = ("auto", "on", "off")
 INSTRUCTION_PLACEMENTS = ("prefix", "system", "none")
 SUMMARY_MODALITIES = ("main", "all", "all_media_first")
 
@@ -68,6 +69,11 @@ class EmbeddingConfig:
     matryoshka_dims: the prefix widths the model was trained to embed in (a stage's `loss.matryoshka.dims`,
         descending); export writes them as `matryoshka_dimensions`, and cutting to another width warns.
         Not part of the model fingerprint: it changes no vector.
+    packing: run the language model on several items per row (attention kept inside each item, positions
+        restarting per item; `models/backbones/packing.py`): `auto` packs a batch when that saves at least a
+        quarter of its padded token slots and the attention implementation can (sdpa, eager, flash_attention_*
+        causal), `on` packs every batch (a ConfigError names what cannot), `off` never. Not part of the
+        model fingerprint: the vectors equal the padded forward's to float rounding.
     """
 
     pooling: str = "last"
@@ -104,6 +110,7 @@ class EmbeddingConfig:
     max_length: int = 2048
     profile: str | None = None
     matryoshka_dims: list[int] | None = None
+    packing: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.pre_resize, dict):
@@ -123,6 +130,7 @@ class EmbeddingConfig:
             "padding_side": PADDING_SIDES,
             "instruction_placement": INSTRUCTION_PLACEMENTS,
             "summary_modalities": SUMMARY_MODALITIES,
+            "packing": PACKINGS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -222,6 +230,7 @@ def model_fingerprint(config: EmbeddingConfig, weights: str) -> str:
     (`Embedder.weights_fingerprint`). Needs no torch, so a warm eval computes it from a recorded digest."""
     fields = config.to_dict()
     fields.pop("matryoshka_dims")  # which widths were trained changes no vector: same cache
+    fields.pop("packing")  # nor does packing (beyond float rounding)
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     digest.update(weights.encode())
     return digest.hexdigest()[:20]
