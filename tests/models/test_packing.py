@@ -163,13 +163,16 @@ def test_packing_does_not_change_the_model_fingerprint():
 @pytest.mark.parametrize("family", FAMILIES)
 def test_padded_causal_sdpa_takes_the_2d_mask_with_identical_states(models, media_dir, family, padding_side,
                                                                      monkeypatch):
-    """The padded path gives causal sdpa the 2-D mask (transformers' own causal handling, no L x L float mask
-    built per batch) and keeps the 4-D bias for bidirectional: states on real tokens equal the 4-D bias's."""
+    """The padded path gives causal sdpa the 2-D mask without gradients (transformers' own causal handling, no
+    L x L float mask built per batch) and keeps the 4-D bias for bidirectional attention and for CPU training:
+    states on real tokens equal the 4-D bias's."""
     hf_config = models[family].backbone.hf_model.config
     mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
-    assert forward_mask(mask, "causal", hf_config, torch.float32).ndim == 2
-    assert forward_mask(mask, "bidirectional", hf_config, torch.float32).ndim == 4
-    assert forward_mask(mask, "causal", SimpleNamespace(_attn_implementation="eager"), torch.float32).ndim == 4
+    assert forward_mask(mask, "causal", hf_config, torch.float32).ndim == 4  # CPU, gradients on: training
+    with torch.no_grad():
+        assert forward_mask(mask, "causal", hf_config, torch.float32).ndim == 2
+        assert forward_mask(mask, "bidirectional", hf_config, torch.float32).ndim == 4
+        assert forward_mask(mask, "causal", SimpleNamespace(_attn_implementation="eager"), torch.float32).ndim == 4
     for attention in ("causal", "bidirectional"):
         model = configured(models[family], family, padding_side=padding_side, attention=attention, packing="off")
         batch = model.collate([model.decode(item, i) for i, item in enumerate(batch_items("mixed", media_dir))])

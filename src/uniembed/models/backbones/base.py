@@ -376,13 +376,18 @@ def attention_implementation(hf_config: Any) -> str:
 
 def forward_mask(attention_mask: torch.Tensor, attention: str, hf_config: Any, dtype: torch.dtype) -> torch.Tensor:
     """The mask a transformers language model is called with: the 2-D padding mask where transformers' own causal
-    mask gives the same result (flash attention; causal sdpa, which then skips an L x L float mask per batch:
-    3-7% of model time, issue 26), else `attention_bias` (a 4-D mask transformers passes through unchanged)."""
+    mask gives the same result, else `attention_bias` (a 4-D mask transformers passes through unchanged).
+
+    2-D: flash attention; causal sdpa when no gradient is recorded (encode, eval, serve: no L x L float mask per
+    batch, 3-7% of model time in issue 26) or on CUDA (an unpadded batch then takes sdpa's `is_causal` kernels).
+    CPU training keeps the 4-D bias it had: with the 2-D mask it measured 0.79-0.95x on this shared machine, a gap
+    inside its noise (benchmarks/results/packing_cpu*.md), so the change waits for a quiet measurement."""
     implementation = attention_implementation(hf_config)
     if implementation.startswith("flash"):
         if attention == "bidirectional":
             raise ConfigError("bidirectional attention needs attn_implementation='sdpa' or 'eager', not flash")
         return attention_mask
-    if attention == "causal" and implementation == "sdpa":
+    cheap = attention_mask.is_cuda or not torch.is_grad_enabled()
+    if attention == "causal" and implementation == "sdpa" and cheap:
         return attention_mask
     return attention_bias(attention_mask, attention, dtype)

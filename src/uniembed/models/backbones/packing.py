@@ -27,7 +27,7 @@ from .base import attention_bias, attention_implementation, forward_mask
 
 DENSE_IMPLEMENTATIONS = ("sdpa", "eager")
 # `auto` packs a batch only when it saves at least this share of the padded token slots: below it the
-# gather/scatter and the mask cost about what the saved rows would (benchmarks/results/packing-*.md)
+# gather/scatter and the mask cost about what the saved rows would (benchmarks/results/packing_cpu.md)
 AUTO_MIN_SAVING = 0.25
 
 
