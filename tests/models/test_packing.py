@@ -140,6 +140,8 @@ def test_options_that_cannot_pack_are_named():
         assert packing.plan_packing(mask, auto.replace(attention=attention), hf_config) is None
     with pytest.raises(ConfigError, match="packing"):
         EmbeddingConfig(packing="always")
+    # YAML 1.1 reads `packing: on` / `off` (recipes, --set embedding.packing=off) as booleans
+    assert (EmbeddingConfig(packing=True).packing, EmbeddingConfig(packing=False).packing) == ("on", "off")
 
 
 def test_auto_packs_only_batches_it_shrinks():

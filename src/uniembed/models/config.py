@@ -116,6 +116,8 @@ class EmbeddingConfig:
         if isinstance(self.pre_resize, dict):
             reject_unknown_fields(PreResize, self.pre_resize, "pre_resize field(s)")
             self.pre_resize = PreResize(**self.pre_resize)
+        if isinstance(self.packing, bool):  # YAML reads `packing: on` / `off` as booleans
+            self.packing = "on" if self.packing else "off"
         if isinstance(self.frames, dict):  # from asdict / JSON / YAML
             self.frames = FramePolicy.from_dict(self.frames)
         if not isinstance(self.frames, FramePolicy):
