@@ -56,7 +56,7 @@ endif
 INTEROP_TRANSFORMERS := transformers==5.17.0
 INTEROP_TESTS := tests/models/test_export_sentence_transformers.py tests/models/test_export_files.py tests/models/test_export_multi_vector.py \
 	tests/eval/test_eval_mteb.py tests/eval/test_eval_mteb_run.py tests/models/test_models_pixel_backend.py \
-	tests/training/test_training_finetune_export.py
+	tests/training/test_training_finetune_export.py tests/models/test_packing.py
 
 $(INTEROP_STAMP): pyproject.toml
 	test -x $(INTEROP_PY) || $(PYTHON) -m venv $(INTEROP)

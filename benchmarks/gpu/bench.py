@@ -10,8 +10,10 @@ section costs that section only; the report is rewritten after every section, so
    for batch 1024.
 4. train: the shipped recipes (recipes/vlm2vec.yaml, recipes/unite.yaml) through `Trainer`, their own options
    (LoRA, gradient checkpointing, GradCache chunk 32, masks), global batch 1024 for a few steps:
-   pairs/s, tokens/s, MFU, peak memory; vlm2vec once more at batch 256 to show GradCache's flat memory.
-5. encode: items/s for text, image and video items with SDPA, and with FlashAttention-2 when installed.
+   pairs/s, tokens/s, MFU, peak memory; vlm2vec once more at batch 256 to show GradCache's flat memory; vlm2vec
+   with `packing: off` and `on` (the pair: same steps, same batches).
+5. encode: items/s for text, image and video items with SDPA, and with FlashAttention-2 when installed, each with
+   `packing: off` and `on`.
 6. eval: uniembed's evaluation runner against the reference strategy (benchmarks/eval_speed.py's
    `run_reference`) on the synthetic MMEB-layout suite, cold cache and warm cache, in one process (whole-process
    timings and torchrun scaling: benchmarks/eval_speed.py itself).
@@ -99,7 +101,8 @@ GPU = Scale("gpu", "2b", train_rows=1100, test_queries=50, batch=1024, memory_ba
             visual_tokens=256, encode_count=512, encode_batch=64, eval_batch=128, eval_tasks=None, budget_s=450,
             in_process=False,
             caps={"environment": 30, "model": 75, "data": 75, "train vlm2vec": 100, "train vlm2vec memory": 45,
-                  "train unite": 150, "encode sdpa": 45, "encode flash_attention_2": 45, "eval": 75,
+                  "train vlm2vec packing": 100, "train unite": 150, "encode sdpa": 45, "encode sdpa packing": 45,
+                  "encode flash_attention_2": 45, "encode flash_attention_2 packing": 45, "eval": 75,
                   "vllm": 120})  # vllm: last, skipped when the budget is spent
 # smoke: generous caps, it checks that the code runs (on a quiet 2-core CPU the whole takes ~20 s; a loaded
 # shared machine can take minutes just to import torch and transformers)
@@ -207,7 +210,8 @@ def section_data(scale: Scale, work: Path, **_: Any) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-def section_train(scale: Scale, work: Path, recipe: str, batch: int, steps: int | None = None, **_: Any) -> dict:
+def section_train(scale: Scale, work: Path, recipe: str, batch: int, steps: int | None = None, packing: str = "auto",
+                  **_: Any) -> dict:
     import torch
 
     from uniembed.training.recipe import load_recipe
@@ -218,7 +222,7 @@ def section_train(scale: Scale, work: Path, recipe: str, batch: int, steps: int 
     overrides = [f"model={work / 'model'}", "save_every=0", "log_every=1", f"stages.*.max_steps={steps}",
                  "stages.*.epochs=null", f"stages.*.batch_size={batch}", f"stages.*.grad_cache_chunk={scale.chunk}",
                  f"stages.*.data={work / 'train_mixture.yaml'}", f"embedding.min_pixels={pixels}",
-                 f"embedding.max_pixels={pixels}"]
+                 f"embedding.max_pixels={pixels}", f"embedding.packing={packing}"]
     loaded = load_recipe(RECIPES / f"{recipe}.yaml", overrides)
     stages: list[dict] = []
 
@@ -277,7 +281,7 @@ def section_train(scale: Scale, work: Path, recipe: str, batch: int, steps: int 
     shutil.rmtree(run_dir, ignore_errors=True)
     MeasuredTrainer(loaded, run_dir, show_progress=False).run()
     shutil.rmtree(run_dir, ignore_errors=True)  # merged 2B stage outputs: several GB
-    return {"recipe": recipe, "batch": batch, "grad_cache_chunk": scale.chunk,
+    return {"recipe": recipe, "batch": batch, "packing": packing, "grad_cache_chunk": scale.chunk,
             "gradient_checkpointing": loaded.gradient_checkpointing,
             "trainable": [asdict(loaded.stage_trainable(s)) | {"stage": s.name} for s in loaded.stages],
             "precision": "bf16 autocast" if torch.cuda.is_available() else "fp32 (CPU)", "stages": stages}
@@ -303,7 +307,7 @@ def peak_memory_gib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # CPU: peak RSS (KiB -> GiB)
 
 
-def section_encode(scale: Scale, work: Path, attention: str, **_: Any) -> dict:
+def section_encode(scale: Scale, work: Path, attention: str, packing: str = "auto", **_: Any) -> dict:
     import numpy as np
     import torch
 
@@ -319,14 +323,14 @@ def section_encode(scale: Scale, work: Path, attention: str, **_: Any) -> dict:
     from encode_throughput import make_items, measure  # the CPU benchmark's items and timing, shared
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = Embedder.from_pretrained(work / "model", device=device, attn_implementation=attention)
+    model = Embedder.from_pretrained(work / "model", device=device, attn_implementation=attention, packing=packing)
     rng = np.random.default_rng(0)
     rows = {}
     for kind in ("text", "image", "video"):
         items = make_items(kind, scale.encode_count, rng)
         rows[kind] = round(measure(model, items, scale.encode_batch), 1)
-        print(f"encode {attention} {kind}: {rows[kind]} items/s", flush=True)
-    return {"attention": attention, "items_per_s": rows, "batch_size": scale.encode_batch, "count": scale.encode_count,
+        print(f"encode {attention} packing={packing} {kind}: {rows[kind]} items/s", flush=True)
+    return {"attention": attention, "packing": packing, "items_per_s": rows, "batch_size": scale.encode_batch, "count": scale.encode_count,
             "dtype": str(model.backbone.hf_model.dtype), "peak_memory_gib": peak_memory_gib(),
             "items": "text ~15 words; image 224x224 + text; video 8 frames of 224x224 + text"}
 
@@ -383,12 +387,15 @@ SECTIONS: dict[str, tuple[Callable[..., dict], dict]] = {
     "environment": (section_environment, {}),
     "model": (section_model, {}),
     "data": (section_data, {}),
-    "train vlm2vec": (section_train, {"recipe": "vlm2vec"}),
+    "train vlm2vec": (section_train, {"recipe": "vlm2vec", "packing": "off"}),
+    "train vlm2vec packing": (section_train, {"recipe": "vlm2vec", "packing": "on"}),  # the pair: same steps
     # fewer steps where the measurement allows: the whole run stays inside its 8 minutes
     "train vlm2vec memory": (section_train, {"recipe": "vlm2vec", "batch": "memory_batch", "steps": 2}),
     "train unite": (section_train, {"recipe": "unite", "steps": 2}),  # two stages, one timed step each
-    "encode sdpa": (section_encode, {"attention": "sdpa"}),
-    "encode flash_attention_2": (section_encode, {"attention": "flash_attention_2"}),
+    "encode sdpa": (section_encode, {"attention": "sdpa", "packing": "off"}),
+    "encode sdpa packing": (section_encode, {"attention": "sdpa", "packing": "on"}),
+    "encode flash_attention_2": (section_encode, {"attention": "flash_attention_2", "packing": "off"}),
+    "encode flash_attention_2 packing": (section_encode, {"attention": "flash_attention_2", "packing": "on"}),
     "eval": (section_eval, {}),
     "vllm": (section_vllm, {}),
 }
@@ -553,13 +560,13 @@ def write_report(report: dict, out: Path, given_peak: float | None) -> None:
             for stage in entry["result"]["stages"]:
                 mfu = f"{100 * stage['achieved_tflops'] / peak:.1f}%" if peak else "n/a"
                 hfu = f"{100 * stage['hardware_tflops'] / peak:.1f}%" if peak else "n/a"
-                train_rows.append(f"| {entry['result']['recipe']} | {stage['stage']} | {entry['result']['batch']} | "
+                train_rows.append(f"| {entry['result']['recipe']} | {entry['result'].get('packing', '')} | {stage['stage']} | {entry['result']['batch']} | "
                                   f"{stage['seconds_per_step']} | {stage['pairs_per_s']} | {stage['tokens_per_s']:,.0f} | "
                                   f"{stage['achieved_tflops']} | {mfu} | {hfu} | {stage['peak_memory_gib']} |")
     if train_rows:
         lines += ["", "## Training (bf16 autocast, GradCache, the recipes' own options)", "",
-                  "| recipe | stage | global batch | s/step | pairs/s | tokens/s | TFLOP/s | MFU | HFU | peak memory GiB |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|", *train_rows]
+                  "| recipe | packing | stage | global batch | s/step | pairs/s | tokens/s | TFLOP/s | MFU | HFU | peak memory GiB |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|", *train_rows]
         flat = [sections.get(n, {}).get("result") for n in ("train vlm2vec", "train vlm2vec memory")]
         if all(flat):
             big, small = flat[0]["stages"][0]["peak_memory_gib"], flat[1]["stages"][0]["peak_memory_gib"]
@@ -570,11 +577,11 @@ def write_report(report: dict, out: Path, given_peak: float | None) -> None:
         if name.startswith("encode"):
             result = entry.get("result", {})
             rates = result.get("items_per_s", {})
-            encode_rows.append(f"| {name.split()[1]} | {entry['status']} | {rates.get('text', '')} | {rates.get('image', '')} | "
+            encode_rows.append(f"| {name.split()[1]} | {result.get('packing', '')} | {entry['status']} | {rates.get('text', '')} | {rates.get('image', '')} | "
                                f"{rates.get('video', '')} | {result.get('batch_size', '')} |")
     if encode_rows:
-        lines += ["", "## Encode throughput (items/s)", "", "| attention | status | text | image | video | batch |",
-                  "|---|---|---:|---:|---:|---:|", *encode_rows]
+        lines += ["", "## Encode throughput (items/s)", "", "| attention | packing | status | text | image | video | batch |",
+                  "|---|---|---|---:|---:|---:|---:|", *encode_rows]
     evaluation = sections.get("eval", {}).get("result")
     if evaluation:
         s = evaluation["seconds"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from uniembed import ConfigError, Embedder
-from uniembed.models.backbones import llava_onevision
+from uniembed.models.backbones import packing
 from uniembed.models.backbones.base import attention_bias
 
 from backbone_checks import (assert_batch_invariant, assert_reranker_and_soup, assert_save_load_and_lora, assert_serves,
@@ -48,7 +48,7 @@ def test_parity_fails_when_positions_or_mask_are_wrong(llava, media_dir, monkeyp
     monkeypatch.setattr(llava.backbone, "position_ids", spread)
     assert min(mismatches(llava, media_dir, hf_hidden, ["text", "image"]).values()) > 1e-3
     monkeypatch.undo()
-    monkeypatch.setattr(llava_onevision, "forward_mask",
+    monkeypatch.setattr(packing, "forward_mask",
                         lambda mask, attention, config, dtype: attention_bias(torch.ones_like(mask), attention, dtype))
     assert mismatches(variant(llava, padding_side="left"), media_dir, hf_hidden, ["text", "short"])["short"] > 1e-3
 

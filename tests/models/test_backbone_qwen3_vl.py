@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from uniembed import Embedder, Item
-from uniembed.models.backbones import qwen3_vl
+from uniembed.models.backbones import packing
 from uniembed.models.backbones.base import attention_bias
 
 from backbone_checks import (assert_batch_invariant, assert_reranker_and_soup, assert_save_load_and_lora, assert_serves,
@@ -45,7 +45,7 @@ def test_parity_fails_when_positions_or_mask_are_wrong(qwen3, media_dir, monkeyp
     """The comparison above is sensitive: 1-D positions break visual items, a mask ignoring padding breaks rows."""
     errors = mismatches(variant(qwen3, positions="1d"), media_dir, hf_hidden)
     assert errors["text"] < 1e-4 and min(errors[k] for k in ("image", "two_images", "video_frames")) > 1e-3
-    monkeypatch.setattr(qwen3_vl, "forward_mask",
+    monkeypatch.setattr(packing, "forward_mask",
                         lambda mask, attention, config, dtype: attention_bias(torch.ones_like(mask), attention, dtype))
     errors = mismatches(qwen3, media_dir, hf_hidden, ["text", "short"])
     assert errors["short"] > 1e-3

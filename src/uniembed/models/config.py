@@ -20,6 +20,7 @@ POOLINGS = ("last", "eos", "mean", "mean_no_instruction")
 ATTENTIONS = ("causal", "bidirectional")
 POSITIONS = ("mrope", "1d")
 PADDING_SIDES = ("left", "right")
+PACKINGS = ("auto", "on", "off")
 INSTRUCTION_PLACEMENTS = ("prefix", "system", "none")
 SUMMARY_MODALITIES = ("main", "all", "all_media_first")
 MULTI_VECTOR_MASKS = ("padding", "instruction")
@@ -77,6 +78,11 @@ class EmbeddingConfig:
         chat-template and prompt tokens included, as ColQwen2 does: modeling_colqwen2.py:69 multiplies by the
         attention mask only, and its documents keep the "Describe the image." prompt, processing_colqwen2.py:22-24),
         or `instruction` (padding and the item's instruction tokens, the span `mean_no_instruction` leaves out).
+    packing: run the language model on several items per row (attention kept inside each item, positions
+        restarting per item; `models/backbones/packing.py`): `auto` packs a batch when that saves at least a
+        quarter of its padded token slots and the attention implementation can (sdpa, eager, flash_attention_*
+        causal), `on` packs every batch (a ConfigError names what cannot), `off` never. Not part of the
+        model fingerprint: the vectors equal the padded forward's to float rounding.
     """
 
     pooling: str = "last"
@@ -115,11 +121,14 @@ class EmbeddingConfig:
     matryoshka_dims: list[int] | None = None
     multi_vector_dim: int | None = None
     multi_vector_mask: str = "padding"
+    packing: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.pre_resize, dict):
             reject_unknown_fields(PreResize, self.pre_resize, "pre_resize field(s)")
             self.pre_resize = PreResize(**self.pre_resize)
+        if isinstance(self.packing, bool):  # YAML reads `packing: on` / `off` as booleans
+            self.packing = "on" if self.packing else "off"
         if isinstance(self.frames, dict):  # from asdict / JSON / YAML
             self.frames = FramePolicy.from_dict(self.frames)
         if not isinstance(self.frames, FramePolicy):
@@ -135,6 +144,7 @@ class EmbeddingConfig:
             "instruction_placement": INSTRUCTION_PLACEMENTS,
             "summary_modalities": SUMMARY_MODALITIES,
             "multi_vector_mask": MULTI_VECTOR_MASKS,
+            "packing": PACKINGS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -240,6 +250,7 @@ def model_fingerprint(config: EmbeddingConfig, weights: str) -> str:
     if fields["multi_vector_dim"] is None:  # a single-vector model keeps the id it had before these fields existed
         fields.pop("multi_vector_dim")
         fields.pop("multi_vector_mask")
+    fields.pop("packing")  # nor does packing (beyond float rounding)
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     digest.update(weights.encode())
     return digest.hexdigest()[:20]

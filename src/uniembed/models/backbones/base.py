@@ -350,29 +350,44 @@ def fixed_square(image: Image.Image, config: EmbeddingConfig) -> Image.Image:
 def attention_bias(attention_mask: torch.Tensor, attention: str, dtype: torch.dtype) -> torch.Tensor:
     """Additive B x 1 x L x L mask: padding keys blocked; future keys blocked too when causal.
 
+    `attention_mask` holds 0 at padding and, per real token, its item's id: a plain 0/1 mask is one item per
+    row; a packed row (`packing.py`) gives each item its own id, and attention stays inside each item.
     Built explicitly (never left to the attention kernel's `is_causal` shortcut) so `bidirectional`
     stays bidirectional in batches without padding, and padded queries never produce NaN.
     """
-    keys = attention_mask.bool()[:, None, None, :]
+    items = attention_mask.long()
+    real = items != 0
     length = attention_mask.shape[1]
+    same_item = items[:, None, :, None] == items[:, None, None, :]
+    allowed = real[:, None, None, :] & (same_item | ~real[:, None, :, None])
     if attention == "causal":
-        causal = torch.ones(length, length, dtype=torch.bool, device=attention_mask.device).tril()
-        allowed = keys & causal[None, None]
-    else:
-        allowed = keys.expand(-1, 1, length, -1)
+        allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=attention_mask.device).tril()
     # a fully padded query row may attend to itself, keeping softmax finite
     eye = torch.eye(length, dtype=torch.bool, device=attention_mask.device)[None, None]
-    allowed = allowed | (eye & ~attention_mask.bool()[:, None, :, None])
+    allowed = allowed | (eye & ~real[:, None, :, None])
     bias = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
     return bias.masked_fill(~allowed, torch.finfo(dtype).min)
 
 
+def attention_implementation(hf_config: Any) -> str:
+    """The transformers attention implementation a model runs (`sdpa` when unset)."""
+    return getattr(hf_config, "_attn_implementation", "sdpa") or "sdpa"
+
+
 def forward_mask(attention_mask: torch.Tensor, attention: str, hf_config: Any, dtype: torch.dtype) -> torch.Tensor:
-    """The mask a transformers language model is called with: the 2-D padding mask for flash attention (causal
-    only), else `attention_bias` (a 4-D mask transformers passes through unchanged)."""
-    implementation = getattr(hf_config, "_attn_implementation", "sdpa") or "sdpa"
+    """The mask a transformers language model is called with: the 2-D padding mask where transformers' own causal
+    mask gives the same result, else `attention_bias` (a 4-D mask transformers passes through unchanged).
+
+    2-D: flash attention; causal sdpa when no gradient is recorded (encode, eval, serve: no L x L float mask per
+    batch, 3-7% of model time in issue 26) or on CUDA (an unpadded batch then takes sdpa's `is_causal` kernels).
+    CPU training keeps the 4-D bias it had: with the 2-D mask it measured 0.79-0.95x on this shared machine, a gap
+    inside its noise (benchmarks/results/packing_cpu*.md), so the change waits for a quiet measurement."""
+    implementation = attention_implementation(hf_config)
     if implementation.startswith("flash"):
         if attention == "bidirectional":
             raise ConfigError("bidirectional attention needs attn_implementation='sdpa' or 'eager', not flash")
+        return attention_mask
+    cheap = attention_mask.is_cuda or not torch.is_grad_enabled()
+    if attention == "causal" and implementation == "sdpa" and cheap:
         return attention_mask
     return attention_bias(attention_mask, attention, dtype)

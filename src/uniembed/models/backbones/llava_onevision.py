@@ -19,7 +19,8 @@ from PIL import Image
 from ...errors import ConfigError
 from ..config import EmbeddingConfig
 from ..tiny import COMMON_DEFAULTS, SPECIAL_TOKENS, build_tokenizer, seeded_model, tiny_size, token_ids
-from .base import Backbone, VisualInput, forward_mask, register_backbone
+from .base import Backbone, VisualInput, register_backbone
+from .packing import language_inputs
 from .qwen2_vl import QWEN_CHAT
 
 
@@ -254,7 +255,7 @@ class LlavaOnevisionBackbone(Backbone):
             if f"{kind}_pixel_values" in batch:
                 where = (input_ids == token_id).unsqueeze(-1)
                 embeds = embeds.masked_scatter(where, features(batch, dtype).to(embeds.dtype))
-        mask = forward_mask(batch["attention_mask"], config.attention, hf_config, dtype)
-        outputs = inner.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=batch["position_ids"],
-                                       use_cache=False)
-        return outputs.last_hidden_state
+        language = language_inputs(embeds, batch, config, hf_config, dtype)
+        outputs = inner.language_model(inputs_embeds=language.tokens, attention_mask=language.mask,
+                                       position_ids=language.position_ids, use_cache=False)
+        return language.hidden(outputs.last_hidden_state)

@@ -20,7 +20,8 @@ from ...resize import smart_resize
 from ..config import EmbeddingConfig
 from ..templates import ChatFormat
 from ..tiny import COMMON_DEFAULTS, build_tokenizer, seeded_model, tiny_size, token_ids
-from .base import Backbone, VisualInput, forward_mask, frame_bounds, register_backbone
+from .base import Backbone, VisualInput, frame_bounds, register_backbone
+from .packing import language_inputs
 
 QWEN_CHAT = ChatFormat(
     system_start="<|im_start|>system\n",
@@ -255,15 +256,15 @@ class Qwen2VLBackbone(Backbone):
         return positions
 
     # ---- forward ---------------------------------------------------------------------------------
-    def language_mask(self, attention_mask: torch.Tensor, config: EmbeddingConfig, dtype: torch.dtype) -> Any:
-        """The mask argument of the language model: Qwen2-VL's takes one 4-D mask per attention kind."""
-        mask = forward_mask(attention_mask, config.attention, self.hf_model.config, dtype)
-        return mask if mask.ndim == 2 else {"full_attention": mask, "sliding_attention": mask}
+    def language_mask(self, mask: torch.Tensor | None) -> Any:
+        """The mask argument of the language model: Qwen2-VL's takes one 4-D mask per attention kind (a 2-D mask,
+        or None for packed flash attention, it expands itself)."""
+        return mask if mask is None or mask.ndim == 2 else {"full_attention": mask, "sliding_attention": mask}
 
     def hidden_states(self, batch: dict[str, torch.Tensor], config: EmbeddingConfig) -> torch.Tensor:
         inner = self.hf_model.model
         dtype = self.hf_model.dtype
-        mask = self.language_mask(batch["attention_mask"], config, dtype)
+        language = language_inputs(batch["input_ids"], batch, config, self.hf_model.config, dtype, self.pad_token_id)
         kwargs: dict[str, Any] = {}
         if "image_pixel_values" in batch:
             kwargs["pixel_values"] = batch["image_pixel_values"].to(dtype)
@@ -272,10 +273,10 @@ class Qwen2VLBackbone(Backbone):
             kwargs["pixel_values_videos"] = batch["video_pixel_values"].to(dtype)
             kwargs["video_grid_thw"] = batch["video_grid_thw"]
         outputs = inner(
-            input_ids=batch["input_ids"],
-            attention_mask=mask,
-            position_ids=batch["position_ids"],
+            input_ids=language.tokens,
+            attention_mask=self.language_mask(language.mask),
+            position_ids=language.position_ids,
             use_cache=False,
             **kwargs,
         )
-        return outputs.last_hidden_state
+        return language.hidden(outputs.last_hidden_state)

@@ -21,7 +21,7 @@ from PIL import Image
 from ...frames import FramePolicy
 from ..config import EmbeddingConfig
 from ..tiny import COMMON_DEFAULTS, build_tokenizer, seeded_model, tiny_size, token_ids
-from .base import VisualInput, forward_mask, register_backbone
+from .base import VisualInput, register_backbone
 from .qwen2_vl import Qwen2VLBackbone
 
 QWEN3_VL_TOKEN_PIXELS = 32 * 32  # one visual token: a 2x2 merge of 16-px patches
@@ -141,7 +141,7 @@ class Qwen3VLBackbone(Qwen2VLBackbone):
         return super()._mrope_row(ids, blocks)
 
     # ---- forward ---------------------------------------------------------------------------------
-    def language_mask(self, attention_mask: torch.Tensor, config: EmbeddingConfig, dtype: torch.dtype) -> Any:
+    def language_mask(self, mask: torch.Tensor | None) -> Any:
         """Qwen3-VL's text model takes the 4-D mask itself (transformers' Qwen3VLModel runs DeepStack and the
         interleaved M-RoPE on uniembed's positions)."""
-        return forward_mask(attention_mask, config.attention, self.hf_model.config, dtype)
+        return mask
