@@ -5,6 +5,11 @@ CPU (default): the tiny random models of each backbone family (Qwen2-VL, Qwen3-V
 benchmarks/results/encode_throughput_<device>.json and prints a table.
 
     .venv/bin/python benchmarks/encode_throughput.py [--sizes tiny small] [--families qwen3_vl] [--gpu-2b]
+
+--side-by-side: uniembed against a plain transformers pipeline of the same family (`encode_side_by_side.py`),
+each side in its own process, alternating rounds; writes benchmarks/results/encode_side_by_side_cpu.json.
+
+    .venv/bin/python benchmarks/encode_throughput.py --side-by-side [--rounds 5] [--python .venv-interop/bin/python]
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +27,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from uniembed import Embedder
+
+sys.path.insert(0, str(Path(__file__).parent))
+from encode_side_by_side import side_by_side, worker
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -90,7 +99,21 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="file name under benchmarks/results (default by device)")
     parser.add_argument("--families", nargs="+", default=["qwen2_vl", "qwen3_vl", "llava_onevision"])
     parser.add_argument("--gpu-2b", action="store_true", help="also measure a 2B-sized random model in bf16 on CUDA")
+    parser.add_argument("--side-by-side", action="store_true", help="uniembed vs a plain transformers pipeline")
+    parser.add_argument("--rounds", type=int, default=5, help="side-by-side rounds (each: one process per side)")
+    parser.add_argument("--python", default=sys.executable, help="side-by-side: the interpreter both sides run in")
+    parser.add_argument("--workdir", default="/tmp/uniembed-encode-side-by-side", help="side-by-side checkpoint + items")
+    parser.add_argument("--before-src", default=None, help="side-by-side: also run uniembed from this src/ folder")
+    parser.add_argument("--worker", choices=["uniembed", "transformers", "before"], help=argparse.SUPPRESS)
+    parser.add_argument("--save-vectors", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, Path(args.workdir), args.batch_size, args.save_vectors)))
+        return
+    if args.side_by_side:
+        side_by_side(Path(args.workdir), args.rounds, args.batch_size, args.python,
+                     RESULTS / (args.out or "encode_side_by_side_cpu.json"), args.before_src)
+        return
     rng = np.random.default_rng(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     models = [(f"tiny:{family}:{size}", Embedder.tiny(size=size, family=family).to(device))

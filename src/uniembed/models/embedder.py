@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,23 +367,30 @@ class Embedder:
         return items
 
     def iter_batches(self, items: list[Item], batch_size: int, workers: int = 2) -> Iterator[tuple[list[int], list[DecodedItem]]]:
-        """Batches of similar length, media decoded in background threads one batch ahead."""
+        """Batches of similar length, longest first, each item already `prepare`d (media decoded, tokenised, pixels
+        cut into patches) in `workers` background threads while the caller runs the forward pass of an earlier
+        batch. At most `workers + 1` batches are prepared ahead, and a batch is released once yielded, so memory
+        stays bounded whatever the number of items."""
         order = sorted(range(len(items)), key=lambda i: -self.estimate_tokens(items[i]))
         groups = [order[start: start + batch_size] for start in range(0, len(order), batch_size)]
         if not groups:
             return
 
-        def decode_group(group: list[int]) -> list[DecodedItem]:
-            return [self.decode(items[i], i) for i in group]
+        def prepare_group(group: list[int]) -> list[DecodedItem]:
+            return [self.prepare(items[i], i) for i in group]
 
+        ahead = max(1, workers) + 1
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool_:
-            pending = [pool_.submit(decode_group, g) for g in groups[: workers + 1]]
-            for index, group in enumerate(groups):
-                decoded = pending[index].result()
-                nxt = index + workers + 1
-                if nxt < len(groups):
-                    pending.append(pool_.submit(decode_group, groups[nxt]))
-                yield group, decoded
+            pending = deque(pool_.submit(prepare_group, group) for group in groups[:ahead])
+            try:
+                for index, group in enumerate(groups):
+                    decoded = pending.popleft().result()
+                    if index + ahead < len(groups):
+                        pending.append(pool_.submit(prepare_group, groups[index + ahead]))
+                    yield group, decoded
+            finally:  # the caller stopped early (an error, a break): do not prepare the batches still queued
+                for future in pending:
+                    future.cancel()
 
     # ---- the encode API --------------------------------------------------------------------------
     @torch.inference_mode()

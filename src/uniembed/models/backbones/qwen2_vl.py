@@ -1,8 +1,8 @@
 """Qwen2-VL and Qwen2.5-VL: visual tokens, M-RoPE / 1-D positions, and the forward pass.
 
-Images go through the checkpoint's own image processor (PIL backend, so no torchvision is needed);
-video frames are resized, normalised and cut into temporal patches in the same flat patch layout the
-model's vision tower expects. Position ids and the attention mask are computed here rather than inside
+Images and video frames are resized with PIL, normalised and cut into temporal patches (`patches.py`): the
+pixels of the checkpoint's PIL image processor, in the flat patch layout the model's vision tower expects
+(no torchvision needed). Position ids and the attention mask are computed here rather than inside
 transformers, which keeps pooling batch-invariant and bidirectional attention truly bidirectional.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..templates import ChatFormat
 from ..tiny import COMMON_DEFAULTS, build_tokenizer, seeded_model, tiny_size, token_ids
 from .base import Backbone, VisualInput, frame_bounds, register_backbone
 from .packing import language_inputs
+from .patches import normalised_patches, resized_frames
 
 QWEN_CHAT = ChatFormat(
     system_start="<|im_start|>system\n",
@@ -134,31 +135,12 @@ class Qwen2VLBackbone(Backbone):
         text_config = getattr(self.model.config, "text_config", self.model.config)
         return int(text_config.hidden_size)
 
-    def _normalised_array(self, image: Image.Image, height: int, width: int) -> np.ndarray:
-        resized = image.resize((width, height), resample=Image.BICUBIC)
-        array = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / 255.0
-        mean = np.asarray(self.image_processor.image_mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.image_processor.image_std, dtype=np.float32)[:, None, None]
-        return (array - mean) / std
-
-    def _patchify(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int]]:
-        """(T, C, H, W) -> (grid_t * grid_h * grid_w, C * tp * p * p), the vision tower's flat layout."""
-        tp, p, m = self.temporal_patch_size, self.patch_size, self.merge_size
-        if frames.shape[0] % tp:
-            repeat = np.repeat(frames[-1:], tp - frames.shape[0] % tp, axis=0)
-            frames = np.concatenate([frames, repeat], axis=0)
-        t, c, h, w = frames.shape
-        grid_t, grid_h, grid_w = t // tp, h // p, w // p
-        patches = frames.reshape(grid_t, tp, c, grid_h // m, m, p, grid_w // m, m, p)
-        patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
-        flat = patches.reshape(grid_t * grid_h * grid_w, c * tp * p * p)
-        return torch.from_numpy(np.ascontiguousarray(flat)), (grid_t, grid_h, grid_w)
-
     def _visual(self, kind: str, frames: list[Image.Image], min_pixels: int, max_pixels: int) -> VisualInput:
         factor = self.patch_size * self.merge_size
         height, width = smart_resize(frames[0].height, frames[0].width, factor, min_pixels, max_pixels)
-        stacked = np.stack([self._normalised_array(frame, height, width) for frame in frames])
-        pixels, grid = self._patchify(stacked)
+        pixels, grid = normalised_patches(resized_frames(frames, height, width), self.image_processor.image_mean,
+                                          self.image_processor.image_std, self.temporal_patch_size, self.patch_size,
+                                          self.merge_size)
         tokens = grid[0] * grid[1] * grid[2] // (self.merge_size ** 2)
         return VisualInput(kind, pixels, grid, tokens)
 
