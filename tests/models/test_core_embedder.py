@@ -57,7 +57,8 @@ def test_embedding_independent_of_batch(tiny_embedder, media_dir, overrides):
 def test_length_grouped_forward_equals_one_padded_batch_in_order_and_gradient(tiny_embedder, media_dir):
     """Training's forward in groups of similar length (less padding) gives the rows of one padded batch, in the
     caller's order, and the same gradients."""
-    from uniembed.models.embedder import EmbeddingModule, LengthGroups
+    from uniembed.models.embedder import EmbeddingModule
+    from uniembed.models.length_groups import LengthGroups
 
     module = EmbeddingModule(tiny_embedder.backbone, tiny_embedder.config)
     items = [Item(text="a red circle left of a blue square " * k) for k in (1, 6, 2, 9)] + [
@@ -84,7 +85,7 @@ def test_length_grouped_forward_equals_one_padded_batch_in_order_and_gradient(ti
 
 
 def test_length_groups_cut_where_padding_would_exceed_the_limit():
-    from uniembed.models.embedder import length_groups
+    from uniembed.models.length_groups import length_groups
 
     lengths = [10, 100, 12, 95, 50, 11, 98, 52, 49, 13]
     groups = length_groups(lengths, max_padding=0.3, min_size=2)
