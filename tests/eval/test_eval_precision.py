@@ -67,6 +67,11 @@ def hand_binary(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     return DIM - 2.0 * hamming
 
 
+def ties_at_random(scores: np.ndarray) -> np.ndarray:
+    """Equal binary scores ordered by a seed-0 random draw per candidate (below the step of 2), not by position."""
+    return scores + np.random.default_rng(0).random(scores.shape[1], dtype=np.float32)
+
+
 def hit_at_1(scores: np.ndarray) -> float:
     return 100.0 * float(np.mean(np.argmax(scores, axis=1) == np.arange(len(scores))))  # ties: the first candidate
 
@@ -79,17 +84,28 @@ def test_each_precision_scores_as_quantised_by_hand_and_float32_equals_the_plain
     assert [r.metrics for r in grid["float32"]] == [r.metrics for r in run.tasks]  # exactly the plain scores
     queries, candidates = fixture_vectors()
     want = {"float32": hit_at_1(queries @ candidates.T), "int8": hit_at_1(hand_int8(queries, candidates)),
-            "binary": hit_at_1(hand_binary(queries, candidates))}
+            "binary": hit_at_1(ties_at_random(hand_binary(queries, candidates)))}
     assert want == pytest.approx({"float32": 100 * 11 / 12, "int8": 100 * 8 / 12, "binary": 100 * 7 / 12})
     for name, results in grid.items():
         for result in results:  # the global pool (FAISS) and the candidate lists give the same answer
             assert result.metrics["hit@1"] == pytest.approx(want[name]), (name, result.name)
     scored_queries, scored_pool = PrecisionScoring("binary").vectors(queries, candidates)
-    np.testing.assert_array_equal(scored_queries @ scored_pool.T, hand_binary(queries, candidates))  # Hamming
+    np.testing.assert_array_equal(np.floor(scored_queries @ scored_pool.T), hand_binary(queries, candidates))
     scored_queries, scored_pool = PrecisionScoring("int8").vectors(queries, candidates)
     np.testing.assert_allclose(scored_queries @ scored_pool.T, hand_int8(queries, candidates), atol=1e-6)
     ranks = 1 + (hand_int8(queries, candidates) > np.diag(hand_int8(queries, candidates))[:, None]).sum(axis=1)
     assert grid["int8"][0].metrics["mrr@10"] == pytest.approx(100 * np.mean(1 / ranks))
+
+
+def test_equal_hamming_distances_do_not_favour_the_first_candidate():
+    """Every candidate has the query's sign bits: position order would give the gold (index 0) every hit."""
+    rng = np.random.default_rng(1)
+    query = np.abs(rng.normal(size=(1, DIM))).astype(np.float32)
+    pool = np.abs(rng.normal(size=(COUNT, DIM))).astype(np.float32)
+    scored_query, scored_pool = PrecisionScoring("binary").vectors(query, pool)
+    scores = (scored_query @ scored_pool.T)[0]
+    assert np.all(np.floor(scores) == DIM) and np.argmax(scores) != 0
+    np.testing.assert_array_equal(np.argsort(-scores), np.argsort(-np.random.default_rng(0).random(COUNT, dtype=np.float32)))
 
 
 def test_rescoring_the_whole_pool_gives_the_float_ranking_and_a_shallow_one_mends_part():

@@ -7,7 +7,11 @@ whose inner products an index of that precision returns (`uniembed.index.quantiz
   candidate pool, as `uniembed index build` calibrates on the indexed vectors) and read back, queries kept float:
   the score of FAISS's SQfp16 / SQ8 index, `q . dequantised(c)`;
 - binary / ubinary: both sides packed to sign bits and scored as +-1 vectors, i.e. D - 2 x Hamming distance, the
-  order of FAISS's binary indexes.
+  order of FAISS's binary indexes. Equal distances are common (a weak model's vectors share most of their sign
+  bits) and are broken by a fixed random order of the candidates (`TIE_SEED`), not by their position: MMEB-style
+  candidate lists put the gold first, and position order would hand it every tie (a random tiny model scored
+  44 with binary codes against 6 in float32 on the synthetic suite that way). A score is D - 2h + u, u in [0, 1)
+  per candidate, below the step of 2 between distances.
 With `rescore` K the top K x k candidates of each query (k = the task's deepest cut-off) are re-ranked by the
 float inner product and stay above the rest, as `uniembed search --rescore K` re-ranks them with float32
 vectors kept on disk.
@@ -21,6 +25,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..index.quantize import PRECISIONS, calibrate, check_precision, dequantize, is_binary, needs_ranges, quantize
+
+TIE_SEED = 0  # the fixed random order that breaks equal Hamming distances
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,16 @@ class PrecisionScoring:
             return queries, pool
         ranges = calibrate(pool) if needs_ranges(self.precision) else None
         stored = dequantize(quantize(pool, self.precision, ranges), self.precision, ranges)
-        if is_binary(self.precision):
+        if is_binary(self.precision):  # +-1 vectors, plus a column that adds each candidate's tie-break u
             queries = dequantize(quantize(queries, self.precision), self.precision)
+            queries = np.hstack([queries, np.ones((len(queries), 1), np.float32)])
+            stored = np.hstack([stored, tie_breaks(len(stored))[:, None]])
         return queries, stored
+
+
+def tie_breaks(count: int) -> np.ndarray:
+    """u in [0, 1) for each of `count` candidates: the fixed random order of equal Hamming distances."""
+    return np.random.default_rng(TIE_SEED).random(count, dtype=np.float32)
 
 
 def precision_scorings(precisions: Sequence[str], rescore: int = 0) -> list[PrecisionScoring]:
