@@ -8,9 +8,13 @@ Two parts, each per precision (float32, float16, int8, uint8, binary, ubinary) a
 - score kept: scikit-learn's 8x8 handwritten digits (1,797 real scans; the pixels, centred and L2-normalised, are
   64-d vectors), each of 200 held-out digits querying the other 1,597; precision@10 = the share of the top 10 that
   show the same digit, per precision and with rescoring, as a share of float32's.
+- trained models (`--train 60,40`, benchmarks/compact_models.py): the demo recipe trained with and without a
+  Matryoshka loss, each scored at every width x precision on the synthetic suite and on the digits in an MMEB
+  layout, as a share of its own full-width float32 score.
 Writes benchmarks/results/compact.{json,md}.
 
-    .venv/bin/python benchmarks/compact.py [--count 100000] [--dimension 512] [--queries 200] [--threads 2]
+    .venv/bin/python benchmarks/compact.py [--count 100000,1000000] [--dimension 512] [--queries 200] [--threads 2]
+        [--train STAGE1,STAGE2 --runs runs/compact]
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +35,7 @@ from uniembed.index import build_sharded_index, exact_topk
 RESULTS = Path(__file__).parent / "results"
 # IVF-PQ ("IVF256,PQ64") works (tests/test_index_faiss.py) but its k-means took ~2 min on 20k vectors on the
 # shared 2-core box, so it is not in the default run
+HNSW_MAX = 100_000  # HNSW graphs are built only up to this count (a 1M graph takes too long on the shared 2 cores)
 CASES = [("float32", "Flat", None), ("float32", "HNSW32", None),
          ("float16", "SQfp16", "float32"), ("int8", "SQ8", "float32"), ("uint8", "SQ8", "float32"),
          ("binary", "BFlat", "float32"), ("binary", "BFlat", "int8"), ("ubinary", "BHNSW32", "float32")]
@@ -57,19 +63,21 @@ def recall(found: list[list[int]], truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth.tolist())]))
 
 
-def speed(args: argparse.Namespace, root: Path) -> list[dict]:
+def speed(args: argparse.Namespace, root: Path, count: int) -> list[dict]:
     rng = np.random.default_rng(0)
-    pool = unit(rng.normal(size=(args.count, args.dimension)))
+    pool = unit(rng.normal(size=(count, args.dimension)))
     queries = unit(rng.normal(size=(args.queries, args.dimension)))
     _, truth = exact_topk(queries, pool, 10, use_gpu=False)
     rows = []
     for precision, factory, rescore in CASES:
-        directory = root / f"{precision}-{factory}-{rescore}".replace(",", "_")
-        index, built = build(pool, directory, precision, factory, rescore, train=min(args.count, 50_000))
+        if "HNSW" in factory and count > HNSW_MAX:
+            continue
+        directory = root / f"{count}-{precision}-{factory}-{rescore}".replace(",", "_")
+        index, built = build(pool, directory, precision, factory, rescore, train=min(count, 50_000))
         found, took = search(index, queries, 10, 0)
-        row = {"precision": precision, "factory": factory, "rescore_vectors": rescore, "build_s": round(built, 2),
-               "bytes_per_item": round((directory / "index-00000.faiss").stat().st_size / args.count, 1),
-               "rescore_bytes_per_item": round((directory / "rescore-00000.npy").stat().st_size / args.count, 1)
+        row = {"count": count, "precision": precision, "factory": factory, "rescore_vectors": rescore,
+               "build_s": round(built, 2), "bytes_per_item": round((directory / "index-00000.faiss").stat().st_size / count, 1),
+               "rescore_bytes_per_item": round((directory / "rescore-00000.npy").stat().st_size / count, 1)
                if rescore else 0, "query_ms": round(1000 * took / args.queries, 3), "recall@10": round(recall(found, truth), 4)}
         if rescore:
             found, took = search(index, queries, 10, 4)
@@ -77,6 +85,7 @@ def speed(args: argparse.Namespace, root: Path) -> list[dict]:
                         "recall@10_rescore4": round(recall(found, truth), 4)})
         print(json.dumps(row), flush=True)
         rows.append(row)
+        del index
     return rows
 
 
@@ -194,15 +203,19 @@ def multi_vector_main(args: argparse.Namespace, meta: dict) -> None:
     print(multi_vector_markdown(meta, rows))
 
 
-def markdown(meta: dict, speed_rows: list[dict], kept_rows: list[dict]) -> str:
+def markdown(meta: dict, speed_rows: list[dict], kept_rows: list[dict], grid_lines: list[str] = ()) -> str:
     lines = [f"# Quantised vectors ({meta['date']}, {meta['machine']})", "", f"Command: `{meta['command']}`", "",
-             f"## Speed: {meta['count']:,} random {meta['dimension']}-d unit vectors, {meta['queries']} queries, "
-             f"top 10, {meta['threads']} FAISS threads (load average at start {meta['load_average']})", "",
-             "| precision | factory | bytes/item | rescore vectors (bytes/item) | build s | query ms | recall@10 | "
-             "query ms, rescore 4 | recall@10, rescore 4 |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+             f"## Speed: random {meta['dimension']}-d unit vectors, {meta['queries']} queries, "
+             f"top 10, {meta['threads']} FAISS threads (load average at start {meta['load_average']}, at the end "
+             f"{meta.get('load_average_end', '-')}; HNSW only up to {HNSW_MAX:,} vectors)"
+             + (f"; measured by `{meta['speed_measured']['command']}` at {meta['speed_measured']['time']}, load "
+                f"{meta['speed_measured']['load_average']} -> {meta['speed_measured']['load_average_end']}"
+                if "speed_measured" in meta else ""), "",
+             "| vectors | precision | factory | bytes/item | rescore vectors (bytes/item) | build s | query ms | recall@10 | "
+             "query ms, rescore 4 | recall@10, rescore 4 |", "|---:|---|---|---:|---|---:|---:|---:|---:|---:|"]
     for r in speed_rows:
         rescore = f"{r['rescore_vectors']} ({r['rescore_bytes_per_item']:.0f})" if r["rescore_vectors"] else "-"
-        lines.append(f"| {r['precision']} | {r['factory']} | {r['bytes_per_item']:.0f} | {rescore} | {r['build_s']} | "
+        lines.append(f"| {r['count']:,} | {r['precision']} | {r['factory']} | {r['bytes_per_item']:.0f} | {rescore} | {r['build_s']} | "
                      f"{r['query_ms']} | {r['recall@10']:.3f} | {r.get('query_rescore4_ms', '-')} | "
                      f"{r.get('recall@10_rescore4', '-')} |")
     lines += ["", "## Score kept: scikit-learn digits (64-d pixel vectors), 200 queries over 1,597 scans", "",
@@ -210,35 +223,61 @@ def markdown(meta: dict, speed_rows: list[dict], kept_rows: list[dict]) -> str:
     for r in kept_rows:
         rescore = f"4 x k with {r['rescore_vectors']}" if r["rescore"] else "-"
         lines.append(f"| {r['precision']} | {r['factory']} | {rescore} | {r['precision@10']} | {r['kept_vs_float32']} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *grid_lines]) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--count", default="100000", help="comma-separated vector counts for the speed part")
     parser.add_argument("--dimension", type=int, default=512)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train", help="STAGE1,STAGE2 steps: also train the demo model with and without Matryoshka "
+                                        "and score each at every width x precision (see compact_models.py)")
+    parser.add_argument("--speed-from", help="take the speed rows (and their meta) from an earlier run's .json "
+                                             "instead of measuring them again")
+    parser.add_argument("--runs", default="runs/compact", help="where --train keeps its data, models and evals")
+    parser.add_argument("--synthetic-datasets", help="comma-separated synthetic tasks the models score (default all)")
+    parser.add_argument("--training", help="how the models were trained, for the table's title")
+    parser.add_argument("--note", default="", help="a paragraph under the trained-model table's title")
+    parser.add_argument("--digits", type=int, default=500, help="digits in the MMEB-layout set the models score")
     parser.add_argument("--out", default=str(RESULTS / "compact"), help="results path without extension")
     parser.add_argument("--multi-vector", action="store_true", help="run only the multi-vector token-pooling section")
     args = parser.parse_args()
     import faiss
 
     faiss.omp_set_num_threads(args.threads)
-    meta = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
-            "command": "benchmarks/compact.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
-            "count": args.count, "dimension": args.dimension, "queries": args.queries, "threads": args.threads,
+    counts = [int(part) for part in args.count.split(",")]
+    meta = {"date": datetime.date.today().isoformat(), "time": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC"), "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
+            "command": "benchmarks/compact.py " + " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}"
+                                                      for k, v in vars(args).items() if k != "out" and v),
+            "counts": counts, "dimension": args.dimension, "queries": args.queries, "threads": args.threads,
             "load_average": round(os.getloadavg()[0], 1), "faiss": faiss.__version__}
     if args.multi_vector:
         return multi_vector_main(args, meta)
+    grids, grid_lines = {}, []
+    if args.train:
+        from compact_models import grid_markdown, trained_grids
+
+        steps = tuple(int(part) for part in args.train.split(","))
+        grids = trained_grids(Path(args.runs), steps, digits=args.digits,
+                              datasets=args.synthetic_datasets.split(",") if args.synthetic_datasets else None)
+        grid_lines = grid_markdown(grids, args.training or f"demo recipe, {steps[0]} + {steps[1]} steps", args.note)
     with tempfile.TemporaryDirectory() as tmp:
         kept_rows = score_kept(Path(tmp))
-        speed_rows = speed(args, Path(tmp))
+        if args.speed_from:
+            earlier = json.loads(Path(args.speed_from).read_text())
+            speed_rows = earlier["speed"]
+            meta.update({k: earlier["meta"][k] for k in ("counts", "dimension", "queries", "threads")},
+                        speed_measured=earlier["meta"])
+        else:
+            speed_rows = [row for count in counts for row in speed(args, Path(tmp), count)]
+    meta["load_average_end"] = round(os.getloadavg()[0], 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps({"meta": meta, "speed": speed_rows, "score_kept": kept_rows},
-                                                   indent=2) + "\n")
-    Path(args.out + ".md").write_text(markdown(meta, speed_rows, kept_rows))
-    print(markdown(meta, speed_rows, kept_rows))
+    Path(args.out + ".json").write_text(json.dumps({"meta": meta, "speed": speed_rows, "score_kept": kept_rows,
+                                                    "trained": grids}, indent=2) + "\n")
+    Path(args.out + ".md").write_text(markdown(meta, speed_rows, kept_rows, grid_lines))
+    print(markdown(meta, speed_rows, kept_rows, grid_lines))
 
 
 if __name__ == "__main__":

@@ -8,34 +8,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from eval_fakes import FakeEncoder, colour_image, word_slot
-from PIL import Image, ImageDraw
 
 from uniembed.cli.main import main
 from uniembed.data.readers.catalog import MMEB_V1_TASKS
+from uniembed.data.synth.digits import INSTRUCTION, LABELS, digit_images, write_digits_mmeb
 from uniembed.errors import ConfigError, InputError
 from uniembed.eval.evaluate import evaluate
 from uniembed.media import load_image
 
-LABELS = [f"digit{n}" for n in range(10)]  # ten distinct slots of the fake encoder (zero..nine collide)
-INSTRUCTION = "<|image_1|>\nRepresent the given image for classification\n"
-
-
-def digits(count: int = 120) -> tuple[np.ndarray, np.ndarray]:
-    """(images as 8x8 uint8 arrays, labels): scikit-learn's digits, else the ten digits drawn with PIL."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        drawn = []
-        for label in range(10):
-            canvas = Image.new("L", (8, 8), 0)
-            ImageDraw.Draw(canvas).text((1, -2), str(label), fill=255)
-            drawn.append(np.asarray(canvas))
-        return np.stack(drawn * (count // 10)), np.tile(np.arange(10), count // 10)
-    data = load_digits()
-    return (data.images[:count] * (255 / 16)).round().astype(np.uint8), data.target[:count]
-
-
-IMAGES, TARGETS = digits()
+IMAGES, TARGETS = digit_images()  # LABELS are ten distinct slots of the fake encoder
 CENTROIDS = np.stack([IMAGES[TARGETS == label].reshape(-1, 64).astype(np.float64).mean(axis=0) for label in range(10)])
 
 
@@ -59,17 +40,7 @@ class DigitEncoder(FakeEncoder):
 
 def write_digits(root, name="Digits", images_under="eval_images"):
     """An MMEB-layout classification task: each digit image ranks the ten label words, gold first."""
-    folder = root / images_under / "digits"
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = {"qry_text": [], "qry_img_path": [], "tgt_text": [], "tgt_img_path": []}
-    for index, (pixels, label) in enumerate(zip(IMAGES, TARGETS)):
-        Image.fromarray(pixels, "L").save(folder / f"{index}.png")
-        rows["qry_text"].append(INSTRUCTION)
-        rows["qry_img_path"].append(f"digits/{index}.png")
-        rows["tgt_text"].append([LABELS[label]] + [w for w in LABELS if w != LABELS[label]])
-        rows["tgt_img_path"].append([""] * 10)
-    (root / name).mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(rows), root / name / "test-00000-of-00001.parquet")
+    write_digits_mmeb(root, name, images_under, IMAGES, TARGETS)
 
 
 def expected_hit1() -> float:

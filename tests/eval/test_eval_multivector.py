@@ -100,3 +100,11 @@ def test_eval_cli_multi_vector_on_a_tiny_late_interaction_model(tmp_path, capsys
     assert payload["multi_vector"]["pool_factor"] == 2 and set(payload["scores"]) == {"t1"}
     assert main(["eval", "--model", "tiny", *args[3:], "--multi-vector"]) == 2
     assert "late-interaction head" in capsys.readouterr().err
+
+
+def test_multi_vector_eval_refuses_quantised_precisions(pages, tmp_path):
+    from uniembed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="drop --precision"):
+        evaluate(FakeLateInteraction(), "synthetic", tmp_path, None, tasks=tasks(pages), progress=False,
+                 multi_vector_pool=1, precisions=["int8"])

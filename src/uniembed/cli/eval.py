@@ -33,6 +33,13 @@ def register(subparsers) -> None:
     parser.add_argument("--pool-factor", type=int, default=1,
                         help="with --multi-vector: pool each candidate's tokens to at most n // FACTOR by hierarchical "
                              "clustering, as `index build --pool-factor` stores them (default 1: every token)")
+    parser.add_argument("--precision", type=precision_argument, default=(), metavar="P,P,...",
+                        help="also score these storage precisions (float32, float16, int8, uint8, binary, ubinary) "
+                             "from the same vectors, as `uniembed search --precision` scores them (int8 ranges from "
+                             "each task's candidates), at every --dimensions width; results.json gets `by_precision`")
+    parser.add_argument("--rescore", type=int, default=0, metavar="K",
+                        help="with --precision: also score each precision below float32 with its top K x k "
+                             "re-ranked by the float vectors (entries named like `binary+rescore4`)")
     parser.add_argument("--examples", type=int, default=3, help="ranked examples per task in report.html")
     parser.add_argument("--check", action="store_true",
                         help="print what each data set needs (repository, files, columns, media folders) and "
@@ -58,11 +65,23 @@ def dimension_list(text: str) -> tuple[int, ...]:
     return tuple(sorted(widths, reverse=True))
 
 
+def precision_argument(text: str) -> tuple[str, ...]:
+    """`--precision float32,int8,binary`, checked at parse time."""
+    from ..errors import ConfigError
+    from ..eval.precision import precision_list
+
+    try:
+        return precision_list(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError
     from ..eval.evaluate import evaluate
+    from ..eval.report import precision_rows
     from ..eval.suites import SuiteOptions, get_suite
     from ..eval.suites.layout import format_checks, read_data_map
     from ..parallel import join_world, rank_device
@@ -78,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
         return 0 if ready else 1
     if not args.out or not args.model:
         raise ConfigError("eval needs --model and --out (or --check, which needs neither)")
+    if args.rescore and not args.precision:
+        raise ConfigError("--rescore re-ranks quantised scores: pass --precision too (e.g. --precision binary "
+                          f"--rescore {args.rescore})")
     world = join_world()  # under torchrun: every rank encodes a share, rank 0 scores and reports
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
     device = rank_device(args.device)
@@ -91,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,
                           batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples,
                           data_options=data_options, model_path=args.model, world=world, dimensions=args.dimensions,
-                          multi_vector_pool=args.pool_factor if args.multi_vector else None)
+                          multi_vector_pool=args.pool_factor if args.multi_vector else None,
+                          precisions=args.precision, rescore=args.rescore)
     if evaluation is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
         return 0
     payload = evaluation.payload
@@ -105,5 +128,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'overall':{width}s}  {'mean':>10s}  {payload['overall']:6.2f}")
     for dimension, entry in payload.get("by_dimension", {}).items():
         print(f"{'overall@' + dimension:{width}s}  {'mean':>10s}  {entry['overall']:6.2f}")
+    for dimension, name, overall, _ in precision_rows(payload):
+        print(f"{'overall@' + dimension + '/' + name:{width}s}  {'mean':>10s}  {overall:6.2f}")
     print(json.dumps({k: str(v) for k, v in (evaluation.paths or {}).items()}))
     return 0

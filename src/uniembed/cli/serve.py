@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--remote-timeout", type=float, default=10.0, help="seconds to fetch one remote medium")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     add_dimensions_argument(parser)  # requests without `dimensions`, and --index search queries
+    parser.add_argument("--ranges", help="ranges.npy (from `uniembed encode --precision int8`) that the int8/uint8 "
+                                         "encoding_format quantises on; without it those formats are refused")
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(func=run)
 
@@ -82,6 +84,7 @@ def build_config(args: argparse.Namespace):
         max_request_pixels=int(args.max_request_megapixels * 1_000_000),
         max_text_chars=args.max_text_chars,
         dimensions=args.dimensions,
+        ranges=args.ranges,
     )
 
 

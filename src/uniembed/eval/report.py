@@ -55,6 +55,29 @@ def dimension_scores(definition: Any, results: Sequence[TaskResult]) -> dict:
             "overall": _round(definition.overall(results))}
 
 
+def add_variant_scores(payload: dict, definition: Any, by_dimension: dict, by_precision: dict) -> None:
+    """Put the other widths and precisions into results.json. Shape (each entry as `dimension_scores`):
+    `by_dimension: {"64": {scores, groups, overall, by_precision?}}` for the widths; `by_precision: {"int8": {...},
+    "binary+rescore4": {...}}` at full width; a width x precision grid nests its cells in each width's entry:
+    `by_dimension["64"]["by_precision"]["int8"]`."""
+    if by_dimension:
+        payload["by_dimension"] = {str(width): dimension_scores(definition, results)
+                                   for width, results in by_dimension.items()}
+    for width, entries in by_precision.items():
+        target = payload if width is None else payload["by_dimension"][str(width)]
+        target["by_precision"] = {name: dimension_scores(definition, results) for name, results in entries.items()}
+
+
+def precision_rows(payload: dict) -> list[tuple[str, str, float | None, float | None]]:
+    """(width, precision, overall, percent of the full-width float overall) for every `by_precision` entry, full
+    width first, then each width of `by_dimension` that has them."""
+    full = payload["overall"]
+    widths = [("full", payload)] + sorted(payload.get("by_dimension", {}).items(), key=lambda kv: -int(kv[0]))
+    return [(width, name, entry["overall"],
+             100.0 * entry["overall"] / full if full and entry["overall"] is not None else None)
+            for width, holder in widths for name, entry in holder.get("by_precision", {}).items()]
+
+
 def dimension_rows(payload: dict) -> list[tuple[str, float | None, float | None]]:
     """(width, overall, percent of the full width's overall) per width of `by_dimension`, full width first."""
     full = payload["overall"]
@@ -93,6 +116,11 @@ def markdown_report(payload: dict, published: Sequence[tuple[str, dict[str, floa
     if payload.get("by_dimension"):
         lines += ["", "## By dimension", "", "| dimensions | overall | % of full |", "|---|---:|---:|"]
         lines += [f"| {width} | {_fmt(overall)} | {_fmt(kept)} |" for width, overall, kept in dimension_rows(payload)]
+    if precision_rows(payload):
+        lines += ["", "## By precision", "", "| dimensions | precision | overall | % of full float |",
+                  "|---|---|---:|---:|"]
+        lines += [f"| {width} | {name} | {_fmt(overall)} | {_fmt(kept)} |"
+                  for width, name, overall, kept in precision_rows(payload)]
     encoding = payload.get("encoding")
     if encoding:
         lines += ["", f"Encoded {encoding['encoded']} distinct items ({encoding['from_cache']} more from cache, "
@@ -131,6 +159,7 @@ def html_report(payload: dict, results: Sequence[TaskResult], tasks: Sequence[Ev
              f"<p class='overall'>Overall: <b>{_fmt(payload['overall'])}</b></p>",
              _groups_table(payload, published),
              _dimensions_table(payload),
+             _precisions_table(payload),
              f"<h2>All tasks</h2>{_overview_bars(results)}"]
     for result in results:
         task = by_name.get(result.name)
@@ -248,6 +277,14 @@ def _dimensions_table(payload: dict) -> str:
                    for width, overall, kept in dimension_rows(payload))
     return ("<h2>By dimension</h2><table class='dimensions'><tr><th>dimensions</th><th>overall</th>"
             f"<th>% of full</th></tr>{rows}</table>")
+
+
+def _precisions_table(payload: dict) -> str:
+    """Storage precisions (`--precision`) per width: overall score and the share of full-width float's it keeps."""
+    rows = "".join(f"<tr><td>{_e(width)}</td><td>{_e(name)}</td><td>{_fmt(overall)}</td><td>{_fmt(kept)}</td></tr>"
+                   for width, name, overall, kept in precision_rows(payload))
+    return ("<h2>By precision</h2><table class='dimensions'><tr><th>dimensions</th><th>precision</th><th>overall</th>"
+            f"<th>% of full float</th></tr>{rows}</table>") if rows else ""
 
 
 def _fmt(value) -> str:

@@ -19,6 +19,8 @@ from ..errors import ConfigError
 from ..index.faiss_index import exact_topk
 from ..parallel import World
 from ..encoding import EmbeddingCache, EmbeddingTable, EncodeStats, Encoder, encode_distinct
+from ..index.quantize import rescore as rescore_candidates
+from .precision import PrecisionScoring, precision_scorings, rescored
 from .metrics import first_relevant_ranks, rank_summary, ranking_metrics, topk_metrics
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class RunResult:
     tasks: list[TaskResult]
     stats: EncodeStats
     by_dimension: dict[int, list[TaskResult]] = field(default_factory=dict)  # Matryoshka widths (`dimensions`)
+    # `precisions`: width (None = full) -> scoring name (`int8`, `binary+rescore4`) -> results
+    by_precision: dict[int | None, dict[str, list[TaskResult]]] = field(default_factory=dict)
 
 
 def metric_ks(task: EvalTask) -> tuple[int, ...]:
@@ -62,9 +66,11 @@ def task_items(task: EvalTask) -> list:
 def run_tasks(encoder: Encoder, tasks: Sequence[EvalTask], batch_size: int = 32, cache: EmbeddingCache | None = None,
               examples_per_task: int = 3, decode_workers: int = 2, progress: bool = True,
               use_gpu: bool | None = None, world: World | None = None,
-              exchange_dir: str | os.PathLike | None = None, dimensions: Sequence[int] = ()) -> RunResult:
+              exchange_dir: str | os.PathLike | None = None, dimensions: Sequence[int] = (),
+              precisions: Sequence[str] = (), rescore: int = 0) -> RunResult:
     """Encode all tasks' distinct items in one pass, then score every task, at full width and at each of
-    `dimensions` (the vectors' first d coordinates, re-normalised: Matryoshka widths; no re-encoding).
+    `dimensions` (the vectors' first d coordinates, re-normalised: Matryoshka widths; no re-encoding), and at
+    every width again at each of `precisions` (`eval.precision`; with `rescore` K also re-ranked K x k deep).
 
     Under torchrun (`world` distributed) every rank encodes its share; rank 0 scores, the others get no tasks.
     """
@@ -79,37 +85,52 @@ def run_tasks(encoder: Encoder, tasks: Sequence[EvalTask], batch_size: int = 32,
              stats.from_cache, stats.seconds)
     results = [score_task(task, table, examples_per_task, use_gpu, keys) for task, keys in zip(tasks, task_keys)]
     width = table.vectors.shape[1]
-    by_dimension = {}
     for dimension in dimensions:
         if not 1 <= dimension <= width:
             raise ConfigError(f"--dimensions {dimension} is outside the model's 1..{width} dimensions; "
                               f"pass widths of at most {width}")
-        cut = table.truncated(dimension)
-        by_dimension[dimension] = [score_task(task, cut, 0, use_gpu, keys) for task, keys in zip(tasks, task_keys)]
-    return RunResult(results, stats, by_dimension)
+    scorings = precision_scorings(precisions, rescore)
+    by_dimension, by_precision = {}, {}
+    for dimension in (None, *dimensions):  # None: the full width, already scored above
+        cut = table if dimension is None else table.truncated(dimension)
+        if dimension is not None:
+            by_dimension[dimension] = [score_task(task, cut, 0, use_gpu, keys) for task, keys in zip(tasks, task_keys)]
+        for scoring in scorings:
+            by_precision.setdefault(dimension, {})[scoring.name] = [
+                score_task(task, cut, 0, use_gpu, keys, scoring) for task, keys in zip(tasks, task_keys)]
+    return RunResult(results, stats, by_dimension, by_precision)
 
 
 def score_task(task: EvalTask, table: EmbeddingTable, examples_per_task: int = 3, use_gpu: bool | None = None,
-               keys: tuple[list[str], list[str]] | None = None) -> TaskResult:
-    """One task's scores; `keys`: its (query, candidate) content keys when already computed."""
+               keys: tuple[list[str], list[str]] | None = None,
+               scoring: PrecisionScoring = PrecisionScoring()) -> TaskResult:
+    """One task's scores; `keys`: its (query, candidate) content keys when already computed; `scoring`: the
+    precision the vectors are scored at (default float32: as they are)."""
     query_keys, candidate_keys = keys or ([q.content_key() for q in task.queries], [c.content_key() for c in task.candidates])
     queries = table.lookup(query_keys)
     pool = table.lookup(candidate_keys)
+    scored_queries, scored_pool = scoring.vectors(queries, pool)
     ks = metric_ks(task)
+    depth = scoring.depth(max(ks))
     wants_ranks = any(name in RANK_METRICS for name in task.extra_metrics)
     if task.is_local:
-        scores, positions = local_scores(queries, pool, task.candidate_lists)
+        scores, positions = local_scores(scored_queries, scored_pool, task.candidate_lists)
+        if scoring.rescore:
+            scores = rescored(scores, local_scores(queries, pool, task.candidate_lists)[0], depth)
         metrics = ranking_metrics(scores, task.qrels, ks)
         ranked = np.argsort(-scores[:examples_per_task], axis=1, kind="stable")[:, :5]
         tops = [[positions[q][j] for j in row if j < len(task.candidate_lists[q])] for q, row in enumerate(ranked)]
         golds = [[task.candidate_lists[q][j] for j in task.qrels[q]] for q in range(min(examples_per_task, len(task.queries)))]
         ranks = first_relevant_ranks(scores, task.qrels) if wants_ranks else None
     else:
-        _, top = exact_topk(queries, pool, max(ks), use_gpu=use_gpu)
+        _, top = exact_topk(scored_queries, scored_pool, depth, use_gpu=use_gpu)
+        if scoring.rescore:
+            _, top = rescore_candidates(queries, top, pool.__getitem__, max(ks))
         metrics = topk_metrics(top, task.qrels, ks)
         tops = [[int(c) for c in row[:5] if c >= 0] for row in top[:examples_per_task]]
         golds = [sorted(task.qrels[q]) for q in range(min(examples_per_task, len(task.queries)))]
-        ranks = _global_ranks(queries, pool, task.qrels) if wants_ranks else None
+        ranks = _global_ranks(scored_queries, scored_pool, task.qrels, exact=(queries, pool) if scoring.rescore
+                              else None, depth=depth) if wants_ranks else None
     percent = {name: 100.0 * value for name, value in metrics.items()}
     if ranks is not None:
         percent.update(rank_summary(ranks))
@@ -131,8 +152,15 @@ def local_scores(queries: np.ndarray, pool: np.ndarray, lists: Sequence[Sequence
     return scores, [list(c) for c in lists]
 
 
-def _global_ranks(queries: np.ndarray, pool: np.ndarray, qrels, chunk: int = 1024) -> np.ndarray:
-    return np.concatenate([first_relevant_ranks(queries[s:s + chunk] @ pool.T, qrels[s:s + chunk])
+def _global_ranks(queries: np.ndarray, pool: np.ndarray, qrels, chunk: int = 1024,
+                  exact: tuple[np.ndarray, np.ndarray] | None = None, depth: int = 0) -> np.ndarray:
+    """First relevant rank per query over the whole pool; `exact`: the float (queries, pool) that re-rank
+    each query's top `depth` (rescoring)."""
+    def scores(s: int) -> np.ndarray:
+        block = queries[s:s + chunk] @ pool.T
+        return block if exact is None else rescored(block, exact[0][s:s + chunk] @ exact[1].T, depth)
+
+    return np.concatenate([first_relevant_ranks(scores(s), qrels[s:s + chunk])
                            for s in range(0, len(queries), chunk)]) if len(queries) else np.zeros(0)
 
 

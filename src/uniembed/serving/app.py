@@ -6,7 +6,6 @@ Endpoints: `POST /v1/embeddings` (OpenAI-compatible, mixed-modality items), `POS
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import time
@@ -28,6 +27,7 @@ from ..version import __version__
 from .batcher import DynamicBatcher
 from .config import ServerConfig
 from .errors import ApiError, bad_input, error_response
+from .formats import check_format, format_vectors, load_ranges
 from .guards import GuardMiddleware
 from .items import parse_item, parse_items, parse_message_batch, split_input
 from .json_body import OffLoopJSONRoute
@@ -55,6 +55,7 @@ class ServerState:
     search: SearchService | None
     reranker: Reranker | None
     started: int
+    ranges: np.ndarray | None = None  # per-dimension [min, max] of the int8/uint8 encoding_format (--ranges)
 
 
 def create_app(model: Any, config: ServerConfig | None = None, *, search: SearchService | None = None,
@@ -75,7 +76,11 @@ def create_app(model: Any, config: ServerConfig | None = None, *, search: Search
                              prepare=runner.prepare)
     check_truncate_dim(config.dimensions, runner.dimension, name="--dimensions",
                        trained=getattr(embedding_config, "matryoshka_dims", None))
-    state = ServerState(model, config, runner, batcher, policy, metrics, search, reranker, int(time.time()))
+    ranges = load_ranges(config.ranges) if config.ranges is not None else None  # int8/uint8 encoding_format
+    if ranges is not None and ranges.shape[1] > runner.dimension:
+        raise ConfigError(f"--ranges '{config.ranges}' is {ranges.shape[1]}-d but the model gives "
+                          f"{runner.dimension} dimensions; pass ranges calibrated on this model's vectors")
+    state = ServerState(model, config, runner, batcher, policy, metrics, search, reranker, int(time.time()), ranges)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -210,6 +215,11 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         except ConfigError as exc:
             raise ApiError(400, str(exc), param="dimensions", code="invalid_dimensions") from None
 
+        width = body.dimensions or config.dimensions or state.runner.dimension
+        try:
+            check_format(body.encoding_format, width, state.ranges)
+        except ConfigError as exc:
+            raise ApiError(400, str(exc), param="encoding_format", code="invalid_encoding_format") from None
         field = request_form(body)
 
         async def work() -> BatchOutput:
@@ -218,8 +228,8 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
 
         output = await with_timeout(work())
         vectors = cut(output.vectors, body.dimensions if body.dimensions is not None else config.dimensions)
-        data = [{"object": "embedding", "index": i, "embedding": format_vector(v, body.encoding_format)}
-                for i, v in enumerate(vectors)]
+        data = [{"object": "embedding", "index": i, "embedding": embedding}
+                for i, embedding in enumerate(format_vectors(vectors, body.encoding_format, state.ranges))]
         return JSONResponse({"object": "list", "data": data, "model": config.served_model_name,
                              "usage": usage(output)})
 
@@ -314,13 +324,6 @@ def request_form(body: EmbeddingRequest) -> str:
 
 
 # ---- response helpers ----------------------------------------------------------------------------------
-def format_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
-    """float: a JSON list; base64: the little-endian float32 bytes, as the OpenAI API sends them."""
-    if encoding_format == "base64":
-        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
-    return np.asarray(vector, dtype=np.float32).tolist()
-
-
 def usage(output: BatchOutput) -> dict[str, int]:
     text = int(output.text_tokens.sum())
     visual = int(output.visual_tokens.sum())

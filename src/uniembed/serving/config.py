@@ -25,6 +25,8 @@ class ServerConfig:
     within `max_media_bytes`, `remote_timeout_s` and `max_redirects`.
     Width: `dimensions` cuts every vector (embeddings without their own `dimensions`, and search queries) to
     its first D coordinates, re-normalised (Matryoshka); None = the model's full dimension.
+    Quantised output: `ranges` names the 2 x D ranges.npy the int8/uint8 `encoding_format` quantises on
+    (`uniembed encode --precision int8` writes it); without it those formats are refused.
     """
 
     served_model_name: str = "uniembed"
@@ -50,6 +52,7 @@ class ServerConfig:
     default_top_k: int = 10
     max_top_k: int = 1000
     dimensions: int | None = None
+    ranges: str | Path | None = None  # ranges.npy for the int8/uint8 encoding_format (serving/formats.py)
 
     def __post_init__(self) -> None:
         positive = ("max_batch_tokens", "max_batch_items", "max_items_per_request", "max_body_bytes",

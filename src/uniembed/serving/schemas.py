@@ -70,7 +70,9 @@ class EmbeddingRequest(_Strict):
     messages: RawMessages = Field(default=None, description="vLLM's chat-style request instead of `input`: "
                                                             "system = instruction, user = the item; one embedding per conversation")
     model: str | None = None
-    encoding_format: Literal["float", "base64"] = "float"
+    encoding_format: Literal["float", "base64", "int8", "uint8", "binary", "ubinary"] = Field(
+        default="float", description="float or base64 (OpenAI's); int8/uint8 (server started with --ranges) or "
+                                     "binary/ubinary (packed sign bits): JSON integer lists, see serving/formats.py")
     dimensions: int | None = Field(default=None, ge=1, description="truncate to this many dimensions and re-normalise")
     input_type: Literal["query", "document"] | None = Field(
         default=None, description="apply the model's named prompt for queries or documents")
@@ -96,7 +98,7 @@ class RerankRequest(_Strict):
 class EmbeddingData(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float] | str
+    embedding: list[float] | list[int] | str
 
 
 class Usage(BaseModel):
