@@ -5,6 +5,11 @@ Generates the synthetic benchmark, trains a tiny Qwen2-VL with the real two-stag
 modality mask and hard negatives), evaluates it on every synthetic test task, prints each score beside
 its chance level, and writes `results.json` and `report.html`. Each step is skipped when its output is
 already complete, so an interrupted demo resumes where it stopped.
+
+Each phase's wall and CPU time (this process and its children, with the load average) goes to the console,
+`phases.md` and `results.json` (`phases.PhaseClock`). The demo trains on one torch thread by default: its
+1.1M-parameter model's operations are too small to split, and the loader thread prepares the next batch on the
+second core (benchmarks/results/demo_phases.md).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .phases import PhaseClock
 
 logger = logging.getLogger("uniembed.demo")
 TRAIN_FORMATS = {"mmeb_train": "mmeb-train", "mmeb_train_video": "mmeb-train", "jsonl_triplets": "jsonl"}
@@ -27,6 +33,9 @@ STAGE1_GROUP_TASKS = ("SynT2I", "SynI2T", "SynT2V", "SynParaphrase", "SynDocs")
 # slowest (50 grounding-only steps from the stage-1 model: 28% hit@1, 200 steps: 34%), so it gets 4x its share
 # and stage 2 gets the extra steps (recipes/demo.yaml), leaving every other source its ~43 steps (benchmarks/README.md)
 STAGE2_OVERSAMPLE: dict[str, float] = {"SynGround": 4.0}
+# torch threads for the demo: one trains the tiny model fastest on two cores, and many times faster than two
+# when other jobs share the cores (benchmarks/results/demo_phases.md); 0 keeps torch's default
+DEMO_THREADS = 1
 
 
 def default_recipe_path() -> Path:
@@ -77,8 +86,27 @@ def write_mixtures(data_dir: Path, out_dir: Path, metadata: dict[str, Any] | Non
 
 def run_demo(out: str | Path = "runs/demo", size: str = "small", seed: int = 0, recipe: str | Path | None = None,
              overrides: list[str] | None = None, batch_size: int = 64,
-             oversample: dict[str, float] | None = None) -> dict[str, Any]:
-    """Run the whole demo into `out`; returns the results payload (also written to results.json)."""
+             oversample: dict[str, float] | None = None, threads: int = DEMO_THREADS) -> dict[str, Any]:
+    """Run the whole demo into `out`; returns the results payload (also written to results.json).
+
+    `threads` sets torch's intra-op threads for the run (restored after it; 0 keeps torch's default)."""
+    import torch
+
+    if threads < 0:
+        raise ConfigError(f"threads must be 0 (torch's default) or a positive count, got {threads}")
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run_demo(Path(out), size, seed, recipe, overrides, batch_size, oversample)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_demo(out: Path, size: str, seed: int, recipe: str | Path | None, overrides: list[str] | None,
+              batch_size: int, oversample: dict[str, float] | None) -> dict[str, Any]:
+    import torch
+
     from .data.synth.generate import generate
     from .eval.evaluate import evaluate
     from .models.embedder import Embedder
@@ -86,38 +114,46 @@ def run_demo(out: str | Path = "runs/demo", size: str = "small", seed: int = 0, 
     from .training.recipe import load_recipe
     from .training.trainer import Trainer
 
-    out = Path(out)
-    timings: dict[str, float] = {}
+    clock = PhaseClock(f"torch threads {torch.get_num_threads()}")
     data_dir = out / "data"
-    start = time.perf_counter()
-    if not (data_dir / "metadata.json").exists():
-        generate(data_dir, size=size, seed=seed)
-    timings["synth_s"] = time.perf_counter() - start
+    with clock.phase("synthetic data"):
+        if not (data_dir / "metadata.json").exists():
+            generate(data_dir, size=size, seed=seed)
 
     metadata = read_metadata(data_dir)
     mixtures = write_mixtures(data_dir, out / "mixtures", metadata, oversample)
     recipe_overrides = [f"stages.0.data={mixtures['stage1']}", f"stages.1.data={mixtures['stage2']}", f"seed={seed}"]
     recipe_spec = load_recipe(recipe or default_recipe_path(), recipe_overrides + list(overrides or []))
-    start = time.perf_counter()
     train_dir = out / "train"
-    model_dir = Trainer(recipe_spec, train_dir, resume=train_dir.exists()).run()
-    timings["train_s"] = time.perf_counter() - start
+    with clock.phase("training") as training:
+        trainer = Trainer(recipe_spec, train_dir, resume=train_dir.exists(), on_step=training.mark_by("stage"))
+        model_dir = trainer.run()
 
-    start = time.perf_counter()
-    model = Embedder.from_pretrained(model_dir)
-    evaluation = evaluate(model, "synthetic", data_dir, out / "eval", batch_size=batch_size, cache_dir=out / "cache")
-    timings["eval_s"] = time.perf_counter() - start
+    with clock.phase("evaluation"):
+        model = Embedder.from_pretrained(model_dir)
+        evaluation = evaluate(model, "synthetic", data_dir, out / "eval", batch_size=batch_size, cache_dir=out / "cache")
 
-    payload = dict(evaluation.payload)  # carries each task's chance level (percent) from the suite
-    tasks = {task["name"]: task for task in metadata["tasks"]}
-    payload["recipe"] = recipe_spec.name
-    payload["model_dir"] = str(model_dir)
-    payload["timings"] = {k: round(v, 1) for k, v in timings.items()}
-    payload["meta_tasks"] = meta_task_table(payload, tasks)
+    with clock.phase("report"):
+        payload = dict(evaluation.payload)  # carries each task's chance level (percent) from the suite
+        tasks = {task["name"]: task for task in metadata["tasks"]}
+        payload["recipe"] = recipe_spec.name
+        payload["model_dir"] = str(model_dir)
+        payload["meta_tasks"] = meta_task_table(payload, tasks)
+        payload["timings"] = _timings(clock)  # the report shows the phases before it
+        (out / "report.html").write_text(demo_report_html(payload, read_log(train_dir)))
+    payload["timings"] = _timings(clock)
+    payload["phases"] = clock.rows()
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (out / "report.html").write_text(demo_report_html(payload, read_log(train_dir)))
+    (out / "phases.md").write_text(clock.markdown() + "\n")
     print(score_table(payload, tasks))
+    print("\n" + clock.markdown())
     return payload
+
+
+def _timings(clock: PhaseClock) -> dict[str, float]:
+    """results.json's `timings` (wall seconds, the keys of earlier demos); `phases` has wall and CPU per phase."""
+    keys = {"synth_s": "synthetic data", "train_s": "training", "eval_s": "evaluation", "report_s": "report"}
+    return {key: wall for key, name in keys.items() if (wall := clock.wall(name)) is not None}
 
 
 def meta_task_table(payload: dict, tasks: dict[str, dict]) -> dict[str, dict[str, float]]:
