@@ -1,9 +1,11 @@
-"""Worker for tests/test_losses_distributed.py, launched as `torchrun --nproc_per_node 2 losses_worker.py OUT.json`.
+"""Worker for tests/losses/test_losses_distributed.py, launched as `torchrun --nproc_per_node 2 losses_worker.py OUT.json`.
 
 Every rank holds a slice of one global batch, computes the local loss over gathered candidates and backpropagates
 through a DistributedDataParallel model; each rank also computes the whole batch in one plain process (a copy of
-the model, `contrastive_loss`) and checks that its DDP-averaged gradients equal those. Two deliberately wrong
-gathers (no gradient at all; local slice only, no gradient exchange) must NOT match: they show the check bites.
+the model, `contrastive_loss`) and checks that its DDP-averaged gradients equal those; the same for the
+late-interaction loss over per-token vectors (`local_late_interaction_loss`, token lengths differing by rank).
+Three deliberately wrong set-ups (no gradient at all; local slice only, no gradient exchange; late interaction
+scoring each rank's own documents only) must NOT match: they show the check bites.
 Rank 0 writes {"results": {scenario: "ok" | "mismatch ..."}} to OUT.json.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ from uniembed.losses import (
     local_contrastive_loss,
     split_batch,
 )
+from uniembed.losses.late_interaction import late_interaction_loss, local_late_interaction_loss
 from uniembed.losses.matryoshka import matryoshka_loss
 
 FEATURES, DIM = 10, 6
@@ -229,6 +232,64 @@ def run_gradcache(chunk_size=2, matryoshka=None):
     return verdict
 
 
+def token_inputs(count, length, seed):
+    """`count` items of 1..`length` tokens (one of full length): features count x length x FEATURES, mask."""
+    g = torch.Generator().manual_seed(seed)
+    sizes = torch.randint(1, length + 1, (count,), generator=g)
+    sizes[0] = length
+    mask = torch.arange(length)[None, :] < sizes[:, None]
+    return torch.randn(count, length, FEATURES, generator=g).double(), mask
+
+
+def tokens_of(model, features, mask):
+    """Per-token unit vectors with zero rows at padding, as the late-interaction head writes them."""
+    return nn.functional.normalize(model(features), dim=-1) * mask[..., None]
+
+
+def pad_length(tensor, length):
+    return nn.functional.pad(tensor, (0, 0, 0, length - tensor.shape[1]))
+
+
+def run_late_interaction(model, local_only=False):
+    """Multi-vector InfoNCE over MaxSim with cross-rank negatives: ranks hold different numbers of queries, of
+    hard negatives, and different token lengths (documents are padded to the longest of any rank). The
+    reference holds every query and document in one process (candidates: all positives, then all negatives).
+    `local_only`: each rank scores its own documents only (no gather), which must NOT match."""
+    rank = dist.get_rank()
+    layout = [dict(queries=3, negatives=1, query_length=4, doc_length=5),
+              dict(queries=4, negatives=2, query_length=3, doc_length=7)]
+    parts = []
+    for r, part in enumerate(layout):
+        queries = token_inputs(part["queries"], part["query_length"], seed=10 + r)
+        documents = token_inputs(part["queries"] + part["negatives"], part["doc_length"], seed=20 + r)
+        parts.append((queries, documents))
+    reference_model = copy.deepcopy(model.module)
+    model.zero_grad(set_to_none=True)
+    (q_features, q_mask), (d_features, d_mask) = parts[rank]
+    flat = model(torch.cat([q_features.flatten(0, 1), d_features.flatten(0, 1)]))
+    q_tokens = nn.functional.normalize(flat[: q_mask.numel()].view(*q_mask.shape, DIM), dim=-1) * q_mask[..., None]
+    d_tokens = nn.functional.normalize(flat[q_mask.numel():].view(*d_mask.shape, DIM), dim=-1) * d_mask[..., None]
+    if local_only:
+        loss = late_interaction_loss(q_tokens, d_tokens, temperature=0.05)
+    else:
+        loss = local_late_interaction_loss(q_tokens, d_tokens, temperature=0.05)
+    loss.backward()
+    mean_loss = loss.detach().clone()
+    dist.all_reduce(mean_loss)
+    mean_loss /= dist.get_world_size()
+    got = [p.grad for p in model.parameters()]
+
+    query_length = max(part["query_length"] for part in layout)
+    doc_length = max(part["doc_length"] for part in layout)
+    queries = torch.cat([pad_length(tokens_of(reference_model, *q), query_length) for q, _ in parts])
+    documents = [pad_length(tokens_of(reference_model, *d), doc_length) for _, d in parts]
+    sizes = [part["queries"] for part in layout]
+    candidates = torch.cat([d[:n] for d, n in zip(documents, sizes)] + [d[n:] for d, n in zip(documents, sizes)])
+    reference_loss = late_interaction_loss(queries, candidates, temperature=0.05)
+    reference_loss.backward()
+    return compare(got, [p.grad for p in reference_model.parameters()], mean_loss, reference_loss.detach())
+
+
 SCENARIOS = [
     ("plain_infonce", set(), {}),
     ("modality_mask", {"modality"}, {}),
@@ -257,6 +318,8 @@ def main() -> int:
         results[name] = run_scenario(name, options, model, **layout)
     results["gradcache_ddp"] = run_gradcache()
     results["gradcache_ddp_matryoshka"] = run_gradcache(matryoshka=([DIM, 3, 2], [1.0, 0.5, 2.0]))
+    results["late_interaction_cross_rank"] = run_late_interaction(model)
+    results["control:late_interaction_local_only"] = run_late_interaction(model, local_only=True)
     everyone = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, results)
     if dist.get_rank() == 0:

@@ -1,7 +1,8 @@
 """Cross-device negatives with real processes: torchrun, 2 ranks, gloo, CPU, float64.
 
 The worker (tests/dist/losses_worker.py) checks on every rank that the DDP-averaged gradients of the local loss
-equal one process computing the whole batch, for each option of the contrastive loss and for GradCache.
+equal one process computing the whole batch, for each option of the contrastive loss, for GradCache and for the
+late-interaction (multi-vector) loss with token tensors of different lengths per rank.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 from ports import free_port
 
 from uniembed.losses import NegativeFilters, contrastive_loss, gather_no_grad, gather_with_grad, local_contrastive_loss
+from uniembed.losses.late_interaction import late_interaction_loss, local_late_interaction_loss
 
 WORKER = Path(__file__).resolve().parents[1] / "dist" / "losses_worker.py"
 EXPECTED_OK = [
@@ -32,8 +34,9 @@ EXPECTED_OK = [
     "everything",
     "gradcache_ddp",
     "gradcache_ddp_matryoshka",
+    "late_interaction_cross_rank",
 ]
-EXPECTED_MISMATCH = ["control:no_gradient", "control:local_slice_only"]
+EXPECTED_MISMATCH = ["control:no_gradient", "control:local_slice_only", "control:late_interaction_local_only"]
 
 
 @pytest.mark.distributed
@@ -62,3 +65,6 @@ def test_without_process_group_everything_is_single_process():
         local_contrastive_loss(query, candidates, temperature=0.1, filters=NegativeFilters(top_k=2, symmetric=True)),
         contrastive_loss(query, candidates, temperature=0.1, filters=NegativeFilters(top_k=2, symmetric=True)),
     )
+    tokens = torch.nn.functional.normalize(torch.randn(6, 3, 5, dtype=torch.float64), dim=-1)
+    torch.testing.assert_close(local_late_interaction_loss(tokens[:4], tokens, temperature=0.1),
+                               late_interaction_loss(tokens[:4], tokens, temperature=0.1))

@@ -1,5 +1,6 @@
 """`loss.kind: late_interaction`: GradCache through the real model equals the plain step, a recipe trains and its
-checkpoint reloads as a multi-vector model, and bad set-ups fail early."""
+checkpoint reloads as a multi-vector model, bad set-ups fail early, and 2 torchrun ranks train with cross-rank
+negatives (slow)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -102,3 +103,23 @@ def test_the_colqwen_recipe_loads_and_trains_the_tiny_model(tmp_path):
     assert [t.shape[1] for t in tokens] == [128, 128] and all(np.isfinite(t).all() for t in tokens)
     start = Embedder.tiny(seed=0, multi_vector_dim=128).module.head.proj.weight
     assert not torch.allclose(model.module.head.proj.weight, start)  # under LoRA the head trains in full
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_two_rank_ddp_training_scores_against_both_ranks_documents(tmp_path):
+    """`uniembed train` on 2 gloo ranks (torchrun): the ranks' shares (images, long and short captions, hard
+    negatives) pad their token tensors to different lengths, which the cross-rank gather pads to one; the run
+    trains the head and logs the global loss. Gradient equality with one process is tests/dist/losses_worker.py's."""
+    import json
+
+    from test_training_engine import torchrun_train
+
+    mixture = write_training_set(tmp_path / "data", count=8)
+    run = tmp_path / "run"
+    torchrun_train(recipe(mixture, num_negatives=1) | {"save_every": 100}, run)
+    entries = [json.loads(line) for line in (run / "logs" / "train.jsonl").read_text().splitlines()]
+    assert len(entries) == 8 and all(np.isfinite(entry["loss"]) for entry in entries)
+    start = Embedder.tiny(seed=0, multi_vector_dim=16).module.head.proj.weight
+    assert (run / "model" / HEAD_FILE).is_file()
+    assert not torch.allclose(Embedder.from_pretrained(run / "model").module.head.proj.weight, start)

@@ -1,10 +1,18 @@
-"""Training with sequence packing: a GradCache step, plain and under DDP (one gloo rank), gives the padded step's
-gradients (float64 tiny Qwen2-VL, queries of very different lengths so that items share rows)."""
+"""Training with sequence packing: a GradCache step, plain and under DDP (one gloo rank in-process; two torchrun
+ranks with cross-rank negatives through tests/dist/packing_worker.py), gives the padded step's gradients (float64
+tiny Qwen2-VL, items of very different lengths so that they share rows)."""
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
+from ports import free_port
 from torch.nn.parallel import DistributedDataParallel
 
 from uniembed import Embedder, Item
@@ -69,3 +77,31 @@ def test_grad_cache_gradients_with_packing_equal_padded(model64, media_dir, tmp_
     assert padded.keys() == packed.keys() and len(padded) > 10
     for name, grad in padded.items():
         torch.testing.assert_close(packed[name], grad, atol=1e-10, rtol=1e-8, msg=name)
+
+
+@pytest.mark.distributed
+def test_two_rank_ddp_with_items_sharing_rows_gives_the_padded_gradients(tmp_path):
+    """torchrun, 2 gloo ranks, float64 tiny Qwen2-VL: a GradCache step with cross-rank negatives and DDP's
+    gradient averaging, packed (`packing: on`) and padded, bidirectional + mean and causal + last-token. The
+    worker records every packing plan: each rank must really put several items in one row (a chunk of 3 items
+    in fewer rows), or the comparison would prove nothing about the block mask or the per-item positions."""
+    worker = Path(__file__).resolve().parents[1] / "dist" / "packing_worker.py"
+    out = tmp_path / "results.json"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(free_port()), str(worker), str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"))
+    assert run.returncode == 0, f"torchrun failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    ranks = json.loads(out.read_text())["ranks"]
+    assert len(ranks) == 2
+    for rank, results in enumerate(ranks):
+        assert sorted(results) == ["bidirectional/mean", "causal/last"]
+        for mode, result in results.items():
+            where = f"rank {rank}, {mode}: {result}"
+            assert result["padded_plans"] == 0, where  # `off` never packs
+            # every chunk of 3 items packs into 2 rows: 2 query + 2 candidate chunks, each embedded twice by
+            # GradCache (without, then with gradient)
+            assert result["packed_chunks"] == 8 and result["items_in_shared_rows"] == 8, where
+            assert result["grads"][0] > 10 and result["grads"][2], where
+            assert result["loss_diff"] < 1e-10, where
+            assert result["max_grad_diff"] < 1e-10 and result["max_rel_diff"] < 1e-7, where

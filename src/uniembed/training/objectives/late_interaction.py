@@ -1,11 +1,12 @@
 """`loss.kind: late_interaction`: ColBERT/ColPali-style training of a multi-vector model (issue 25.3).
 
 Each example's query, positive and first `num_negatives` mined negatives are embedded token by token by the
-late-interaction head (`EmbeddingConfig.multi_vector_dim`), and `losses.late_interaction_loss` (InfoNCE over
-MaxSim, colpali-engine's `ColbertLoss`) scores every query against every candidate of the rank's batch.
-Under GradCache every chunk's token tensor is padded to the longest item of the step, so the chunks concatenate;
-the mask travels in the tensor (padding rows are zero). Candidates are not gathered across ranks, so the stage
-runs with `distributed: ddp` (each rank's loss over its own share; DDP averages the gradients).
+late-interaction head (`EmbeddingConfig.multi_vector_dim`), and `losses.local_late_interaction_loss` (InfoNCE
+over MaxSim, colpali-engine's `ColbertLoss`) scores every query against every candidate of the global batch: each
+rank's candidate tokens are gathered with gradient (padded to the longest of any rank), as the single-vector
+contrastive loss gathers its candidates. Under GradCache every chunk's token tensor is padded to the longest item
+of the rank's step, so the chunks concatenate; the mask travels in the tensor (padding rows are zero). The stage
+runs with `distributed: ddp` (FSDP2 and ZeRO-1 are not checked for token tensors).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from ...errors import ConfigError
-from ...losses.late_interaction import late_interaction_loss
+from ...losses.late_interaction import local_late_interaction_loss
 from .base import EmbeddingObjective, LossOptions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,7 +33,7 @@ class LateInteractionOptions(LossOptions):
     kind: str = "late_interaction"
     num_negatives: int = 1
     normalize_scores: bool = True
-    ddp_only: ClassVar[bool] = True  # token tensors are not gathered across ranks, nor sharded
+    ddp_only: ClassVar[bool] = True  # not checked under FSDP2 / ZeRO-1
 
     def uses_negatives(self) -> bool:
         return self.num_negatives > 0
@@ -73,5 +74,5 @@ class LateInteractionObjective(EmbeddingObjective):
              candidate_modality: torch.Tensor, target_modality: torch.Tensor) -> torch.Tensor:
         temperature = self.runner.temperature
         tau = temperature(batch.sources) if temperature.tasks else temperature()
-        return late_interaction_loss(queries, candidates, temperature=tau,
-                                     normalize_scores=self.options.normalize_scores)
+        return local_late_interaction_loss(queries, candidates, temperature=tau,
+                                           normalize_scores=self.options.normalize_scores)
