@@ -19,8 +19,7 @@ from uniembed.training.recipe import TrainableSpec
 from uniembed.training.sharding import shard_units
 from uniembed.training.trainable import apply_trainable, is_vision
 
-from test_training_engine import (assert_close_to_ddp, data_dir, final_weights,  # noqa: F401  (data_dir: fixture)
-                                  killed_copy, torchrun_train, uneven_full_recipe)
+from training_runs import assert_close_to_ddp, final_weights, killed_copy, torchrun_train, uneven_full_recipe
 
 FAMILIES = ["qwen3_vl", "llava_onevision"]
 

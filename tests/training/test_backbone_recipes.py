@@ -14,7 +14,6 @@ from uniembed.eval.evaluate import evaluate
 from uniembed.training.recipe import load_recipe
 from uniembed.training.trainer import Trainer
 
-from test_training_recipes import synth_tiny  # noqa: F401  (the tiny synthetic benchmark fixture)
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 

@@ -113,7 +113,7 @@ def test_two_rank_ddp_training_scores_against_both_ranks_documents(tmp_path):
     trains the head and logs the global loss. Gradient equality with one process is tests/dist/losses_worker.py's."""
     import json
 
-    from test_training_engine import torchrun_train
+    from training_runs import torchrun_train
 
     mixture = write_training_set(tmp_path / "data", count=8)
     run = tmp_path / "run"

@@ -60,7 +60,7 @@ def test_matryoshka_under_fsdp_and_zero_matches_ddp(tmp_path):
     """`loss.matryoshka` on 2 gloo ranks (torchrun): FSDP2 (sharded language layers) and DeepSpeed ZeRO-1
     (partitioned Adam state) end with DDP's weights up to float summation order, with GradCache chunks on ranks
     holding different numbers of rows and the cut widths gathered across ranks. Three launches: slow."""
-    from test_training_engine import assert_close_to_ddp, torchrun_train, uneven_full_recipe
+    from training_runs import assert_close_to_ddp, torchrun_train, uneven_full_recipe
 
     data = tmp_path / "data"
     write_training_set(data)

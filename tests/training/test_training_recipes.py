@@ -14,15 +14,6 @@ from uniembed.training.trainer import Trainer
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-@pytest.fixture(scope="module")
-def synth_tiny(tmp_path_factory):
-    from uniembed.data.synth.generate import generate
-
-    root = tmp_path_factory.mktemp("synth")
-    generate(root, size="tiny", seed=0)
-    return root
-
-
 @pytest.mark.parametrize("name", ["vlm2vec", "unite", "demo", "unime", "rzenembed", "umarvel"])
 def test_recipe_runs_on_synthetic_data(name, synth_tiny, tmp_path):
     mixtures = write_mixtures(synth_tiny, tmp_path / "mixtures")

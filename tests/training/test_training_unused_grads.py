@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_training_engine import data_dir, final_weights, torchrun_train  # noqa: F401  (data_dir: fixture)
+from training_runs import final_weights, torchrun_train
 
 from uniembed.training.trainable import is_vision
 
