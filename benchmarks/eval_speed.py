@@ -17,6 +17,9 @@ All strategies must give the same scores (the script checks). Writes benchmarks/
 
 `--suite mmeb-v1` without `--data` writes the MMEB-V1-layout folder of `load_tasks_profile.py` (6 tasks,
 1,500 images, 250 queries x 100 image candidates each); `--ranks 1` leaves out the torchrun rows.
+`--phases` runs every uniembed process through `eval_rank_phases.py` and adds CPU and wall seconds per phase and
+rank to the report (start-up, join_world, model, tasks, own encode share, wait, exchange, score, reports): CPU
+seconds are the figure to compare on a shared machine.
 """
 from __future__ import annotations
 
