@@ -17,6 +17,9 @@ All strategies must give the same scores (the script checks). Writes benchmarks/
 
 `--suite mmeb-v1` without `--data` writes the MMEB-V1-layout folder of `load_tasks_profile.py` (6 tasks,
 1,500 images, 250 queries x 100 image candidates each); `--ranks 1` leaves out the torchrun rows.
+`--phases` runs every uniembed process through `eval_rank_phases.py` and adds CPU and wall seconds per phase and
+rank to the report (start-up, join_world, model, tasks, own encode share, wait, exchange, score, reports): CPU
+seconds are the figure to compare on a shared machine.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -69,17 +73,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def timed(command: list[str], env: dict) -> float:
-    start = time.perf_counter()
+CHILD_CPU: dict[str, list[float]] = {}  # strategy -> CPU seconds of its processes (launcher and ranks together)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], env: dict, name: str = "") -> float:
+    """Wall seconds of one process tree from launch to exit (its CPU seconds go to CHILD_CPU[name])."""
+    start, cpu = time.perf_counter(), children_cpu()
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     seconds = time.perf_counter() - start
     if run.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{run.stderr[-3000:]}")
+    CHILD_CPU.setdefault(name, []).append(children_cpu() - cpu)
     return seconds
 
 
 def eval_command(args: argparse.Namespace, data: Path, out: Path, ranks: int) -> list[str]:
-    verb = ["-m", "uniembed.cli.main", "eval", "--model", args.model, "--suite", args.suite, "--data", str(data),
+    entry = [str(Path(__file__).parent / "eval_rank_phases.py")] if args.phases else ["-m", "uniembed.cli.main"]
+    verb = [*entry, "eval", "--model", args.model, "--suite", args.suite, "--data", str(data),
             "--out", str(out), "--batch-size", str(args.batch_size), "--device", "cpu"]
     if ranks == 1:
         return [sys.executable, *verb]
@@ -90,6 +105,48 @@ def eval_command(args: argparse.Namespace, data: Path, out: Path, ranks: int) ->
 def eval_result(out: Path) -> tuple[dict, int]:
     payload = json.loads((out / "results.json").read_text())
     return {name: round(score, 2) for name, score in payload["scores"].items()}, payload["encoding"]["encoded"]
+
+
+PHASE_ROWS = [("start-up (interpreter, CLI imports)", None), ("join_world (torch.distributed, gloo)", "join_world"),
+              ("build model", "build_model"), ("load tasks", "load_tasks"),
+              ("encode own share", ("encode_own_share", "encode_local")), ("wait for other ranks", "wait_for_ranks"),
+              ("exchange (read parts, cache)", "exchange"), ("score", "score"), ("reports", "write_reports")]
+
+
+def phase_lines(phases: dict[str, list[dict]]) -> list[str]:
+    """Markdown: CPU seconds (wall in brackets) per phase and rank, from eval_rank_phases.py's files."""
+    columns = [(name, entry) for name, ranks in phases.items() for entry in ranks]
+    lines = ["", "Per phase and rank, CPU seconds of the process (all its threads), wall seconds in brackets "
+             "(`--phases`, last round; phases that nest, like a model built inside encoding, are counted in both):", "",
+             "| phase | " + " | ".join(f"{name} r{entry['rank']}" for name, entry in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for label, key in PHASE_ROWS:
+        cells = []
+        for _, entry in columns:
+            found = entry["phases"]
+            if key is None:
+                value = entry["start_up"]
+            elif key == "exchange":  # encoding's own time beyond the share and the wait: parts, cache, table
+                total = found.get("encode_distinct_all", {"cpu": 0.0, "wall": 0.0})
+                inner = [found[k] for k in ("encode_own_share", "encode_local", "wait_for_ranks") if k in found]
+                value = {"cpu": total["cpu"] - sum(v["cpu"] for v in inner),
+                         "wall": total["wall"] - sum(v["wall"] for v in inner)}
+            else:
+                value = next((found[k] for k in ((key,) if isinstance(key, str) else key) if k in found), None)
+            cells.append("-" if value is None else f"{value['cpu']:.2f} ({value['wall']:.1f})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| **process total** | " + " | ".join(f"**{e['total']['cpu']:.2f}** ({e['total']['wall']:.1f})"
+                                                       for _, e in columns) + " |")
+    threads = {f"{name} r{e['rank']}": e["torch_threads"] for name, e in columns}
+    lines += ["", f"torch threads per process (intra-op, inter-op): "
+              + ", ".join(f"{k}: {v['intra_op']}/{v['inter_op']}" for k, v in threads.items() if v), ""]
+    for name in ("cold", "warm"):
+        if name in phases and f"{name} x2" in phases:
+            one = phases[name][0]["total"]["cpu"]
+            slowest = max(entry["total"]["cpu"] for entry in phases[f"{name} x2"])
+            lines.append(f"- {name}: one process {one:.2f} CPU s; with 2 ranks the slower rank needs {slowest:.2f} CPU s: "
+                         f"{one / slowest:.2f}x if each rank had a core of its own (torchrun's launcher not counted)")
+    return lines
 
 
 def main() -> None:
@@ -104,6 +161,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="rounds of all strategies (the fastest of each is kept)")
     parser.add_argument("--threads", type=int, default=1, help="threads per process, every strategy (default 1: one "
                                                                "core per process, as a rank has one device)")
+    parser.add_argument("--phases", action="store_true",
+                        help="run each uniembed process through eval_rank_phases.py: CPU and wall seconds per phase "
+                             "and rank in the report (the figure to compare on a shared machine)")
     parser.add_argument("--worker", choices=("reference",), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,20 +186,27 @@ def main() -> None:
             generate(data, size=args.size, seed=0, progress=False)
         runs: dict[str, list[float]] = {}
         outcome: dict[str, tuple[dict, int]] = {}
+        phases: dict[str, list[dict]] = {}
         load_before = os.getloadavg()[0]
         for repeat in range(args.repeats):
             worker_out = work / f"reference-{repeat}.json"
             seconds = timed([sys.executable, __file__, "--worker", "reference", "--suite", args.suite, "--data", str(data),
                              "--model", args.model,
-                             "--batch-size", str(args.batch_size), "--worker-out", str(worker_out)], env)
+                             "--batch-size", str(args.batch_size), "--worker-out", str(worker_out)], env, "reference")
             runs.setdefault("reference", []).append(seconds)
             result = json.loads(worker_out.read_text())
             outcome["reference"] = (result["scores"], result["encoded"])
             for ranks, suffix in [(r, "" if r == 1 else " x2") for r in args.ranks]:
                 out = work / f"eval-{ranks}-{repeat}"
                 for name in ("cold", "warm"):  # the second run finds the first one's cache
-                    runs.setdefault(name + suffix, []).append(timed(eval_command(args, data, out, ranks), env))
+                    phase_dir = work / f"phases-{name}{suffix}-{repeat}".replace(" ", "")
+                    run_env = dict(env, UNIEMBED_PHASES_DIR=str(phase_dir))
+                    runs.setdefault(name + suffix, []).append(timed(eval_command(args, data, out, ranks), run_env,
+                                                                    name + suffix))
                     outcome[name + suffix] = eval_result(out)
+                    if args.phases:  # the last round's per-rank breakdown
+                        phases[name + suffix] = [json.loads((phase_dir / f"rank{rank}.json").read_text())
+                                                 for rank in range(ranks)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -151,8 +218,9 @@ def main() -> None:
     report = {
         "date": datetime.date.today().isoformat(), "machine": f"{cores}-core CPU shared with other jobs, no GPU",
         "python": platform.python_version(),
-        "command": "python benchmarks/eval_speed.py " + " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
-                                                                  if v not in (None, False) and not k.startswith("worker")),
+        "command": "python benchmarks/eval_speed.py " + " ".join(
+            f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
+            for k, v in vars(args).items() if v not in (None, False) and not k.startswith("worker")),
         "model": args.model, "suite": args.suite, "load_average_at_end": round(os.getloadavg()[0], 2),
         "data": args.data or (f"uniembed synth --size {args.size} --seed 0" if args.suite == "synthetic" else
                               "load_tasks_profile.write_folder(images=1500, queries=250, candidates=100)"),
@@ -168,7 +236,6 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     stem = "eval_speed" if args.suite == "synthetic" else "eval_speed_mmeb"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# Evaluation speed ({args.suite} suite, whole processes)", "",
              f"Date {report['date']}, machine: {report['machine']} (load average {report['load_average_at_start']} at "
              f"start), model `{args.model}`, batch size {args.batch_size}, best of {args.repeats} round(s). Every "
@@ -184,6 +251,11 @@ def main() -> None:
     lines += [] if not scaling else ["", f"Scaling from 1 to 2 processes: cold {scaling['cold']}x, warm {scaling['warm']}x "
                   f"({cores} cores shared with other jobs: each process is one thread, so 2 processes use 2 cores; "
                   "a warm run encodes nothing and only pays a second start-up and the exchange)."]
+    if phases:
+        report["phases"] = phases
+        report["process_tree_cpu_seconds"] = {name: [round(v, 2) for v in values] for name, values in CHILD_CPU.items()}
+        lines += phase_lines(phases)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from serving_helpers import async_client, data_uri, image_from, png_bytes
 from uniembed import Item
 from uniembed.errors import InputError
 from uniembed.serving import ServerConfig, create_app
+from uniembed.serving.batcher import PREPARE_TEXT_CHARS, prepared_ahead
 from uniembed.serving.runner import ModelRunner
 
 TEXTS = [f"request number {i} about {'cats' if i % 2 else 'trains'}" for i in range(12)]
@@ -102,3 +104,30 @@ def test_the_app_serves_again_after_a_restart_of_its_lifespan(tiny_embedder):
         with TestClient(app) as client:
             assert client.post("/v1/embeddings", json={"input": [{"text": "x", "image": data_uri(png_bytes())}]}
                                ).status_code == 200
+
+
+class PrepareRecorder(ModelRunner):
+    """Records which items are prepared, and in which thread."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.prepared: list[tuple[int, str]] = []  # (text length, thread name)
+
+    def prepare(self, item, position=None):
+        self.prepared.append((len(item.text or ""), threading.current_thread().name))
+        return super().prepare(item, position)
+
+
+def test_long_texts_are_tokenised_in_the_decode_thread_not_the_model_thread(tiny_embedder):
+    # tokenising a 65,536-character text holds the model thread ~30 ms, every other request behind it waits
+    long_text = ("a long document about trains and cats " * 400)[:PREPARE_TEXT_CHARS + 10]
+    runner = PrepareRecorder(tiny_embedder)
+    app = _serve(tiny_embedder, runner)
+    responses = asyncio.run(_post_all(app, [{"input": [long_text]}, {"input": ["a short one"]}]))
+    assert [r.status_code for r in responses] == [200, 200]
+    threads = {length: name.rsplit("_", 1)[0] for length, name in runner.prepared}
+    # the short text goes straight to the model thread (a thread hop costs more than tokenising it)
+    assert threads == {len(long_text): "uniembed-decode", len("a short one"): "uniembed-model"}, runner.prepared
+    got = np.array([r.json()["data"][0]["embedding"] for r in responses], dtype=np.float32)
+    np.testing.assert_allclose(got, tiny_embedder.encode([long_text, "a short one"]), atol=1e-5)
+    assert prepared_ahead(Item(text="x" * PREPARE_TEXT_CHARS)) and not prepared_ahead(Item(text="x" * 100))

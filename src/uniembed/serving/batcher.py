@@ -11,9 +11,10 @@ so a lone request is not delayed. A request larger than a batch spans several ba
 its requests are retried one by one so a bad request fails alone and everyone else is served.
 With `merge_requests=False` a batch never mixes requests (the "no batching" baseline).
 
-With `prepare`, items carrying media are decoded (and preprocessed) one at a time in a decode thread
-beside the model thread, round-robin over the requests, and become batchable once decoded; text-only
-items go straight to the model thread. So a request of huge images or long videos never holds up the
+With `prepare`, items carrying media, and texts of `PREPARE_TEXT_CHARS` characters or more (tokenising a
+65,536-character text takes ~30 ms of CPU, time every request behind it in the model thread used to wait),
+are decoded (and preprocessed or tokenised) one at a time in a decode thread beside the model thread,
+round-robin over the requests, and become batchable once prepared; short texts go straight to the model thread. So a request of huge images or long videos never holds up the
 model for others, at most one item is at full size at a time, decoding runs at most two batch budgets
 ahead of the model, and requests that time out or disconnect are skipped: abandoned work costs at most
 the item being decoded.
@@ -36,6 +37,8 @@ from ..inputs import Item
 from .runner import BatchOutput
 
 log = logging.getLogger(__name__)
+
+PREPARE_TEXT_CHARS = 8192  # texts (with their instruction) at least this long are tokenised in the decode thread
 
 
 @dataclass
@@ -161,8 +164,8 @@ class DynamicBatcher:
         if not job.items:
             return BatchOutput(job.vectors, job.text_tokens, job.visual_tokens)
         for index, item in enumerate(job.items):
-            media = self.prepare is not None and (bool(item.image_sources) or item.video is not None)
-            job.pending.append(_Entry(job, index, max(1, int(self.cost(item))), ready=not media))
+            ahead = self.prepare is not None and prepared_ahead(item)
+            job.pending.append(_Entry(job, index, max(1, int(self.cost(item))), ready=not ahead))
         self._jobs.append(job)
         assert self._wakeup is not None and self._decode_wakeup is not None
         self._wakeup.set()
@@ -215,7 +218,7 @@ class DynamicBatcher:
             self._wakeup.set()
 
     def _next_to_decode(self) -> _Entry | None:
-        """The next media item to decode: from the request decoded least so far (oldest first), while
+        """The next media item (or long text) to prepare: from the request decoded least so far (oldest first), while
         decoded items waiting for a batch cost less than two batch budgets."""
         ahead = sum(e.cost for job in self._jobs for e in job.pending if e.prepared is not None)
         if ahead >= 2 * self.max_batch_tokens:
@@ -336,3 +339,11 @@ class DynamicBatcher:
             job.remaining -= 1
             if job.remaining == 0:
                 job.future.set_result(BatchOutput(job.vectors, job.text_tokens, job.visual_tokens))
+
+
+def prepared_ahead(item: Item) -> bool:
+    """Whether `item` is prepared in the decode thread (media, or a text of `PREPARE_TEXT_CHARS` or more)
+    rather than in the model thread while every other request waits."""
+    if item.image_sources or item.video is not None:
+        return True
+    return len(item.text or "") + len(item.instruction or "") >= PREPARE_TEXT_CHARS
