@@ -103,3 +103,18 @@ def assert_resume_repeats(recipe: dict, run: Path, copy: Path) -> None:
     expected, got = final_weights(run), final_weights(resumed)
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
+
+
+def train_under_each_strategy(recipe: dict, tmp_path: Path) -> dict[str, Path]:
+    """`recipe` trained by `torchrun_train` under DDP, FSDP2 and (when installed) DeepSpeed ZeRO-1, DDP first:
+    {strategy: run directory}."""
+    strategies = ["ddp", "fsdp"]
+    try:
+        import deepspeed  # noqa: F401
+        strategies.append("deepspeed")
+    except ImportError:
+        pass
+    runs = {strategy: tmp_path / strategy for strategy in strategies}
+    for strategy, run in runs.items():
+        torchrun_train(recipe | {"distributed": strategy}, run)
+    return runs

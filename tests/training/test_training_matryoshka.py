@@ -60,7 +60,7 @@ def test_matryoshka_under_fsdp_and_zero_matches_ddp(tmp_path):
     """`loss.matryoshka` on 2 gloo ranks (torchrun): FSDP2 (sharded language layers) and DeepSpeed ZeRO-1
     (partitioned Adam state) end with DDP's weights up to float summation order, with GradCache chunks on ranks
     holding different numbers of rows and the cut widths gathered across ranks. Three launches: slow."""
-    from training_runs import assert_close_to_ddp, torchrun_train, uneven_full_recipe
+    from training_runs import assert_close_to_ddp, train_under_each_strategy, uneven_full_recipe
 
     data = tmp_path / "data"
     write_training_set(data)
@@ -68,15 +68,8 @@ def test_matryoshka_under_fsdp_and_zero_matches_ddp(tmp_path):
     mrl["stages"][0]["max_steps"], mrl["stages"][1]["max_steps"] = 2, 3
     for stage in mrl["stages"]:
         stage["loss"]["matryoshka"] = {"dims": [64, 16, 4], "weights": [1.0, 1.0, 2.0]}
-    strategies = ["ddp", "fsdp"]
-    try:
-        import deepspeed  # noqa: F401
-        strategies.append("deepspeed")
-    except ImportError:
-        pass
-    runs = {strategy: tmp_path / strategy for strategy in strategies}
-    for strategy, run in runs.items():
-        torchrun_train(mrl | {"distributed": strategy}, run)
+    runs = train_under_each_strategy(mrl, tmp_path)
+    strategies = list(runs)
     for strategy in strategies[1:]:
         saved = json.loads((runs[strategy] / "model" / "uniembed.json").read_text())["embedding"]
         assert saved["matryoshka_dims"] == [64, 16, 4], strategy

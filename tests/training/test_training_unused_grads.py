@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_runs import final_weights, torchrun_train
+from training_runs import final_weights, train_under_each_strategy
 
 from uniembed.training.trainable import is_vision
 
@@ -43,15 +43,8 @@ def test_vision_tower_untouched_by_text_only_steps_as_under_ddp(tmp_path, data_d
     """After a step with images, two text-only steps leave the vision tower exactly as it was under DDP, FSDP2
     and ZeRO-1 alike (no Adam momentum or weight decay on it), and each ends with DDP's vision weights."""
     recipe = image_then_text_recipe(data_dir, tmp_path)
-    strategies = ["ddp", "fsdp"]
-    try:
-        import deepspeed  # noqa: F401
-        strategies.append("deepspeed")
-    except ImportError:
-        pass
-    runs = {strategy: tmp_path / strategy for strategy in strategies}
-    for strategy, run in runs.items():
-        torchrun_train(recipe | {"distributed": strategy}, run)
+    runs = train_under_each_strategy(recipe, tmp_path)
+    strategies = list(runs)
     for run in runs.values():
         sources = [json.loads(line)["source"] for line in (run / "logs" / "train.jsonl").read_text().splitlines()]
         assert sources == ["images", "texts", "texts", "texts"], sources

@@ -151,22 +151,17 @@ class _Shard:
     count: int
 
 
-class ShardedIndex:
-    """An index stored as shards on disk: `index.json`, `index-00000.faiss`, `ids-00000.json`, ...
+class IndexDirectory:
+    """What every index directory shares, single- or multi-vector: `index.json` (checked to be of `kind`), its
+    shards, their ids read on first use, the recorded model."""
 
-    Each shard is a full FAISS index over a slice of the pool; search loads one shard at a time (or
-    keeps them all when `keep_loaded`), searches it, and merges the top k.
-    """
-
-    def __init__(self, directory: str | os.PathLike, keep_loaded: bool = True) -> None:
+    def __init__(self, directory: str | os.PathLike, kind: str, fix: str, shard_type: type) -> None:
         self.directory = Path(directory)
-        check_kind(index_kind(self.directory), SINGLE_VECTOR, self.directory, MULTI_FIX)
+        check_kind(index_kind(self.directory), kind, self.directory, fix)
         self.meta = json.loads((self.directory / INDEX_META).read_text())
-        self.shards = [_Shard(**s) for s in self.meta["shards"]]
-        self.keep_loaded = keep_loaded
+        self.shards = [shard_type(**s) for s in self.meta["shards"]]
         self._loaded: dict[int, object] = {}
         self._ids: dict[int, list[str]] = {}
-        self.ranges = q.read_ranges(self.directory)  # int8/uint8 code ranges (index or rescoring vectors)
 
     @property
     def dimension(self) -> int:
@@ -179,14 +174,6 @@ class ShardedIndex:
     @property
     def model_id(self) -> str | None:
         return self.meta.get("model_id")
-
-    @property
-    def precision(self) -> str:
-        return str(self.meta.get("precision", "float32"))
-
-    @property
-    def rescore_precision(self) -> str | None:
-        return self.meta.get("rescore_precision")
 
     def __len__(self) -> int:
         return sum(s.count for s in self.shards)
@@ -202,6 +189,27 @@ class ShardedIndex:
         if number not in self._ids:
             self._ids[number] = json.loads((self.directory / self.shards[number].ids_file).read_text())
         return self._ids[number]
+
+
+class ShardedIndex(IndexDirectory):
+    """An index stored as shards on disk: `index.json`, `index-00000.faiss`, `ids-00000.json`, ...
+
+    Each shard is a full FAISS index over a slice of the pool; search loads one shard at a time (or
+    keeps them all when `keep_loaded`), searches it, and merges the top k.
+    """
+
+    def __init__(self, directory: str | os.PathLike, keep_loaded: bool = True) -> None:
+        super().__init__(directory, SINGLE_VECTOR, MULTI_FIX, _Shard)
+        self.keep_loaded = keep_loaded
+        self.ranges = q.read_ranges(self.directory)  # int8/uint8 code ranges (index or rescoring vectors)
+
+    @property
+    def precision(self) -> str:
+        return str(self.meta.get("precision", "float32"))
+
+    @property
+    def rescore_precision(self) -> str | None:
+        return self.meta.get("rescore_precision")
 
     def _shard_index(self, number: int):
         if number in self._loaded:

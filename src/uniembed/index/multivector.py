@@ -23,10 +23,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from .faiss_index import INDEX_META, MULTI_FIX, SINGLE_FIX, _faiss, _search, create_index, index_kind, train_index
+from .faiss_index import INDEX_META, MULTI_FIX, SINGLE_FIX, IndexDirectory, _faiss, _search, create_index, train_index
 from .multistore import offsets_of
 from .quantize import check_precision
-from .store import MULTI_VECTOR, check_kind
+from .store import MULTI_VECTOR
 from .token_pooling import check_pool_factor, pool_items
 
 PRECISIONS = ("float32", "float16")  # of the stored token matrix
@@ -44,25 +44,12 @@ class _Shard:
     tokens: int
 
 
-class MultiVectorIndex:
+class MultiVectorIndex(IndexDirectory):
     """A multi-vector index directory (see the module docstring), searched with per-query token matrices."""
 
     def __init__(self, directory: str | os.PathLike) -> None:
-        self.directory = Path(directory)
-        check_kind(index_kind(self.directory), MULTI_VECTOR, self.directory, SINGLE_FIX)
-        self.meta = json.loads((self.directory / INDEX_META).read_text())
-        self.shards = [_Shard(**s) for s in self.meta["shards"]]
-        self._loaded: dict[int, object] = {}
-        self._ids: dict[int, list[str]] = {}
+        super().__init__(directory, MULTI_VECTOR, SINGLE_FIX, _Shard)
         self._offsets = [np.load(self.directory / s.offsets_file) for s in self.shards]
-
-    @property
-    def dimension(self) -> int:
-        return int(self.meta["dimension"])
-
-    @property
-    def factory(self) -> str:
-        return str(self.meta["factory"])
 
     @property
     def pool_factor(self) -> int:
@@ -73,27 +60,8 @@ class MultiVectorIndex:
         return str(self.meta["precision"])
 
     @property
-    def model_id(self) -> str | None:
-        return self.meta.get("model_id")
-
-    @property
     def token_count(self) -> int:
         return int(self.meta["tokens"])
-
-    def __len__(self) -> int:
-        return sum(s.count for s in self.shards)
-
-    def model_mismatch(self, model_id: str) -> str | None:
-        """A warning when the index records another model than `model_id` (None when they agree or it is unknown)."""
-        if self.model_id and model_id and self.model_id != model_id:
-            return (f"index '{self.directory}' was built from embeddings of model {self.model_id}, but the query "
-                    f"model is {model_id}: scores compare different embedding spaces (encode the corpus with this model)")
-        return None
-
-    def shard_ids(self, number: int) -> list[str]:
-        if number not in self._ids:
-            self._ids[number] = json.loads((self.directory / self.shards[number].ids_file).read_text())
-        return self._ids[number]
 
     def _shard_index(self, number: int):
         if number not in self._loaded:
