@@ -1,5 +1,6 @@
 """`Embedder.iter_batches` prepares the next batches (decode, tokenise, pixel patches) in background threads while
-the forward pass of the current one runs, a bounded number of batches ahead, without changing any vector.
+the forward pass of the current one runs, a bounded number of batches ahead, without changing any vector; `encode`
+and `encode_multi` also collate there (pad, stack, positions), so the main thread runs only the model.
 
 No timing: the overlap is shown with events (the first forward waits until a later batch's item is being
 prepared, which can only happen if preparing runs beside the forward) and memory with weak references.
@@ -54,6 +55,22 @@ def test_the_next_batch_is_prepared_in_background_while_the_forward_runs(model, 
     model.encode(items(), batch_size=BATCH)
     assert overlapped == [True]
     assert len(prepared_on) == 10 and threading.main_thread().name not in prepared_on  # collate re-prepares nothing
+
+
+@pytest.mark.parametrize("method", ["encode", "encode_multi"])
+def test_batches_are_collated_in_the_background_threads_too(method, monkeypatch):
+    """The main thread waits for a collated batch; it never pads, stacks or computes positions itself."""
+    model = Embedder.tiny(multi_vector_dim=16) if method == "encode_multi" else Embedder.tiny()
+    collated_on: list[str] = []
+    real_collate = model.backbone.collate
+
+    def spy_collate(decoded, config):
+        collated_on.append(threading.current_thread().name)
+        return real_collate(decoded, config)
+
+    monkeypatch.setattr(model.backbone, "collate", spy_collate)
+    getattr(model, method)(items(7), batch_size=BATCH)
+    assert len(collated_on) == 3 and threading.main_thread().name not in collated_on
 
 
 def test_vectors_and_their_order_are_unchanged(model):

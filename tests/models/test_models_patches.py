@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from uniembed import Embedder, Item
-from uniembed.models.backbones.patches import normalised_patches
+from uniembed.models.backbones.patches import Patches, normalised_patches, stack_pixels
 from uniembed.resize import pre_resized, smart_resize
 
 RNG = np.random.default_rng(7)
@@ -98,3 +98,20 @@ def test_a_frame_that_is_not_rgb_is_refused_with_the_fix():
     model = Embedder.tiny()
     with pytest.raises(ValueError, match=r"frame 0 has mode 'RGBA'.*convert\('RGB'\)"):
         model.backbone.preprocess_image(noise((64, 64), "RGBA"), model.config)
+
+
+def test_a_batch_holds_each_visuals_patches_normalised_once_into_one_tensor(model):
+    """`collate` writes every image's and video's uint8 patches straight into the batch tensor (no per-image float
+    tensor, no `torch.cat`): the same bytes as concatenating each visual's float32 pixels."""
+    backbone, config = model.backbone, model.config
+    visuals = [backbone.preprocess_image(noise((150, 100)), config),
+               backbone.preprocess_video([noise((97, 61)) for _ in range(3)], config),
+               backbone.preprocess_image(noise((37, 300)), config)]
+    assert all(isinstance(visual.pixels, Patches) for visual in visuals)
+    expected = torch.cat([visual.pixel_values for visual in visuals])
+    assert torch.equal(stack_pixels([visual.pixels for visual in visuals]), expected)
+    images = [noise((150, 100)), noise((333, 777))]
+    batch = backbone.collate([model.prepare(Item(image=image)) for image in images], config)
+    expected = torch.cat([backbone.preprocess_image(pre_resized(image, config.pre_resize), config).pixel_values
+                          for image in images])
+    assert torch.equal(batch["image_pixel_values"], expected)

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +22,7 @@ from .length_groups import LengthGroups, length_groups
 from .late_interaction import LateInteractionHead, head_for, keep_mask, pad_length
 from .loading import existing_base_path, load_backbone, merged_copy, resolve_device, resolve_profile_config, tiny_spec
 from .pooling import check_truncate_dim, pool
+from .prefetch import pinned, read_ahead
 from .profile import Profile, get_profile
 
 
@@ -74,7 +73,8 @@ class EmbeddingModule(nn.Module):
 
     def _hidden(self, batch: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:
         device = next(self.vlm.parameters()).device
-        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        early = device.type == "cuda"  # host -> GPU copies of pinned batches overlap (`Embedder._batches` pins them)
+        moved = {k: v.to(device, non_blocking=early) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         return moved, self.backbone.hidden_states(moved, self.config)
 
 
@@ -344,28 +344,15 @@ class Embedder:
     def iter_batches(self, items: list[Item], batch_size: int, workers: int = 2) -> Iterator[tuple[list[int], list[DecodedItem]]]:
         """Batches of similar length, longest first, each item already `prepare`d (media decoded, tokenised, pixels
         cut into patches) in `workers` background threads while the caller runs the forward pass of an earlier
-        batch. At most `workers + 1` batches are prepared ahead, and a batch is released once yielded, so memory
-        stays bounded whatever the number of items."""
+        batch (`prefetch.read_ahead`: at most `workers + 1` batches ahead, each released once yielded)."""
+        return self._read_ahead(items, batch_size, lambda decoded: decoded, workers)
+
+    def _read_ahead(self, items: list[Item], batch_size: int, finish: Callable[[list[DecodedItem]], Any],
+                    workers: int = 2) -> Iterator[tuple[list[int], Any]]:
+        """(input positions, `finish(prepared items)`) per batch of similar length, built in background threads."""
         order = sorted(range(len(items)), key=lambda i: -self.estimate_tokens(items[i]))
         groups = [order[start: start + batch_size] for start in range(0, len(order), batch_size)]
-        if not groups:
-            return
-
-        def prepare_group(group: list[int]) -> list[DecodedItem]:
-            return [self.prepare(items[i], i) for i in group]
-
-        ahead = max(1, workers) + 1
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool_:
-            pending = deque(pool_.submit(prepare_group, group) for group in groups[:ahead])
-            try:
-                for index, group in enumerate(groups):
-                    decoded = pending.popleft().result()
-                    if index + ahead < len(groups):
-                        pending.append(pool_.submit(prepare_group, groups[index + ahead]))
-                    yield group, decoded
-            finally:  # the caller stopped early (an error, a break): do not prepare the batches still queued
-                for future in pending:
-                    future.cancel()
+        return read_ahead(groups, lambda group: (group, finish([self.prepare(items[i], i) for i in group])), workers)
 
     # ---- the encode API --------------------------------------------------------------------------
     @torch.inference_mode()
@@ -417,7 +404,8 @@ class Embedder:
     def _batches(self, resolved: list[Item], batch_size: int, show_progress_bar: bool | None,
                  device: str | torch.device | None, desc: str) -> Iterator[tuple[list[int], dict[str, Any]]]:
         """The one encode loop of `encode` and `encode_multi`: (input positions, collated batch) of similar
-        length, media decoded ahead (`iter_batches`), the module in eval mode and a progress bar meanwhile."""
+        length, each batch decoded, tokenised and collated (pinned for a CUDA device) in the background threads
+        while the forward pass of an earlier one runs, the module in eval mode and a progress bar meanwhile."""
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
         if device is not None:
@@ -426,9 +414,14 @@ class Embedder:
         self.module.eval()
         progress = tqdm(total=len(resolved), desc=desc, unit="item",
                         disable=not (show_progress_bar if show_progress_bar is not None else len(resolved) > 4 * batch_size))
+        pin = self.device.type == "cuda"  # the copy to the GPU then runs asynchronously (`EmbeddingModule._hidden`)
+
+        def finish(decoded: list[DecodedItem]) -> dict[str, Any]:
+            return pinned(self.collate(decoded)) if pin else self.collate(decoded)
+
         try:
-            for group, decoded in self.iter_batches(resolved, batch_size):
-                yield group, self.collate(decoded)
+            for group, batch in self._read_ahead(resolved, batch_size, finish):
+                yield group, batch
                 progress.update(len(group))
         finally:
             progress.close()

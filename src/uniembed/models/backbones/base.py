@@ -18,6 +18,7 @@ from ...media import header_size
 from ..config import EmbeddingConfig
 from ...resize import pre_resized
 from ..templates import ChatFormat, Segment, build_segments
+from .patches import Patches, stack_pixels
 
 TEXT_RUN_CACHE_SIZE = 200_000  # memoised tokenisations per backbone (then the memo starts over)
 
@@ -67,10 +68,15 @@ class VisualInput:
     """Preprocessed pixels of one image or video and the number of tokens it occupies."""
 
     kind: str  # "image" | "video"
-    pixel_values: torch.Tensor  # (patches, patch_dim)
+    pixels: torch.Tensor | Patches  # (patches, patch_dim); Qwen-VL's uint8 `Patches` are normalised by `collate`
     grid_thw: tuple[int, int, int]
     num_tokens: int
     timestamps: tuple[float, ...] = ()  # seconds per temporal patch, for backbones that write them (Qwen3-VL)
+
+    @property
+    def pixel_values(self) -> torch.Tensor:
+        """The float32 (patches, patch_dim) pixels."""
+        return self.pixels.tensor() if isinstance(self.pixels, Patches) else self.pixels
 
 
 class Backbone:
@@ -311,7 +317,7 @@ class Backbone:
         for kind in ("image", "video"):
             flat = [v for row in visuals for v in row if v.kind == kind]
             if flat:
-                batch[f"{kind}_pixel_values"] = torch.cat([v.pixel_values for v in flat], dim=0)
+                batch[f"{kind}_pixel_values"] = stack_pixels([v.pixels for v in flat])
                 batch[f"{kind}_grid_thw"] = torch.tensor([v.grid_thw for v in flat], dtype=torch.long)
         batch["visual_tokens_per_item"] = [sum(v.num_tokens for v in row) for row in visuals]
         batch["num_visual_tokens"] = sum(batch["visual_tokens_per_item"])

@@ -8,6 +8,8 @@ operations as before (`value / 255`, `- mean`, `/ std`, each correctly rounded),
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from PIL import Image
@@ -23,27 +25,83 @@ def resized_frames(frames: list[Image.Image], height: int, width: int) -> np.nda
     return np.stack(arrays)
 
 
-def normalised_patches(frames: np.ndarray, mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float],
-                       temporal: int, patch: int, merge: int) -> tuple[torch.Tensor, tuple[int, int, int]]:
-    """(T, H, W, C) uint8 -> ((grid_t * grid_h * grid_w, C * temporal * patch ** 2) float32, (grid_t, grid_h, grid_w)).
+@dataclass(frozen=True)
+class Patches:
+    """One image's or video's patches as uint8 bytes already in the final layout, normalised to float32 only when
+    written into the batch (`write`, `stack_pixels`): a batch's pixels are then written once, where a float32
+    tensor per image followed by `torch.cat` wrote them twice; the read-ahead holds a quarter of the bytes or less."""
+
+    ordered: np.ndarray  # (grid_t, grid_h / merge, grid_w / merge, merge, merge, C, slots, patch, patch) uint8
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    temporal: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        grid_t, blocks_h, blocks_w, merge, _, channels, _, patch, _ = self.ordered.shape
+        return grid_t * blocks_h * blocks_w * merge * merge, channels * self.temporal * patch * patch
+
+    def write(self, out: torch.Tensor) -> None:
+        """Normalise into `out` (a contiguous float32 tensor of `shape`): `value / 255`, `- mean`, `/ std`."""
+        ordered = torch.from_numpy(self.ordered)
+        channels, slots = self.ordered.shape[5], self.ordered.shape[6]
+        shape = (1, 1, 1, 1, 1, channels, 1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
+        std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+        if slots == self.temporal:
+            values = out.view(ordered.shape)
+            values.copy_(ordered)
+        else:  # one frame fills every temporal slot: normalise it once, then a 4-D broadcast copy (several times
+            values = ordered.to(torch.float32)  # faster in torch than the 9-D one)
+        values.div_(255.0).sub_(mean).div_(std)
+        if slots != self.temporal:
+            rows = out.shape[0]
+            flat = values.reshape(rows, channels, 1, -1)
+            out.view(rows, channels, self.temporal, -1).copy_(flat.expand(-1, -1, self.temporal, -1))
+
+    def tensor(self) -> torch.Tensor:
+        out = torch.empty(self.shape, dtype=torch.float32)
+        self.write(out)
+        return out
+
+
+def stack_pixels(pixels: list[torch.Tensor | Patches]) -> torch.Tensor:
+    """The rows of every image or video of a batch in one float32 tensor (`torch.cat`, patches normalised in place)."""
+    if all(isinstance(p, torch.Tensor) for p in pixels):
+        return torch.cat(pixels, dim=0)
+    out = torch.empty((sum(p.shape[0] for p in pixels), pixels[0].shape[1]), dtype=torch.float32)
+    start = 0
+    for p in pixels:
+        part = out[start: start + p.shape[0]]
+        if isinstance(p, Patches):
+            p.write(part)
+        else:
+            part.copy_(p)
+        start += p.shape[0]
+    return out
+
+
+def ordered_patches(frames: np.ndarray, mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float],
+                    temporal: int, patch: int, merge: int) -> tuple[Patches, tuple[int, int, int]]:
+    """(T, H, W, C) uint8 -> (`Patches` of (grid_t * grid_h * grid_w, C * temporal * patch ** 2), (grid_t, grid_h,
+    grid_w)).
 
     Frames are padded to a multiple of `temporal` by repeating the last one; rows run over merge windows
     (grid_t, grid_h / merge, grid_w / merge, merge, merge) and columns over (C, temporal, patch, patch)."""
     count, height, width, channels = frames.shape
     grid_h, grid_w = height // patch, width // patch
-    repeat_only = count == 1  # one frame fills every temporal slot: normalise it once, copy it after
+    repeat_only = count == 1  # one frame fills every temporal slot: kept once, repeated when written
     if not repeat_only and count % temporal:
         frames = np.concatenate([frames, np.repeat(frames[-1:], temporal - count % temporal, axis=0)])
     slots = 1 if repeat_only else temporal
     grid_t = 1 if repeat_only else frames.shape[0] // temporal
     cut = frames.reshape(grid_t, slots, grid_h // merge, merge, patch, grid_w // merge, merge, patch, channels)
     ordered = np.ascontiguousarray(cut.transpose(0, 2, 5, 3, 6, 8, 1, 4, 7))  # uint8, the final layout
-    shape = (1, 1, 1, 1, 1, channels, 1, 1, 1)
-    values = torch.from_numpy(ordered).to(torch.float32).div_(255.0)
-    values.sub_(torch.tensor(mean, dtype=torch.float32).view(shape))
-    values.div_(torch.tensor(std, dtype=torch.float32).view(shape))
-    rows = grid_t * grid_h * grid_w
-    if repeat_only and temporal > 1:  # a 4-D broadcast copy: torch copies it several times faster than the 9-D one
-        flat = values.reshape(rows, channels, 1, patch * patch)
-        values = torch.empty(rows, channels, temporal, patch * patch).copy_(flat.expand(-1, -1, temporal, -1))
-    return values.reshape(rows, channels * temporal * patch * patch), (grid_t, grid_h, grid_w)
+    return Patches(ordered, tuple(mean), tuple(std), temporal), (grid_t, grid_h, grid_w)
+
+
+def normalised_patches(frames: np.ndarray, mean: tuple[float, ...] | list[float], std: tuple[float, ...] | list[float],
+                       temporal: int, patch: int, merge: int) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """`ordered_patches` normalised now: ((grid_t * grid_h * grid_w, C * temporal * patch ** 2) float32, grid)."""
+    patches, grid = ordered_patches(frames, mean, std, temporal, patch, merge)
+    return patches.tensor(), grid

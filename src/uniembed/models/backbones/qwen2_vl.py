@@ -22,7 +22,7 @@ from ..templates import ChatFormat
 from ..tiny import COMMON_DEFAULTS, build_tokenizer, seeded_model, tiny_size, token_ids
 from .base import Backbone, VisualInput, frame_bounds, register_backbone
 from .packing import language_inputs
-from .patches import normalised_patches, resized_frames
+from .patches import ordered_patches, resized_frames
 
 QWEN_CHAT = ChatFormat(
     system_start="<|im_start|>system\n",
@@ -138,9 +138,9 @@ class Qwen2VLBackbone(Backbone):
     def _visual(self, kind: str, frames: list[Image.Image], min_pixels: int, max_pixels: int) -> VisualInput:
         factor = self.patch_size * self.merge_size
         height, width = smart_resize(frames[0].height, frames[0].width, factor, min_pixels, max_pixels)
-        pixels, grid = normalised_patches(resized_frames(frames, height, width), self.image_processor.image_mean,
-                                          self.image_processor.image_std, self.temporal_patch_size, self.patch_size,
-                                          self.merge_size)
+        pixels, grid = ordered_patches(resized_frames(frames, height, width), self.image_processor.image_mean,
+                                       self.image_processor.image_std, self.temporal_patch_size, self.patch_size,
+                                       self.merge_size)
         tokens = grid[0] * grid[1] * grid[2] // (self.merge_size ** 2)
         return VisualInput(kind, pixels, grid, tokens)
 
