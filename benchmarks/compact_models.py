@@ -3,7 +3,7 @@
 Trains the demo's recipe (recipes/demo.yaml, tiny Qwen2-VL, synthetic benchmark) twice with the same seed and
 steps, once with a Matryoshka loss over `MATRYOSHKA_DIMS` on both stages and once without, then evaluates each
 with `evaluate(..., dimensions=, precisions=, rescore=)`: one encode, every width x precision scored. The same
-grid is scored on scikit-learn's digits in an MMEB layout (tests/digits_mmeb.py builds it).
+grid is scored on scikit-learn's digits in an MMEB layout (`uniembed.data.synth.digits` builds it).
 """
 from __future__ import annotations
 
