@@ -19,8 +19,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .store import (INFO_FILE, MANIFEST, MULTI_VECTOR, check_kind, read_manifest, record_path, shard_name, store_kind,
-                    write_manifest, write_shard, write_text)
+from .store import INFO_FILE, MANIFEST, MULTI_VECTOR, open_shards, record_path, write_manifest, write_shard, write_text
 
 
 def multi_info(dimension: int, model_id: str | None, **extra) -> dict:
@@ -71,27 +70,21 @@ def iter_multi_shards(directory: str | os.PathLike, mmap: bool = True
                       ) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
     """Yield (ids, flat token matrix, offsets) per shard in shard order; tokens memory-mapped by default."""
     directory = Path(directory)
-    check_kind(store_kind(directory), MULTI_VECTOR, directory,
-               "single-vector embeddings are indexed with `uniembed index build` without --pool-factor; encode with "
-               "a multi-vector model for a multi-vector index")
-    by_shard: dict[int, list[str]] = {}
-    for row in read_manifest(directory):
-        by_shard.setdefault(row.shard, []).append(row.id)
-    for shard in sorted(by_shard):
-        path = directory / shard_name(shard)
+    for shard, rows, path, tokens in open_shards(
+            directory, MULTI_VECTOR,
+            "single-vector embeddings are indexed with `uniembed index build` without --pool-factor; encode with "
+            "a multi-vector model for a multi-vector index", mmap):
+        ids = [row.id for row in rows]
         try:
             record = json.loads(record_path(directory, shard).read_text(encoding="utf-8"))
             lengths = record["lengths"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"the record of multi-vector shard {shard} is missing or has no token counts ({exc})",
                              path=record_path(directory, shard), fix="re-run `uniembed encode`") from exc
-        if not path.exists():
-            raise InputError("shard named in manifest.jsonl is missing", path=path, fix="re-run `uniembed encode`")
-        tokens = np.load(path, mmap_mode="r" if mmap else None)
-        if record.get("ids") != by_shard[shard] or sum(lengths) != len(tokens):
+        if record.get("ids") != ids or sum(lengths) != len(tokens):
             raise InputError(f"shard {shard} does not match its record ({len(tokens)} token rows, record lists "
                              f"{sum(lengths)} tokens of {len(lengths)} items)", path=path, fix="re-run `uniembed encode`")
-        yield by_shard[shard], tokens, offsets_of(lengths)
+        yield ids, tokens, offsets_of(lengths)
 
 
 def read_multi_embeddings(directory: str | os.PathLike) -> tuple[list[str], list[np.ndarray]]:

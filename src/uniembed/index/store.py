@@ -205,12 +205,12 @@ def check_kind(found: str, wanted: str, path: str | os.PathLike, fix: str) -> No
                          "needed here", path=path, fix=fix)
 
 
-def iter_shards(directory: str | os.PathLike, mmap: bool = True) -> Iterator[tuple[list[str], np.ndarray]]:
-    """Yield (ids, embeddings) per shard in shard order; embeddings are memory-mapped by default."""
+def open_shards(directory: str | os.PathLike, kind: str, fix: str, mmap: bool = True
+                ) -> Iterator[tuple[int, list[ManifestRow], Path, np.ndarray]]:
+    """Yield (shard number, its manifest rows in manifest order, its file, its array) per shard in shard order,
+    for a directory of `kind` (`fix` says what to do with the other kind); arrays memory-mapped by default."""
     directory = Path(directory)
-    check_kind(store_kind(directory), SINGLE_VECTOR, directory,
-               "multi-vector embeddings are read with `uniembed.index.multistore.iter_multi_shards` and indexed with "
-               "`uniembed index build --pool-factor N` (it detects them), not as one vector per item")
+    check_kind(store_kind(directory), kind, directory, fix)
     by_shard: dict[int, list[ManifestRow]] = {}
     for row in read_manifest(directory):
         by_shard.setdefault(row.shard, []).append(row)
@@ -218,8 +218,16 @@ def iter_shards(directory: str | os.PathLike, mmap: bool = True) -> Iterator[tup
         path = directory / shard_name(shard)
         if not path.exists():
             raise InputError("shard named in manifest.jsonl is missing", path=path, fix="re-run `uniembed encode`")
-        array = np.load(path, mmap_mode="r" if mmap else None)
-        rows = sorted(by_shard[shard], key=lambda r: r.row)
+        yield shard, by_shard[shard], path, np.load(path, mmap_mode="r" if mmap else None)
+
+
+def iter_shards(directory: str | os.PathLike, mmap: bool = True) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Yield (ids, embeddings) per shard in shard order; embeddings are memory-mapped by default."""
+    for _, manifest_rows, path, array in open_shards(
+            directory, SINGLE_VECTOR,
+            "multi-vector embeddings are read with `uniembed.index.multistore.iter_multi_shards` and indexed with "
+            "`uniembed index build --pool-factor N` (it detects them), not as one vector per item", mmap):
+        rows = sorted(manifest_rows, key=lambda r: r.row)
         if rows[-1].row >= len(array):
             raise InputError(f"manifest names row {rows[-1].row} but the shard has {len(array)} rows", path=path)
         positions = [r.row for r in rows]
