@@ -10,7 +10,6 @@ can tell that items really shared rows. Rank 0 writes, per attention mode, {"pac
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import torch
@@ -21,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from uniembed import Embedder, Item
 from uniembed.losses import GradCache, local_contrastive_loss
 from uniembed.models.backbones import packing
+from worker_exit import exit_without_teardown
 
 WORDS = "red green blue circle square left right of a the small large shape".split()
 # Rank 0, rank 1 (rank 1 has one hard negative: uneven local batches). Next-fit packs in batch order into rows
@@ -105,10 +105,7 @@ def main() -> int:
         with open(sys.argv[1], "w") as handle:
             json.dump({"ranks": everyone}, handle, indent=1)
     dist.barrier()
-    # Leave without tearing anything down (see losses_worker.py: gloo's destructors once aborted a finished process).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_without_teardown()
 
 
 if __name__ == "__main__":
