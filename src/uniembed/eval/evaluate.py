@@ -50,6 +50,9 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     `multi_vector_pool` F (a pool factor): score token embeddings by MaxSim instead, documents pooled by F
     (`eval/multivector.py`; results.json gets `multi_vector: {"pool_factor": F}`).
     """
+    if multi_vector_pool is not None and precisions:
+        raise ConfigError("multi-vector evaluation scores float token embeddings: drop --precision "
+                          f"({', '.join(precisions)}), or leave out --multi-vector to score quantised vectors")
     definition = get_suite(suite)
     options = SuiteOptions(datasets=list(datasets) if datasets else None, pool=pool, seed=seed,
                            extra=dict(data_options or {}))
@@ -59,9 +62,6 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     tasks = [task for _, group in groups for task in group]
     for number, (group_encoder, group) in enumerate(groups):
         if multi_vector_pool is not None:  # late interaction: no cache (token matrices), one process
-            if precisions:
-                raise ConfigError("multi-vector evaluation scores float token embeddings: drop --precision "
-                                  f"({', '.join(precisions)}), or leave out --multi-vector to score quantised vectors")
             runs.append(run_tasks_multi(group_encoder, group, batch_size=batch_size, examples_per_task=examples_per_task,
                                         progress=progress, pool_factor=multi_vector_pool, world=world,
                                         dimensions=dimensions))
