@@ -24,11 +24,11 @@ from worker_exit import exit_without_teardown
 
 WORDS = "red green blue circle square left right of a the small large shape".split()
 # Rank 0, rank 1 (rank 1 has one hard negative: uneven local batches). Next-fit packs in batch order into rows
-# of the longest item's length (about 44 template tokens + 2 per word), so each chunk of 3 starts with a long item and
+# of the longest item's length (about 44 template tokens + 1 per word), so each chunk of 3 starts with a long item and
 # its two short ones share a row.
 # Candidate 1 becomes an image (a vision chunk beside short texts); rank 1's last chunk is a single item.
-QUERY_LENGTHS = ([40, 3, 5, 36, 2, 4], [35, 2, 6, 36, 3, 4])
-CANDIDATE_LENGTHS = ([38, 0, 3, 36, 2, 4], [36, 0, 4, 38, 2, 3, 1])
+QUERY_LENGTHS = ([80, 3, 5, 72, 2, 4], [70, 2, 6, 72, 3, 4])
+CANDIDATE_LENGTHS = ([76, 0, 3, 72, 2, 4], [72, 0, 4, 76, 2, 3, 1])
 CHUNK = 3
 PLANS: list[tuple[int, int]] = []  # (items, rows) of every plan the forward made
 

@@ -1,5 +1,6 @@
 """Each family builds its own tiny model (`Backbone.build_tiny`), bit-identical to what `models/tiny.py` built
-before the move (hashes computed once on main at e69a2c7, spec `tiny:<family>:tiny:1`)."""
+before the move (hashes first computed on main at e69a2c7, spec `tiny:<family>:tiny:1`; recomputed once when the
+tokenizer's word merges were fixed, which changed the vocabulary size and so the embedding matrix)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,12 +10,12 @@ import pytest
 from uniembed.errors import ConfigError
 from uniembed.models.backbones import backbone_for
 from uniembed.models.embedder import Embedder
-from uniembed.models.tiny import TINY_FAMILIES, parse_tiny_spec
+from uniembed.models.tiny import _WORDS, TINY_FAMILIES, build_tokenizer, parse_tiny_spec
 
 STATE_DICT_SHA256 = {
-    "qwen2_vl": "1560b336e4d94a9e",
-    "qwen3_vl": "315bfc5b1f0cac2e",
-    "llava_onevision": "3a242624bf35799b",
+    "qwen2_vl": "03dcd841d49f2061",
+    "qwen3_vl": "8a265b652cf40e10",
+    "llava_onevision": "26631be3dc231955",
 }
 
 
@@ -45,3 +46,14 @@ def test_unknown_tiny_family_names_the_known_ones():
     with pytest.raises(ConfigError, match="small"):
         Embedder.tiny(size="huge")
     assert parse_tiny_spec("tiny:llava_onevision:mini:2") == ("llava_onevision", "mini", 2)
+
+
+def test_every_listed_word_is_one_token_in_each_form():
+    """Merges apply by rank, so a word's prefix chain alone leaves it split (" large" was " l", "ar", "g", "e")."""
+    tokenizer = build_tokenizer()
+    forms = [form for word in _WORDS for form in (word, " " + word, word.capitalize(), " " + word.capitalize())]
+    split = [form for form in forms if len(tokenizer(form, add_special_tokens=False)["input_ids"]) != 1]
+    assert split == []
+    sentence = "Represent the given image with the following question: What is left of the large orange square?"
+    assert len(tokenizer(sentence)["input_ids"]) == 18
+    assert tokenizer.decode(tokenizer("pelpo, 1721!")["input_ids"]) == "pelpo, 1721!"  # the rest falls back to bytes

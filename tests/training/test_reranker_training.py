@@ -47,7 +47,7 @@ def rerank_stage(mix, steps=12):
             "max_steps": steps, "warmup_ratio": 0.0, "schedule": "constant"}
 
 
-def distill_stage(mix, steps=8):
+def distill_stage(mix, steps=16):
     return {"name": "distill", "data": str(mix), "loss": {"kind": "listwise", "fraction": 0.5, "candidates": 30},
             "temperature": {"init": 0.02}, "batch_size": 4, "lr": 2e-3, "max_steps": steps, "warmup_ratio": 0.0,
             "schedule": "constant"}

@@ -26,7 +26,7 @@ WORDS = "red green blue circle square left right of a the small large shape".spl
 
 
 def step_items(media_dir) -> tuple[list[Item], list[Item]]:
-    lengths = [40, 3, 5, 30, 2, 4]
+    lengths = [80, 3, 5, 60, 2, 4]  # ~44 template tokens + 1 per word
     queries = [Item(text=" ".join(WORDS[(i + k) % len(WORDS)] for k in range(n))) for i, n in enumerate(lengths)]
     candidates = [Item(text="a red circle", image=str(media_dir / "red.png")), Item(text="blue"),
                   Item(video=str(media_dir / "clip")), Item(text=" ".join(WORDS * 3)),

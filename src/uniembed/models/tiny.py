@@ -43,28 +43,52 @@ def _byte_level(text: str) -> str:
     return "".join(token for token, _ in pre_tokenizers.ByteLevel(add_prefix_space=False).pre_tokenize_str(text))
 
 
+def _merge_by_rank(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Byte-pair encoding of one pre-token: merge the adjacent pair of lowest rank until none is known."""
+    symbols = list(symbols)
+    while len(symbols) > 1:
+        known = [(ranks[pair], i) for i, pair in enumerate(zip(symbols, symbols[1:])) if pair in ranks]
+        if not known:
+            break
+        _, i = min(known)
+        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
+    return symbols
+
+
+def word_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The byte alphabet plus merges that make every listed word one token, in four forms.
+
+    Merges apply by rank, so a word's own prefix chain is not enough: an earlier word's merge can split it first
+    (" large" became " l", "ar", "g", "e"). Each form is therefore encoded with the merges made so far and its
+    leftmost pair merged until it is whole: the merges BPE training would add for it.
+    """
+    from tokenizers import pre_tokenizers
+
+    vocab = {symbol: index for index, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    merges: list[tuple[str, str]] = []
+    ranks: dict[tuple[str, str], int] = {}
+    for word in _WORDS:
+        for form in (word, " " + word, word.capitalize(), " " + word.capitalize()):
+            pieces = _merge_by_rank(list(_byte_level(form)), ranks)
+            while len(pieces) > 1:
+                pair = (pieces[0], pieces[1])
+                ranks[pair] = len(merges)
+                merges.append(pair)
+                vocab.setdefault(pair[0] + pair[1], len(vocab))
+                pieces = _merge_by_rank(pieces, ranks)
+    return vocab, merges
+
+
 def build_tokenizer(extra_special_tokens: tuple[str, ...] = ()) -> Any:
     """A byte-level BPE tokenizer with Qwen2-VL's special tokens, built without any download.
 
-    `extra_special_tokens` (e.g. LLaVA-OneVision's `<image>` / `<video>`) are appended after the shared ones,
-    so every family's tokenizer gives the same ids to the same text."""
+    Every word of the built-in list is one token (bare, capitalised, after a space); other text falls back to
+    bytes. `extra_special_tokens` (e.g. LLaVA-OneVision's `<image>` / `<video>`) are appended after the shared
+    ones, so every family's tokenizer gives the same ids to the same text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab: dict[str, int] = {}
-    merges: list[tuple[str, str]] = []
-    for symbol in alphabet:
-        vocab[symbol] = len(vocab)
-    for word in _WORDS:
-        for form in (word, " " + word, word.capitalize(), " " + word.capitalize()):
-            symbols = _byte_level(form)
-            for end in range(2, len(symbols) + 1):
-                left, right = symbols[: end - 1], symbols[end - 1]
-                merged = left + right
-                if merged not in vocab:
-                    vocab[merged] = len(vocab)
-                    merges.append((left, right))
+    vocab, merges = word_merges()
     model = models.BPE(vocab=vocab, merges=merges, unk_token=None, fuse_unk=False)
     tokenizer = Tokenizer(model)
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
