@@ -18,6 +18,7 @@ from ...media import header_size
 from ..config import EmbeddingConfig
 from ...resize import pre_resized
 from ..templates import ChatFormat, Segment, build_segments
+from .patch_projection import project_patches_linearly
 from .patches import Patches, stack_pixels
 
 TEXT_RUN_CACHE_SIZE = 200_000  # memoised tokenisations per backbone (then the memo starts over)
@@ -89,6 +90,7 @@ class Backbone:
 
     def __init__(self, model: Any, tokenizer: Any, image_processor: Any, name_or_path: str) -> None:
         self.model = model
+        project_patches_linearly(model)
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.name_or_path = name_or_path
