@@ -28,7 +28,8 @@ QUICK_TASKS = ["SynT2I", "SynMotion"]  # an image and a video task
     ("llava_onevision", "vlm2vec", ["stages.*.grad_cache_chunk=2", "embedding.positions=1d"] + QUICK, QUICK_TASKS),
     # the whole synthetic benchmark (several minutes each on 2 cores)
     ("qwen3_vl", "umarvel", ["trainable.mode=full"], None),  # full fine-tuning, 1-D positions, mean pooling
-    ("llava_onevision", "unime", ["stages.*.grad_cache_chunk=2"], None),  # UniME on its published backbone family
+    ("llava_onevision", "unime", ["stages.*.grad_cache_chunk=2", "profile=unime-llava-onevision"], None),  # UniME on its
+    # published backbone family, with its profile (the recipe names the Qwen2-VL one, whose M-RoPE LLaVA lacks)
 ])
 def test_recipe_trains_and_evaluates(family, recipe, extra, datasets, synth_tiny, tmp_path):
     mixtures = write_mixtures(synth_tiny, tmp_path / "mixtures")
