@@ -7,7 +7,7 @@ import json
 
 def register(subparsers) -> None:
     from ..eval.suites import SUITES
-    from .common import add_model_argument
+    from .common import add_model_argument, add_processes_argument
 
     suites = "\n".join(f"  {name:14s} {suite.description}" for name, suite in sorted(SUITES.items()))
     parser = subparsers.add_parser("eval", help="evaluate a model on a benchmark suite",
@@ -40,6 +40,7 @@ def register(subparsers) -> None:
     parser.add_argument("--rescore", type=int, default=0, metavar="K",
                         help="with --precision: also score each precision below float32 with its top K x k "
                              "re-ranked by the float vectors (entries named like `binary+rescore4`)")
+    add_processes_argument(parser)
     parser.add_argument("--examples", type=int, default=3, help="ranked examples per task in report.html")
     parser.add_argument("--check", action="store_true",
                         help="print what each data set needs (repository, files, columns, media folders) and "
@@ -80,12 +81,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..eval.evaluate import evaluate
-    from ..eval.report import precision_rows
     from ..eval.suites import SuiteOptions, get_suite
     from ..eval.suites.layout import format_checks, read_data_map
-    from ..parallel import join_world, rank_device
-    from .common import load_model
+    from .common import launch_processes
 
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
     data_options = {"image_root": args.image_root, "video_root": args.video_root,
@@ -100,6 +98,14 @@ def run(args: argparse.Namespace) -> int:
     if args.rescore and not args.precision:
         raise ConfigError("--rescore re-ranks quantised scores: pass --precision too (e.g. --precision binary "
                           f"--rescore {args.rescore})")
+    launched = launch_processes(args)  # `--processes N`: this command line again in N ranks, no torch here
+    if launched is not None:
+        return launched
+    from ..eval.evaluate import evaluate
+    from ..eval.report import precision_rows
+    from ..parallel import join_world, rank_device
+    from .common import load_model
+
     world = join_world()  # under torchrun: every rank encodes a share, rank 0 scores and reports
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
     device = rank_device(args.device)
