@@ -44,6 +44,9 @@ def model_name(spec: str) -> str:
     return os.path.abspath(spec) if os.path.isdir(spec) else spec
 
 
+RANK_ENTRY = ["-m", "uniembed.cli.main"]  # what each rank runs (benchmarks/eval_rank_phases.py puts itself here)
+
+
 def add_processes_argument(parser: argparse.ArgumentParser) -> None:
     """`--processes N`: this command's ranks started on this machine by `uniembed.launch` (no torchrun)."""
     parser.add_argument("--processes", type=positive_int, default=1, metavar="N",
@@ -75,8 +78,7 @@ def launch_processes(args: argparse.Namespace) -> int | None:
 
     from ..launch import run_ranks
 
-    return run_ranks([sys.executable, "-m", "uniembed.cli.main", *without_option(args.argv, "--processes")],
-                     args.processes)
+    return run_ranks([sys.executable, *RANK_ENTRY, *without_option(args.argv, "--processes")], args.processes)
 
 
 def without_option(argv: list[str], option: str) -> list[str]:
