@@ -18,9 +18,9 @@ from uniembed.cli.main import main
 SUBSET = "SynParaphrase,SynDocs,SynI2T"
 
 
-def eval_args(data: Path, out: Path) -> list[str]:
+def eval_args(data: Path, out: Path, datasets: str = SUBSET) -> list[str]:
     return ["eval", "--model", "tiny", "--device", "cpu", "--batch-size", "4", "--suite", "synthetic",
-            "--data", str(data), "--out", str(out), "--datasets", SUBSET]
+            "--data", str(data), "--out", str(out), "--datasets", datasets]
 
 
 def cache_rows(cache_dir: Path) -> dict[str, bytes]:
@@ -29,7 +29,8 @@ def cache_rows(cache_dir: Path) -> dict[str, bytes]:
         return dict(db.execute("SELECT key, vector FROM embeddings"))
 
 
-@pytest.mark.distributed  # 3 processes of a tiny eval: ~15 s on 2 quiet cores
+@pytest.mark.slow
+@pytest.mark.distributed  # 4 runs of a tiny eval, 2 of them with 2 ranks: ~40 s on 2 cores
 def test_two_processes_score_like_one_and_the_launcher_imports_no_torch(tmp_path):
     from uniembed.data.synth.generate import generate
 
@@ -39,20 +40,32 @@ def test_two_processes_score_like_one_and_the_launcher_imports_no_torch(tmp_path
     one = subprocess.run([sys.executable, "-m", "uniembed.cli.main", *eval_args(data, tmp_path / "one")],
                          capture_output=True, text=True, timeout=240, env=env)
     assert one.returncode == 0, one.stderr[-3000:]
+    # 1. cold, 2. warm (every vector cached), 3. one more data set (its items not cached): ranks again
+    cache = ["--cache", str(tmp_path / "cache")]
+    two = [[*eval_args(data, tmp_path / f"two-{run}", datasets), *cache, "--processes", "2"]
+           for run, datasets in enumerate([SUBSET, SUBSET, SUBSET + ",SynT2I"], 1)]
     launcher = ("import sys\nfrom uniembed.cli.main import main\n"
-                f"code = main({[*eval_args(data, tmp_path / 'two'), '--processes', '2']!r})\n"
-                "print('heavy modules in the launcher:', sorted(m for m in ('torch', 'transformers', "
-                "'uniembed.models.embedder') if m in sys.modules))\n"
-                "sys.exit(code)")
-    two = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=240, env=env)
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert "heavy modules in the launcher: []" in two.stdout
-    assert two.stdout.count('"json":') == 1  # the ranks' output reaches ours; rank 0 alone reports
+                f"for argv in {two!r}:\n"
+                "    code = main(argv)\n"
+                "    print('exit', code, 'heavy modules in the launcher:', sorted(m for m in ('torch', 'transformers', "
+                "'uniembed.models.embedder') if m in sys.modules), flush=True)\n")
+    run = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=400, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("exit 0 heavy modules in the launcher: []") == 3, run.stdout + run.stderr[-3000:]
+    assert run.stdout.count('"json":') == 3  # the ranks' output reaches ours; rank 0 alone reports
+    assert run.stderr.count("not every vector is cached: starting 2 ranks") == 2  # runs 1 and 3
 
-    one_results, two_results = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("one", "two"))
-    assert two_results["scores"] == one_results["scores"] and two_results["metrics"] == one_results["metrics"]
-    assert cache_rows(tmp_path / "two" / "cache") == cache_rows(tmp_path / "one" / "cache")
-    assert (one_results["encoding"]["ranks"], two_results["encoding"]["ranks"]) == (1, 2)  # the work was shared
+    one_results = json.loads((tmp_path / "one" / "results.json").read_text())
+    cold, warm, more = (json.loads((tmp_path / f"two-{run}" / "results.json").read_text()) for run in (1, 2, 3))
+    for results in (cold, warm):
+        assert results["scores"] == one_results["scores"] and results["metrics"] == one_results["metrics"]
+    assert (cold["encoding"]["ranks"], cold["encoding"]["encoded"]) == (2, one_results["encoding"]["distinct"])
+    # run 2 was scored by the launcher itself: every vector cached, no rank started
+    assert (warm["encoding"]["ranks"], warm["encoding"]["encoded"]) == (1, 0)
+    assert more["encoding"]["ranks"] == 2 and 0 < more["encoding"]["encoded"] < more["encoding"]["distinct"]
+    assert {k: v for k, v in more["scores"].items() if k != "SynT2I"} == one_results["scores"]
+    one_rows, two_rows = cache_rows(tmp_path / "one" / "cache"), cache_rows(tmp_path / "cache")
+    assert {key: two_rows[key] for key in one_rows} == one_rows  # bit for bit
 
 
 def test_a_failing_rank_fails_the_command_and_is_named(tmp_path, capsys):

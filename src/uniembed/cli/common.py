@@ -64,21 +64,24 @@ def positive_int(text: str) -> int:
     return value
 
 
-def launch_processes(args: argparse.Namespace) -> int | None:
-    """With `--processes N > 1` (and not already a rank): run this same command line as N ranks and return the
-    launcher's exit status; else None (go on in this process). Raises `launch.RankFailed` when a rank fails."""
-    from ..errors import ConfigError
-
-    if args.processes <= 1:
-        return None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError(f"--processes {args.processes} starts its own ranks, but this process is already rank "
-                          f"{os.environ.get('RANK')} of {os.environ['WORLD_SIZE']} (torchrun?): leave one of them out")
+def launch_processes(args: argparse.Namespace) -> int:
+    """Run this same command line as `args.processes` ranks (`uniembed.launch`); the launcher's exit status.
+    Raises `launch.RankFailed` when a rank fails."""
     import sys
 
     from ..launch import run_ranks
 
+    refuse_nested_launch(args)
     return run_ranks([sys.executable, *RANK_ENTRY, *without_option(args.argv, "--processes")], args.processes)
+
+
+def refuse_nested_launch(args: argparse.Namespace) -> None:
+    """`--processes N` in a process that already is a rank (torchrun's, or a launched one): a ConfigError."""
+    from ..errors import ConfigError
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(f"--processes {args.processes} starts its own ranks, but this process is already rank "
+                          f"{os.environ.get('RANK')} of {os.environ['WORLD_SIZE']} (torchrun?): leave one of them out")
 
 
 def without_option(argv: list[str], option: str) -> list[str]:
