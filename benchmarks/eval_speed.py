@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -71,12 +70,6 @@ def reference_worker(args: argparse.Namespace) -> None:
                                                  "encoded": encoded}))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 CHILD_CPU: dict[str, list[float]] = {}  # strategy -> CPU seconds of its processes (launcher and ranks together)
 
 
@@ -105,6 +98,8 @@ def eval_command(args: argparse.Namespace, data: Path, out: Path, ranks: int, la
         return [sys.executable, *verb]
     if launcher == "processes":
         return [sys.executable, *verb, "--processes", str(ranks)]
+    from uniembed.launch import free_port
+
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_addr", "127.0.0.1",
             "--master_port", str(free_port()), *verb]
 
