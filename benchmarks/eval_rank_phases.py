@@ -69,7 +69,7 @@ def write(started_wall: float, started_cpu: float, launcher: bool = False) -> No
         threads = {"intra_op": sys.modules["torch"].get_num_threads(),
                    "inter_op": sys.modules["torch"].get_num_interop_threads()}
     times = _PROCESS.cpu_times()
-    payload = {"rank": rank, "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+    payload = {"rank": rank, "launcher": launcher, "world_size": int(os.environ.get("WORLD_SIZE", 1)),
                "start_up": {"wall": started_wall, "cpu": started_cpu},
                "phases": PHASES, "total": {"wall": time.time() - _STARTED, "cpu": times.user + times.system},
                "torch_threads": threads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}

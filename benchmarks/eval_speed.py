@@ -115,12 +115,17 @@ PHASE_ROWS = [("start-up (interpreter, CLI imports)", None), ("join_world (torch
               ("exchange (read parts, cache)", "exchange"), ("score", "score"), ("reports", "write_reports")]
 
 
+def column(entry: dict) -> str:
+    """r0, r1, ... or `launcher` (a warm `--processes` run scored by the launcher alone, no rank started)."""
+    return "launcher" if entry.get("launcher") else f"r{entry['rank']}"
+
+
 def phase_lines(phases: dict[str, list[dict]]) -> list[str]:
     """Markdown: CPU seconds (wall in brackets) per phase and rank, from eval_rank_phases.py's files."""
     columns = [(name, entry) for name, ranks in phases.items() for entry in ranks]
     lines = ["", "Per phase and rank, CPU seconds of the process (all its threads), wall seconds in brackets "
              "(`--phases`, last round; phases that nest, like a model built inside encoding, are counted in both):", "",
-             "| phase | " + " | ".join(f"{name} r{entry['rank']}" for name, entry in columns) + " |",
+             "| phase | " + " | ".join(f"{name} {column(entry)}" for name, entry in columns) + " |",
              "|---|" + "---:|" * len(columns)]
     for label, key in PHASE_ROWS:
         cells = []
@@ -139,7 +144,7 @@ def phase_lines(phases: dict[str, list[dict]]) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| **process total** | " + " | ".join(f"**{e['total']['cpu']:.2f}** ({e['total']['wall']:.1f})"
                                                        for _, e in columns) + " |")
-    threads = {f"{name} r{e['rank']}": e["torch_threads"] for name, e in columns}
+    threads = {f"{name} {column(e)}": e["torch_threads"] for name, e in columns}
     lines += ["", f"torch threads per process (intra-op, inter-op): "
               + ", ".join(f"{k}: {v['intra_op']}/{v['inter_op']}" for k, v in threads.items() if v), ""]
     for suffix in (" x2", " x2 torchrun"):
@@ -224,8 +229,9 @@ def main() -> None:
                                                                     run_env, name + suffix))
                     outcome[name + suffix] = eval_result(out)
                     if args.phases:  # the last round's per-rank breakdown
-                        phases[name + suffix] = [json.loads((phase_dir / f"rank{rank}.json").read_text())
-                                                 for rank in range(ranks)]
+                        found = [phase_dir / f"rank{rank}.json" for rank in range(ranks)]
+                        found = [path for path in found if path.exists()] or [phase_dir / "launcher.json"]
+                        phases[name + suffix] = [json.loads(path.read_text()) for path in found]  # launcher: warm
             loads.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)

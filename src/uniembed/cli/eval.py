@@ -121,7 +121,6 @@ class NotCached(Exception):
 def scored_from_cache(args: argparse.Namespace, cache: str, datasets: list[str] | None, data_options: dict) -> Any:
     """The evaluation, run in this process, when every vector is in the cache (and the model's id recorded
     there): a warm run needs no ranks, hence no torch. None as soon as an item must be encoded."""
-    from ..eval.evaluate import evaluate
     from ..models.deferred import deferred_model
 
     def not_cached() -> Any:
@@ -132,6 +131,8 @@ def scored_from_cache(args: argparse.Namespace, cache: str, datasets: list[str] 
     deferred_log.setLevel(logging.WARNING)  # no "building model" line: this process builds none
     try:
         model = deferred_model(args.model, cache, not_cached, dtype=args.dtype, profile=args.profile)
+        from ..eval.evaluate import evaluate  # (after the cheap check above: a first run starts its ranks sooner)
+
         return evaluate(model, args.suite, args.data, args.out, progress=False,
                         **evaluate_options(args, cache, datasets, data_options))
     except NotCached:
