@@ -12,7 +12,7 @@ encoding, scoring and, for `uniembed eval`, the reports):
   runs `--threads` threads (default 1, as torchrun sets OMP_NUM_THREADS=1 per rank), so 2 processes use twice
   the cores of one. Rounds (`--repeats`) run the strategies in alternating order.
 All strategies must give the same scores (the script checks). Writes benchmarks/results/eval_speed.{json,md}
-(`--suite mmeb-v1`: eval_speed_mmeb.{json,md}).
+(`--suite mmeb-v1`: eval_speed_mmeb.{json,md}; with `--no-reference`: eval_speed_ranks.*, eval_speed_mmeb_ranks.*).
 
     .venv/bin/python benchmarks/eval_speed.py [--data DIR | --size tiny] [--model tiny] [--batch-size 16] [--repeats 1]
     .venv/bin/python benchmarks/eval_speed.py --suite mmeb-v1 --model tiny:small --ranks 1
@@ -272,7 +272,7 @@ def write_report(args: argparse.Namespace, runs: dict[str, list[float]], outcome
         f"max_score_difference_vs_{baseline}": {name: round(value, 4) for name, value in differences.items()},
     }
     RESULTS.mkdir(exist_ok=True)
-    stem = "eval_speed" if args.suite == "synthetic" else "eval_speed_mmeb"
+    stem = ("eval_speed" if args.suite == "synthetic" else "eval_speed_mmeb") + ("_ranks" if args.no_reference else "")
     lines = [f"# Evaluation speed ({args.suite} suite, whole processes)", "",
              f"Date {report['date']}, machine: {report['machine']} (load average "
              f"{', '.join(f'{v:.2f}' for v in loads)} at the start and after each round), model `{args.model}`, batch "
