@@ -58,6 +58,21 @@ def test_a_failing_rank_stops_the_others_and_is_named(tmp_path):
         os.kill(pid, 0)
 
 
+def test_the_rank_that_failed_first_is_named_not_the_peer_it_took_down(tmp_path):
+    # rank 1 fails; rank 0 fails half a second later (as a rank does when a collective loses its peer); the
+    # launcher polls only every 2 s, so it finds both failed at once
+    body = (f"folder = {str(tmp_path)!r}\n"
+            "open(folder + f'/started{rank}', 'w').close()\n"
+            "while not all(os.path.exists(folder + f'/started{r}') for r in (0, 1)): time.sleep(0.02)\n"
+            "if rank == 1:\n"
+            "    sys.exit('rank 1: the real cause')\n"
+            "time.sleep(0.5)\n"
+            "sys.exit('rank 0: connection closed by peer')\n")
+    with pytest.raises(RankFailed) as failed:
+        run_ranks(script(body), 2, poll=2.0)
+    assert failed.value.rank == 1 and "the real cause" in str(failed.value)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_the_launcher_reaches_every_rank_once(tmp_path, signum):
     body = (f"folder = {str(tmp_path)!r}\n"

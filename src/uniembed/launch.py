@@ -10,6 +10,8 @@ The ranks write to this process's stdout and stderr as they run (stderr passes t
 each rank's last lines). Ctrl-C or SIGTERM to the launcher reaches every rank once (the ranks run in their own
 session, so a terminal's Ctrl-C is not delivered twice). When one rank fails, the others are stopped (SIGTERM,
 then SIGKILL after `grace` seconds) and `RankFailed` names the rank, its exit status and its last stderr lines.
+A launcher killed outright (SIGKILL) cannot stop its ranks: they run on until their work, or a collective
+waiting for a lost peer, ends.
 """
 from __future__ import annotations
 
@@ -59,9 +61,10 @@ class _Rank:
     process: subprocess.Popen
     tail: bytearray = field(default_factory=bytearray)
     reader: threading.Thread | None = None
+    closed: list[float] = field(default_factory=list)  # when its stderr closed (it ended): who failed first
 
 
-def _pump(source: IO[bytes], sink: IO[bytes] | None, tail: bytearray) -> None:
+def _pump(source: IO[bytes], sink: IO[bytes] | None, tail: bytearray, closed: list[float]) -> None:
     """Copy a rank's stderr to ours as it comes (progress bars' carriage returns included), keeping its tail."""
     while True:
         chunk = os.read(source.fileno(), 65536)
@@ -75,6 +78,7 @@ def _pump(source: IO[bytes], sink: IO[bytes] | None, tail: bytearray) -> None:
                 sink.flush()
             except (OSError, ValueError):  # our stderr closed: keep draining, keep the tail
                 sink = None
+    closed.append(time.monotonic())
     source.close()
 
 
@@ -108,7 +112,8 @@ def run_ranks(command: Sequence[str], processes: int, env: Mapping[str, str] | N
             process = subprocess.Popen(list(command), env=rank_environment(rank, processes, port, env),
                                        stderr=subprocess.PIPE, start_new_session=True)
             entry = _Rank(rank, process)
-            entry.reader = threading.Thread(target=_pump, args=(process.stderr, sink, entry.tail), daemon=True)
+            entry.reader = threading.Thread(target=_pump, args=(process.stderr, sink, entry.tail, entry.closed),
+                                            daemon=True)
             entry.reader.start()
             ranks.append(entry)
         failed = _wait(ranks, received, poll)
@@ -129,14 +134,11 @@ def run_ranks(command: Sequence[str], processes: int, env: Mapping[str, str] | N
 def _wait(ranks: list[_Rank], received: list[int], poll: float) -> _Rank | None:
     """Until every rank has ended, one failed or a signal came: the failed rank, else None."""
     while not received:
-        running = False
-        for entry in ranks:
-            status = entry.process.poll()
-            if status is None:
-                running = True
-            elif status != 0:
-                return entry
-        if not running:
+        statuses = [entry.process.poll() for entry in ranks]
+        failed = [entry for entry, status in zip(ranks, statuses) if status not in (None, 0)]
+        if failed:  # several in one poll (one failed, its peer's collective then): the first to end is named
+            return min(failed, key=lambda entry: entry.closed[0] if entry.closed else float("inf"))
+        if None not in statuses:
             return None
         time.sleep(poll)
     return None
