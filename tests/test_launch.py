@@ -46,6 +46,7 @@ def test_a_failing_rank_stops_the_others_and_is_named(tmp_path):
             "    time.sleep(600)\n"
             "while not os.path.exists(folder + '/pid0'): time.sleep(0.05)\n"
             "print('reading the tasks', file=sys.stderr)\n"
+            "sys.stderr.write('encoding:  10%|#   | 1/10\\rencoding:  20%|##  | 2/10\\r')\n"
             "print('ValueError: bad row 3 in tasks.jsonl', file=sys.stderr)\n"
             "sys.exit(3)\n")
     with pytest.raises(RankFailed) as failed:
@@ -53,6 +54,7 @@ def test_a_failing_rank_stops_the_others_and_is_named(tmp_path):
     assert (failed.value.rank, failed.value.status) == (1, 3)
     message = str(failed.value)
     assert message.startswith("rank 1 exited with status 3") and "bad row 3 in tasks.jsonl" in message
+    assert "reading the tasks" in message and "%|" not in message  # its last lines, less progress bars
     pid = int((tmp_path / "pid0").read_text())
     with pytest.raises(ProcessLookupError):  # rank 0 was stopped (and reaped), not left sleeping
         os.kill(pid, 0)

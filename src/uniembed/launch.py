@@ -16,6 +16,7 @@ waiting for a lost peer, ends.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,7 +26,9 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Mapping, Sequence
 
-TAIL_BYTES = 4000  # how much of a failed rank's stderr the error quotes
+TAIL_BYTES = 8000  # how much of each rank's stderr is kept for the error
+TAIL_LINES = 20  # how many of its last lines the error quotes
+PROGRESS = re.compile(r"\d+%\|")  # a tqdm bar ("encoding:  45%|####      | 9/20")
 
 
 class RankFailed(RuntimeError):
@@ -34,7 +37,9 @@ class RankFailed(RuntimeError):
     def __init__(self, rank: int, status: int, stderr_tail: str) -> None:
         self.rank, self.status, self.stderr_tail = rank, status, stderr_tail
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
-        tail = stderr_tail.strip() or "(nothing on stderr)"
+        lines = [line.rstrip() for line in stderr_tail.replace("\r", "\n").splitlines()
+                 if line.strip() and not PROGRESS.search(line)]  # a progress bar's redraws are not the error
+        tail = "\n".join(lines[-TAIL_LINES:]) or "(nothing on stderr)"
         super().__init__(f"rank {rank} {how}; the other ranks were stopped. Its last stderr lines:\n{tail}")
 
 
