@@ -1,7 +1,7 @@
 """One rank of `uniembed eval`, timed phase by phase: wall and CPU seconds per phase, written as JSON.
 
-`benchmarks/eval_speed.py --phases` runs this instead of `-m uniembed.cli.main` (under torchrun for the x2
-rows). It wraps a few library functions with timers (nothing in the library changes) and, at exit, writes
+`benchmarks/eval_speed.py --phases` runs this instead of `-m uniembed.cli.main` (under torchrun, or with
+`--processes 2`, whose ranks then run this script too, for the x2 rows; the launcher writes `launcher.json`). It wraps a few library functions with timers (nothing in the library changes) and, at exit, writes
 `$UNIEMBED_PHASES_DIR/rank<RANK>.json`: for each phase the calls, wall seconds and this process's CPU seconds
 (every thread: decode workers included), plus the process's start-up (interpreter + imports) and totals.
 CPU time is the figure to compare on a shared machine: wall time there includes waiting for a core.
@@ -62,27 +62,32 @@ def timed(module_name: str, attribute: str, phase: str) -> None:
     setattr(module, attribute, wrapper)
 
 
-def write(started_wall: float, started_cpu: float) -> None:
+def write(started_wall: float, started_cpu: float, launcher: bool = False) -> None:
     rank = int(os.environ.get("RANK", 0))
     threads = None
     if "torch" in sys.modules:
         threads = {"intra_op": sys.modules["torch"].get_num_threads(),
                    "inter_op": sys.modules["torch"].get_num_interop_threads()}
     times = _PROCESS.cpu_times()
-    payload = {"rank": rank, "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+    payload = {"rank": rank, "launcher": launcher, "world_size": int(os.environ.get("WORLD_SIZE", 1)),
                "start_up": {"wall": started_wall, "cpu": started_cpu},
                "phases": PHASES, "total": {"wall": time.time() - _STARTED, "cpu": times.user + times.system},
                "torch_threads": threads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
     folder = Path(os.environ.get("UNIEMBED_PHASES_DIR", "."))
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"rank{rank}.json").write_text(json.dumps(payload, indent=1))
+    (folder / ("launcher.json" if launcher else f"rank{rank}.json")).write_text(json.dumps(payload, indent=1))
 
 
 def main() -> int:
     from uniembed.cli import main as cli
 
     started_wall, started_cpu = time.time() - _STARTED, time.process_time()  # interpreter + the CLI's imports
-    atexit.register(write, started_wall, started_cpu)
+    launcher = "RANK" not in os.environ and any(a == "--processes" or a.startswith("--processes=") for a in sys.argv)
+    if launcher:  # `eval --processes N`: this process only starts the ranks, each of them timed by this script
+        from uniembed.cli import common
+
+        common.RANK_ENTRY = [str(Path(__file__).resolve())]
+    atexit.register(write, started_wall, started_cpu, launcher)
     for module_name, attribute, phase in [
             ("uniembed.parallel", "join_world", "join_world"),
             ("uniembed.cli.common", "load_model", "build_model"),

@@ -6,17 +6,20 @@ encoding, scoring and, for `uniembed eval`, the reports):
   set only, items in file order (queries, then candidates), fixed-size batches, no cache.
 - cold: `uniembed eval` with an empty embedding cache (every distinct item of the suite once, by length).
 - warm: the same command again (everything cached: the fixed costs of a re-run).
-- cold x2 / warm x2: `torchrun --nproc_per_node 2 -m uniembed.cli.main eval` on a fresh cache, then again
-  the scaling from 1 to 2 processes. Every process runs `--threads` threads (default 1, as torchrun sets
-  OMP_NUM_THREADS=1 per rank), so 2 processes use twice the cores of one.
+- cold x2 / warm x2: `uniembed eval --processes 2` (uniembed's own launcher, no torch in it) on a fresh cache,
+  then again: the scaling from 1 to 2 processes. cold x2 torchrun / warm x2 torchrun: the same under
+  `torchrun --nproc_per_node 2 -m uniembed.cli.main eval`, for the record (`--launchers` picks). Every process
+  runs `--threads` threads (default 1, as torchrun sets OMP_NUM_THREADS=1 per rank), so 2 processes use twice
+  the cores of one. Rounds (`--repeats`) run the strategies in alternating order.
 All strategies must give the same scores (the script checks). Writes benchmarks/results/eval_speed.{json,md}
-(`--suite mmeb-v1`: eval_speed_mmeb.{json,md}).
+(`--suite mmeb-v1`: eval_speed_mmeb.{json,md}; with `--no-reference`: eval_speed_ranks.*, eval_speed_mmeb_ranks.*).
 
     .venv/bin/python benchmarks/eval_speed.py [--data DIR | --size tiny] [--model tiny] [--batch-size 16] [--repeats 1]
     .venv/bin/python benchmarks/eval_speed.py --suite mmeb-v1 --model tiny:small --ranks 1
+    .venv/bin/python benchmarks/eval_speed.py --ranks 1 2 --no-reference --repeats 3     # 1 process vs 2 ranks
 
 `--suite mmeb-v1` without `--data` writes the MMEB-V1-layout folder of `load_tasks_profile.py` (6 tasks,
-1,500 images, 250 queries x 100 image candidates each); `--ranks 1` leaves out the torchrun rows.
+1,500 images, 250 queries x 100 image candidates each); `--ranks 1` leaves out the 2-rank rows.
 `--phases` runs every uniembed process through `eval_rank_phases.py` and adds CPU and wall seconds per phase and
 rank to the report (start-up, join_world, model, tasks, own encode share, wait, exchange, score, reports): CPU
 seconds are the figure to compare on a shared machine.
@@ -29,7 +32,7 @@ import json
 import os
 import platform
 import shutil
-import socket
+import statistics
 import subprocess
 import sys
 import resource
@@ -67,12 +70,6 @@ def reference_worker(args: argparse.Namespace) -> None:
                                                  "encoded": encoded}))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 CHILD_CPU: dict[str, list[float]] = {}  # strategy -> CPU seconds of its processes (launcher and ranks together)
 
 
@@ -92,12 +89,17 @@ def timed(command: list[str], env: dict, name: str = "") -> float:
     return seconds
 
 
-def eval_command(args: argparse.Namespace, data: Path, out: Path, ranks: int) -> list[str]:
+def eval_command(args: argparse.Namespace, data: Path, out: Path, ranks: int, launcher: str = "processes") -> list[str]:
+    """One `uniembed eval` run: one process, `--processes N` (uniembed's own launcher) or torchrun."""
     entry = [str(Path(__file__).parent / "eval_rank_phases.py")] if args.phases else ["-m", "uniembed.cli.main"]
     verb = [*entry, "eval", "--model", args.model, "--suite", args.suite, "--data", str(data),
             "--out", str(out), "--batch-size", str(args.batch_size), "--device", "cpu"]
     if ranks == 1:
         return [sys.executable, *verb]
+    if launcher == "processes":
+        return [sys.executable, *verb, "--processes", str(ranks)]
+    from uniembed.launch import free_port
+
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_addr", "127.0.0.1",
             "--master_port", str(free_port()), *verb]
 
@@ -113,12 +115,17 @@ PHASE_ROWS = [("start-up (interpreter, CLI imports)", None), ("join_world (torch
               ("exchange (read parts, cache)", "exchange"), ("score", "score"), ("reports", "write_reports")]
 
 
+def column(entry: dict) -> str:
+    """r0, r1, ... or `launcher` (a warm `--processes` run scored by the launcher alone, no rank started)."""
+    return "launcher" if entry.get("launcher") else f"r{entry['rank']}"
+
+
 def phase_lines(phases: dict[str, list[dict]]) -> list[str]:
     """Markdown: CPU seconds (wall in brackets) per phase and rank, from eval_rank_phases.py's files."""
     columns = [(name, entry) for name, ranks in phases.items() for entry in ranks]
     lines = ["", "Per phase and rank, CPU seconds of the process (all its threads), wall seconds in brackets "
              "(`--phases`, last round; phases that nest, like a model built inside encoding, are counted in both):", "",
-             "| phase | " + " | ".join(f"{name} r{entry['rank']}" for name, entry in columns) + " |",
+             "| phase | " + " | ".join(f"{name} {column(entry)}" for name, entry in columns) + " |",
              "|---|" + "---:|" * len(columns)]
     for label, key in PHASE_ROWS:
         cells = []
@@ -137,16 +144,25 @@ def phase_lines(phases: dict[str, list[dict]]) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| **process total** | " + " | ".join(f"**{e['total']['cpu']:.2f}** ({e['total']['wall']:.1f})"
                                                        for _, e in columns) + " |")
-    threads = {f"{name} r{e['rank']}": e["torch_threads"] for name, e in columns}
+    threads = {f"{name} {column(e)}": e["torch_threads"] for name, e in columns}
     lines += ["", f"torch threads per process (intra-op, inter-op): "
               + ", ".join(f"{k}: {v['intra_op']}/{v['inter_op']}" for k, v in threads.items() if v), ""]
-    for name in ("cold", "warm"):
-        if name in phases and f"{name} x2" in phases:
-            one = phases[name][0]["total"]["cpu"]
-            slowest = max(entry["total"]["cpu"] for entry in phases[f"{name} x2"])
-            lines.append(f"- {name}: one process {one:.2f} CPU s; with 2 ranks the slower rank needs {slowest:.2f} CPU s: "
-                         f"{one / slowest:.2f}x if each rank had a core of its own (torchrun's launcher not counted)")
+    for suffix in (" x2", " x2 torchrun"):
+        for name in ("cold", "warm"):
+            if name in phases and name + suffix in phases:
+                one = phases[name][0]["total"]["cpu"]
+                slowest = max(entry["total"]["cpu"] for entry in phases[name + suffix])
+                lines.append(f"- {name}{suffix}: one process {one:.2f} CPU s; the slower of 2 ranks {slowest:.2f} CPU s: "
+                             f"{one / slowest:.2f}x if each rank had a core of its own (the launcher not counted)")
     return lines
+
+
+def strategies(args: argparse.Namespace) -> list[tuple[int, str, str]]:
+    """(processes, launcher, row suffix) of the uniembed rows: one process, `--processes 2`, torchrun."""
+    rows = [(1, "processes", "")] if 1 in args.ranks else []
+    if 2 in args.ranks:
+        rows += [(2, launcher, " x2" if launcher == "processes" else " x2 torchrun") for launcher in args.launchers]
+    return rows
 
 
 def main() -> None:
@@ -154,11 +170,17 @@ def main() -> None:
     parser.add_argument("--data", help="synthetic benchmark folder (default: generate one of --size)")
     parser.add_argument("--suite", default="synthetic", choices=("synthetic", "mmeb-v1"))
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2], choices=(1, 2),
-                        help="process counts of the uniembed rows (2: torchrun)")
+                        help="process counts of the uniembed rows")
+    parser.add_argument("--launchers", nargs="+", default=["processes", "torchrun"], choices=("processes", "torchrun"),
+                        help="how the 2-rank rows start their ranks: `uniembed eval --processes 2` (row `x2`) and/or "
+                             "torchrun (row `x2 torchrun`)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="leave out the reference strategy (scores are then compared with the one-process cold run)")
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--model", default="tiny", help="model spec for uniembed.Embedder.from_pretrained")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=1, help="rounds of all strategies (the fastest of each is kept)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of all strategies, in alternating order (the "
+                                                               "fastest and the median of each are reported)")
     parser.add_argument("--threads", type=int, default=1, help="threads per process, every strategy (default 1: one "
                                                                "core per process, as a rank has one device)")
     parser.add_argument("--phases", action="store_true",
@@ -172,6 +194,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="uniembed-eval-speed-"))
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))  # as torchrun sets it for each rank
+    rows = strategies(args)
     try:
         data = Path(args.data) if args.data else work / "synth"
         if not args.data and args.suite == "mmeb-v1":
@@ -187,73 +210,91 @@ def main() -> None:
         runs: dict[str, list[float]] = {}
         outcome: dict[str, tuple[dict, int]] = {}
         phases: dict[str, list[dict]] = {}
-        load_before = os.getloadavg()[0]
+        loads = [os.getloadavg()[0]]
         for repeat in range(args.repeats):
-            worker_out = work / f"reference-{repeat}.json"
-            seconds = timed([sys.executable, __file__, "--worker", "reference", "--suite", args.suite, "--data", str(data),
-                             "--model", args.model,
-                             "--batch-size", str(args.batch_size), "--worker-out", str(worker_out)], env, "reference")
-            runs.setdefault("reference", []).append(seconds)
-            result = json.loads(worker_out.read_text())
-            outcome["reference"] = (result["scores"], result["encoded"])
-            for ranks, suffix in [(r, "" if r == 1 else " x2") for r in args.ranks]:
-                out = work / f"eval-{ranks}-{repeat}"
+            if not args.no_reference:
+                worker_out = work / f"reference-{repeat}.json"
+                seconds = timed([sys.executable, __file__, "--worker", "reference", "--suite", args.suite, "--data",
+                                 str(data), "--model", args.model, "--batch-size", str(args.batch_size), "--worker-out",
+                                 str(worker_out)], env, "reference")
+                runs.setdefault("reference", []).append(seconds)
+                result = json.loads(worker_out.read_text())
+                outcome["reference"] = (result["scores"], result["encoded"])
+            for ranks, launcher, suffix in (rows if repeat % 2 == 0 else rows[::-1]):  # alternate the order
+                out = work / f"eval-{ranks}{launcher}-{repeat}"
                 for name in ("cold", "warm"):  # the second run finds the first one's cache
                     phase_dir = work / f"phases-{name}{suffix}-{repeat}".replace(" ", "")
                     run_env = dict(env, UNIEMBED_PHASES_DIR=str(phase_dir))
-                    runs.setdefault(name + suffix, []).append(timed(eval_command(args, data, out, ranks), run_env,
-                                                                    name + suffix))
+                    runs.setdefault(name + suffix, []).append(timed(eval_command(args, data, out, ranks, launcher),
+                                                                    run_env, name + suffix))
                     outcome[name + suffix] = eval_result(out)
                     if args.phases:  # the last round's per-rank breakdown
-                        phases[name + suffix] = [json.loads((phase_dir / f"rank{rank}.json").read_text())
-                                                 for rank in range(ranks)]
+                        found = [phase_dir / f"rank{rank}.json" for rank in range(ranks)]
+                        found = [path for path in found if path.exists()] or [phase_dir / "launcher.json"]
+                        phases[name + suffix] = [json.loads(path.read_text()) for path in found]  # launcher: warm
+            loads.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    write_report(args, runs, outcome, phases, loads)
 
+
+def write_report(args: argparse.Namespace, runs: dict[str, list[float]], outcome: dict[str, tuple[dict, int]],
+                 phases: dict[str, list[dict]], loads: list[float]) -> None:
     best = {name: min(values) for name, values in runs.items()}
-    reference_scores = outcome["reference"][0]
+    median = {name: statistics.median(values) for name, values in runs.items()}
+    baseline = "reference" if "reference" in outcome else "cold"
+    reference_scores = outcome[baseline][0]
     differences = {name: max(abs(scores[task] - reference_scores[task]) for task in reference_scores)
                    for name, (scores, _) in outcome.items()}
     cores = os.cpu_count()
+    scaling = {f"{name}{suffix}": {"best": round(best[name] / best[name + suffix], 2),
+                                   "median": round(median[name] / median[name + suffix], 2),
+                                   "per_round": [round(one / two, 2) for one, two in zip(runs[name], runs[name + suffix])]}
+               for suffix in (" x2", " x2 torchrun") for name in ("cold", "warm") if name + suffix in best and name in best}
     report = {
         "date": datetime.date.today().isoformat(), "machine": f"{cores}-core CPU shared with other jobs, no GPU",
         "python": platform.python_version(),
         "command": "python benchmarks/eval_speed.py " + " ".join(
             f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
             for k, v in vars(args).items() if v not in (None, False) and not k.startswith("worker")),
-        "model": args.model, "suite": args.suite, "load_average_at_end": round(os.getloadavg()[0], 2),
+        "model": args.model, "suite": args.suite, "load_average_per_round": [round(v, 2) for v in loads],
         "data": args.data or (f"uniembed synth --size {args.size} --seed 0" if args.suite == "synthetic" else
                               "load_tasks_profile.write_folder(images=1500, queries=250, candidates=100)"),
         "batch_size": args.batch_size, "repeats": args.repeats,
         "seconds": {name: round(value, 2) for name, value in best.items()},
+        "median_seconds": {name: round(value, 2) for name, value in median.items()},
         "all_runs_seconds": {name: [round(v, 2) for v in values] for name, values in runs.items()},
+        "process_tree_cpu_seconds": {name: [round(v, 2) for v in values] for name, values in CHILD_CPU.items()},
         "items_encoded": {name: encoded for name, (_, encoded) in outcome.items()},
-        "reference_over": {name: round(best["reference"] / value, 2) for name, value in best.items()},
-        "scaling_1_to_2_processes": {"cold": round(best["cold"] / best["cold x2"], 2),
-                                     "warm": round(best["warm"] / best["warm x2"], 2)} if "cold x2" in best else None,
-        "max_score_difference_vs_reference": {name: round(value, 4) for name, value in differences.items()},
-        "load_average_at_start": round(load_before, 2),
+        "reference_over": ({name: round(best["reference"] / value, 2) for name, value in best.items()}
+                           if "reference" in best else None),
+        "scaling_1_to_2_processes": scaling or None,
+        f"max_score_difference_vs_{baseline}": {name: round(value, 4) for name, value in differences.items()},
     }
     RESULTS.mkdir(exist_ok=True)
-    stem = "eval_speed" if args.suite == "synthetic" else "eval_speed_mmeb"
+    stem = ("eval_speed" if args.suite == "synthetic" else "eval_speed_mmeb") + ("_ranks" if args.no_reference else "")
     lines = [f"# Evaluation speed ({args.suite} suite, whole processes)", "",
-             f"Date {report['date']}, machine: {report['machine']} (load average {report['load_average_at_start']} at "
-             f"start), model `{args.model}`, batch size {args.batch_size}, best of {args.repeats} round(s). Every "
-             "strategy is one fresh process timed from launch to exit (start-up, model, tasks, encoding, scoring, "
-             f"reports), each process with {args.threads} thread(s); the x2 rows are `torchrun --nproc_per_node 2`.", "",
+             f"Date {report['date']}, machine: {report['machine']} (load average "
+             f"{', '.join(f'{v:.2f}' for v in loads)} at the start and after each round), model `{args.model}`, batch "
+             f"size {args.batch_size}, {args.repeats} round(s), strategies in alternating order. Every strategy is one "
+             "fresh process tree timed from launch to exit (start-up, model, tasks, encoding, scoring, reports), each "
+             f"process with {args.threads} thread(s); the `x2` rows are `uniembed eval --processes 2` (uniembed's own "
+             "launcher), the `x2 torchrun` rows `torchrun --nproc_per_node 2`.", "",
              f"Command: `{report['command']}`", "",
-             "| strategy | seconds | items encoded | reference / strategy | largest score difference |",
-             "|---|---|---|---|---|"]
+             f"| strategy | best s | median s | CPU s (tree, median) | items encoded | {baseline} / strategy (best) "
+             f"| largest score difference vs {baseline} |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, value in best.items():
-        lines.append(f"| {name} | {value:.1f} | {report['items_encoded'][name]} | {report['reference_over'][name]:.2f}x "
-                     f"| {differences[name]:.4f} |")
-    scaling = report["scaling_1_to_2_processes"] or {}
-    lines += [] if not scaling else ["", f"Scaling from 1 to 2 processes: cold {scaling['cold']}x, warm {scaling['warm']}x "
-                  f"({cores} cores shared with other jobs: each process is one thread, so 2 processes use 2 cores; "
-                  "a warm run encodes nothing and only pays a second start-up and the exchange)."]
+        cpu = statistics.median(CHILD_CPU[name]) if CHILD_CPU.get(name) else float("nan")
+        lines.append(f"| {name} | {value:.1f} | {median[name]:.1f} | {cpu:.1f} | {report['items_encoded'][name]} | "
+                     f"{best[baseline] / value:.2f}x | {differences[name]:.4f} |")
+    if scaling:
+        lines += ["", "Scaling from 1 to 2 processes (one-process seconds / 2-rank seconds; each process is one thread, "
+                  f"so 2 ranks use the {cores} cores):", ""]
+        lines += [f"- {name}: best {value['best']}x, median {value['median']}x, per round "
+                  f"{', '.join(f'{v}x' for v in value['per_round'])}" for name, value in scaling.items()]
     if phases:
         report["phases"] = phases
-        report["process_tree_cpu_seconds"] = {name: [round(v, 2) for v in values] for name, values in CHILD_CPU.items()}
         lines += phase_lines(phases)
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")

@@ -1,11 +1,7 @@
-"""A free loopback port for test servers and torchrun rendezvous (one helper for every test that needs one)."""
+"""A free loopback port for test servers and torchrun rendezvous (one helper for every test that needs one: the
+library's own, which `uniembed eval --processes` uses for its ranks)."""
 from __future__ import annotations
 
-import socket
+from uniembed.launch import free_port
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (just now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["free_port"]

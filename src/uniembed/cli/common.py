@@ -42,3 +42,56 @@ def load_model(spec: str, device: str | None = None, dtype: str | None = None, p
 def model_name(spec: str) -> str:
     """A checkpoint directory as an absolute path (so every rank and output names the model alike), else the spec."""
     return os.path.abspath(spec) if os.path.isdir(spec) else spec
+
+
+RANK_ENTRY = ["-m", "uniembed.cli.main"]  # what each rank runs (benchmarks/eval_rank_phases.py puts itself here)
+
+
+def add_processes_argument(parser: argparse.ArgumentParser) -> None:
+    """`--processes N`: this command's ranks started on this machine by `uniembed.launch` (no torchrun)."""
+    parser.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                        help="run as N local processes (ranks), each encoding a share, as `torchrun --nproc_per_node "
+                             "N -m uniembed.cli.main ...` would; the launcher imports no torch (default 1)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"wants a whole number >= 1, got {text!r}")
+    return value
+
+
+def launch_processes(args: argparse.Namespace) -> int:
+    """Run this same command line as `args.processes` ranks (`uniembed.launch`); the launcher's exit status.
+    Raises `launch.RankFailed` when a rank fails."""
+    import sys
+
+    from ..launch import run_ranks
+
+    refuse_nested_launch(args)
+    return run_ranks([sys.executable, *RANK_ENTRY, *without_option(args.argv, "--processes")], args.processes)
+
+
+def refuse_nested_launch(args: argparse.Namespace) -> None:
+    """`--processes N` in a process that already is a rank (torchrun's, or a launched one): a ConfigError."""
+    from ..errors import ConfigError
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(f"--processes {args.processes} starts its own ranks, but this process is already rank "
+                          f"{os.environ.get('RANK')} of {os.environ['WORLD_SIZE']} (torchrun?): leave one of them out")
+
+
+def without_option(argv: list[str], option: str) -> list[str]:
+    """`argv` less `option VALUE` / `option=VALUE` (every occurrence)."""
+    kept, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == option:
+            skip = True
+        elif not word.startswith(option + "="):
+            kept.append(word)
+    return kept

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+from typing import Any
 
 
 def register(subparsers) -> None:
     from ..eval.suites import SUITES
-    from .common import add_model_argument
+    from .common import add_model_argument, add_processes_argument
 
     suites = "\n".join(f"  {name:14s} {suite.description}" for name, suite in sorted(SUITES.items()))
     parser = subparsers.add_parser("eval", help="evaluate a model on a benchmark suite",
@@ -40,6 +42,7 @@ def register(subparsers) -> None:
     parser.add_argument("--rescore", type=int, default=0, metavar="K",
                         help="with --precision: also score each precision below float32 with its top K x k "
                              "re-ranked by the float vectors (entries named like `binary+rescore4`)")
+    add_processes_argument(parser)
     parser.add_argument("--examples", type=int, default=3, help="ranked examples per task in report.html")
     parser.add_argument("--check", action="store_true",
                         help="print what each data set needs (repository, files, columns, media folders) and "
@@ -80,12 +83,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..eval.evaluate import evaluate
-    from ..eval.report import precision_rows
     from ..eval.suites import SuiteOptions, get_suite
     from ..eval.suites.layout import format_checks, read_data_map
-    from ..parallel import join_world, rank_device
-    from .common import load_model
+    from .common import launch_processes, refuse_nested_launch
 
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
     data_options = {"image_root": args.image_root, "video_root": args.video_root,
@@ -100,8 +100,56 @@ def run(args: argparse.Namespace) -> int:
     if args.rescore and not args.precision:
         raise ConfigError("--rescore re-ranks quantised scores: pass --precision too (e.g. --precision binary "
                           f"--rescore {args.rescore})")
-    world = join_world()  # under torchrun: every rank encodes a share, rank 0 scores and reports
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
+    if args.processes > 1:  # `--processes N`: this command line again in N ranks; no torch in this process
+        refuse_nested_launch(args)
+        evaluation = scored_from_cache(args, cache, datasets, data_options) if cache and not args.multi_vector else None
+        if evaluation is None:
+            return launch_processes(args)
+    else:
+        evaluation = evaluate_here(args, cache, datasets, data_options)
+    if evaluation is None:  # a rank other than 0: rank 0 scores and reports
+        return 0
+    print_scores(evaluation)
+    return 0
+
+
+class NotCached(Exception):
+    """A warm check found an item that is not in the embedding cache: the ranks must encode."""
+
+
+def scored_from_cache(args: argparse.Namespace, cache: str, datasets: list[str] | None, data_options: dict) -> Any:
+    """The evaluation, run in this process, when every vector is in the cache (and the model's id recorded
+    there): a warm run needs no ranks, hence no torch. None as soon as an item must be encoded."""
+    from ..models.deferred import deferred_model
+
+    def not_cached() -> Any:
+        raise NotCached
+
+    deferred_log = logging.getLogger("uniembed.models.deferred")
+    level = deferred_log.level
+    deferred_log.setLevel(logging.WARNING)  # no "building model" line: this process builds none
+    try:
+        model = deferred_model(args.model, cache, not_cached, dtype=args.dtype, profile=args.profile)
+        from ..eval.evaluate import evaluate  # (after the cheap check above: a first run starts its ranks sooner)
+
+        return evaluate(model, args.suite, args.data, args.out, progress=False,
+                        **evaluate_options(args, cache, datasets, data_options))
+    except NotCached:
+        logging.getLogger(__name__).info("not every vector is cached: starting %d ranks", args.processes)
+        return None
+    finally:
+        deferred_log.setLevel(level)
+
+
+def evaluate_here(args: argparse.Namespace, cache: str | None, datasets: list[str] | None, data_options: dict) -> Any:
+    """This process's part: the whole evaluation alone, or one rank's under torchrun / `--processes` (every rank
+    encodes a share, rank 0 scores and reports; the others get None)."""
+    from ..eval.evaluate import evaluate
+    from ..parallel import join_world, rank_device
+    from .common import load_model
+
+    world = join_world()
     device = rank_device(args.device)
     if cache is None or args.multi_vector:  # multi-vector eval caches no token matrices: the model is needed
         model = load_model(args.model, device, args.dtype, profile=args.profile)
@@ -110,13 +158,21 @@ def run(args: argparse.Namespace) -> int:
 
         model = deferred_model(args.model, cache, lambda: load_model(args.model, device, args.dtype, args.profile),
                                dtype=args.dtype, profile=args.profile)
-    evaluation = evaluate(model, args.suite, args.data, args.out, datasets=datasets, pool=args.pool,
-                          batch_size=args.batch_size, cache_dir=cache, seed=args.seed, examples_per_task=args.examples,
-                          data_options=data_options, model_path=args.model, world=world, dimensions=args.dimensions,
-                          multi_vector_pool=args.pool_factor if args.multi_vector else None,
-                          precisions=args.precision, rescore=args.rescore)
-    if evaluation is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
-        return 0
+    return evaluate(model, args.suite, args.data, args.out, world=world,
+                    **evaluate_options(args, cache, datasets, data_options))
+
+
+def evaluate_options(args: argparse.Namespace, cache: str | None, datasets: list[str] | None,
+                     data_options: dict) -> dict[str, Any]:
+    return dict(datasets=datasets, pool=args.pool, batch_size=args.batch_size, cache_dir=cache, seed=args.seed,
+                examples_per_task=args.examples, data_options=data_options, model_path=args.model,
+                dimensions=args.dimensions, multi_vector_pool=args.pool_factor if args.multi_vector else None,
+                precisions=args.precision, rescore=args.rescore)
+
+
+def print_scores(evaluation: Any) -> None:
+    from ..eval.report import precision_rows
+
     payload = evaluation.payload
     width = max(len(name) for name in [*payload["scores"], *payload["groups"], "overall"])
     chance = payload.get("chance", {})
@@ -131,4 +187,3 @@ def run(args: argparse.Namespace) -> int:
     for dimension, name, overall, _ in precision_rows(payload):
         print(f"{'overall@' + dimension + '/' + name:{width}s}  {'mean':>10s}  {overall:6.2f}")
     print(json.dumps({k: str(v) for k, v in (evaluation.paths or {}).items()}))
-    return 0

@@ -12,6 +12,7 @@ import sys
 
 from ..errors import ConfigError, InputError
 from ..extras import MissingExtra
+from ..launch import RankFailed
 from ..version import __version__
 
 VERBS = ("encode", "info", "profiles", "synth", "eval", "index", "search", "train", "demo", "serve", "mine", "rerank", "soup",
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: `--processes` re-runs it in each rank
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         from ..quiet import quiet_third_party_logs
@@ -50,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with logging_redirect_tqdm():  # log lines printed above a progress bar, not through it
             return int(args.func(args) or 0)
+    except RankFailed as exc:  # `--processes N`: one rank failed, the others were stopped
+        print(f"uniembed {args.verb}: error: {exc}", file=sys.stderr)
+        return 1
     except (InputError, ConfigError, FileNotFoundError, MissingExtra) as exc:
         print(f"uniembed {args.verb}: error: {exc}", file=sys.stderr)
         return 2

@@ -26,15 +26,18 @@ def encode_distinct(encoder: Encoder, items: Sequence[Item], batch_size: int = 3
                     decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True,
                     progress: bool = True, desc: str = "encoding", world: "World | None" = None,
                     exchange_dir: "str | os.PathLike | None" = None,
-                    share: bool = False, keys: Sequence[str] | None = None) -> tuple[EmbeddingTable | None, EncodeStats]:
+                    share: bool = False, keys: Sequence[str] | None = None,
+                    steal: bool = False) -> tuple[EmbeddingTable | None, EncodeStats]:
     """Embeddings of the distinct items among `items`, reading and filling `cache` when given.
 
     With a distributed `world` (every rank passing the same `items`) each rank encodes its share and rank 0
     returns the table; the other ranks return None, or the table too with `share=True` (see `exchange`).
     `keys`: the items' content keys when the caller already has them (hashing media paths is not free).
+    `steal`: a rank done with its share goes on with other ranks' unstarted chunks (`exchange.ChunkClaims`).
     """
     options = dict(batch_size=batch_size, cache=cache, decode_workers=decode_workers, chunk_batches=chunk_batches,
                    by_length=by_length, progress=progress, desc=desc, keys=keys)
     if world is not None and world.distributed:
-        return encode_across_ranks(encoder, items, world, exchange_dir=exchange_dir, share=share, **options)
+        return encode_across_ranks(encoder, items, world, exchange_dir=exchange_dir, share=share, steal=steal,
+                                   **options)
     return encode_local(encoder, items, **options)

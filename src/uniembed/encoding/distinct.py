@@ -24,7 +24,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -47,12 +47,14 @@ class EncodeStats:
     distinct: int = 0
     from_cache: int = 0
     encoded: int = 0
-    encode_calls: int = 0
+    encode_calls: int = 0  # this process's own (a rank's: the chunks it encoded)
     seconds: float = 0.0
+    ranks: int = 1  # the processes that shared the encoding
 
     def add(self, other: "EncodeStats") -> None:
         for name in ("requested", "distinct", "from_cache", "encoded", "encode_calls", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.ranks = max(self.ranks, other.ranks)
 
 
 class EmbeddingTable:
@@ -158,9 +160,10 @@ def plan_chunks(encoder: Encoder, items: Sequence[Item], batch_size: int, chunk_
     return [list(range(s, min(s + chunk, len(items)))) for s in range(0, len(items), chunk)]
 
 
-def encode_chunks(encoder: Encoder, keys: Sequence[str], items: Sequence[Item], chunks: list[list[int]],
+def encode_chunks(encoder: Encoder, keys: Sequence[str], items: Sequence[Item], chunks: Iterable[list[int]],
                   batch_size: int, decode_workers: int = 2) -> Iterator[tuple[list[str], np.ndarray]]:
-    """Yield (keys, float32 embeddings) per planned chunk, the next chunk's media decoded meanwhile."""
+    """Yield (keys, float32 embeddings) per planned chunk, the next chunk's media decoded meanwhile (`chunks` is
+    iterated as the read-ahead reaches each one: `exchange.ChunkClaims` claims them then)."""
     if not chunks:  # nothing to ask the encoder (a deferred model stays unbuilt)
         return
     for batch, decoded in _prefetched(chunks, list(items), background_decoder(encoder), decode_workers, 1):
@@ -170,7 +173,7 @@ def encode_chunks(encoder: Encoder, keys: Sequence[str], items: Sequence[Item], 
         yield [keys[i] for i in batch], embeddings
 
 
-def _prefetched(batches: list[list[int]], items: list[Item], predecode: Callable[[Item], Item] | None, workers: int,
+def _prefetched(batches: Iterable[list[int]], items: list[Item], predecode: Callable[[Item], Item] | None, workers: int,
                 lookahead: int):
     """Yield (batch indices, decoded items) while the next `lookahead` batches decode in background threads."""
     if predecode is None:

@@ -6,6 +6,9 @@ Every rank passes the same items. The protocol:
 2. The missing items are cut into the chunks one process would encode (`distinct.plan_chunks`) and the chunks
    are split among the ranks by estimated tokens (`parallel.balanced_owners`): the same batches, so the same
    embeddings bit for bit.
+   With `steal`, a rank claims each chunk before encoding it (a claim file, created exclusively) and, its own
+   share done, claims the other ranks' unstarted chunks from the end of their shares: a rank that started
+   late, or whose chunks cost more per estimated token, is helped, and rank 0's scoring starts sooner.
 3. Each rank encodes its share chunk by chunk and writes every chunk at once as a part file
    `<run>-r<rank>-<seq>-n<count>.npz` (written under a temporary name, then renamed), so a rank killed
    mid-run keeps every chunk it finished. A rank that is done writes `<run>-r<rank>.done`.
@@ -22,7 +25,7 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -96,27 +99,60 @@ class PartFolder:
                 cache.put(list(vectors), np.stack(list(vectors.values())))
             path.unlink(missing_ok=True)
 
+    def claim(self, run: str, chunk: int) -> bool:
+        """Claim chunk `chunk` of `run` for this process: True for the one caller that creates its claim file."""
+        try:
+            os.close(os.open(self.directory / f"{run}-c{chunk:06d}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
     def remove(self, run: str | None) -> None:
-        """Delete one run's parts and markers (all of them with None)."""
+        """Delete one run's parts, markers and claims (all of them with None)."""
         for path in self.parts(run):
             path.unlink(missing_ok=True)
-        for path in self.directory.glob(f"{run or '*'}-r*.done"):
-            path.unlink(missing_ok=True)
+        for pattern in (f"{run or '*'}-r*.done", f"{run or '*'}-c*.claim"):
+            for path in self.directory.glob(pattern):
+                path.unlink(missing_ok=True)
+
+
+class ChunkClaims:
+    """The chunks one rank encodes when ranks may steal: its own share in order, then the other ranks' from the
+    end of their shares (the next rank's first), each only if this rank's claim on it succeeds. Lazy: a chunk is
+    claimed when the encoder's read-ahead reaches it."""
+
+    def __init__(self, folder: PartFolder, run: str, chunks: Sequence[list[int]], owners: Sequence[int], rank: int,
+                 size: int) -> None:
+        self.folder, self.run, self.chunks = folder, run, chunks
+        shares = [[index for index, owner in enumerate(owners) if owner == part] for part in range(size)]
+        self.order = shares[rank] + [index for part in (*range(rank + 1, size), *range(rank))
+                                     for index in reversed(shares[part])]
+
+    def __bool__(self) -> bool:
+        return bool(self.order)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for index in self.order:
+            if self.folder.claim(self.run, index):
+                yield self.chunks[index]
 
 
 def encode_across_ranks(encoder: Encoder, items: Sequence[Item], world: World, *, batch_size: int = 32,
                         cache: EmbeddingCache | None = None, exchange_dir: str | os.PathLike | None = None,
                         share: bool = False, decode_workers: int = 2, chunk_batches: int = 4, by_length: bool = True,
                         progress: bool = True, desc: str = "encoding",
-                        keys: Sequence[str] | None = None) -> tuple[EmbeddingTable | None, EncodeStats]:
-    """`encode_distinct` on one rank of `world`: the table on rank 0 (on every rank with `share`), else None."""
+                        keys: Sequence[str] | None = None,
+                        steal: bool = False) -> tuple[EmbeddingTable | None, EncodeStats]:
+    """`encode_distinct` on one rank of `world`: the table on rank 0 (on every rank with `share`), else None.
+
+    `steal`: chunks are claimed, and a rank done with its share takes the others' unstarted chunks (see above)."""
     if cache is None and exchange_dir is None:
         raise ConfigError("encoding across ranks needs an embedding cache or an exchange folder every rank can read")
     start = time.perf_counter()
     folder = PartFolder(cache.parts_dir if cache is not None else exchange_dir)
     distinct = distinct_items(items, keys)
     keys = list(distinct)
-    stats = EncodeStats(requested=len(items), distinct=len(keys))
+    stats = EncodeStats(requested=len(items), distinct=len(keys), ranks=world.size)
     plan = None
     if world.is_main:
         if cache is not None:
@@ -134,7 +170,9 @@ def encode_across_ranks(encoder: Encoder, items: Sequence[Item], world: World, *
     chunks = plan_chunks(encoder, missing_items, batch_size, chunk_batches, by_length)
     estimate = (getattr(encoder, "estimate_tokens", None) if missing_items else None) or (lambda item: 1)
     owners = balanced_owners([sum(estimate(missing_items[i]) for i in chunk) for chunk in chunks], world.size)
-    mine = [chunk for chunk, owner in zip(chunks, owners) if owner == world.rank]
+    mine: Iterable[list[int]] = [chunk for chunk, owner in zip(chunks, owners) if owner == world.rank]
+    if steal:
+        mine = ChunkClaims(folder, run, chunks, owners, world.rank, world.size)
 
     bar = tqdm(total=len(missing), desc=desc, unit="item", disable=not (progress and world.is_main), leave=False)
 

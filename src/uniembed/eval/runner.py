@@ -78,7 +78,8 @@ def run_tasks(encoder: Encoder, tasks: Sequence[EvalTask], batch_size: int = 32,
     task_keys = [([q.content_key() for q in task.queries], [c.content_key() for c in task.candidates]) for task in tasks]
     table, stats = encode_distinct(encoder, items, batch_size=batch_size, cache=cache, decode_workers=decode_workers,
                                    progress=progress, desc="encoding all tasks", world=world, exchange_dir=exchange_dir,
-                                   keys=[key for queries, candidates in task_keys for key in (*queries, *candidates)])
+                                   keys=[key for queries, candidates in task_keys for key in (*queries, *candidates)],
+                                   steal=True)  # a rank done early takes another's unstarted chunks: rank 0 scores sooner
     if table is None:
         return RunResult([], stats)
     log.info("encoded %d distinct of %d items (%d from cache) in %.1fs", stats.distinct, stats.requested,

@@ -27,6 +27,7 @@ from pathlib import Path
 from ...data.examples import EvalTask
 from ...data.readers.catalog import (CUSTOM, MMEB_V1_TASKS, MMEB_V2_EXTRA_SOURCES, MMEB_V2_MEDIA_REPO,
                                      MMEB_V2_SOURCES, Source)
+from ...data.readers.common import read_parquet
 from ...data.readers.hub import data_files, file_columns
 from ...data.readers.mmeb_v1 import REQUIRED_COLUMNS, read_mmeb_v1
 from ...data.readers.mmeb_v2_video import PARSERS, read_mmeb_v2_video
@@ -95,9 +96,9 @@ def _first_image(folder: Path, names: list[str]) -> str | None:
 
 
 def _first_table_image(file: Path) -> str | None:
-    pq = import_optional("pyarrow.parquet", "reading MMEB's parquet tables")
+    import_optional("pyarrow.parquet", "reading MMEB's parquet tables")
     try:
-        values = pq.read_table(file, columns=["qry_img_path"]).column(0).to_pylist()
+        values = read_parquet(file, ["qry_img_path"]).column(0).to_pylist()
     except Exception:  # a broken table is reported by its reader
         return None
     return next((v for v in values if isinstance(v, str) and v.strip()), None)
