@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 
@@ -121,6 +122,16 @@ def run(args: argparse.Namespace) -> int:
         log.warning("listening on %s without --api-key: anyone who can reach this port can use the model", args.host)
     print(f"serving {config.served_model_name} (dimension {model.dimension}) on http://{args.host}:{args.port}"
           + (f" with an index of {len(search)} vectors" if search else ""), flush=True)
+    freeze_startup_heap()
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=30)
     return 0
 
+
+def freeze_startup_heap() -> None:
+    """Collect the start-up garbage, then move every object alive (imports and the model: ~400,000 on the tiny
+    model) out of the cyclic collector's sight (`gc.freeze`). A full collection walks them all, 300-460 ms on
+    the 2-core machine with every thread stopped, and while serving one came every ~10 s beside 30 MB bodies
+    (issue 26.6); frozen, a full collection walks only what serving allocated. They live as long as the
+    server anyway."""
+    gc.collect()
+    gc.freeze()
