@@ -1,5 +1,5 @@
 """Large JSON bodies are joined and parsed in worker threads, not on the event loop, and copied once (issue 26.6);
-errors are unchanged; the body deadline moves with the bytes received."""
+errors are unchanged; the body deadline moves with the bytes received; plain texts are parsed into items in place."""
 from __future__ import annotations
 
 import asyncio
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic_core import from_json
-from serving_helpers import async_client, vectors
+from serving_helpers import async_client, data_uri, png_bytes, vectors
 
 from uniembed.serving import ServerConfig, create_app, json_body
+from uniembed.serving import app as app_module
 
 PADDING = b" " * json_body.LARGE_BODY_BYTES  # whitespace: a large body holding one short item
 
@@ -124,3 +125,31 @@ def test_a_body_whose_deadline_keeps_moving_is_read_in_full(tiny_embedder):
             return await client.post("/v1/embeddings", content=trickle(), headers={"content-type": "application/json"})
 
     np.testing.assert_allclose(vectors(asyncio.run(scenario())), tiny_embedder.encode(["a red circle"]), atol=1e-5)
+
+
+def test_plain_texts_are_parsed_on_the_loop_and_media_in_a_worker_thread(tiny_embedder, monkeypatch):
+    # a thread hop for a list of strings (nothing to check or fetch) waited on a busy loop and pool (issue 26.6)
+    on_loop: list[bool] = []
+    real = app_module.parse_items
+
+    def recording(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "parse_items", recording)
+    app = create_app(tiny_embedder, ServerConfig())
+    bodies = [{"input": ["a red circle", "x" * 100_000]}, {"input": "one text"},
+              {"input": [{"text": "a red circle", "image": data_uri(png_bytes())}]}, {"input": ["text", {"text": "t"}]}]
+
+    async def post_each():
+        async with async_client(app) as client:
+            return [await client.post("/v1/embeddings", json=body) for body in bodies]
+
+    responses = asyncio.run(post_each())
+    assert [r.status_code for r in responses] == [200] * 4
+    assert on_loop == [True, True, False, False]
+    assert len(responses[0].json()["data"]) == 2

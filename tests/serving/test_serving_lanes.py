@@ -169,3 +169,4 @@ def test_the_lane_threshold_is_validated():
     assert ServerConfig().long_item_tokens == 512 and ServerConfig(long_item_tokens=None).long_item_tokens is None
     with pytest.raises(ConfigError, match="long_item_tokens must be at least 1"):
         ServerConfig(long_item_tokens=0)
+
