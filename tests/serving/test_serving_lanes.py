@@ -170,3 +170,38 @@ def test_the_lane_threshold_is_validated():
     with pytest.raises(ConfigError, match="long_item_tokens must be at least 1"):
         ServerConfig(long_item_tokens=0)
 
+
+
+def test_a_failing_long_batch_is_retried_per_request_in_the_long_lane():
+    from uniembed.errors import InputError
+    from uniembed.serving.batcher import DynamicBatcher
+    from uniembed.serving.runner import BatchOutput
+
+    calls: list[tuple[str, list[str]]] = []
+
+    def encode(items):
+        calls.append((threading.current_thread().name.rsplit("_", 1)[0], [item.text for item in items]))
+        for position, item in enumerate(items):
+            if item.text == "long BOOM":
+                raise InputError("this item breaks the model", position=position)
+        return BatchOutput(np.ones((len(items), 2), np.float32), np.ones(len(items), np.int64),
+                           np.zeros(len(items), np.int64))
+
+    async def scenario():
+        batcher = DynamicBatcher(encode, lambda item: 1000 if item.text.startswith("long") else 10, 2,
+                                 long_item_tokens=500)
+        try:
+            return await asyncio.gather(batcher.submit([Item(text="long fine")]),
+                                        batcher.submit([Item(text="short"), Item(text="long BOOM")]),
+                                        return_exceptions=True)
+        finally:
+            await batcher.stop()
+            batcher.close()
+
+    fine, failed = asyncio.run(scenario())
+    assert fine.vectors.shape == (1, 2)
+    assert isinstance(failed, InputError) and failed.position == 1  # its own request's index, not the batch's
+    long_calls = [texts for thread, texts in calls if "long fine" in texts or "long BOOM" in texts]
+    assert long_calls[0] == ["long fine", "long BOOM"] and {"long fine"} in [set(t) for t in long_calls[1:]]
+    assert all(thread == "uniembed-model-long" for thread, texts in calls if any(t.startswith("long") for t in texts))
+    assert all(thread == "uniembed-model" for thread, texts in calls if texts == ["short"])
