@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def freeze_startup_heap() -> None:
     """Collect the start-up garbage, then move every object alive (imports and the model: ~400,000 on the tiny
     model) out of the cyclic collector's sight (`gc.freeze`). A full collection walks them all, 300-460 ms on
-    the 2-core machine with every thread stopped, and while serving one came every ~10 s beside 30 MB bodies
+    the 2-core machine with every thread stopped, and one (458 ms) came in an 8 s run beside 30 MB bodies
     (issue 26.6); frozen, a full collection walks only what serving allocated. They live as long as the
     server anyway."""
     gc.collect()
