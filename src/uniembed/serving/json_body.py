@@ -46,7 +46,7 @@ class OffLoopJSONRequest(Request):
                 async for chunk in stream:
                     if chunk:
                         chunks.append(chunk)
-            self._body = await joined(chunks, sum(len(chunk) for chunk in chunks)) if chunks else b""
+            self._body = await joined(chunks, sum(map(len, chunks))) if chunks else b""
         return self._body
 
     async def json(self) -> Any:

@@ -1,8 +1,9 @@
 """`ModelRunner`: one model batch of already-decoded items -> embeddings and per-item token counts.
 
 Runs in the server's model threads (one per batching lane: short items, and long items when the server
-has a long lane); the module is switched to eval mode while any batch runs and back when none does. It follows `Embedder.encode` step for step (decode, collate,
-forward), so a served embedding equals `Embedder.encode` of the same item, and it reads the usage
+has a long lane); the module is in eval mode while any batch runs and back in its own mode when none does.
+It follows `Embedder.encode` step for step (decode, collate, forward), so a served embedding equals
+`Embedder.encode` of the same item, and it reads the usage
 (text and visual tokens per item) from the same collated batch instead of tokenising twice. Items are
 decoded and preprocessed one at a time and their full-size pixels dropped at once, so a batch holds
 at most one decoded medium at full size (plus every item's model-sized pixels).
