@@ -16,13 +16,16 @@ and status codes.
 
     .venv/bin/python benchmarks/serve_load.py --hostile --out benchmarks/results/serve_hostile_cpu
 
+The hostile bodies are sent from a child process (`--same-loop`: from the normal clients' event loop, as before
+2026-12-06, where each 30 MB upload stalled the loop that times the normal requests).
+
 Side by side with another tree (`--before-src DIR/src`, or `--before-ref REF`: this repository's REF, from git
 archive) and optionally this tree with other server flags (`--variant '--long-item-tokens 0'`), `--rounds` rounds
 rotate which runs first; each run starts its own server and reports the load average at its start, beside the
 `none` case (the normal requests alone):
 
     .venv/bin/python benchmarks/serve_load.py --hostile --cases none huge_text --seconds 8 --rounds 3 \
-        --before-ref 906a9eb --out benchmarks/results/serve_hostile_lanes
+        --before-ref 906a9eb --variant '--long-item-tokens 0' --out benchmarks/results/serve_hostile_lanes_run4
 """
 from __future__ import annotations
 
@@ -148,6 +151,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="--hostile: rounds (alternating trees side by side)")
     parser.add_argument("--variant", help="--hostile: also run this tree's server with these extra flags, e.g. "
                                           "'--long-item-tokens 0' (one lane)")
+    parser.add_argument("--same-loop", action="store_true",
+                        help="--hostile: send the hostile bodies from the normal clients' event loop (before "
+                             "2026-12-06: the 30 MB uploads then stall the loop that times the normal requests)")
     parser.add_argument("--trace", help="run the server with benchmarks/serve_breakdown.py's hooks, trace to TRACE "
                                         "(the last server started writes it)")
     args = parser.parse_args()
@@ -262,7 +268,55 @@ async def _slow_body_client(port: int, stop: asyncio.Event, statuses: list) -> N
         statuses.append("closed")
 
 
-async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: float) -> dict:
+class _HostileSenders:
+    """Two clients posting `raw` in a loop: in a child process of their own, so that sending 30 MB bodies does not
+    stall the event loop that times the normal requests (or, with `client`, on that loop, as before 2026-12-06)."""
+
+    def __init__(self, url: str, raw: bytes, client: httpx.AsyncClient | None) -> None:
+        self.statuses: list = []
+        self.stopping = asyncio.Event()
+        if client:
+            self.tasks = [asyncio.create_task(self._loop(client, raw, self.stopping.is_set, self.statuses.append))
+                          for _ in range(2)]
+            return
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self.flag, self.queue = context.Event(), context.Queue()
+        self.process = context.Process(target=self._child, args=(url, raw, self.flag, self.queue), daemon=True)
+        self.process.start()
+
+    @staticmethod
+    async def _loop(client, raw: bytes, stopped, report) -> None:
+        while not stopped():
+            response = await client.post("/v1/embeddings", content=raw, headers={"content-type": "application/json"})
+            report(response.status_code)
+
+    @classmethod
+    def _child(cls, url: str, raw: bytes, flag, queue) -> None:
+        async def main() -> None:
+            async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+                await asyncio.gather(*(cls._loop(client, raw, flag.is_set, queue.put) for _ in range(2)))
+        asyncio.events._set_running_loop(None)  # forked from inside the parent's running loop
+        asyncio.run(main())
+        queue.put(None)
+
+    async def stop(self) -> list:
+        """Stop sending (the requests under way finish); the statuses of every hostile request."""
+        if hasattr(self, "tasks"):
+            self.stopping.set()
+            await asyncio.wait(self.tasks, timeout=180)
+            return self.statuses
+        self.flag.set()
+        statuses = []
+        while (status := await asyncio.to_thread(self.queue.get, True, 180)) is not None:
+            statuses.append(status)
+        await asyncio.to_thread(self.process.join, 30)
+        return statuses
+
+
+async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: float,
+                        args: argparse.Namespace) -> dict:
     stop = asyncio.Event()
     peak = {"rss": 0}
     Path(f"/proc/{pid}/clear_refs").write_text("5")
@@ -281,12 +335,6 @@ async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: flo
         body = _hostile_body(case, media)
         raw = json.dumps(body).encode() if body is not None else None  # encoded once: the client's loop stays free
 
-        async def hostile() -> None:
-            while raw is not None and not stop.is_set():
-                response = await client.post("/v1/embeddings", content=raw,
-                                             headers={"content-type": "application/json"})
-                hostile_statuses.append(response.status_code)
-
         async def normal(worker: int) -> None:
             index = 0
             while not stop.is_set():
@@ -301,12 +349,13 @@ async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: flo
         tasks = [asyncio.create_task(sample()), *(asyncio.create_task(normal(w)) for w in range(4))]
         if case == "slow_body":
             tasks += [asyncio.create_task(_slow_body_client(port, stop, hostile_statuses)) for _ in range(64)]
-        else:
-            tasks += [asyncio.create_task(hostile()) for _ in range(2)]
         seconds = max(seconds, 14.0) if case == "slow_body" else seconds  # slow bodies: past the 10 s body timeout
+        senders = None if raw is None else _HostileSenders(url, raw, args.same_loop and client)
         await asyncio.sleep(seconds)
         stop.set()
         await asyncio.wait(tasks, timeout=180)
+        if senders is not None:
+            hostile_statuses += await senders.stop()
     hwm = _status_kb(pid, "VmHWM") * 1024
     values = np.array(latencies) * 1000
     codes = {str(code): normal_statuses.count(code) for code in sorted(set(normal_statuses))}
@@ -369,7 +418,7 @@ def run_hostile(args: argparse.Namespace) -> int:
                 try:
                     asyncio.run(run_load(url, "text", 4, 16))  # warm-up
                     for case in args.cases:
-                        row = asyncio.run(_hostile_case(url, process.pid, case, media, args.seconds))
+                        row = asyncio.run(_hostile_case(url, process.pid, case, media, args.seconds, args))
                         row.update(tree=tree, round=number + 1, load_at_start=round(load, 2))
                         rows.append(row)
                         print(json.dumps(row), flush=True)
@@ -398,8 +447,9 @@ def _write_hostile(rows: list[dict], args: argparse.Namespace, trees: list[str])
              "clients looping (64 for slow_body) beside 4 normal clients sending one short text each. Peak RSS is the "
              "server process's (VmHWM, reset per case). Each run starts its own server; `load` is the 1-minute load "
              "average at its start.", "",
-             "Client p50/p99 are seen by the client (which shares the cores and sends the hostile bodies from its own "
-             "event loop); server p50/p99 are the normal requests' `x-process-time-ms` (the server's own time).", "",
+             "Client p50/p99 are seen by the client (which shares the cores; the hostile bodies are sent from "
+             + ("the same event loop" if args.same_loop else "a child process")
+             + "); server p50/p99 are the normal requests' `x-process-time-ms` (the server's own time).", "",
              "| tree | round | load | case | peak RSS MB (baseline) | normal requests | normal status | client p50 ms "
              "| client p99 ms | max ms | server p50 ms | server p99 ms | hostile status |",
              "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
