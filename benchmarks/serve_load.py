@@ -15,6 +15,17 @@ small text requests; reported: the server's peak RSS (from /proc) and the normal
 and status codes.
 
     .venv/bin/python benchmarks/serve_load.py --hostile --out benchmarks/results/serve_hostile_cpu
+
+The hostile bodies are sent from a child process (`--same-loop`: from the normal clients' event loop, as before
+2026-12-06, where each 30 MB upload stalled the loop that times the normal requests).
+
+Side by side with another tree (`--before-src DIR/src`, or `--before-ref REF`: this repository's REF, from git
+archive) and optionally this tree with other server flags (`--variant '--long-item-tokens 0'`), `--rounds` rounds
+rotate which runs first; each run starts its own server and reports the load average at its start, beside the
+`none` case (the normal requests alone):
+
+    .venv/bin/python benchmarks/serve_load.py --hostile --cases none huge_text --seconds 8 --rounds 3 \
+        --before-ref 906a9eb --variant '--long-item-tokens 0' --out benchmarks/results/serve_hostile_lanes_run4
 """
 from __future__ import annotations
 
@@ -29,6 +40,8 @@ import re
 import socket
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,15 +72,17 @@ WORKLOADS = {
 }
 
 
-def start_server(batching: bool, threads: int, extra: tuple[str, ...] = ("--max-concurrency", "256")
-                 ) -> tuple[subprocess.Popen, str]:
+def start_server(batching: bool, threads: int, extra: tuple[str, ...] = ("--max-concurrency", "256"),
+                 src: Path = ROOT / "src") -> tuple[subprocess.Popen, str]:
     port = free_port()
-    command = [sys.executable, "-m", "uniembed.cli.main", "serve", "--model", "tiny", "--device", "cpu",
+    launcher = [str(ROOT / "benchmarks" / "serve_breakdown.py")] if os.environ.get("SERVE_TRACE_OUT") else [
+        "-m", "uniembed.cli.main"]  # --trace: the server runs with serve_breakdown.py's timing hooks
+    command = [sys.executable, *launcher, "serve", "--model", "tiny", "--device", "cpu",
                "--host", "127.0.0.1", "--port", str(port), "--threads", str(threads), "--log-level", "warning",
                *extra]
     if not batching:
         command.append("--no-batching")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -131,7 +146,19 @@ def main() -> int:
     parser.add_argument("--hostile", action="store_true", help="run the hostile cases instead (see above)")
     parser.add_argument("--seconds", type=float, default=10.0, help="--hostile: seconds per case")
     parser.add_argument("--cases", nargs="+", default=list(HOSTILE_CASES), help="--hostile: which cases")
+    parser.add_argument("--before-src", help="--hostile: also run the server from this src/ folder, alternating")
+    parser.add_argument("--before-ref", help="--hostile: also run the server from this git ref's src/ (git archive)")
+    parser.add_argument("--rounds", type=int, default=1, help="--hostile: rounds (alternating trees side by side)")
+    parser.add_argument("--variant", help="--hostile: also run this tree's server with these extra flags, e.g. "
+                                          "'--long-item-tokens 0' (one lane)")
+    parser.add_argument("--same-loop", action="store_true",
+                        help="--hostile: send the hostile bodies from the normal clients' event loop (before "
+                             "2026-12-06: the 30 MB uploads then stall the loop that times the normal requests)")
+    parser.add_argument("--trace", help="run the server with benchmarks/serve_breakdown.py's hooks, trace to TRACE "
+                                        "(the last server started writes it)")
     args = parser.parse_args()
+    if args.trace:
+        os.environ["SERVE_TRACE_OUT"] = str(Path(args.trace).resolve())
     if args.hostile:
         return run_hostile(args)
     rows = []
@@ -241,7 +268,55 @@ async def _slow_body_client(port: int, stop: asyncio.Event, statuses: list) -> N
         statuses.append("closed")
 
 
-async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: float) -> dict:
+class _HostileSenders:
+    """Two clients posting `raw` in a loop: in a child process of their own, so that sending 30 MB bodies does not
+    stall the event loop that times the normal requests (or, with `client`, on that loop, as before 2026-12-06)."""
+
+    def __init__(self, url: str, raw: bytes, client: httpx.AsyncClient | None) -> None:
+        self.statuses: list = []
+        self.stopping = asyncio.Event()
+        if client:
+            self.tasks = [asyncio.create_task(self._loop(client, raw, self.stopping.is_set, self.statuses.append))
+                          for _ in range(2)]
+            return
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self.flag, self.queue = context.Event(), context.Queue()
+        self.process = context.Process(target=self._child, args=(url, raw, self.flag, self.queue), daemon=True)
+        self.process.start()
+
+    @staticmethod
+    async def _loop(client, raw: bytes, stopped, report) -> None:
+        while not stopped():
+            response = await client.post("/v1/embeddings", content=raw, headers={"content-type": "application/json"})
+            report(response.status_code)
+
+    @classmethod
+    def _child(cls, url: str, raw: bytes, flag, queue) -> None:
+        async def main() -> None:
+            async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+                await asyncio.gather(*(cls._loop(client, raw, flag.is_set, queue.put) for _ in range(2)))
+        asyncio.events._set_running_loop(None)  # forked from inside the parent's running loop
+        asyncio.run(main())
+        queue.put(None)
+
+    async def stop(self) -> list:
+        """Stop sending (the requests under way finish); the statuses of every hostile request."""
+        if hasattr(self, "tasks"):
+            self.stopping.set()
+            await asyncio.wait(self.tasks, timeout=180)
+            return self.statuses
+        self.flag.set()
+        statuses = []
+        while (status := await asyncio.to_thread(self.queue.get, True, 180)) is not None:
+            statuses.append(status)
+        await asyncio.to_thread(self.process.join, 30)
+        return statuses
+
+
+async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: float,
+                        args: argparse.Namespace) -> dict:
     stop = asyncio.Event()
     peak = {"rss": 0}
     Path(f"/proc/{pid}/clear_refs").write_text("5")
@@ -260,12 +335,6 @@ async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: flo
         body = _hostile_body(case, media)
         raw = json.dumps(body).encode() if body is not None else None  # encoded once: the client's loop stays free
 
-        async def hostile() -> None:
-            while raw is not None and not stop.is_set():
-                response = await client.post("/v1/embeddings", content=raw,
-                                             headers={"content-type": "application/json"})
-                hostile_statuses.append(response.status_code)
-
         async def normal(worker: int) -> None:
             index = 0
             while not stop.is_set():
@@ -280,12 +349,13 @@ async def _hostile_case(url: str, pid: int, case: str, media: dict, seconds: flo
         tasks = [asyncio.create_task(sample()), *(asyncio.create_task(normal(w)) for w in range(4))]
         if case == "slow_body":
             tasks += [asyncio.create_task(_slow_body_client(port, stop, hostile_statuses)) for _ in range(64)]
-        else:
-            tasks += [asyncio.create_task(hostile()) for _ in range(2)]
         seconds = max(seconds, 14.0) if case == "slow_body" else seconds  # slow bodies: past the 10 s body timeout
+        senders = None if raw is None else _HostileSenders(url, raw, args.same_loop and client)
         await asyncio.sleep(seconds)
         stop.set()
         await asyncio.wait(tasks, timeout=180)
+        if senders is not None:
+            hostile_statuses += await senders.stop()
     hwm = _status_kb(pid, "VmHWM") * 1024
     values = np.array(latencies) * 1000
     codes = {str(code): normal_statuses.count(code) for code in sorted(set(normal_statuses))}
@@ -312,44 +382,96 @@ def _rss(pid: int) -> int:
     return _status_kb(pid, "VmRSS") * 1024
 
 
+def _hostile_media(cases: list[str]) -> dict:
+    """The hostile bodies' media, only those the cases need (the video takes a while to encode)."""
+    media = {"text": "tokens of a very long document " * (30 * 2**20 // 31)}
+    if {"bomb", "big_images"} & set(cases):
+        media["png49"] = _png_uri(7000, 7000)
+    if "long_video" in cases:
+        media["video"] = _static_video_uri()
+    return media
+
+
+def _trees(args: argparse.Namespace, scratch: Path) -> list[tuple[str, Path, tuple[str, ...]]]:
+    """(name, src folder, extra server flags) of the runs: the `--before-*` tree ("base"), this one ("branch"), and
+    this one with the `--variant` flags."""
+    before = Path(args.before_src).resolve() if args.before_src else None
+    if args.before_ref:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", args.before_ref, "src"],
+                                 check=True, capture_output=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(scratch)
+        before = scratch / "src"
+    return ([("base", before, ())] if before else []) + [("branch", ROOT / "src", ())] + (
+        [(f"branch {args.variant}", ROOT / "src", tuple(args.variant.split()))] if args.variant else [])
+
+
 def run_hostile(args: argparse.Namespace) -> int:
-    media = {"png49": _png_uri(7000, 7000), "video": _static_video_uri(),
-             "text": "tokens of a very long document " * (30 * 2**20 // 31)}
-    process, url = start_server(True, args.threads, extra=())
+    media = _hostile_media(args.cases)
     rows = []
-    try:
-        asyncio.run(run_load(url, "text", 4, 16))  # warm-up
-        for case in args.cases:
-            row = asyncio.run(_hostile_case(url, process.pid, case, media, args.seconds))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with tempfile.TemporaryDirectory() as scratch:
+        trees = _trees(args, Path(scratch))
+        for number in range(args.rounds):
+            for tree, src, extra in trees[number % len(trees):] + trees[:number % len(trees)]:  # rotate the order
+                load = os.getloadavg()[0]
+                process, url = start_server(True, args.threads, extra=extra, src=src)
+                try:
+                    asyncio.run(run_load(url, "text", 4, 16))  # warm-up
+                    for case in args.cases:
+                        row = asyncio.run(_hostile_case(url, process.pid, case, media, args.seconds, args))
+                        row.update(tree=tree, round=number + 1, load_at_start=round(load, 2))
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
+    _write_hostile(rows, args, [name for name, _, _ in trees])
+    return 0
+
+
+def _write_hostile(rows: list[dict], args: argparse.Namespace, trees: list[str]) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/serve_load.py " + " ".join(sys.argv[1:])
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": "2-core CPU shared with other jobs, no GPU",
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{os.cpu_count()}-core CPU ({platform.machine()}), no GPU; client and server on the same "
+                       "cores, beside whatever else the machine runs (see the load averages)",
             "model": "tiny (random tiny Qwen2-VL), default server limits", "server_torch_threads": args.threads,
-            "python": platform.python_version(), "command": command,
+            "python": platform.python_version(), "command": command, "trees": trees,
             "load_average_at_end": round(os.getloadavg()[0], 2)}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     lines = [f"# serve_load --hostile: `uniembed serve` under hostile input ({meta['date']})", "",
-             f"Machine: {meta['machine']} (load average {meta['load_average_at_end']} at the end). "
+             f"Machine: {meta['machine']}; load average {meta['load_average_at_end']} at the end. "
              f"Model: {meta['model']}. Command: `{command}`", "",
-             f"Each case runs for {args.seconds:g} s (slow_body at least 14 s, past the 10 s body timeout): 2 hostile clients looping (64 for slow_body) beside 4 normal "
-             "clients sending one short text each. Peak RSS is the server process's (VmHWM, reset per case).", "",
-             "Server p50/p99: the normal requests' `x-process-time-ms` (the server's own time, without the "
-             "client's stalls).", "",
-             "| case | peak RSS MB (baseline) | normal requests | normal status | normal p50 ms | p99 ms | max ms "
-             "| server p50 ms | server p99 ms | hostile status |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+             f"Each case runs for {args.seconds:g} s (slow_body at least 14 s, past the 10 s body timeout): 2 hostile "
+             "clients looping (64 for slow_body) beside 4 normal clients sending one short text each. Peak RSS is the "
+             "server process's (VmHWM, reset per case). Each run starts its own server; `load` is the 1-minute load "
+             "average at its start.", "",
+             "Client p50/p99 are seen by the client (which shares the cores; the hostile bodies are sent from "
+             + ("the same event loop" if args.same_loop else "a child process")
+             + "); server p50/p99 are the normal requests' `x-process-time-ms` (the server's own time).", "",
+             "| tree | round | load | case | peak RSS MB (baseline) | normal requests | normal status | client p50 ms "
+             "| client p99 ms | max ms | server p50 ms | server p99 ms | hostile status |",
+             "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['peak_rss_mb']} ({r['baseline_rss_mb']}) | {r['normal_requests']} "
-                     f"| {r['normal_status']} | {r['normal_p50_ms']} | {r['normal_p99_ms']} | {r['normal_max_ms']} "
-                     f"| {r['normal_server_p50_ms']} | {r['normal_server_p99_ms']} | {r['hostile_status']} |")
+        lines.append(f"| {r['tree']} | {r['round']} | {r['load_at_start']} | {r['case']} | {r['peak_rss_mb']} "
+                     f"({r['baseline_rss_mb']}) | {r['normal_requests']} | {r['normal_status']} | {r['normal_p50_ms']} "
+                     f"| {r['normal_p99_ms']} | {r['normal_max_ms']} | {r['normal_server_p50_ms']} "
+                     f"| {r['normal_server_p99_ms']} | {r['hostile_status']} |")
+    if args.rounds > 1 or len(trees) > 1:
+        lines += ["", "Medians over the rounds:", "",
+                  "| tree | case | client p50 ms | client p99 ms | server p50 ms | server p99 ms | normal requests |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for tree in trees:
+            for case in args.cases:
+                runs = [r for r in rows if r["tree"] == tree and r["case"] == case]
+                median = {key: round(float(np.median([r[key] for r in runs if r[key] is not None] or [np.nan])), 1)
+                          for key in ("normal_p50_ms", "normal_p99_ms", "normal_server_p50_ms",
+                                      "normal_server_p99_ms", "normal_requests")}
+                lines.append(f"| {tree} | {case} | {median['normal_p50_ms']} | {median['normal_p99_ms']} "
+                             f"| {median['normal_server_p50_ms']} | {median['normal_server_p99_ms']} "
+                             f"| {median['normal_requests']:g} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,7 @@
-"""`uniembed serve` flags map onto ServerConfig; the safe defaults hold."""
+"""`uniembed serve` flags map onto ServerConfig; the safe defaults hold; the start-up heap is frozen before serving."""
 from __future__ import annotations
+
+import gc
 
 import pytest
 
@@ -48,3 +50,28 @@ def test_bad_flag_values_are_config_errors(tmp_path):
         _config("--max-concurrency", "0")
     with pytest.raises(ConfigError):
         _config("--allow-local-files", str(tmp_path / "missing"))
+
+
+def test_the_long_lane_flag_reaches_the_config():
+    assert _config()[1].long_item_tokens == 512
+    assert _config("--long-item-tokens", "2048")[1].long_item_tokens == 2048
+    assert _config("--long-item-tokens", "0")[1].long_item_tokens is None  # one lane for every item
+    with pytest.raises(ConfigError, match="long_item_tokens"):
+        _config("--long-item-tokens", "-1")
+
+
+def test_the_server_freezes_its_start_up_heap_before_serving(tiny_embedder, monkeypatch):
+    # a full collection would otherwise walk every import and model object (300-460 ms, all threads stopped)
+    import uvicorn
+
+    from uniembed.cli import serve
+
+    frozen: list[int] = []
+    monkeypatch.setattr(serve, "load_model", lambda *args, **kwargs: tiny_embedder)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: frozen.append(gc.get_freeze_count()))
+    gc.unfreeze()
+    try:
+        assert serve.run(build_parser().parse_args(["serve", "--model", "tiny"])) == 0
+    finally:
+        gc.unfreeze()
+    assert frozen and frozen[0] > 10_000

@@ -18,6 +18,11 @@ round-robin over the requests, and become batchable once prepared; short texts g
 model for others, at most one item is at full size at a time, decoding runs at most two batch budgets
 ahead of the model, and requests that time out or disconnect are skipped: abandoned work costs at most
 the item being decoded.
+
+With `long_item_tokens`, items estimated at that many tokens or more (a text cut at `max_length`, a large image,
+a video) run in a lane of their own: their batches never hold a short item and run in a second model thread
+(`uniembed-model-long`, at most one long batch at a time), so a short request never waits behind a long item's
+forward pass nor pays its padding (issue 26.6). Long items are always prepared in the decode thread.
 """
 from __future__ import annotations
 
@@ -73,6 +78,7 @@ class _Entry:
     prepared: Any = None  # the item decoded and preprocessed (by the decode thread)
     ready: bool = True  # batchable: no media, or decoded
     decoding: bool = False
+    long: bool = False  # runs in the long lane (batches of long items only, in their own model thread)
 
 
 BatchObserver = Callable[[int, int, float], None]  # (items, padded tokens, seconds)
@@ -84,7 +90,7 @@ class DynamicBatcher:
     def __init__(self, encode_batch: Callable[[Sequence[Item]], BatchOutput], cost: Callable[[Item], int],
                  dimension: int, max_batch_tokens: int = 16384, max_batch_items: int = 64, max_wait_s: float = 0.005,
                  merge_requests: bool = True, observer: BatchObserver | None = None,
-                 prepare: Callable[[Item, int], Any] | None = None) -> None:
+                 prepare: Callable[[Item, int], Any] | None = None, long_item_tokens: int | None = None) -> None:
         self.encode_batch = encode_batch
         self.prepare = prepare
         self.cost = cost
@@ -94,11 +100,12 @@ class DynamicBatcher:
         self.max_wait_s = max_wait_s if merge_requests else 0.0
         self.merge_requests = merge_requests
         self.observer = observer
+        self.long_item_tokens = long_item_tokens  # None: one lane for every item
         self._jobs: collections.deque[_Job] = collections.deque()
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
+        self._wakeups: dict[bool, asyncio.Event] = {}  # per lane (False: short items, True: long items)
+        self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._executor, self._decoder = self._threads()
+        self._executors, self._decoder = self._threads()
         self._closed = False
         self._decode_task: asyncio.Task | None = None
         self._decode_wakeup: asyncio.Event | None = None
@@ -112,18 +119,26 @@ class DynamicBatcher:
             yield
         finally:
             self._expected -= 1
-            if self._wakeup is not None:
-                self._wakeup.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        for event in self._wakeups.values():
+            event.set()
 
     @staticmethod
-    def _threads() -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
-        return (ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model"),
+    def _threads() -> tuple[dict[bool, ThreadPoolExecutor], ThreadPoolExecutor]:
+        return ({False: ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model"),
+                 True: ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-model-long")},
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniembed-decode"))
 
     async def run_on_model(self, function: Callable[..., Any], *args: Any) -> Any:
         """`function(*args)` on the model thread, between batches (e.g. `encode_multi` for token embeddings)."""
         self._ensure_started()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executors[False], function, *args)
+
+    def is_long(self, cost: int) -> bool:
+        """Whether an item of estimated `cost` tokens runs in the long lane."""
+        return self.long_item_tokens is not None and cost >= self.long_item_tokens
 
     @property
     def queued_items(self) -> int:
@@ -131,30 +146,31 @@ class DynamicBatcher:
 
     def _ensure_started(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done() or self._loop is not loop:
+        if not self._tasks or any(task.done() for task in self._tasks) or self._loop is not loop:
             if self._closed:  # the app was shut down and started again (a new lifespan): new threads
-                self._executor, self._decoder = self._threads()
+                self._executors, self._decoder = self._threads()
                 self._closed = False
             self._loop = loop
-            self._wakeup = asyncio.Event()
+            self._wakeups = {False: asyncio.Event(), True: asyncio.Event()}
             self._decode_wakeup = asyncio.Event()
             self._jobs.clear()
-            self._task = loop.create_task(self._run(), name="uniembed-batcher")
+            self._tasks = [loop.create_task(self._run(False), name="uniembed-batcher"),
+                           loop.create_task(self._run(True), name="uniembed-batcher-long")]
             self._decode_task = loop.create_task(self._decode_loop(), name="uniembed-decoder")
 
     async def stop(self) -> None:
-        for task in (self._task, self._decode_task):
+        for task in (*self._tasks, self._decode_task):
             if task is not None and not task.done():
                 task.cancel()
                 try:
                     await task
                 except asyncio.CancelledError:
                     pass
-        self._task = self._decode_task = None
+        self._tasks, self._decode_task = [], None
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._decoder.shutdown(wait=False, cancel_futures=True)
+        for executor in (*self._executors.values(), self._decoder):
+            executor.shutdown(wait=False, cancel_futures=True)
         self._closed = True
 
     async def submit(self, items: Sequence[Item]) -> BatchOutput:
@@ -164,11 +180,13 @@ class DynamicBatcher:
         if not job.items:
             return BatchOutput(job.vectors, job.text_tokens, job.visual_tokens)
         for index, item in enumerate(job.items):
-            ahead = self.prepare is not None and prepared_ahead(item)
-            job.pending.append(_Entry(job, index, max(1, int(self.cost(item))), ready=not ahead))
+            cost = max(1, int(self.cost(item)))
+            long = self.is_long(cost)
+            ahead = self.prepare is not None and (long or prepared_ahead(item))
+            job.pending.append(_Entry(job, index, cost, ready=not ahead, long=long))
         self._jobs.append(job)
-        assert self._wakeup is not None and self._decode_wakeup is not None
-        self._wakeup.set()
+        assert self._decode_wakeup is not None
+        self._wake()
         self._decode_wakeup.set()
         try:
             return await job.future
@@ -177,15 +195,16 @@ class DynamicBatcher:
                 job.future.cancel()
 
     # ---- the batching loop -----------------------------------------------------------------------
-    async def _run(self) -> None:
-        assert self._wakeup is not None
+    async def _run(self, long: bool) -> None:
+        """Form and run the batches of one lane (`long`: items of `long_item_tokens` or more) in its model thread."""
+        wakeup = self._wakeups[long]
         while True:
             self._drop_abandoned()
             if not self._jobs:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                wakeup.clear()
+                await wakeup.wait()
                 continue
-            batch = await self._form_batch()
+            batch = await self._form_batch(long)
             if not batch:
                 continue
             try:
@@ -199,7 +218,7 @@ class DynamicBatcher:
 
     # ---- the decode loop -------------------------------------------------------------------------
     async def _decode_loop(self) -> None:
-        assert self._decode_wakeup is not None and self._wakeup is not None
+        assert self._decode_wakeup is not None
         loop = asyncio.get_running_loop()
         while True:
             entry = self._next_to_decode()
@@ -215,7 +234,7 @@ class DynamicBatcher:
             except Exception as exc:  # the error names the item's position within its own request
                 self._fail(entry.job, exc, [])
             entry.decoding, entry.ready = False, True
-            self._wakeup.set()
+            self._wake()
 
     def _next_to_decode(self) -> _Entry | None:
         """The next media item (or long text) to prepare: from the request decoded least so far (oldest first), while
@@ -245,38 +264,38 @@ class DynamicBatcher:
         longest = max(entry.cost, max(e.cost for e in batch))
         return longest * (len(batch) + 1) <= self.max_batch_tokens
 
-    async def _form_batch(self) -> list[_Entry]:
-        assert self._wakeup is not None
+    async def _form_batch(self, long: bool) -> list[_Entry]:
+        wakeup = self._wakeups[long]
         batch: list[_Entry] = []
         deadline: float | None = None
         while True:
             self._drop_abandoned()
-            self._fill(batch)
-            if not batch:  # nothing ready (media still decoding): wait for a decode or a request
+            self._fill(batch, long)
+            if not batch:  # nothing ready in this lane (media still decoding): wait for a decode or a request
                 if not self._jobs:
                     return batch
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                wakeup.clear()
+                await wakeup.wait()
                 continue
             deadline = deadline or time.monotonic() + self.max_wait_s
-            ready_left = any(e.ready for job in self._jobs for e in job.pending)
+            ready_left = any(e.ready and e.long == long for job in self._jobs for e in job.pending)
             full = ready_left or len(batch) >= self.max_batch_items
             remaining = deadline - time.monotonic()
             if full or remaining <= 0 or self._expected == 0:
                 return batch
-            self._wakeup.clear()
+            wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+                await asyncio.wait_for(wakeup.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
 
-    def _fill(self, batch: list[_Entry]) -> None:
-        """Add ready items round-robin over the waiting requests (oldest first) while they fit."""
+    def _fill(self, batch: list[_Entry], long: bool) -> None:
+        """Add ready items of one lane round-robin over the waiting requests (oldest first) while they fit."""
         progress = True
         while progress:
             progress = False
             for job in self._jobs:
-                entry = next((e for e in job.pending if e.ready), None)
+                entry = next((e for e in job.pending if e.ready and e.long == long), None)
                 if entry is not None and self._fits(batch, entry):
                     job.pending.remove(entry)
                     batch.append(entry)
@@ -291,8 +310,9 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         items = self._inputs(batch)
+        executor = self._executors[batch[0].long]
         try:
-            output = await loop.run_in_executor(self._executor, self.encode_batch, items)
+            output = await loop.run_in_executor(executor, self.encode_batch, items)
         except Exception as exc:  # one bad request must not fail the others: retry per request
             await self._retry_separately(batch, exc)
             return
@@ -308,10 +328,11 @@ class DynamicBatcher:
             self._fail(batch[0].job, error, batch)
             return
         loop = asyncio.get_running_loop()
+        executor = self._executors[batch[0].long]
         for entries in jobs.values():
             items = self._inputs(entries)
             try:
-                output = await loop.run_in_executor(self._executor, self.encode_batch, items)
+                output = await loop.run_in_executor(executor, self.encode_batch, items)
             except Exception as exc:
                 self._fail(entries[0].job, exc, entries)
                 continue

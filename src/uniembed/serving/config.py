@@ -14,6 +14,8 @@ class ServerConfig:
     Batching: `max_batch_tokens` bounds a model batch by its padded size (items x longest estimated
     length, text plus visual tokens), `max_batch_items` by its row count; a batch is sent to the model
     when full or `max_wait_ms` after its first item arrived. `batching=False` never merges requests.
+    Items estimated at `long_item_tokens` tokens or more run in a lane of their own (batches of long items only,
+    in a second model thread), so short requests never wait behind their forward pass; None: one lane.
     Limits: `max_items_per_request` (400 above), `max_body_bytes` (413), `max_concurrency` requests in
     flight (429 beyond; a slot is taken once the body has arrived, so slow uploads hold none),
     `request_timeout_s` (504). Bodies: the body must arrive within `body_timeout_s` plus one second per
@@ -35,6 +37,7 @@ class ServerConfig:
     max_batch_tokens: int = 16384
     max_batch_items: int = 64
     max_wait_ms: float = 5.0
+    long_item_tokens: int | None = 512
     max_items_per_request: int = 256
     max_body_bytes: int = 64 * 1024 * 1024
     max_concurrency: int = 64
@@ -62,6 +65,8 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or min(self.request_timeout_s, self.remote_timeout_s, self.body_timeout_s) <= 0:
             raise ConfigError("max_wait_ms must be >= 0 and the timeouts > 0")
+        if self.long_item_tokens is not None and self.long_item_tokens < 1:
+            raise ConfigError(f"long_item_tokens must be at least 1 (or None: one lane), got {self.long_item_tokens}")
         if self.max_text_chars is not None and self.max_text_chars < 1:
             raise ConfigError(f"max_text_chars must be at least 1, got {self.max_text_chars}")
         if self.dimensions is not None and self.dimensions < 1:

@@ -1,13 +1,16 @@
 """`ModelRunner`: one model batch of already-decoded items -> embeddings and per-item token counts.
 
-Runs in the server's single model thread. It follows `Embedder.encode` step for step (decode, collate,
-forward), so a served embedding equals `Embedder.encode` of the same item, and it reads the usage
+Runs in the server's model threads (one per batching lane: short items, and long items when the server
+has a long lane); the module is in eval mode while any batch runs and back in its own mode when none does.
+It follows `Embedder.encode` step for step (decode, collate, forward), so a served embedding equals
+`Embedder.encode` of the same item, and it reads the usage
 (text and visual tokens per item) from the same collated batch instead of tokenising twice. Items are
 decoded and preprocessed one at a time and their full-size pixels dropped at once, so a batch holds
 at most one decoded medium at full size (plus every item's model-sized pixels).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -51,6 +54,9 @@ class ModelRunner:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.calls = 0
+        self._lock = threading.Lock()  # guards `calls` and the eval-mode switch across the model threads
+        self._running = 0
+        self._was_training = False
 
     @property
     def dimension(self) -> int:
@@ -93,18 +99,24 @@ class ModelRunner:
         """`run(module, batch)` on the collated batch, in eval mode without gradients; (its result, the batch)."""
         import torch
 
-        self.calls += 1
         model = self.model
         decoded = [item if isinstance(item, DecodedItem) else self.prepare(item, position)
                    for position, item in enumerate(items)]
         batch = model.collate(decoded)
-        was_training = model.module.training
-        model.module.eval()
+        with self._lock:  # the first batch in switches to eval mode, the last one out restores the mode
+            self.calls += 1
+            if self._running == 0:
+                self._was_training = model.module.training
+                model.module.eval()
+            self._running += 1
         try:
             with torch.inference_mode():
                 return run(model.module, batch), batch
         finally:
-            model.module.train(was_training)
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    model.module.train(self._was_training)
 
 
 def _token_counts(batch: dict) -> tuple[np.ndarray, np.ndarray]:
