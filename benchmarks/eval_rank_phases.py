@@ -52,14 +52,20 @@ def timed(module_name: str, attribute: str, phase: str) -> None:
                 _add(phase, time.perf_counter() - wall, time.process_time() - cpu)
                 yield value
     else:
-        @functools.wraps(original)
-        def wrapper(*args, **kwargs):
-            wall, cpu = time.perf_counter(), time.process_time()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                _add(phase, time.perf_counter() - wall, time.process_time() - cpu)
+        wrapper = timed_call(original, phase)
     setattr(module, attribute, wrapper)
+
+
+def timed_call(original, phase: str):
+    """`original` with each call's wall and CPU seconds added to `phase`."""
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _add(phase, time.perf_counter() - wall, time.process_time() - cpu)
+    return wrapper
 
 
 def write(started_wall: float, started_cpu: float, launcher: bool = False) -> None:
@@ -104,15 +110,7 @@ def main() -> int:
                 owner = getattr(importlib.import_module(module_name), owner_name)
             except (ImportError, AttributeError):
                 continue
-            original = getattr(owner, method)
-
-            def method_timer(*args, _original=original, _phase=phase, **kwargs):
-                wall, cpu = time.perf_counter(), time.process_time()
-                try:
-                    return _original(*args, **kwargs)
-                finally:
-                    _add(_phase, time.perf_counter() - wall, time.process_time() - cpu)
-            setattr(owner, method, method_timer)
+            setattr(owner, method, timed_call(getattr(owner, method), phase))
         else:
             timed(module_name, attribute, phase)
     return cli.main(sys.argv[1:])

@@ -18,7 +18,6 @@ import html
 import io
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
