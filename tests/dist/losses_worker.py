@@ -11,7 +11,6 @@ Rank 0 writes {"results": {scenario: "ok" | "mismatch ..."}} to OUT.json.
 from __future__ import annotations
 
 import copy
-import json
 import sys
 
 import torch
@@ -31,7 +30,7 @@ from uniembed.losses import (
 )
 from uniembed.losses.late_interaction import late_interaction_loss, local_late_interaction_loss
 from uniembed.losses.matryoshka import matryoshka_loss
-from worker_exit import exit_without_teardown
+from worker_exit import write_results_and_exit
 
 FEATURES, DIM = 10, 6
 TASKS = ["nli", "vqa", "video"]
@@ -320,16 +319,13 @@ def main() -> int:
     results["gradcache_ddp_matryoshka"] = run_gradcache(matryoshka=([DIM, 3, 2], [1.0, 0.5, 2.0]))
     results["late_interaction_cross_rank"] = run_late_interaction(model)
     results["control:late_interaction_local_only"] = run_late_interaction(model, local_only=True)
-    everyone = [None] * dist.get_world_size()
-    dist.all_gather_object(everyone, results)
-    if dist.get_rank() == 0:
-        merged = {name: [r[name] for r in everyone] for name in results}
-        merged = {name: verdicts[0] if len(set(verdicts)) == 1 else " | ".join(verdicts)
-                  for name, verdicts in merged.items()}
-        with open(sys.argv[1], "w") as handle:
-            json.dump({"results": merged}, handle, indent=1)
-    dist.barrier()
-    exit_without_teardown()
+    write_results_and_exit(sys.argv[1], results, lambda everyone: {"results": agreed(everyone, results)})
+
+
+def agreed(everyone: list[dict[str, str]], results: dict[str, str]) -> dict[str, str]:
+    """Each check's verdict: the ranks' common one, or every rank's joined by ' | ' where they differ."""
+    merged = {name: [r[name] for r in everyone] for name in results}
+    return {name: verdicts[0] if len(set(verdicts)) == 1 else " | ".join(verdicts) for name, verdicts in merged.items()}
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ can tell that items really shared rows. Rank 0 writes, per attention mode, {"pac
 """
 from __future__ import annotations
 
-import json
 import sys
 
 import torch
@@ -20,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from uniembed import Embedder, Item
 from uniembed.losses import GradCache, local_contrastive_loss
 from uniembed.models.backbones import packing
-from worker_exit import exit_without_teardown
+from worker_exit import write_results_and_exit
 
 WORDS = "red green blue circle square left right of a the small large shape".split()
 # Rank 0, rank 1 (rank 1 has one hard negative: uneven local batches). Next-fit packs in batch order into rows
@@ -99,13 +98,7 @@ def main() -> int:
     packing.plan_packing = recording(packing.plan_packing)  # language_inputs looks it up in the module
     results = {f"{attention}/{pooling}": run(attention, pooling, rank)
                for attention, pooling in (("bidirectional", "mean"), ("causal", "last"))}
-    everyone = [None] * dist.get_world_size()
-    dist.all_gather_object(everyone, results)
-    if rank == 0:
-        with open(sys.argv[1], "w") as handle:
-            json.dump({"ranks": everyone}, handle, indent=1)
-    dist.barrier()
-    exit_without_teardown()
+    write_results_and_exit(sys.argv[1], results, lambda everyone: {"ranks": everyone})
 
 
 if __name__ == "__main__":
