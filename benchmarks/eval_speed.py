@@ -6,6 +6,10 @@ encoding, scoring and, for `uniembed eval`, the reports):
   set only, items in file order (queries, then candidates), fixed-size batches, no cache.
 - cold: `uniembed eval` with an empty embedding cache (every distinct item of the suite once, by length).
 - warm: the same command again (everything cached: the fixed costs of a re-run).
+- model only: a process that imports uniembed and builds the model, nothing else (a worker mode of this
+  script). Every strategy that encodes anything pays it, so it bounds what they can reach: the report states
+  the fastest a cold run could be against the reference (model only plus nothing encoded) and the most that
+  2 processes can gain when each one pays it (one-process seconds over model-only + the rest halved).
 - cold x2 / warm x2: `uniembed eval --processes 2` (uniembed's own launcher, no torch in it) on a fresh cache,
   then again: the scaling from 1 to 2 processes. cold x2 torchrun / warm x2 torchrun: the same under
   `torchrun --nproc_per_node 2 -m uniembed.cli.main eval`, for the record (`--launchers` picks). Every process
@@ -64,6 +68,8 @@ def reference_worker(args: argparse.Namespace) -> None:
     from uniembed import Embedder
 
     model = Embedder.from_pretrained(args.model)
+    if args.worker == "model-only":  # the start-up every encoding strategy pays: nothing more
+        return
     tasks = get_suite(args.suite).load_tasks(args.data, SuiteOptions())
     scores, encoded = run_reference(model, tasks, args.batch_size)
     Path(args.worker_out).write_text(json.dumps({"scores": {k: round(v, 2) for k, v in scores.items()},
@@ -145,7 +151,7 @@ def phase_lines(phases: dict[str, list[dict]]) -> list[str]:
     lines.append("| **process total** | " + " | ".join(f"**{e['total']['cpu']:.2f}** ({e['total']['wall']:.1f})"
                                                        for _, e in columns) + " |")
     threads = {f"{name} {column(e)}": e["torch_threads"] for name, e in columns}
-    lines += ["", f"torch threads per process (intra-op, inter-op): "
+    lines += ["", "torch threads per process (intra-op, inter-op): "
               + ", ".join(f"{k}: {v['intra_op']}/{v['inter_op']}" for k, v in threads.items() if v), ""]
     for suffix in (" x2", " x2 torchrun"):
         for name in ("cold", "warm"):
@@ -186,7 +192,7 @@ def main() -> None:
     parser.add_argument("--phases", action="store_true",
                         help="run each uniembed process through eval_rank_phases.py: CPU and wall seconds per phase "
                              "and rank in the report (the figure to compare on a shared machine)")
-    parser.add_argument("--worker", choices=("reference",), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("reference", "model-only"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -220,6 +226,8 @@ def main() -> None:
                 runs.setdefault("reference", []).append(seconds)
                 result = json.loads(worker_out.read_text())
                 outcome["reference"] = (result["scores"], result["encoded"])
+            runs.setdefault("model only", []).append(timed(
+                [sys.executable, __file__, "--worker", "model-only", "--model", args.model], env, "model only"))
             for ranks, launcher, suffix in (rows if repeat % 2 == 0 else rows[::-1]):  # alternate the order
                 out = work / f"eval-{ranks}{launcher}-{repeat}"
                 for name in ("cold", "warm"):  # the second run finds the first one's cache
@@ -238,6 +246,19 @@ def main() -> None:
     write_report(args, runs, outcome, phases, loads)
 
 
+def start_up_bounds(best: dict[str, float]) -> dict[str, float]:
+    """Ceilings the `model only` start-up puts on the ratios the report gives (empty without that row)."""
+    floor = best.get("model only")
+    if floor is None:
+        return {}
+    bounds = {}
+    if "reference" in best:
+        bounds["reference_over_cold_at_most"] = round(best["reference"] / floor, 2)
+    if "cold" in best and "cold x2" in best:
+        bounds["cold_x2_at_most"] = round(best["cold"] / (floor + (best["cold"] - floor) / 2), 2)
+    return bounds
+
+
 def write_report(args: argparse.Namespace, runs: dict[str, list[float]], outcome: dict[str, tuple[dict, int]],
                  phases: dict[str, list[dict]], loads: list[float]) -> None:
     best = {name: min(values) for name, values in runs.items()}
@@ -252,7 +273,7 @@ def write_report(args: argparse.Namespace, runs: dict[str, list[float]], outcome
                                    "per_round": [round(one / two, 2) for one, two in zip(runs[name], runs[name + suffix])]}
                for suffix in (" x2", " x2 torchrun") for name in ("cold", "warm") if name + suffix in best and name in best}
     report = {
-        "date": datetime.date.today().isoformat(), "machine": f"{cores}-core CPU shared with other jobs, no GPU",
+        "date": datetime.date.today().isoformat(), "machine": f"{cores}-core CPU, no GPU",
         "python": platform.python_version(),
         "command": "python benchmarks/eval_speed.py " + " ".join(
             f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
@@ -286,8 +307,22 @@ def write_report(args: argparse.Namespace, runs: dict[str, list[float]], outcome
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, value in best.items():
         cpu = statistics.median(CHILD_CPU[name]) if CHILD_CPU.get(name) else float("nan")
-        lines.append(f"| {name} | {value:.1f} | {median[name]:.1f} | {cpu:.1f} | {report['items_encoded'][name]} | "
-                     f"{best[baseline] / value:.2f}x | {differences[name]:.4f} |")
+        encoded = report["items_encoded"].get(name, "-")
+        difference = f"{differences[name]:.4f}" if name in differences else "-"
+        lines.append(f"| {name} | {value:.1f} | {median[name]:.1f} | {cpu:.1f} | {encoded} | "
+                     f"{best[baseline] / value:.2f}x | {difference} |")
+    bounds = start_up_bounds(best)
+    if bounds:
+        report["start_up_bounds"] = bounds
+        lines += ["", "What start-up leaves reachable (every strategy that encodes builds the model: `model only`):", ""]
+        if "reference_over_cold_at_most" in bounds:
+            lines.append(f"- a cold run against the reference: at most {bounds['reference_over_cold_at_most']}x "
+                         f"(reference {best['reference']:.1f} s / model only {best['model only']:.1f} s, as if "
+                         "nothing were encoded)")
+        if "cold_x2_at_most" in bounds:
+            lines.append(f"- 2 processes against 1, each paying the model-only start-up: at most "
+                         f"{bounds['cold_x2_at_most']}x (cold {best['cold']:.1f} s / (model only "
+                         f"{best['model only']:.1f} s + the rest halved), with no launcher, exchange or contention)")
     if scaling:
         lines += ["", "Scaling from 1 to 2 processes (one-process seconds / 2-rank seconds; each process is one thread, "
                   f"so 2 ranks use the {cores} cores):", ""]
