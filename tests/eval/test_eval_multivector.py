@@ -100,6 +100,8 @@ def test_eval_cli_multi_vector_on_a_tiny_late_interaction_model(tmp_path, capsys
     assert payload["multi_vector"]["pool_factor"] == 2 and set(payload["scores"]) == {"t1"}
     assert main(["eval", "--model", "tiny", *args[3:], "--multi-vector"]) == 2
     assert "late-interaction head" in capsys.readouterr().err
+    assert main([*args, "--multi-vector", "--processes", "2"]) == 2  # refused before any rank starts
+    assert "--multi-vector scores in one process" in capsys.readouterr().err
 
 
 def test_multi_vector_eval_refuses_quantised_precisions(pages, tmp_path):
@@ -108,3 +110,39 @@ def test_multi_vector_eval_refuses_quantised_precisions(pages, tmp_path):
     with pytest.raises(ConfigError, match="drop --precision"):
         evaluate(FakeLateInteraction(), "synthetic", tmp_path, None, tasks=tasks(pages), progress=False,
                  multi_vector_pool=1, precisions=["int8"])
+
+
+class StopsAfterOneChunk(FakeLateInteraction):
+    """Encodes its first `encode_multi` call, then fails as a killed run would."""
+
+    def encode_multi(self, items, batch_size=32, show_progress_bar=None):
+        if self.calls:
+            raise KeyboardInterrupt("stopped mid-run")
+        return super().encode_multi(items, batch_size, show_progress_bar)
+
+
+def test_token_matrices_are_cached_and_an_interrupted_run_keeps_its_chunks(pages, tmp_path):
+    from uniembed.encoding.cache import EmbeddingCache
+
+    plain = run_tasks_multi(FakeLateInteraction(), tasks(pages), progress=False)
+    cache = EmbeddingCache(tmp_path / "cache", "fake-late-interaction")
+    with pytest.raises(KeyboardInterrupt):  # batch 1 x 4 batches a chunk: the first 4 of 8 items are stored
+        run_tasks_multi(StopsAfterOneChunk(), tasks(pages), batch_size=1, progress=False, cache=cache)
+    keys = list(dict.fromkeys(item.content_key() for task in tasks(pages)
+                              for item in [*task.queries, *task.candidates]))
+    assert len(cache.get_tokens(keys)) == 4
+    resumed_encoder = FakeLateInteraction()
+    resumed = run_tasks_multi(resumed_encoder, tasks(pages), batch_size=1, progress=False, cache=cache)
+    assert (resumed.stats.from_cache, resumed.stats.encoded, len(resumed_encoder.encoded)) == (4, 4, 4)
+    warm_encoder = FakeLateInteraction()
+    warm = run_tasks_multi(warm_encoder, tasks(pages), batch_size=1, progress=False, cache=cache)
+    assert warm_encoder.calls == 0 and (warm.stats.from_cache, warm.stats.encoded) == (8, 0)
+    for run in (resumed, warm):
+        assert [(t.name, t.metrics, t.examples) for t in run.tasks] == [
+            (t.name, t.metrics, t.examples) for t in plain.tasks]
+    stored = cache.get_tokens(keys)  # what was stored is what the encoder returned, shape and values
+    direct = dict(zip(keys, FakeLateInteraction().encode_multi([*tasks(pages)[0].queries, *pages])))
+    assert all(stored[key].shape == direct[key].shape and np.array_equal(stored[key], direct[key]) for key in keys)
+    with pytest.raises(ValueError, match="want \\(tokens, dim\\)"):
+        cache.put_tokens(["flat"], [np.zeros(4, np.float32)])
+    cache.close()

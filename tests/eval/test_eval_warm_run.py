@@ -65,6 +65,23 @@ def test_a_warm_run_builds_no_model_and_scores_the_same(tmp_path, monkeypatch):
     assert warm["scores"] == cold["scores"] and warm["model"] == cold["model"]
 
 
+def test_a_warm_multi_vector_run_builds_no_model_and_scores_the_same(tmp_path, monkeypatch):
+    write_data(tmp_path)
+    Embedder.tiny(seed=0, multi_vector_dim=16).save_pretrained(tmp_path / "model")
+    args = [*eval_args(tmp_path, str(tmp_path / "model")), "--multi-vector", "--pool-factor", "2"]
+    assert main(args) == 0
+    cold = results(tmp_path)
+    assert cold["encoding"]["encoded"] == 5 and cold["multi_vector"]["pool_factor"] == 2
+    with monkeypatch.context() as patch:
+        refuse_the_model(patch)
+        assert main(args) == 0
+    warm = results(tmp_path)
+    assert warm["encoding"]["encoded"] == 0 and warm["encoding"]["from_cache"] == 5
+    assert warm["scores"] == cold["scores"] and warm["metrics"] == cold["metrics"]
+    # the single-vector vectors of the same model are another table: a plain eval still encodes them
+    assert main(eval_args(tmp_path, str(tmp_path / "model"))) == 0 and results(tmp_path)["encoding"]["encoded"] == 5
+
+
 def test_a_warm_run_imports_neither_torch_nor_transformers(tmp_path):
     write_data(tmp_path)
     assert main(eval_args(tmp_path, "tiny")) == 0

@@ -24,7 +24,8 @@ def register(subparsers) -> None:
                                            "mmeb-v1/v2: may also name an MMEB-layout folder of one's own)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--pool", choices=("local", "global"), default="local", help="candidate pool (M-BEIR)")
-    parser.add_argument("--cache", help="embedding cache directory (default: OUT/cache); 'none' disables it")
+    parser.add_argument("--cache", help="embedding cache directory: vectors, and token matrices with --multi-vector "
+                             "(default: OUT/cache); 'none' disables it")
     parser.add_argument("--seed", type=int, default=0, help="seed of M-BEIR's random instruction draw")
     parser.add_argument("--dimensions", type=dimension_list, default=(), metavar="D,D,...",
                         help="also score these Matryoshka widths (e.g. 64,128,256) from the same vectors, cut to their "
@@ -101,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--rescore re-ranks quantised scores: pass --precision too (e.g. --precision binary "
                           f"--rescore {args.rescore})")
     cache = None if args.cache == "none" else (args.cache or str(Path(args.out) / "cache"))
+    if args.multi_vector and args.processes > 1:
+        raise ConfigError(f"--multi-vector scores in one process (exact MaxSim over every item's tokens): drop "
+                          f"--processes {args.processes}")
     if args.processes > 1:  # `--processes N`: this command line again in N ranks; no torch in this process
         refuse_nested_launch(args)
-        evaluation = scored_from_cache(args, cache, datasets, data_options) if cache and not args.multi_vector else None
+        evaluation = scored_from_cache(args, cache, datasets, data_options) if cache else None
         if evaluation is None:
             return launch_processes(args)
     else:
@@ -151,9 +155,9 @@ def evaluate_here(args: argparse.Namespace, cache: str | None, datasets: list[st
 
     world = join_world()
     device = rank_device(args.device)
-    if cache is None or args.multi_vector:  # multi-vector eval caches no token matrices: the model is needed
+    if cache is None:
         model = load_model(args.model, device, args.dtype, profile=args.profile)
-    else:  # a warm run (every vector cached) builds no model: its id is recorded in the cache
+    else:  # a warm run (every vector or token matrix cached) builds no model: its id is recorded in the cache
         from ..models.deferred import deferred_model
 
         model = deferred_model(args.model, cache, lambda: load_model(args.model, device, args.dtype, args.profile),

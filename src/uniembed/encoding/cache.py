@@ -1,5 +1,9 @@
 """An on-disk embedding cache keyed by model id and item content key (one SQLite file per model).
 
+Two tables: `embeddings` (one float32 vector per item) and `tokens` (a late-interaction model's float32
+token matrix per item, as `Embedder.encode_multi` returns it: n_i x D, before any token pooling, which
+evaluation applies afterwards).
+
 Rows are committed after every encoded batch, so an interrupted evaluation keeps what it finished and a
 later run (or one with more data sets) re-encodes nothing already stored.
 
@@ -21,7 +25,8 @@ import numpy as np
 
 
 class EmbeddingCache:
-    """`get(keys)` -> {key: vector} for the keys present; `put(keys, vectors)` stores and commits."""
+    """`get(keys)` -> {key: vector} for the keys present; `put(keys, vectors)` stores and commits. The same for
+    token matrices: `get_tokens` / `put_tokens`."""
 
     def __init__(self, directory: str | os.PathLike, model_id: str, timeout: float = 600.0) -> None:
         self.directory = Path(directory)
@@ -35,6 +40,8 @@ class EmbeddingCache:
             pass
         with self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dim INTEGER, vector BLOB)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS tokens (key TEXT PRIMARY KEY, rows INTEGER, dim INTEGER, "
+                             "matrix BLOB)")
             self._db.execute("CREATE TABLE IF NOT EXISTS info (name TEXT PRIMARY KEY, value TEXT)")
             self._db.execute("INSERT OR IGNORE INTO info VALUES ('model_id', ?)", (model_id,))
 
@@ -56,12 +63,28 @@ class EmbeddingCache:
         """The keys among `keys` that are stored (without reading their vectors)."""
         return {row[0] for row in self._select("key", keys)}
 
-    def _select(self, columns: str, keys: Sequence[str]):
+    def get_tokens(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """{key: rows x dim float32 token matrix} for the keys whose matrices are stored."""
+        return {key: np.frombuffer(bytearray(blob), dtype=np.float32, count=rows * dim).reshape(rows, dim)  # writable
+                for key, rows, dim, blob in self._select("key, rows, dim, matrix", keys, table="tokens")}
+
+    def put_tokens(self, keys: Sequence[str], matrices: Sequence[np.ndarray]) -> None:
+        """Store one token matrix per key (float32, 2-D) in one transaction."""
+        rows = []
+        for key, matrix in zip(keys, matrices):
+            matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+            if matrix.ndim != 2:
+                raise ValueError(f"token matrix of {key!r} has shape {matrix.shape}; want (tokens, dim)")
+            rows.append((key, int(matrix.shape[0]), int(matrix.shape[1]), matrix.tobytes()))
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", rows)
+
+    def _select(self, columns: str, keys: Sequence[str], table: str = "embeddings"):
         keys = list(dict.fromkeys(keys))
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            yield from self._db.execute(f"SELECT {columns} FROM embeddings WHERE key IN ({marks})", chunk)
+            yield from self._db.execute(f"SELECT {columns} FROM {table} WHERE key IN ({marks})", chunk)
 
     def put(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)

@@ -61,20 +61,21 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     groups = profile_groups(encoder, tasks)  # the model profile's per-task instructions and layout
     tasks = [task for _, group in groups for task in group]
     for number, (group_encoder, group) in enumerate(groups):
-        if multi_vector_pool is not None:  # late interaction: no cache (token matrices), one process
-            runs.append(run_tasks_multi(group_encoder, group, batch_size=batch_size, examples_per_task=examples_per_task,
-                                        progress=progress, pool_factor=multi_vector_pool, world=world,
-                                        dimensions=dimensions))
-            continue
         cache = EmbeddingCache(cache_dir, group_encoder.model_id) if cache_dir is not None else None
         exchange = None if out is None else Path(out) / ".encode-parts"
         if exchange is not None and len(groups) > 1:
             exchange = exchange / f"group-{number}"  # each layout's items are exchanged apart
         try:
-            runs.append(run_tasks(group_encoder, group, batch_size=batch_size, cache=cache,
-                                  examples_per_task=examples_per_task, decode_workers=decode_workers, progress=progress,
-                                  world=world, exchange_dir=exchange, dimensions=dimensions,
-                                  precisions=precisions, rescore=rescore))
+            if multi_vector_pool is not None:  # late interaction: token matrices (their own cache table), one process
+                runs.append(run_tasks_multi(group_encoder, group, batch_size=batch_size,
+                                            examples_per_task=examples_per_task, progress=progress,
+                                            pool_factor=multi_vector_pool, world=world, dimensions=dimensions,
+                                            cache=cache))
+            else:
+                runs.append(run_tasks(group_encoder, group, batch_size=batch_size, cache=cache,
+                                      examples_per_task=examples_per_task, decode_workers=decode_workers,
+                                      progress=progress, world=world, exchange_dir=exchange, dimensions=dimensions,
+                                      precisions=precisions, rescore=rescore))
         finally:
             if cache is not None:
                 cache.close()

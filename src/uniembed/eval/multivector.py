@@ -1,9 +1,11 @@
 """Multi-vector (late-interaction) evaluation: every task scored by exact MaxSim over token embeddings.
 
 The single-vector runner (`runner.run_tasks`) ranks one vector per item by inner product; here every distinct
-item is encoded once with `encode_multi` (n_i x D tokens), documents (candidates) are optionally token-pooled by
-`pool_factor` as a multi-vector index would store them (`index.token_pooling`; queries are never pooled, as in
-colpali-engine), and each query ranks its candidates (its own list, or the whole pool) by `losses.maxsim` scores.
+item is encoded once with `encode_multi` (n_i x D tokens; with an `EmbeddingCache`, read from and written to its
+token table chunk by chunk, so a re-run encodes nothing and an interrupted one keeps its finished chunks),
+documents (candidates) are optionally token-pooled by `pool_factor` as a multi-vector index would store them
+(`index.token_pooling`; queries are never pooled, as in colpali-engine), and each query ranks its candidates (its
+own list, or the whole pool) by `losses.maxsim` scores.
 Scores go through the same `eval.metrics` (ties in candidate order) and come back as `runner.TaskResult`s, so
 suites, reports and results.json treat them like any run. The scoring is exact (no candidate generation): eval
 measures the model and the pooling, `index.multivector` the retrieval shortcut.
@@ -15,8 +17,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tqdm.auto import tqdm
+
 from ..data.examples import EvalTask
 from ..encoding import EncodeStats
+from ..encoding.cache import EmbeddingCache
+from ..encoding.distinct import distinct_items, plan_chunks
 from ..errors import ConfigError
 from ..index.token_pooling import check_pool_factor, pool_tokens
 from .metrics import first_relevant_ranks, rank_candidates, rank_summary, ranking_metrics
@@ -43,9 +49,10 @@ def maxsim_matrix(queries: Sequence[np.ndarray], documents: Sequence[np.ndarray]
 
 def run_tasks_multi(encoder: Any, tasks: Sequence[EvalTask], batch_size: int = 32, examples_per_task: int = 3,
                     progress: bool = True, pool_factor: int = 1, world: Any = None,
-                    dimensions: Sequence[int] = ()) -> RunResult:
-    """Encode all tasks' distinct items once with `encoder.encode_multi`, pool the candidates, score every task.
-    One process only, full token width (`world` distributed and Matryoshka `dimensions` are refused)."""
+                    dimensions: Sequence[int] = (), cache: EmbeddingCache | None = None) -> RunResult:
+    """Encode all tasks' distinct items once with `encoder.encode_multi` (reading and filling `cache`'s token
+    table when given), pool the candidates, score every task. One process only, full token width (`world`
+    distributed and Matryoshka `dimensions` are refused)."""
     pool_factor = check_pool_factor(pool_factor)
     if (world is not None and world.distributed) or dimensions:
         raise ConfigError("multi-vector evaluation runs in one process at the full token width: drop --dimensions "
@@ -53,17 +60,39 @@ def run_tasks_multi(encoder: Any, tasks: Sequence[EvalTask], batch_size: int = 3
     if not getattr(encoder, "multi_vector_dimension", None):
         raise ConfigError("multi-vector evaluation needs a model with a late-interaction head "
                           "(multi_vector_dimension), but this one is single-vector: drop --multi-vector")
-    distinct: dict[str, Any] = {}
-    for item in (item for task in tasks for item in task_items(task)):
-        distinct.setdefault(item.content_key(), item)
-    start = time.perf_counter()
-    tokens = dict(zip(distinct, encoder.encode_multi(list(distinct.values()), batch_size=batch_size,
-                                                     show_progress_bar=progress)))
-    stats = EncodeStats(requested=sum(len(task_items(task)) for task in tasks), distinct=len(distinct),
-                        encoded=len(distinct), encode_calls=1, seconds=time.perf_counter() - start)
+    items = [item for task in tasks for item in task_items(task)]
+    tokens, stats = encode_tokens(encoder, distinct_items(items), batch_size, cache, progress)
+    stats.requested = len(items)
     candidate_keys = {c.content_key() for task in tasks for c in task.candidates}
     pooled = {key: pool_tokens(tokens[key], pool_factor) for key in candidate_keys}
     return RunResult([score_task_multi(task, tokens, pooled, examples_per_task) for task in tasks], stats)
+
+
+def encode_tokens(encoder: Any, distinct: dict[str, Any], batch_size: int, cache: EmbeddingCache | None = None,
+                  progress: bool = True, chunk_batches: int = 4) -> tuple[dict[str, np.ndarray], EncodeStats]:
+    """{content key: token matrix} of the `distinct` items: the cached ones read, the rest encoded in chunks of
+    `chunk_batches` batches (by length, as single-vector encoding plans them), each chunk stored as it is done.
+    The model is not touched when everything is cached (a deferred model stays unbuilt)."""
+    start = time.perf_counter()
+    keys = list(distinct)
+    tokens = cache.get_tokens(keys) if cache is not None else {}
+    stats = EncodeStats(distinct=len(keys), from_cache=len(tokens))
+    missing = [key for key in keys if key not in tokens]
+    if missing:
+        items = [distinct[key] for key in missing]
+        bar = tqdm(total=len(missing), desc="encoding tokens", unit="item", disable=not progress, leave=False)
+        for chunk in plan_chunks(encoder, items, batch_size, chunk_batches):
+            chunk_keys = [missing[i] for i in chunk]
+            matrices = encoder.encode_multi([items[i] for i in chunk], batch_size=batch_size, show_progress_bar=False)
+            tokens.update(zip(chunk_keys, matrices))
+            if cache is not None:
+                cache.put_tokens(chunk_keys, matrices)
+            stats.encoded += len(chunk)
+            stats.encode_calls += 1
+            bar.update(len(chunk))
+        bar.close()
+    stats.seconds = time.perf_counter() - start
+    return tokens, stats
 
 
 def score_task_multi(task: EvalTask, queries: dict[str, np.ndarray], documents: dict[str, np.ndarray],

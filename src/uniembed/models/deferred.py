@@ -42,8 +42,9 @@ def load_key(spec: str, dtype: str | None = None, profile: str | None = None) ->
 
 
 class DeferredEmbedder:
-    """Stands in for an `Embedder` whose model id and config are known: `model_id`, `config`, `source` and
-    `with_options` need no model; any other attribute builds it (once, shared by every `with_options` copy)."""
+    """Stands in for an `Embedder` whose model id and config are known: `model_id`, `config`, `source`,
+    `multi_vector_dimension` and `with_options` need no model; any other attribute builds it (once, shared by
+    every `with_options` copy)."""
 
     decodes_in_background = True  # as `Embedder`: its encode decodes media in its own threads
 
@@ -58,6 +59,11 @@ class DeferredEmbedder:
     @property
     def model_id(self) -> str:
         return model_fingerprint(self.config, self._weights)
+
+    @property
+    def multi_vector_dimension(self) -> int | None:
+        """As `Embedder.multi_vector_dimension`: read from the config (a warm multi-vector eval builds nothing)."""
+        return self.config.multi_vector_dim
 
     def with_options(self, **overrides: Any) -> "DeferredEmbedder":
         """The same (not yet built) model embedding under `overrides` of its config."""
