@@ -37,28 +37,32 @@ def make_inputs(folder: Path) -> dict[str, Path]:
               for topic in topics for k in range(3)]
     queries = [{"query_id": f"q{n}", "query_text": f"tell me about the {topic}",
                 "positive_document_ids": [f"{topic}0"], "negative_document_ids": []} for n, topic in enumerate(topics)]
-    return {"encode": write_jsonl(folder / "encode.jsonl", rows), "queries": write_jsonl(folder / "queries.jsonl", queries),
-            "corpus": write_jsonl(folder / "corpus.jsonl", corpus)}
+    return {"encode": write_jsonl(folder / "encode.jsonl", rows),
+            "corpus": write_jsonl(folder / "corpus.jsonl", corpus),
+            "queries": write_jsonl(folder / "queries.jsonl", queries)}
 
 
 def encode_args(inputs: dict[str, Path], out: Path) -> list[str]:
-    return ["encode", *COMMON, "--input", str(inputs["encode"]), "--out", str(out), "--shard-size", "4", "--no-progress"]
+    return ["encode", *COMMON, "--input", str(inputs["encode"]), "--out", str(out), "--shard-size", "4",
+            "--no-progress"]
 
 
 def mine_args(inputs: dict[str, Path], out: Path) -> list[str]:
-    return ["mine", *COMMON, "--queries", str(inputs["queries"]), "--corpus", str(inputs["corpus"]), "--out", str(out),
-            "--top", "8", "--num-negatives", "3", "--save-ranking"]
+    return ["mine", *COMMON, "--queries", str(inputs["queries"]), "--corpus", str(inputs["corpus"]),
+            "--out", str(out), "--top", "8", "--num-negatives", "3", "--save-ranking"]
 
 
 def folder_files(folder: Path) -> dict[str, bytes]:
-    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def mined_outputs(out: Path) -> dict[str, object]:
     """What a user reads from a mining folder, with the folder's own path (named in the report) left out."""
     report = json.loads((out / "report.json").read_text())
     outputs = {name: path.replace(str(out), "OUT") for name, path in report.pop("outputs").items()}
-    return {"report": report, "outputs": outputs, "mixture": (out / "mixture.yaml").read_text().replace(str(out), "OUT"),
+    mixture = (out / "mixture.yaml").read_text().replace(str(out), "OUT")
+    return {"report": report, "outputs": outputs, "mixture": mixture,
             **{name: (out / name).read_text() for name in ("queries.jsonl", "negatives.jsonl")}}
 
 
@@ -68,7 +72,7 @@ def run_python(code: str, timeout: int) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.distributed  # encode and mine in one process, then each with 2 ranks: ~40 s on 2 cores
+@pytest.mark.distributed  # encode and mine in one process, then each with 2 ranks: ~15 s on 2 quiet cores
 def test_two_processes_write_what_one_writes_and_the_launcher_imports_no_torch(tmp_path):
     inputs = make_inputs(tmp_path / "inputs")
     one = [encode_args(inputs, tmp_path / "one" / "encode"), mine_args(inputs, tmp_path / "one" / "mine")]
