@@ -1,4 +1,4 @@
-"""Start the ranks of a one-machine job without torchrun: `uniembed eval ... --processes N`.
+"""Start the ranks of a one-machine job without torchrun: `uniembed eval|encode|mine ... --processes N`.
 
 `run_ranks` starts N copies of a command, each with the environment torchrun gives its workers (RANK,
 LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT on a free loopback port, OMP_NUM_THREADS),

@@ -1,13 +1,14 @@
 """`uniembed encode`: embed a JSONL of items into resumable, verified embedding shards (`uniembed.corpus`).
 
 Under torchrun every rank encodes a share of the shards and rank 0 writes the manifest; the output equals a
-one-process run's.
+one-process run's. `--processes N` starts those ranks on this machine without torchrun (`uniembed.launch`).
 """
 from __future__ import annotations
 
 import argparse
 
-from .common import add_dimensions_argument, add_model_argument, add_precision_argument, load_model, model_name
+from .common import (add_dimensions_argument, add_model_argument, add_precision_argument, add_processes_argument,
+                     load_model, model_name)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "byte; int8/uint8 on ranges calibrated on a sample, saved as OUT/ranges.npy) and "
                                    "record the precision in info.json for `index build`; the float32 shards stay, "
                                    "for resuming and rescoring (default float32)")
+    add_processes_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -55,6 +57,10 @@ def multi_vector_choice(vectors: str, model, dimensions: int | None, precision: 
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.processes > 1:  # `--processes N`: this command line again in N ranks; no torch in this process
+        from .common import launch_processes
+
+        return launch_processes(args)
     from ..corpus import Options, encode_corpus
     from ..models.pooling import check_truncate_dim
     from ..parallel import join_world, rank_device

@@ -3,7 +3,8 @@
 Sharded runs: `--shard-index i --num-shards n` (independent processes: each embeds the whole pool), or under
 torchrun (RANK / WORLD_SIZE): the ranks encode the pool and the queries together, each its share
 (`uniembed.parallel`), then each mines its queries. The last shard to finish merges (or run
-`uniembed mine --merge --out DIR`).
+`uniembed mine --merge --out DIR`). `--processes N` starts such ranks on this machine without torchrun
+(`uniembed.launch`); it and the explicit shard flags exclude each other.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import os
 
 def register(subparsers) -> None:
     from ..mining.sources import FORMATS
-    from .common import add_model_argument
+    from .common import add_model_argument, add_processes_argument
 
     parser = subparsers.add_parser(
         "mine", help="mine hard negatives for training data with a trained model",
@@ -52,6 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument("--save-ranking", action="store_true",
                         help="also write each query's full top-N ids and scores to negatives.jsonl")
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows instead of stopping")
+    add_processes_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..mining import MiningOptions, format_report, load_source, merge_shards, mine_shard, parse_rank_range
     from ..parallel import SINGLE, join_world, rank_device, shard_from_environment
-    from .common import load_model, model_name
+    from .common import launch_processes, load_model, model_name
 
     if args.merge:
         report = merge_shards(args.out)
@@ -72,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
                             relative_margin=args.relative_margin, max_score=args.max_score,
                             sampling=args.sampling, seed=args.seed)
     explicit = args.shard_index is not None or args.num_shards is not None
+    if args.processes > 1:  # `--processes N`: this command line again in N ranks; no torch in this process
+        if explicit:
+            raise ConfigError(f"--processes {args.processes} starts ranks that split the queries among themselves, "
+                              "but --shard-index/--num-shards pick one shard of independent runs: pass one or the "
+                              f"other (--processes {args.processes} alone, or --shard-index I --num-shards N in each "
+                              "of N separate commands)")
+        return launch_processes(args)
     world = join_world() if "MASTER_ADDR" in os.environ and not explicit else SINGLE  # a torchrun job
     shard_index, num_shards = shard_from_environment(args.shard_index, args.num_shards)
     source = load_source(args.queries, args.corpus, format=args.format, media_root=args.media_root,
