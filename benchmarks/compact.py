@@ -15,6 +15,8 @@ Writes benchmarks/results/compact.{json,md}.
 
     .venv/bin/python benchmarks/compact.py [--count 100000,1000000] [--dimension 512] [--queries 200] [--threads 2]
         [--train STAGE1,STAGE2 --runs runs/compact]
+    .venv/bin/python benchmarks/compact.py --multi-vector        # token pooling: compact_multivector.{json,md}
+    .venv/bin/python benchmarks/compact.py --token-precisions    # stored tokens: compact_multivector_precision.*
 """
 from __future__ import annotations
 
@@ -177,6 +179,63 @@ def multi_vector(root: Path, factors: tuple[int, ...] = (1, 2, 3), token_k: int 
     return rows
 
 
+def token_precisions(root: Path, token_k: int = 32) -> list[dict]:
+    """The multi-vector index at each stored-token precision (pool factor 1), on the digit pages above.
+
+    The 18-d digit tokens get 6 zero coordinates (24-d: binary packs 8 per byte; zeros change no inner product,
+    and every token shares their bits, so no Hamming distance either). Per precision: bytes per stored token,
+    build and query time (`token_k` nearest tokens per query token, then MaxSim over the stored tokens),
+    precision@10, and the top-10 overlap with exact float32 MaxSim over the same pages."""
+    from sklearn.datasets import load_digits
+
+    from uniembed.eval.multivector import maxsim_matrix
+    from uniembed.index.multistore import iter_multi_shards, write_multi_embeddings
+    from uniembed.index.multivector import PRECISIONS, build_multivector_index
+
+    digits = load_digits()
+    tokens = [np.pad(digit_tokens(image), ((0, 0), (0, 6))) for image in digits.images]
+    order = np.random.default_rng(0).permutation(len(tokens))
+    held, rest = order[:200], order[200:]
+    labels, queries = digits.target, [tokens[i] for i in held]
+    write_multi_embeddings(root / "digits-24", [str(i) for i in rest], [tokens[i] for i in rest])
+    exact = np.argsort(-maxsim_matrix(queries, [tokens[i] for i in rest]), axis=1, kind="stable")[:, :10]
+    rows = []
+    for precision in PRECISIONS:
+        start = time.perf_counter()
+        index = build_multivector_index(iter_multi_shards(root / "digits-24"), root / f"digits-{precision}",
+                                        precision=precision)
+        built_s = time.perf_counter() - start
+        stored = np.load(root / f"digits-{precision}" / "tokens-00000.npy", mmap_mode="r")
+        start = time.perf_counter()
+        _, found = index.search(queries, k=10, token_k=token_k)
+        query_s = time.perf_counter() - start
+        top = np.array([[int(i) for i in ids] for ids in found])
+        agree = np.mean([len(set(row) & {int(rest[j]) for j in truth}) / 10 for row, truth in zip(top, exact)])
+        rows.append({"precision": precision, "factory": index.factory,
+                     "bytes_per_token": int(stored.dtype.itemsize * stored.shape[1]),
+                     "precision@10": round(float(np.mean(labels[top] == labels[held][:, None])) * 100, 2),
+                     "top10_vs_float32_exact": round(float(agree), 4), "index_build_s": round(built_s, 2),
+                     "index_query_ms": round(1000 * query_s / len(queries), 2), "token_k": token_k})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def token_precision_markdown(meta: dict, rows: list[dict]) -> str:
+    lines = [f"# Multi-vector index: stored-token precisions ({meta['date']} {meta['time']}, {meta['machine']})", "",
+             f"Command: `{meta['command']}` (load average at start {meta['load_average']}, FAISS threads "
+             f"{meta['threads']})", "",
+             "The digit pages of `compact_multivector.md` (25 tokens each, padded to 24-d so binary packs them), 200 "
+             f"queries over 1,597 pages, pool factor 1, {rows[0]['token_k']} nearest stored tokens per query token "
+             "(float, SQfp16, SQ8 on the calibrated grid, or Hamming for binary), then MaxSim of the float query "
+             "tokens over the stored tokens (int8 at their step's value, binary as signs of unit length).", "",
+             "| precision | FAISS | bytes/token | precision@10 | top-10 = exact float32 MaxSim | build s | query ms |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['precision']} | {r['factory']} | {r['bytes_per_token']} | {r['precision@10']} | "
+                     f"{r['top10_vs_float32_exact']:.3f} | {r['index_build_s']} | {r['index_query_ms']} |")
+    return "\n".join(lines) + "\n"
+
+
 def multi_vector_markdown(meta: dict, rows: list[dict]) -> str:
     lines = [f"# Multi-vector token pooling ({meta['date']}, {meta['machine']})", "", f"Command: `{meta['command']}`",
              f"(load average at start {meta['load_average']}, FAISS threads {meta['threads']})", "",
@@ -243,6 +302,8 @@ def main() -> None:
     parser.add_argument("--digits", type=int, default=500, help="digits in the MMEB-layout set the models score")
     parser.add_argument("--out", default=str(RESULTS / "compact"), help="results path without extension")
     parser.add_argument("--multi-vector", action="store_true", help="run only the multi-vector token-pooling section")
+    parser.add_argument("--token-precisions", action="store_true",
+                        help="run only the multi-vector index's stored-token precisions (compact_multivector_precision)")
     args = parser.parse_args()
     import faiss
 
@@ -255,6 +316,14 @@ def main() -> None:
             "load_average": round(os.getloadavg()[0], 1), "faiss": faiss.__version__}
     if args.multi_vector:
         return multi_vector_main(args, meta)
+    if args.token_precisions:
+        meta = {**meta, "command": "benchmarks/compact.py --token-precisions"}
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = token_precisions(Path(tmp))
+        out = RESULTS / "compact_multivector_precision"
+        out.with_suffix(".json").write_text(json.dumps({"meta": meta, "token_precisions": rows}, indent=2) + "\n")
+        out.with_suffix(".md").write_text(token_precision_markdown(meta, rows))
+        return print(token_precision_markdown(meta, rows))
     grids, grid_lines = {}, []
     if args.train:
         from compact_models import grid_markdown, trained_grids

@@ -109,3 +109,46 @@ def test_single_and_multi_vector_refuse_each_other(tmp_path):
     with pytest.raises(InputError, match="8-d tokens"):
         index.search([unit(rng, (2, 4))])
     assert json.loads((tmp_path / "multi" / "info.json").read_text())["kind"] == "multi_vector"
+
+
+def test_quantised_token_stores_are_scored_as_stored(tmp_path):
+    """int8 tokens score at their calibrated step's value, binary tokens as signs of unit length; the candidates
+    cover the pool here, so each ranking is brute-force MaxSim over those tokens (computed by hand below)."""
+    rng = np.random.default_rng(5)
+    ids, items = ragged_pool(rng, [3, 7, 1, 5, 4, 6], dim=16)
+    write_multi_embeddings(tmp_path / "emb", ids, items, shard_size=4)
+    queries = [unit(rng, (n, 16)) for n in (2, 5)]
+    first_shard = np.concatenate(items[:4])  # int8: calibrated on the first shard's tokens
+    start, stop = first_shard.min(axis=0), first_shard.max(axis=0)
+    step = (stop - start) / 255
+    by_hand = {
+        "int8": [start + np.clip(np.rint((item - start) / step), 0, 255) * step for item in items],
+        "binary": [np.where(item > 0, 1.0, -1.0) / 4.0 for item in items],  # sqrt(16) = 4
+    }
+    for precision, expected_tokens in by_hand.items():
+        index = build_multivector_index(iter_multi_shards(tmp_path / "emb"), tmp_path / precision, precision=precision)
+        assert index.precision == precision and index.factory == {"int8": "SQ8", "binary": "BFlat"}[precision]
+        stored = np.load(tmp_path / precision / "tokens-00000.npy")
+        assert stored.dtype == np.int8 and stored.shape == (3 + 7 + 1 + 5, 16 if precision == "int8" else 2)
+        scores, found = index.search(queries, k=6, token_k=100)
+        for query, score, hit in zip(queries, scores, found):
+            brute = brute_maxsim(query, expected_tokens)
+            order = np.lexsort((np.arange(len(ids)), -brute))
+            assert hit == [ids[i] for i in order], precision
+            np.testing.assert_allclose(score, brute[order], rtol=1e-4, atol=1e-5)
+    # binary candidates come from Hamming distances of the query tokens' signs: a token's own item is found
+    binary = MultiVectorIndex(tmp_path / "binary")
+    _, found = binary.search([items[3][1:2]], k=1, token_k=1)
+    assert found == [["d3"]]
+    assert (tmp_path / "int8" / "ranges.npy").exists() and not (tmp_path / "binary" / "ranges.npy").exists()
+
+
+def test_binary_tokens_need_a_width_divisible_by_8(tmp_path):
+    from uniembed.errors import ConfigError
+
+    ids, items = ragged_pool(np.random.default_rng(6), [2, 3], dim=12)
+    write_multi_embeddings(tmp_path / "emb", ids, items)
+    with pytest.raises(ConfigError, match="pack 8 dimensions per byte, but the dimension is 12"):
+        build_multivector_index(iter_multi_shards(tmp_path / "emb"), tmp_path / "index", precision="binary")
+    with pytest.raises(ConfigError, match="is not one of float32, float16, int8, binary"):
+        build_multivector_index(iter_multi_shards(tmp_path / "emb"), tmp_path / "index", precision="uint8")

@@ -79,8 +79,9 @@ def _build_multi(args: argparse.Namespace, embeddings, model_id: str | None) -> 
 
     precision = args.precision or "float32"
     if precision not in PRECISIONS or args.rescore_vectors not in (None, "none"):
-        raise ConfigError(f"'{embeddings}' holds multi-vector embeddings: their index stores float32 or float16 tokens "
-                          "and re-scores every candidate exactly (use --precision float32|float16, no --rescore-vectors)")
+        raise ConfigError(f"'{embeddings}' holds multi-vector embeddings: their index stores {'/'.join(PRECISIONS)} "
+                          "tokens and re-scores every candidate by MaxSim over them (use --precision "
+                          f"{'|'.join(PRECISIONS)}, no --rescore-vectors)")
     index = build_multivector_index(iter_multi_shards(embeddings), args.out, factory=args.factory,
                                     pool_factor=1 if args.pool_factor is None else args.pool_factor,
                                     precision=precision, model_id=model_id, train_size=args.train_size)
