@@ -87,14 +87,19 @@ def uneven_full_recipe(data_dir: Path, tmp_path: Path, text_only: bool = False) 
 
 
 def assert_close_to_ddp(run: Path, ddp: Path) -> None:
-    """The run's final weights are DDP's up to float summation order, and stage 2 moved most of them."""
-    weights, ddp_weights = final_weights(run), final_weights(ddp)
-    assert weights.keys() == ddp_weights.keys()
-    changed = 0
-    for name, value in ddp_weights.items():
-        torch.testing.assert_close(weights[name], value, atol=5e-4, rtol=0, msg=name)
-        changed += not torch.equal(value, load_file(str(run / "stage0-mixed" / "model.safetensors"))[name])
-    assert changed > len(ddp_weights) // 2  # full fine-tuning moves nearly every tensor
+    """The run's final weights are DDP's up to float summation order, and stage 2 moved most of them: every
+    safetensors file of the final model (the backbone's, and a multi-vector model's head)."""
+    files = sorted(path.name for path in (Path(ddp) / "model").glob("*.safetensors"))
+    assert files == sorted(path.name for path in (Path(run) / "model").glob("*.safetensors"))
+    for file in files:
+        weights, ddp_weights = (load_file(str(Path(where) / "model" / file)) for where in (run, ddp))
+        started = load_file(str(run / "stage0-mixed" / file))
+        assert weights.keys() == ddp_weights.keys(), file
+        changed = 0
+        for name, value in ddp_weights.items():
+            torch.testing.assert_close(weights[name], value, atol=5e-4, rtol=0, msg=f"{file}: {name}")
+            changed += not torch.equal(value, started[name])
+        assert changed > len(ddp_weights) // 2, file  # full fine-tuning moves nearly every tensor
 
 
 def assert_resume_repeats(recipe: dict, run: Path, copy: Path) -> None:
