@@ -131,14 +131,16 @@ def test_late_interaction_under_fsdp_and_zero_matches_ddp(tmp_path):
     """A late-interaction recipe on 2 gloo ranks (torchrun): FSDP2 (sharded language layers, the head in the root
     group) and DeepSpeed ZeRO-1 end with DDP's weights, the head's included, up to float summation order, with
     GradCache chunks of token tensors on ranks holding different numbers of rows (a hard negative on a third of
-    them, images on some) and the documents gathered across ranks. Three launches: slow."""
+    them, images on some) and the documents gathered across ranks; a resumed FSDP2 run repeats itself. Four
+    launches: slow."""
     from safetensors.torch import load_file
-    from training_runs import assert_close_to_ddp, train_under_each_strategy, uneven_full_recipe
+    from training_runs import (assert_close_to_ddp, assert_resume_repeats, train_under_each_strategy,
+                               uneven_full_recipe)
 
     data = tmp_path / "data"
     write_training_set(data)
     col = uneven_full_recipe(data, tmp_path) | {"embedding": {"multi_vector_dim": 16}}
-    col["stages"][0]["max_steps"], col["stages"][1]["max_steps"] = 2, 3
+    col["stages"][0]["max_steps"], col["stages"][1]["max_steps"] = 2, 4  # a checkpoint at stage 2's step 3
     for stage in col["stages"]:
         stage["loss"] = {"kind": "late_interaction", "num_negatives": 1}
     runs = train_under_each_strategy(col, tmp_path)
@@ -151,5 +153,7 @@ def test_late_interaction_under_fsdp_and_zero_matches_ddp(tmp_path):
         assert torch.equal(dense["linear.weight"], model.module.head.proj.weight.detach()), strategy
     for strategy in strategies[1:]:
         assert_close_to_ddp(runs[strategy], runs["ddp"])
+    # the sharded head's full tensors and Adam state are in the checkpoint: a resumed FSDP2 run repeats itself
+    assert_resume_repeats(col | {"distributed": "fsdp"}, runs["fsdp"], tmp_path / "fsdp_resumed")
     if len(strategies) < 3:
         pytest.skip("DeepSpeed is not installed (`make setup` installs it): ZeRO-1 not checked")
