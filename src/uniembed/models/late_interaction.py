@@ -59,8 +59,8 @@ class LateInteractionHead(nn.Module):
         from safetensors.torch import save_file
 
         state = self.state_dict() if state is None else state
-        save_file({name.removeprefix("proj."): value.detach().float().cpu().contiguous() for name, value in state.items()},
-                  str(Path(directory) / HEAD_FILE))
+        tensors = {name.removeprefix("proj."): value.detach().float().cpu().contiguous() for name, value in state.items()}
+        save_file(tensors, str(Path(directory) / HEAD_FILE))
 
     @classmethod
     def load(cls, directory: str | Path, hidden_size: int, dim: int) -> "LateInteractionHead":

@@ -246,6 +246,6 @@ class StageCheckpoints:
 
     def full_weights(self) -> dict[str, torch.Tensor] | None:
         """Under FSDP2, the model's full tensors, gathered by every rank (rank 0 holds them) and keyed by the
-        model's own names (`objectives.base.child_state` picks a child's); None for an unsharded model, whose weights
-        are whole on every rank."""
+        model's own names (`objectives.base.child_state` picks a child's); None for an unsharded model, whose
+        weights are whole on every rank."""
         return sharding.full_model_state(self.module) if self.sharded else None

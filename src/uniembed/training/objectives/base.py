@@ -145,8 +145,9 @@ class Objective:
         raise NotImplementedError
 
     def save_output(self, directory: Path, weights: dict[str, torch.Tensor] | None) -> None:
-        """Write the stage's model; `weights` are the full tensors of a sharded model, keyed by the names of the
-        module `build_module` made (else None): the backbone's and, on a multi-vector model, its head's."""
+        """Write the stage's model; `weights` are the full tensors of a sharded model (else None), keyed by the
+        names of `embedder.module` (what the default `build_module` trains): the backbone's and, on a multi-vector
+        model, its head's."""
         embedder = self.runner.embedder
         module = embedder.module
         if weights is None:
