@@ -86,23 +86,36 @@ def uneven_full_recipe(data_dir: Path, tmp_path: Path, text_only: bool = False) 
     return recipe
 
 
+def model_files(run: Path, stage: str = "model") -> dict[str, dict[str, torch.Tensor]]:
+    """Every safetensors file of the run's final model (or of one stage's output folder), by file name: the
+    backbone's, and a multi-vector model's head."""
+    return {path.name: load_file(str(path)) for path in sorted((Path(run) / stage).glob("*.safetensors"))}
+
+
 def assert_close_to_ddp(run: Path, ddp: Path) -> None:
-    """The run's final weights are DDP's up to float summation order, and stage 2 moved most of them."""
-    weights, ddp_weights = final_weights(run), final_weights(ddp)
-    assert weights.keys() == ddp_weights.keys()
-    changed = 0
-    for name, value in ddp_weights.items():
-        torch.testing.assert_close(weights[name], value, atol=5e-4, rtol=0, msg=name)
-        changed += not torch.equal(value, load_file(str(run / "stage0-mixed" / "model.safetensors"))[name])
-    assert changed > len(ddp_weights) // 2  # full fine-tuning moves nearly every tensor
+    """The run's final weights (`model_files`) are DDP's up to float summation order, and stage 2 moved most."""
+    files, ddp_files, started_files = model_files(run), model_files(ddp), model_files(run, "stage0-mixed")
+    assert files.keys() == ddp_files.keys()
+    for file, ddp_weights in ddp_files.items():
+        weights, started = files[file], started_files[file]
+        assert weights.keys() == ddp_weights.keys(), file
+        changed = 0
+        for name, value in ddp_weights.items():
+            torch.testing.assert_close(weights[name], value, atol=5e-4, rtol=0, msg=f"{file}: {name}")
+            changed += not torch.equal(value, started[name])
+        assert changed > len(ddp_weights) // 2, file  # full fine-tuning moves nearly every tensor
 
 
 def assert_resume_repeats(recipe: dict, run: Path, copy: Path) -> None:
+    """A kill after stage 2's step-3 checkpoint, resumed, ends with the run's final weights bit for bit (every
+    safetensors file of the final model)."""
     resumed = killed_copy(run, copy, "stage1-instruct", kept_step=3)
     torchrun_train(recipe, resumed, resume=True)
-    expected, got = final_weights(run), final_weights(resumed)
-    for name in expected:
-        assert torch.equal(expected[name], got[name]), name
+    expected, got = model_files(run), model_files(resumed)
+    assert expected.keys() == got.keys()
+    for file, weights in expected.items():
+        for name in weights:
+            assert torch.equal(weights[name], got[file][name]), f"{file}: {name}"
 
 
 def train_under_each_strategy(recipe: dict, tmp_path: Path) -> dict[str, Path]:

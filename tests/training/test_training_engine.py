@@ -56,6 +56,11 @@ def test_recipe_rejects_distribution_it_cannot_run(data_dir):
         recipe_from_dict(recipe_dict(data_dir) | {"deepspeed": {"zero_optimization": {"stage": 1}}})
     zero = recipe_dict(data_dir) | {"distributed": "deepspeed", "deepspeed": {"zero_optimization": {"stage": 1}}}
     assert recipe_from_dict(zero).deepspeed == {"zero_optimization": {"stage": 1}}  # LoRA is fine under ZeRO
+    reranker = recipe_dict(data_dir) | {"trainable": {"mode": "full"}}
+    reranker["stages"] = [reranker["stages"][0] | {"loss": {"kind": "reranker"}, "batching": "source"}]
+    for strategy in ("fsdp", "deepspeed"):  # late_interaction trains under both; the re-ranker is not checked there
+        with pytest.raises(ConfigError, match="stage 'mixed': a reranker stage runs with distributed: ddp only"):
+            recipe_from_dict(reranker | {"distributed": strategy})
 
 
 def test_two_stage_run_writes_loadable_models(tmp_path, data_dir):

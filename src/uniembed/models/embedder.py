@@ -170,14 +170,16 @@ class Embedder:
 
     def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True,
                         state_dict: dict[str, Any] | None = None, keep_adapter: bool = False,
-                        matryoshka_dimensions: list[int] | None = None) -> None:
+                        matryoshka_dimensions: list[int] | None = None,
+                        head_state: dict[str, Any] | None = None) -> None:
         """Write weights, tokenizer, processor and `uniembed.json`: everything loading needs, plus the files
         sentence-transformers and vLLM read (chat template, modules, pooling, model card; `models/interop.py`).
 
         LoRA adapters are merged into a normal checkpoint by default (loads anywhere, soups cleanly);
         `keep_adapter` also writes the adapter alone into `adapter/`; `merge_lora=False` writes the adapter
         alone, referencing the base checkpoint directory.
-        `state_dict` replaces the model's own weights (full tensors gathered from a sharded model).
+        `state_dict` replaces the model's own weights and `head_state` the late-interaction head's (full tensors
+        gathered from a sharded model).
         """
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
@@ -200,7 +202,7 @@ class Embedder:
             if is_peft and keep_adapter:
                 model.save_pretrained(directory / "adapter")
         if self.module.head is not None:
-            self.module.head.save(directory)
+            self.module.head.save(directory, head_state)
         SavedModelInfo(
             embedding=self.config,
             backbone=type(self.backbone).__name__,

@@ -171,12 +171,16 @@ def multi_vector_files(config: EmbeddingConfig, hidden_size: int) -> dict[str, A
             "2_MultiVectorMask/config.json": mask, "3_Normalize/config.json": TOKEN_IO}
 
 
-def write_head(head: Any, directory: Path) -> None:
-    """The late-interaction head as sentence-transformers' Dense weights (`1_Dense/model.safetensors`)."""
-    from safetensors.torch import save_file
+def write_head(directory: Path) -> None:
+    """The late-interaction head saved in `directory` (`late_interaction.safetensors`, written first by
+    `Embedder.save_pretrained`, from a sharded model's full tensors too) as sentence-transformers' Dense weights
+    (`1_Dense/model.safetensors`)."""
+    from safetensors.torch import load_file, save_file
+
+    from .late_interaction import HEAD_FILE
 
     (directory / "1_Dense").mkdir(parents=True, exist_ok=True)
-    state = {f"linear.{name}": value.detach().float().cpu().contiguous() for name, value in head.proj.state_dict().items()}
+    state = {f"linear.{name}": value for name, value in load_file(str(directory / HEAD_FILE)).items()}
     save_file(state, str(directory / "1_Dense" / "model.safetensors"))
 
 
@@ -232,7 +236,7 @@ def write_interop_files(embedder: Any, directory: str | Path, matryoshka_dimensi
         if config.multi_vector_dim is not None:
             for name, payload in multi_vector_files(config, embedder.dimension).items():
                 _write_json(directory / name, payload)
-            write_head(embedder.module.head, directory)
+            write_head(directory)
         else:
             pooling = config.pooling if config.pooling in ST_POOLING_KEYS else "last"
             for name, payload in sentence_transformers_files(config.replace(pooling=pooling), embedder.dimension).items():

@@ -52,12 +52,15 @@ class LateInteractionHead(nn.Module):
         tokens = torch.nn.functional.normalize(tokens, dim=-1)
         return torch.where(keep.unsqueeze(-1), tokens, torch.zeros((), dtype=tokens.dtype, device=tokens.device))
 
-    def save(self, directory: str | Path) -> None:
-        """Write `late_interaction.safetensors` (float32, on the CPU) into `directory`."""
+    def save(self, directory: str | Path, state: dict[str, torch.Tensor] | None = None) -> None:
+        """Write `late_interaction.safetensors` (float32, on the CPU) into `directory`: the head's own weights,
+        or `state` keyed by its names (`proj.weight`, `proj.bias`), e.g. full tensors gathered from a sharded
+        head, whose own parameters each hold one rank's shard."""
         from safetensors.torch import save_file
 
-        state = {name: value.detach().float().cpu().contiguous() for name, value in self.proj.state_dict().items()}
-        save_file(state, str(Path(directory) / HEAD_FILE))
+        state = self.state_dict() if state is None else state
+        tensors = {name.removeprefix("proj."): value.detach().float().cpu().contiguous() for name, value in state.items()}
+        save_file(tensors, str(Path(directory) / HEAD_FILE))
 
     @classmethod
     def load(cls, directory: str | Path, hidden_size: int, dim: int) -> "LateInteractionHead":

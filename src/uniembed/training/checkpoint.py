@@ -244,11 +244,8 @@ class StageCheckpoints:
                            "ranks start from the seed, so the run will not repeat an uninterrupted one exactly",
                            path, len(states), self.ctx.size)
 
-    def full_weights(self, submodule: torch.nn.Module) -> dict[str, torch.Tensor] | None:
-        """Under FSDP2, the full tensors of `submodule` (a child of the model), gathered by every rank and keyed
-        by its own names; None for an unsharded model, whose weights are whole on every rank."""
-        if not self.sharded:
-            return None
-        prefix = next(name for name, sub in self.module.named_children() if sub is submodule) + "."
-        return {name[len(prefix):]: value for name, value in sharding.full_model_state(self.module).items()
-                if name.startswith(prefix)}
+    def full_weights(self) -> dict[str, torch.Tensor] | None:
+        """Under FSDP2, the model's full tensors, gathered by every rank (rank 0 holds them) and keyed by the
+        model's own names (`objectives.base.child_state` picks a child's); None for an unsharded model, whose
+        weights are whole on every rank."""
+        return sharding.full_model_state(self.module) if self.sharded else None

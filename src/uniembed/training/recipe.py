@@ -262,7 +262,8 @@ def _validate_distributed(recipe: Recipe) -> None:
             raise ConfigError(f"stage '{stage.name}': distributed: fsdp shards full fine-tuning; LoRA/DoRA "
                               "adapters are small enough to replicate, use distributed: ddp")
         if stage.loss.ddp_only:
-            raise ConfigError(f"stage '{stage.name}': a {stage.loss.kind} stage runs with distributed: ddp")
+            raise ConfigError(f"stage '{stage.name}': a {stage.loss.kind} stage runs with distributed: ddp only (it is "
+                              f"not checked under {recipe.distributed}); set distributed: ddp")
 
 
 def _validate_deepspeed(recipe: Recipe) -> None:

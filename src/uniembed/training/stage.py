@@ -264,7 +264,7 @@ class StageRunner:
 
     def _save_output(self) -> None:
         """The stage's model, merged: a normal checkpoint that `Embedder.from_pretrained` loads."""
-        weights = self.checkpoints.full_weights(self.embedder.backbone.model)  # FSDP: a collective
+        weights = self.checkpoints.full_weights()  # FSDP: a collective
         if self.ctx.is_main:
             out = self.output_dir(self.index)
             with ckpt.atomic_directory(out) as tmp:

@@ -145,8 +145,23 @@ class Objective:
         raise NotImplementedError
 
     def save_output(self, directory: Path, weights: dict[str, torch.Tensor] | None) -> None:
-        """Write the stage's model; `weights` are the full tensors of a sharded model (else None)."""
-        self.runner.embedder.save_pretrained(directory, state_dict=weights)
+        """Write the stage's model; `weights` are the full tensors of a sharded model (else None), keyed by the
+        names of `embedder.module` (what the default `build_module` trains): the backbone's and, on a multi-vector
+        model, its head's."""
+        embedder = self.runner.embedder
+        module = embedder.module
+        if weights is None:
+            embedder.save_pretrained(directory)
+            return
+        head = None if module.head is None else child_state(weights, module, module.head)
+        embedder.save_pretrained(directory, state_dict=child_state(weights, module, module.vlm), head_state=head)
+
+
+def child_state(state: dict[str, torch.Tensor], module: nn.Module, child: nn.Module) -> dict[str, torch.Tensor]:
+    """The entries of `state` (a state dict of `module`) that belong to `child`, one of its direct children,
+    keyed by the child's own names."""
+    prefix = next(name for name, sub in module.named_children() if sub is child) + "."
+    return {name[len(prefix):]: value for name, value in state.items() if name.startswith(prefix)}
 
 
 def accumulate(runner: StageHost, total: int, chunk: int | None, loss_of: Callable[[list[int]], torch.Tensor]) -> torch.Tensor:

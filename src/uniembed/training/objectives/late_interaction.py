@@ -6,12 +6,14 @@ over MaxSim, colpali-engine's `ColbertLoss`) scores every query against every ca
 rank's candidate tokens are gathered with gradient (padded to the longest of any rank), as the single-vector
 contrastive loss gathers its candidates. Under GradCache every chunk's token tensor is padded to the longest item
 of the rank's step, so the chunks concatenate; the mask travels in the tensor (padding rows are zero). The stage
-runs with `distributed: ddp` (FSDP2 and ZeRO-1 are not checked for token tensors).
+runs with `distributed: ddp`, `fsdp` (FSDP2: the head is sharded with the root group, and the saved model gets its
+full tensors, `Objective.save_output`) or `deepspeed` (ZeRO-1), and ends with DDP's weights under each
+(tests/training/test_training_late_interaction.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -33,7 +35,6 @@ class LateInteractionOptions(LossOptions):
     kind: str = "late_interaction"
     num_negatives: int = 1
     normalize_scores: bool = True
-    ddp_only: ClassVar[bool] = True  # not checked under FSDP2 / ZeRO-1
 
     def uses_negatives(self) -> bool:
         return self.num_negatives > 0
