@@ -103,3 +103,62 @@ def test_a_signal_to_the_launcher_reaches_every_rank_once(tmp_path, signum):
 def test_processes_must_be_positive():
     with pytest.raises(ValueError, match="processes must be >= 1"):
         run_ranks([sys.executable, "-c", "pass"], 0)
+
+
+def test_rendezvous_ports_are_drawn_below_the_ephemeral_range_and_free():
+    import socket
+
+    from uniembed import launch
+
+    low = launch._ephemeral_low()
+    if low is None:
+        pytest.skip("no /proc/sys/net/ipv4/ip_local_port_range here: the kernel's choice is used")
+    with socket.socket() as held:  # a port something listens on is never handed out
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        ports = {launch.free_port() for _ in range(50)}
+        assert held.getsockname()[1] not in ports
+    assert all(launch.FIRST_PORT <= port < low for port in ports) and len(ports) > 40
+
+
+def test_rank_0_finding_its_port_taken_starts_every_rank_again_on_another_port(tmp_path, monkeypatch, caplog):
+    import socket
+
+    from uniembed import launch
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    chosen = iter([taken.getsockname()[1], launch.free_port()])  # the first port is taken meanwhile
+    monkeypatch.setattr(launch, "free_port", lambda host="127.0.0.1": next(chosen))
+    # rank 0 listens on MASTER_PORT as torch's TCPStore does; rank 1 records each port it was given
+    body = (f"folder = {str(tmp_path)!r}\n"
+            "port = int(os.environ['MASTER_PORT'])\n"
+            "open(folder + f'/rank{rank}-{port}', 'w').close()\n"
+            "if rank == 0:\n"
+            "    import socket\n"
+            "    socket.socket().bind(('127.0.0.1', port))\n")
+    try:
+        with caplog.at_level("WARNING", logger="uniembed.launch"):
+            assert run_ranks(script(body), 2, grace=5) == 0
+    finally:
+        taken.close()
+    assert len(list(tmp_path.glob("rank1-*"))) == 2 and len(list(tmp_path.glob("rank0-*"))) == 2
+    assert "rank 0 could not listen on port" in caplog.text
+
+
+def test_a_rank_0_port_that_stays_taken_fails_after_the_last_try(tmp_path, monkeypatch):
+    import socket
+
+    from uniembed import launch
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    monkeypatch.setattr(launch, "free_port", lambda host="127.0.0.1": taken.getsockname()[1])
+    body = "import socket\nif rank == 0:\n    socket.socket().bind(('127.0.0.1', int(os.environ['MASTER_PORT'])))\n"
+    try:
+        with pytest.raises(RankFailed, match="Address already in use"):
+            run_ranks(script(body), 2, grace=5)
+    finally:
+        taken.close()
