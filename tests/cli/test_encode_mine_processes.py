@@ -72,13 +72,23 @@ def run_python(code: str, timeout: int) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.distributed  # encode and mine in one process, then each with 2 ranks: ~15 s on 2 quiet cores
+@pytest.mark.distributed  # encode, mine and a multi-vector encode in one process, then with 2 ranks: ~20 s
 def test_two_processes_write_what_one_writes_and_the_launcher_imports_no_torch(tmp_path):
+    from uniembed import Embedder
+
     inputs = make_inputs(tmp_path / "inputs")
-    one = [encode_args(inputs, tmp_path / "one" / "encode"), mine_args(inputs, tmp_path / "one" / "mine")]
+    Embedder.tiny(seed=0, multi_vector_dim=16).save_pretrained(tmp_path / "multi-model")
+
+    def multi_args(out: Path) -> list[str]:  # a late-interaction model: token matrices per shard
+        argv = encode_args(inputs, out)
+        return [*argv[:2], str(tmp_path / "multi-model"), *argv[3:]]
+
+    one = [encode_args(inputs, tmp_path / "one" / "encode"), mine_args(inputs, tmp_path / "one" / "mine"),
+           multi_args(tmp_path / "one" / "multi")]
     two = [[*argv, "--processes", "2"] for argv in (encode_args(inputs, tmp_path / "two" / "encode"),
-                                                    mine_args(inputs, tmp_path / "two" / "mine"))]
-    reference = run_python(f"from uniembed.cli.main import main\nassert [main(a) for a in {one!r}] == [0, 0]\n", 240)
+                                                    mine_args(inputs, tmp_path / "two" / "mine"),
+                                                    multi_args(tmp_path / "two" / "multi"))]
+    reference = run_python(f"from uniembed.cli.main import main\nassert [main(a) for a in {one!r}] == [0, 0, 0]\n", 240)
     assert reference.returncode == 0, reference.stderr[-3000:]
     launcher = ("import sys\nfrom uniembed.cli.main import main\n"
                 f"for argv in {two!r}:\n"
@@ -87,13 +97,16 @@ def test_two_processes_write_what_one_writes_and_the_launcher_imports_no_torch(t
                 "'uniembed.models.embedder') if m in sys.modules), flush=True)\n")
     run = run_python(launcher, 400)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("exit 0 heavy modules in the launcher: []") == 2, run.stdout + run.stderr[-3000:]
+    assert run.stdout.count("exit 0 heavy modules in the launcher: []") == 3, run.stdout + run.stderr[-3000:]
     summaries = [line for line in run.stdout.splitlines() if line.startswith("encoded ")]
-    assert len(summaries) == 1 and summaries[0].startswith("encoded 14 items, 0 already done")  # rank 0's, here
+    assert len(summaries) == 2 and all(line.startswith("encoded 14 items, 0 already done") for line in summaries)
 
     encoded = folder_files(tmp_path / "two" / "encode")
     assert encoded == folder_files(tmp_path / "one" / "encode")  # vectors, records, manifest, metadata: bit for bit
     assert sum(name.endswith(".npy") for name in encoded) == 4
+    multi = folder_files(tmp_path / "two" / "multi")
+    assert multi == folder_files(tmp_path / "one" / "multi")  # token matrices and their lengths, bit for bit
+    assert json.loads(multi["info.json"])["kind"] == "multi_vector" and sum(n.endswith(".npy") for n in multi) == 4
 
     mined, reference_mined = mined_outputs(tmp_path / "two" / "mine"), mined_outputs(tmp_path / "one" / "mine")
     assert (mined["report"].pop("shards"), reference_mined["report"].pop("shards")) == (2, 1)
