@@ -76,3 +76,29 @@ def test_matryoshka_under_fsdp_and_zero_matches_ddp(tmp_path):
         assert_close_to_ddp(runs[strategy], runs["ddp"])
     if len(strategies) < 3:
         pytest.skip("DeepSpeed is not installed (`make setup` installs it): ZeRO-1 not checked")
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_relational_matryoshka_under_fsdp_and_zero_matches_ddp(tmp_path):
+    """UniME's relational distillation with `loss.matryoshka` on 2 gloo ranks (torchrun, text-only data, GradCache
+    chunks in stage 2): FSDP2 and DeepSpeed ZeRO-1 end with DDP's weights. Rank 0 alone embeds the texts with the
+    teacher and writes its cache; the other rank reads it (no shared temporary file). Three launches: slow."""
+    from training_runs import assert_close_to_ddp, train_under_each_strategy, uneven_full_recipe
+
+    data = tmp_path / "data"
+    write_training_set(data)
+    relational = uneven_full_recipe(data, tmp_path)
+    relational["stages"][0]["max_steps"], relational["stages"][1]["max_steps"] = 2, 3
+    for stage in relational["stages"]:
+        stage["data"] = str(data / "text_mixture.yaml")
+        stage["loss"] = {"kind": "relational", "matryoshka": {"dims": [64, 16, 4], "weights": [1.0, 1.0, 2.0]}}
+        stage.pop("temperature")
+    runs = train_under_each_strategy(relational, tmp_path)
+    for strategy, run in runs.items():
+        assert [path.name for path in (run / "cache").glob("*")] == [
+            next((runs["ddp"] / "cache").glob("teacher-*.npy")).name], strategy  # one cache file, no temporaries
+    for strategy in list(runs)[1:]:
+        assert_close_to_ddp(runs[strategy], runs["ddp"])
+    if len(runs) < 3:
+        pytest.skip("DeepSpeed is not installed (`make setup` installs it): ZeRO-1 not checked")

@@ -45,3 +45,26 @@ def test_saved_recipe_round_trips_each_kind(tmp_path):
     again = load_recipe(tmp_path / "recipe.yaml")
     assert [s.loss for s in again.stages] == [s.loss for s in loaded.stages]
     assert isinstance(again.stages[0].loss, RerankerOptions) and not again.stages[0].loss.makes_embedder
+
+
+@pytest.mark.parametrize("is_main, order", [(True, ["teacher", "barrier"]), (False, ["barrier", "teacher"])])
+def test_relational_teacher_cache_is_written_by_rank_0_and_read_by_the_others_after_it(tmp_path, monkeypatch,
+                                                                                        is_main, order):
+    """Under torchrun only rank 0 embeds the texts and writes the teacher's cache (every rank writing one file was
+    a race); the other ranks build their teacher, which reads the cache, after the barrier."""
+    from types import SimpleNamespace
+
+    from uniembed.training.objectives import relational
+    from uniembed.training.objectives.base import EmbeddingObjective
+
+    events: list[str] = []
+    monkeypatch.setattr(relational, "CachedTextTeacher", lambda spec, texts, cache_dir: events.append("teacher"))
+    monkeypatch.setattr(EmbeddingObjective, "start", lambda self: None)
+    example = SimpleNamespace(query=SimpleNamespace(text="which circle is red", modality=1),
+                              positives=[SimpleNamespace(text="a red circle")])
+    source = SimpleNamespace(name="text", examples=[example])
+    runner = SimpleNamespace(stage=SimpleNamespace(loss=relational.RelationalOptions()), run_dir=tmp_path,
+                             mixture=SimpleNamespace(sources={"text": source}),
+                             ctx=SimpleNamespace(is_main=is_main, barrier=lambda: events.append("barrier")))
+    relational.RelationalObjective(runner).start()
+    assert events == order

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -44,7 +45,7 @@ class CachedTextTeacher:
             vectors = model.encode(unique, batch_size=batch_size, normalize_embeddings=True,
                                    show_progress_bar=len(unique) > 1000, convert_to_numpy=True).astype(np.float32)
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npy")
+            tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npy")  # one per process: writers never share it
             np.save(tmp, vectors)
             tmp.replace(cache)
         self._rows = {text: i for i, text in enumerate(unique)}

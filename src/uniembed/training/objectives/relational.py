@@ -1,7 +1,8 @@
 """`loss.kind: relational`: relational distillation from a text teacher (UniME stage 1, methods.md §3).
 
 Text-only: each example's query and positive are embedded by the model and by a cached sentence-transformers
-teacher; the loss matches the model's query-candidate similarity distribution to the teacher's.
+teacher; the loss matches the model's query-candidate similarity distribution to the teacher's. Under torchrun
+rank 0 embeds the texts and writes the cache; the other ranks read it.
 """
 from __future__ import annotations
 
@@ -39,7 +40,12 @@ class RelationalObjective(EmbeddingObjective):
                     raise ConfigError(f"relational distillation is text-only; source '{source.name}' has a "
                                       f"non-text example ({example.query.describe()})")
                 texts += [example.query.text, example.positives[0].text]
-        self.teacher = CachedTextTeacher(self.options.teacher, texts, self.runner.run_dir / "cache")
+        ctx = self.runner.ctx
+        if ctx.is_main:  # one rank embeds the texts and writes the cache; the others read it after the barrier
+            self.teacher = CachedTextTeacher(self.options.teacher, texts, self.runner.run_dir / "cache")
+        ctx.barrier()
+        if not ctx.is_main:
+            self.teacher = CachedTextTeacher(self.options.teacher, texts, self.runner.run_dir / "cache")
         super().start()
 
     def loss(self, queries: torch.Tensor, candidates: torch.Tensor, batch: "SampledBatch",
