@@ -21,6 +21,7 @@ the same chunks whichever rank takes it, so the output equals a one-process run'
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -282,7 +283,14 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
                 if verified_record(out, k, planned[k], width, multi_vector=options.multi_vector) is not None]
         for k in set(range(len(blocks))) - set(done):
             record_path(out, k).unlink(missing_ok=True)  # a stale record must not mark a redone shard finished
-    done = set(world.broadcast(done if world.is_main else None))
+    digest = plan_digest(planned)
+    done, main_digest = world.broadcast((done, digest) if world.is_main else None)
+    if digest != main_digest:  # each rank would wait for shards the others never plan: stop, saying why
+        raise InputError(f"rank {world.rank} read {len(rows)} rows from '{path}' and planned other shards than "
+                         "rank 0: the ranks read different inputs (the file changed while they read it, or each "
+                         "has its own copy)",
+                         fix="give every rank the same, unchanging input file (on a shared filesystem across machines)")
+    done = set(done)
     todo = [k for k in range(len(blocks)) if k not in done]
     weight = _weigher(model)
     owners = balanced_owners([sum(weight(rows[r], page) for r, page in blocks[k]) for k in todo], world.size)
@@ -316,6 +324,14 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
     _finish(out, rows, blocks, records, parse_bad, model, model_name, width, options.multi_vector)
     bad_count = len(parse_bad) + sum(len(r["bad"]) for r in records)
     return EncodeSummary(encoded=total, resumed=sum(len(blocks[k]) for k in done), bad_rows=bad_count, out=out)
+
+
+def plan_digest(planned: Sequence[Sequence[str]]) -> str:
+    """A digest of the shard plan (each shard's slot ids, in order): equal on every rank that read the same input."""
+    digest = hashlib.sha256()
+    for block in planned:
+        digest.update(("\x1f".join(block) + "\x1e").encode("utf-8"))
+    return digest.hexdigest()
 
 
 def _weigher(model: Any):

@@ -5,7 +5,7 @@ Every rank runs the two multi-rank encoders on the same inputs with a determinis
 `corpus.encode_corpus` (what `uniembed encode` runs) into OUT/corpus. Each rank writes
 OUT/rank-<r>-<MODE>-eval.json and OUT/rank-<r>-<MODE>.json with what it encoded; rank 0 also writes the table to OUT/table-<MODE>.npz.
 MODE "kill-eval" makes rank 1 die after its first chunk of the first run, "kill-encode" after its first shard of
-the second; "full" runs both to the end.
+the second; "full" runs both to the end; "differ" gives rank 1 a corpus one row shorter (only `encode_corpus`).
 """
 from __future__ import annotations
 
@@ -31,8 +31,14 @@ def eval_items() -> list[Item]:
     return [Item(text=" ".join(["word"] * (1 + i % 4) + [f"t{i % 90}"])) for i in range(240)]  # 180 distinct
 
 
-def corpus_rows(path: Path) -> None:
-    path.write_text("".join(json.dumps({"id": f"r{i}", "text": f"row {i} " + "x " * (i % 5)}) + "\n" for i in range(53)))
+def corpus_rows(path: Path, rank: int = 0) -> None:
+    """The corpus every rank reads, written by each rank whole under its own name and renamed into place: a rank
+    never reads a file another rank is truncating (plain rewrites in place once made the ranks plan different
+    shards, and the job waited for ever)."""
+    temporary = path.with_name(f"{path.name}.{rank}.tmp")
+    temporary.write_text("".join(json.dumps({"id": f"r{i}", "text": f"row {i} " + "x " * (i % 5)}) + "\n"
+                                 for i in range(53)))
+    os.replace(temporary, path)
 
 
 class CountingEncoder(FakeEncoder):
@@ -53,6 +59,14 @@ class CountingEncoder(FakeEncoder):
 def main() -> None:
     out, mode = Path(sys.argv[1]), sys.argv[2]
     world = join_world()
+    if mode == "differ":  # rank 1 reads a corpus with one row less: the ranks must stop, not wait for each other
+        rows = out / f"rows-{world.rank}.jsonl"
+        corpus_rows(rows, world.rank)
+        if world.rank == 1:
+            rows.write_text("".join(rows.read_text().splitlines(keepends=True)[:-1]))
+        encode_corpus(CountingEncoder(), rows, out / "corpus", Options(batch_size=4, shard_size=6, progress=False),
+                      world=world)
+        return
     killer = world.rank == 1
     encoder = CountingEncoder(die_at=1 if killer and mode == "kill-eval" else None)
     cache = EmbeddingCache(out / "cache", encoder.model_id)
@@ -61,7 +75,7 @@ def main() -> None:
     cache.close()
     eval_encoded = len(encoder.encoded)
     (out / f"rank-{world.rank}-{mode}-eval.json").write_text(json.dumps({"eval_encoded": eval_encoded}))
-    corpus_rows(out / "rows.jsonl")  # every rank writes the same bytes
+    corpus_rows(out / "rows.jsonl", world.rank)  # every rank writes the same bytes, atomically
     encoder = CountingEncoder(die_at=1 if killer and mode == "kill-encode" else None)
     encode_corpus(encoder, out / "rows.jsonl", out / "corpus", Options(batch_size=4, shard_size=6, progress=False),
                   world=world)

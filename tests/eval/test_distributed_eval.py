@@ -161,3 +161,14 @@ def test_cli_eval_encode_and_mine_on_two_ranks_equal_one_process(tmp_path):
     assert ids == one_ids and len(ids) == 12 and np.array_equal(vectors, one_vectors)
     assert (tmp_path / "two" / "mine" / "negatives.jsonl").read_text() == \
         (tmp_path / "one" / "mine" / "negatives.jsonl").read_text()
+
+
+def test_ranks_that_read_different_corpora_stop_with_the_reason_instead_of_waiting(tmp_path):
+    """Every rank plans the shards from the input it read; if the plans differ (the file changed between the
+    ranks' reads), rank 0 would wait for ever for shards no rank plans. The ranks compare a digest of the plan."""
+    out = tmp_path / "job"
+    out.mkdir()
+    done = torchrun(str(DIST / "encode_worker.py"), str(out), "differ", timeout=120)
+    assert done.returncode != 0
+    assert "rank 1 read 52 rows from" in done.stderr and "planned other shards than rank 0" in done.stderr
+    assert "give every rank the same, unchanging input file" in done.stderr
