@@ -24,7 +24,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -118,22 +118,39 @@ def encode_local(encoder: Encoder, items: Sequence[Item], batch_size: int = 32, 
     stats.distinct = len(keys)
     vectors: dict[str, np.ndarray] = cache.get(keys) if cache is not None else {}
     stats.from_cache = len(vectors)
-    missing = [key for key in keys if key not in vectors]
-    if missing:
-        bar = tqdm(total=len(missing), desc=desc, unit="item", disable=not progress, leave=False)
-        missing_items = [distinct[key] for key in missing]
+
+    def chunks_of(missing: list[str], missing_items: list[Item]) -> Iterator[tuple[list[str], np.ndarray]]:
         chunks = plan_chunks(encoder, missing_items, batch_size, chunk_batches, by_length)
-        for batch_keys, embeddings in encode_chunks(encoder, missing, missing_items, chunks, batch_size, decode_workers):
-            vectors.update(zip(batch_keys, embeddings))
-            if cache is not None:
-                cache.put(batch_keys, embeddings)
-            stats.encoded += len(batch_keys)
-            stats.encode_calls += 1
-            bar.update(len(batch_keys))
-        bar.close()
+        return encode_chunks(encoder, missing, missing_items, chunks, batch_size, decode_workers)
+
+    encode_missing(distinct, vectors, chunks_of, None if cache is None else cache.put, stats, progress, desc)
     table = EmbeddingTable(keys, np.stack([vectors[key] for key in keys]) if keys else np.zeros((0, 0), np.float32))
     stats.seconds = time.perf_counter() - start
     return table, stats
+
+
+def encode_missing(distinct: dict[str, Item], found: dict[str, Any],
+                   chunks_of: Callable[[list[str], list[Item]], Iterable[tuple[list[str], Sequence[Any]]]],
+                   store: Callable[[list[str], Any], None] | None, stats: EncodeStats, progress: bool = True,
+                   desc: str = "encoding") -> None:
+    """Add to `found` (content key -> output, what a cache held) the outputs of the `distinct` items it lacks.
+
+    `chunks_of(missing keys, their items)` yields (keys, outputs) chunk by chunk (vectors, or token matrices);
+    each chunk goes to `store` (a cache's writer) as soon as it is done, so an interrupted run keeps it, and is
+    counted in `stats`. Nothing is asked of the encoder when nothing is missing (a deferred model stays unbuilt).
+    """
+    missing = [key for key in distinct if key not in found]
+    if not missing:
+        return
+    bar = tqdm(total=len(missing), desc=desc, unit="item", disable=not progress, leave=False)
+    for chunk_keys, outputs in chunks_of(missing, [distinct[key] for key in missing]):
+        found.update(zip(chunk_keys, outputs))
+        if store is not None:
+            store(chunk_keys, outputs)
+        stats.encoded += len(chunk_keys)
+        stats.encode_calls += 1
+        bar.update(len(chunk_keys))
+    bar.close()
 
 
 def distinct_items(items: Sequence[Item], keys: Sequence[str] | None = None) -> dict[str, Item]:

@@ -13,16 +13,14 @@ measures the model and the pooling, `index.multivector` the retrieval shortcut.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
-
-from tqdm.auto import tqdm
 
 from ..data.examples import EvalTask
 from ..encoding import EncodeStats
 from ..encoding.cache import EmbeddingCache
-from ..encoding.distinct import distinct_items, plan_chunks
+from ..encoding.distinct import distinct_items, encode_missing, plan_chunks
 from ..errors import ConfigError
 from ..index.token_pooling import check_pool_factor, pool_tokens
 from .metrics import first_relevant_ranks, rank_candidates, rank_summary, ranking_metrics
@@ -77,20 +75,14 @@ def encode_tokens(encoder: Any, distinct: dict[str, Any], batch_size: int, cache
     keys = list(distinct)
     tokens = cache.get_tokens(keys) if cache is not None else {}
     stats = EncodeStats(distinct=len(keys), from_cache=len(tokens))
-    missing = [key for key in keys if key not in tokens]
-    if missing:
-        items = [distinct[key] for key in missing]
-        bar = tqdm(total=len(missing), desc="encoding tokens", unit="item", disable=not progress, leave=False)
+
+    def chunks_of(missing: list[str], items: list[Any]) -> Iterator[tuple[list[str], list[np.ndarray]]]:
         for chunk in plan_chunks(encoder, items, batch_size, chunk_batches):
-            chunk_keys = [missing[i] for i in chunk]
-            matrices = encoder.encode_multi([items[i] for i in chunk], batch_size=batch_size, show_progress_bar=False)
-            tokens.update(zip(chunk_keys, matrices))
-            if cache is not None:
-                cache.put_tokens(chunk_keys, matrices)
-            stats.encoded += len(chunk)
-            stats.encode_calls += 1
-            bar.update(len(chunk))
-        bar.close()
+            yield [missing[i] for i in chunk], encoder.encode_multi([items[i] for i in chunk], batch_size=batch_size,
+                                                                    show_progress_bar=False)
+
+    encode_missing(distinct, tokens, chunks_of, None if cache is None else cache.put_tokens, stats, progress,
+                   "encoding tokens")
     stats.seconds = time.perf_counter() - start
     return tokens, stats
 
