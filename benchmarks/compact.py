@@ -126,6 +126,22 @@ def digit_tokens(image: np.ndarray, position_weight: float = 1.0) -> np.ndarray:
     return tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-6)
 
 
+def digit_pages(directory: Path, pad: int = 0) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """The 1,797 digit scans as multi-vector pages (`digit_tokens`, plus `pad` zero coordinates), split into 200
+    held-out queries and the rest (seed 0), the rest written to `directory` as multi-vector embeddings:
+    (tokens of every scan, labels, held-out indices, pool indices)."""
+    from sklearn.datasets import load_digits
+
+    from uniembed.index.multistore import write_multi_embeddings
+
+    digits = load_digits()
+    tokens = [np.pad(digit_tokens(image), ((0, 0), (0, pad))) for image in digits.images]
+    order = np.random.default_rng(0).permutation(len(tokens))
+    held, rest = order[:200], order[200:]
+    write_multi_embeddings(directory, [str(i) for i in rest], [tokens[i] for i in rest])
+    return tokens, digits.target, held, rest
+
+
 def multi_vector(root: Path, factors: tuple[int, ...] = (1, 2, 3), token_k: int = 32) -> list[dict]:
     """Multi-vector score and vectors per page at each token pool factor (issue 25, point 4), on the digits.
 
@@ -136,20 +152,13 @@ def multi_vector(root: Path, factors: tuple[int, ...] = (1, 2, 3), token_k: int 
     hierarchical clustering costs in score and saves in vectors; the same pages are also put in a
     `MultiVectorIndex` (FAISS Flat over the tokens, `token_k` nearest tokens per query token, exact MaxSim of
     the candidates) for its build and query time and its top-10 agreement with the exact ranking."""
-    from sklearn.datasets import load_digits
-
     from uniembed.eval.multivector import maxsim_matrix
-    from uniembed.index.multistore import iter_multi_shards, write_multi_embeddings
+    from uniembed.index.multistore import iter_multi_shards
     from uniembed.index.multivector import build_multivector_index
     from uniembed.index.token_pooling import pool_items
 
-    digits = load_digits()
-    tokens = [digit_tokens(image) for image in digits.images]
-    order = np.random.default_rng(0).permutation(len(tokens))
-    held, rest = order[:200], order[200:]
-    labels = digits.target
+    tokens, labels, held, rest = digit_pages(root / "digits-multi")
     queries = [tokens[i] for i in held]
-    write_multi_embeddings(root / "digits-multi", [str(i) for i in rest], [tokens[i] for i in rest])
     rows = []
     for factor in factors:
         start = time.perf_counter()
@@ -186,18 +195,12 @@ def token_precisions(root: Path, token_k: int = 32) -> list[dict]:
     and every token shares their bits, so no Hamming distance either). Per precision: bytes per stored token,
     build and query time (`token_k` nearest tokens per query token, then MaxSim over the stored tokens),
     precision@10, and the top-10 overlap with exact float32 MaxSim over the same pages."""
-    from sklearn.datasets import load_digits
-
     from uniembed.eval.multivector import maxsim_matrix
-    from uniembed.index.multistore import iter_multi_shards, write_multi_embeddings
+    from uniembed.index.multistore import iter_multi_shards
     from uniembed.index.multivector import PRECISIONS, build_multivector_index
 
-    digits = load_digits()
-    tokens = [np.pad(digit_tokens(image), ((0, 0), (0, 6))) for image in digits.images]
-    order = np.random.default_rng(0).permutation(len(tokens))
-    held, rest = order[:200], order[200:]
-    labels, queries = digits.target, [tokens[i] for i in held]
-    write_multi_embeddings(root / "digits-24", [str(i) for i in rest], [tokens[i] for i in rest])
+    tokens, labels, held, rest = digit_pages(root / "digits-24", pad=6)
+    queries = [tokens[i] for i in held]
     exact = np.argsort(-maxsim_matrix(queries, [tokens[i] for i in rest]), axis=1, kind="stable")[:, :10]
     rows = []
     for precision in PRECISIONS:
@@ -251,15 +254,16 @@ def multi_vector_markdown(meta: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def multi_vector_main(args: argparse.Namespace, meta: dict) -> None:
-    """`compact.py --multi-vector`: only the multi-vector section, to results/compact_multivector.{json,md}."""
-    meta = {**meta, "command": "benchmarks/compact.py --multi-vector"}
+def section_main(meta: dict, option: str, measure, markdown_of, stem: str, key: str) -> None:
+    """`compact.py --OPTION`: that section alone, measured in a temporary folder, to results/STEM.{json,md}."""
+    meta = {**meta, "command": f"benchmarks/compact.py --{option}"}
     with tempfile.TemporaryDirectory() as tmp:
-        rows = multi_vector(Path(tmp))
-    out = RESULTS / "compact_multivector"
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "multi_vector": rows}, indent=2) + "\n")
-    out.with_suffix(".md").write_text(multi_vector_markdown(meta, rows))
-    print(multi_vector_markdown(meta, rows))
+        rows = measure(Path(tmp))
+    text = markdown_of(meta, rows)
+    out = RESULTS / stem
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, key: rows}, indent=2) + "\n")
+    out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 def markdown(meta: dict, speed_rows: list[dict], kept_rows: list[dict], grid_lines: list[str] = ()) -> str:
@@ -315,15 +319,11 @@ def main() -> None:
             "counts": counts, "dimension": args.dimension, "queries": args.queries, "threads": args.threads,
             "load_average": round(os.getloadavg()[0], 1), "faiss": faiss.__version__}
     if args.multi_vector:
-        return multi_vector_main(args, meta)
+        return section_main(meta, "multi-vector", multi_vector, multi_vector_markdown, "compact_multivector",
+                            "multi_vector")
     if args.token_precisions:
-        meta = {**meta, "command": "benchmarks/compact.py --token-precisions"}
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = token_precisions(Path(tmp))
-        out = RESULTS / "compact_multivector_precision"
-        out.with_suffix(".json").write_text(json.dumps({"meta": meta, "token_precisions": rows}, indent=2) + "\n")
-        out.with_suffix(".md").write_text(token_precision_markdown(meta, rows))
-        return print(token_precision_markdown(meta, rows))
+        return section_main(meta, "token-precisions", token_precisions, token_precision_markdown,
+                            "compact_multivector_precision", "token_precisions")
     grids, grid_lines = {}, []
     if args.train:
         from compact_models import grid_markdown, trained_grids
