@@ -90,11 +90,11 @@ class MultiVectorIndex(IndexDirectory):
     def candidates(self, query: np.ndarray, token_k: int, nprobe: int | None = 32) -> list[np.ndarray]:
         """Per shard, the sorted local item numbers that any query token's `token_k` nearest tokens belong to."""
         found = []
+        lookup = q.index_vectors(query, self.precision, self._ranges) if len(query) else query  # once, every shard
         for number, shard in enumerate(self.shards):
             if not shard.tokens or not len(query):
                 found.append(np.zeros(0, np.int64))
                 continue
-            lookup = q.index_vectors(query, self.precision, self._ranges)
             _, hits = _search(self._shard_index(number), lookup, min(token_k, shard.tokens), nprobe)
             hits = hits[hits >= 0]
             found.append(np.unique(np.searchsorted(self._offsets[number], hits, side="right") - 1))
@@ -197,4 +197,4 @@ def stored_tokens(rows: np.ndarray, precision: str, ranges: np.ndarray | None, d
     binary as signs scaled to unit length (+-1/sqrt(D))."""
     if q.is_binary(precision):
         return q.dequantize(np.asarray(rows), precision) / np.float32(np.sqrt(dimension))
-    return np.array(q.dequantize(np.asarray(rows), precision, ranges), np.float32)
+    return q.dequantize(np.asarray(rows), precision, ranges)  # a new float32 array (the memory map is not written)
