@@ -283,7 +283,7 @@ def encode_corpus(model: Any, input_path: str | os.PathLike, out: str | os.PathL
                 if verified_record(out, k, planned[k], width, multi_vector=options.multi_vector) is not None]
         for k in set(range(len(blocks))) - set(done):
             record_path(out, k).unlink(missing_ok=True)  # a stale record must not mark a redone shard finished
-    digest = plan_digest(planned)
+    digest = plan_digest(planned) if world.distributed else None  # one process has no one to disagree with
     done, main_digest = world.broadcast((done, digest) if world.is_main else None)
     if digest != main_digest:  # each rank would wait for shards the others never plan: stop, saying why
         raise InputError(f"rank {world.rank} read {len(rows)} rows from '{path}' and planned other shards than "

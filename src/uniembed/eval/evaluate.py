@@ -62,9 +62,6 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
     tasks = [task for _, group in groups for task in group]
     for number, (group_encoder, group) in enumerate(groups):
         cache = EmbeddingCache(cache_dir, group_encoder.model_id) if cache_dir is not None else None
-        exchange = None if out is None else Path(out) / ".encode-parts"
-        if exchange is not None and len(groups) > 1:
-            exchange = exchange / f"group-{number}"  # each layout's items are exchanged apart
         try:
             if multi_vector_pool is not None:  # late interaction: token matrices (their own cache table), one process
                 runs.append(run_tasks_multi(group_encoder, group, batch_size=batch_size,
@@ -72,6 +69,9 @@ def evaluate(encoder: Encoder, suite: str, data: str | os.PathLike, out: str | o
                                             pool_factor=multi_vector_pool, world=world, dimensions=dimensions,
                                             cache=cache))
             else:
+                exchange = None if out is None else Path(out) / ".encode-parts"
+                if exchange is not None and len(groups) > 1:
+                    exchange = exchange / f"group-{number}"  # each layout's items are exchanged apart
                 runs.append(run_tasks(group_encoder, group, batch_size=batch_size, cache=cache,
                                       examples_per_task=examples_per_task, decode_workers=decode_workers,
                                       progress=progress, world=world, exchange_dir=exchange, dimensions=dimensions,
